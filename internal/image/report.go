@@ -1,0 +1,160 @@
+// Package image resolves image references against registries (or an OCI
+// layout) into Reports: index or single manifest, every entry's declared and
+// configured platform, attestations, what each node type would pull, and —
+// with verification — what the entrypoint binary of each entry really is.
+package image
+
+import (
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/archfit/archfit/internal/platform"
+)
+
+// Kind of the object a reference resolves to.
+const (
+	KindIndex    = "index"
+	KindManifest = "manifest"
+)
+
+// Report is everything archfit learned about one image reference.
+type Report struct {
+	Reference string `json:"reference"`
+	// Digest of the object the reference resolves to (index or manifest).
+	Digest    string  `json:"digest,omitempty"`
+	MediaType string  `json:"mediaType,omitempty"`
+	Kind      string  `json:"kind,omitempty"` // index | manifest
+	Entries   []Entry `json:"entries,omitempty"`
+	// Platforms are the runnable platforms (attestations and unknown entries
+	// excluded), os/arch[/variant] as declared by the index (or config).
+	Platforms []string `json:"platforms,omitempty"`
+	// Architectures are the canonical architectures of Platforms, verified
+	// where verification ran (a mislabeled entry does not count).
+	Architectures []string `json:"architectures,omitempty"`
+	// EffectivelySingleArch: an index with one runnable platform (plus
+	// attestations) is no more multi-arch than a single manifest.
+	EffectivelySingleArch bool       `json:"effectivelySingleArch,omitempty"`
+	Base                  *BaseImage `json:"base,omitempty"`
+	Pulls                 []Pull     `json:"pulls,omitempty"`
+	Problems              []Problem  `json:"problems,omitempty"`
+	Notes                 []string   `json:"notes,omitempty"`
+	// Error is set when the image could not be inspected at all
+	// (image-uninspectable); the other fields may be empty.
+	Error *Failure `json:"error,omitempty"`
+	// Stats on how the answer was obtained.
+	Stats Stats `json:"stats"`
+}
+
+// Entry is one image manifest: an index entry, or the single manifest itself.
+type Entry struct {
+	Digest    string `json:"digest"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size,omitempty"`
+	// Platform as declared on the index entry (nil for a single manifest or
+	// an entry that declares none).
+	Platform *specs.Platform `json:"platform,omitempty"`
+	// ConfigPlatform as declared by the image config blob.
+	ConfigPlatform *specs.Platform `json:"configPlatform,omitempty"`
+	Attestation    bool            `json:"attestation,omitempty"`
+	// AttestsDigest is the image an attestation manifest is about.
+	AttestsDigest string `json:"attestsDigest,omitempty"`
+	// Nested is the path of parent index digests for entries of nested indexes.
+	Nested []string `json:"nested,omitempty"`
+	// Skipped explains why an entry was not examined (unknown media type, ...).
+	Skipped string `json:"skipped,omitempty"`
+	// Mismatch describes a disagreement between the declared platform and
+	// the config or the entrypoint binary; empty when they agree.
+	Mismatch   string      `json:"mismatch,omitempty"`
+	Entrypoint *Entrypoint `json:"entrypoint,omitempty"`
+	// Go build info, when the entrypoint is a Go binary (for build advice).
+	GoVersion string   `json:"goVersion,omitempty"`
+	Env       []string `json:"-"`
+	Config    *Exec    `json:"exec,omitempty"`
+}
+
+// Exec is the part of the image config that decides what runs.
+type Exec struct {
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+	Path       string   `json:"path,omitempty"` // PATH from the image Env
+}
+
+// Verdicts of an entrypoint check.
+const (
+	VerdictOK            = "ok"             // binary arch matches the entry
+	VerdictWrongArch     = "wrong-arch"     // ELF e_machine is another arch
+	VerdictNotExecutable = "not-executable" // script without #!, CRLF shebang, not ELF
+	VerdictMissingInterp = "missing-interpreter"
+	VerdictNotFound      = "not-found"     // the file is not in the image
+	VerdictNoEntrypoint  = "no-entrypoint" // neither Entrypoint nor Cmd
+	VerdictUnverifiable  = "unverifiable"  // could not read (limits, errors)
+)
+
+// Entrypoint is what --verify found for one entry.
+type Entrypoint struct {
+	// Argv0 as configured; Path as resolved (PATH lookup, symlinks followed).
+	Argv0 string `json:"argv0,omitempty"`
+	Path  string `json:"path,omitempty"`
+	// Format: elf, script, other.
+	Format string `json:"format,omitempty"`
+	// ELF details.
+	ELFMachine      int    `json:"elfMachine,omitempty"`
+	ELFClass        int    `json:"elfClass,omitempty"`
+	Arch            string `json:"arch,omitempty"` // canonical arch of the binary
+	Static          bool   `json:"static,omitempty"`
+	Interpreter     string `json:"interpreter,omitempty"` // PT_INTERP or #! interpreter
+	InterpreterArch string `json:"interpreterArch,omitempty"`
+	// Shebang line for scripts (CR shown as \r).
+	Shebang string `json:"shebang,omitempty"`
+	// GOAMD64 level etc. from Go build info, when present.
+	GoSettings map[string]string `json:"goSettings,omitempty"`
+	Verdict    string            `json:"verdict"`
+	Detail     string            `json:"detail,omitempty"`
+	// BytesRead is the compressed bytes downloaded to reach the answer.
+	BytesRead int64 `json:"bytesRead"`
+	// LayersRead is how many layers were opened (top-down) before stopping.
+	LayersRead int `json:"layersRead"`
+}
+
+// Pull is what one node type would pull from this reference.
+type Pull struct {
+	Node    string           `json:"node"` // os/arch[/variant] of the node
+	Runtime platform.Runtime `json:"runtime"`
+	// Digest and Platform of the chosen entry; empty when the pull fails.
+	Digest   string `json:"digest,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	// Error is the runtime's own message when nothing matches.
+	Error string `json:"error,omitempty"`
+	// Runs tells whether the chosen entry would run on this node, as far as
+	// is known (false with Reason when the binary is another arch, ...).
+	Runs   *bool  `json:"runs,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// BaseImage from the org.opencontainers.image.base.* annotations.
+type BaseImage struct {
+	Name   string `json:"name,omitempty"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// Problem is something wrong with the image itself.
+type Problem struct {
+	Code   string `json:"code"` // a finding code (mislabeled-platform, ...)
+	Entry  string `json:"entry,omitempty"`
+	Detail string `json:"detail"`
+}
+
+// Failure says why an image could not be inspected and what was tried.
+type Failure struct {
+	Reason string `json:"reason"` // auth, not-found, rate-limited, unreachable, invalid, ...
+	Status int    `json:"status,omitempty"`
+	Detail string `json:"detail"`
+	Tried  string `json:"tried,omitempty"`
+}
+
+// Stats counts the work done for one report.
+type Stats struct {
+	Requests  int   `json:"requests"`
+	CacheHits int   `json:"cacheHits"`
+	Bytes     int64 `json:"bytes"`
+}

@@ -1,0 +1,192 @@
+package platform
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+	podmanmanifest "go.podman.io/image/v5/manifest"
+	podmantypes "go.podman.io/image/v5/types"
+)
+
+// Runtime names the index-entry selection logic of a container runtime.
+type Runtime string
+
+const (
+	// ContainerdLocal is containerd <= 2.0, or >= 2.1 when the CRI plugin uses
+	// the local pull path: platforms.Only(node), with 386 and 32-bit arm fallbacks.
+	ContainerdLocal Runtime = "containerd-local"
+	// ContainerdTransfer is containerd >= 2.1's default transfer service:
+	// platforms.Ordered(node), the exact platform only.
+	ContainerdTransfer Runtime = "containerd-transfer"
+	// CRIO is CRI-O (containers/image ChooseInstance): exact compare, no aliasing.
+	CRIO Runtime = "cri-o"
+)
+
+// Runtimes lists every modelled runtime, in display order.
+var Runtimes = []Runtime{ContainerdLocal, ContainerdTransfer, CRIO}
+
+// RuntimeInfo is what a node's status.nodeInfo.containerRuntimeVersion says.
+type RuntimeInfo struct {
+	Name    string // containerd, cri-o, docker, ...
+	Version string // as reported, e.g. 2.1.4
+	// Matchers are the selection logics this runtime may apply, the default
+	// first. containerd >= 2.1 uses the transfer service unless its CRI config
+	// forces the local path, which the node object does not show.
+	Matchers []Runtime
+}
+
+// ParseRuntime reads a containerRuntimeVersion such as "containerd://2.1.4"
+// or "cri-o://1.31.0". Unknown runtimes get containerd's local matcher, which
+// is also what Docker (cri-dockerd) uses.
+func ParseRuntime(v string) RuntimeInfo {
+	name, ver, ok := strings.Cut(v, "://")
+	if !ok {
+		name, ver = v, ""
+	}
+	info := RuntimeInfo{Name: name, Version: ver}
+	switch name {
+	case "cri-o":
+		info.Matchers = []Runtime{CRIO}
+	case "containerd":
+		major, minor, ok := majorMinor(ver)
+		if ok && (major > 2 || major == 2 && minor >= 1) {
+			info.Matchers = []Runtime{ContainerdTransfer, ContainerdLocal}
+		} else {
+			info.Matchers = []Runtime{ContainerdLocal}
+		}
+	default:
+		info.Matchers = []Runtime{ContainerdLocal}
+	}
+	return info
+}
+
+func majorMinor(v string) (int, int, bool) {
+	v = strings.TrimPrefix(v, "v")
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return major, minor, true
+}
+
+// Index is what a runtime sees of an image index: its raw bytes, its
+// entries in order, and the platforms read from the config blobs of entries
+// that declare none (containerd checks those against the node).
+type Index struct {
+	Ref       string // the reference as pulled, for error messages
+	Digest    digest.Digest
+	MediaType string
+	Raw       []byte
+	Manifests []specs.Descriptor
+	// ConfigPlatform holds, by entry digest, the platform in the config blob of
+	// entries without a platform. Missing means unknown (not fetched).
+	ConfigPlatform map[digest.Digest]specs.Platform
+}
+
+// NoMatchError is a pull that fails because no entry fits the node. Message is
+// the text the runtime itself reports.
+type NoMatchError struct {
+	Runtime Runtime
+	Node    specs.Platform
+	Message string
+}
+
+func (e *NoMatchError) Error() string { return e.Message }
+
+// Choose returns the entry a node of platform node running rt would pull from
+// idx, or a *NoMatchError carrying the runtime's own message.
+func Choose(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error) {
+	switch rt {
+	case CRIO:
+		return chooseCRIO(node, idx)
+	case ContainerdTransfer:
+		return chooseContainerd(rt, platforms.Ordered(node), node, idx)
+	default:
+		return chooseContainerd(rt, platforms.Only(node), node, idx)
+	}
+}
+
+// chooseContainerd follows containerd's images.Manifest: keep entries whose
+// platform matches (or that have none), stable-sort them by the matcher's
+// preference with platform-less entries last, and take the first that is an
+// image manifest whose platform (declared or from its config) matches.
+func chooseContainerd(rt Runtime, m platforms.MatchComparer, node specs.Platform, idx Index) (specs.Descriptor, error) {
+	var cands []specs.Descriptor
+	for _, d := range idx.Manifests {
+		if d.Platform == nil || m.Match(*d.Platform) {
+			cands = append(cands, d)
+		}
+	}
+	sortStable(cands, func(a, b specs.Descriptor) bool {
+		if a.Platform == nil {
+			return false
+		}
+		if b.Platform == nil {
+			return true
+		}
+		return m.Less(*a.Platform, *b.Platform)
+	})
+	for _, d := range cands {
+		if !isImageManifest(d.MediaType) {
+			continue
+		}
+		if d.Platform == nil {
+			p, ok := idx.ConfigPlatform[d.Digest]
+			if !ok || !m.Match(p) {
+				continue
+			}
+		}
+		return d, nil
+	}
+	msg := "no match for platform in manifest: not found"
+	if rt == ContainerdTransfer {
+		msg = fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", idx.Digest)
+	}
+	return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, Message: msg}
+}
+
+// chooseCRIO asks containers/image itself, the library CRI-O pulls with.
+func chooseCRIO(node specs.Platform, idx Index) (specs.Descriptor, error) {
+	list, err := podmanmanifest.ListFromBlob(idx.Raw, idx.MediaType)
+	if err != nil {
+		return specs.Descriptor{}, fmt.Errorf("parsing index as CRI-O would: %w", err)
+	}
+	sys := &podmantypes.SystemContext{OSChoice: node.OS, ArchitectureChoice: node.Architecture, VariantChoice: node.Variant}
+	dgst, err := list.ChooseInstance(sys)
+	if err != nil {
+		return specs.Descriptor{}, &NoMatchError{Runtime: CRIO, Node: node, Message: "choosing image instance: " + err.Error()}
+	}
+	for _, d := range idx.Manifests {
+		if d.Digest == dgst {
+			return d, nil
+		}
+	}
+	return specs.Descriptor{}, fmt.Errorf("CRI-O chose %s, which is not an entry of the index", dgst)
+}
+
+func isImageManifest(mt string) bool {
+	switch mt {
+	case specs.MediaTypeImageManifest, "application/vnd.docker.distribution.manifest.v2+json":
+		return true
+	}
+	return false
+}
+
+// sortStable is an insertion sort: indexes are small and stability is what
+// matters (containerd uses sort.SliceStable).
+func sortStable(s []specs.Descriptor, less func(a, b specs.Descriptor) bool) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && less(s[j], s[j-1]); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
