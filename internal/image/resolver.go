@@ -1,0 +1,769 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/archfit/archfit/internal/platform"
+	"github.com/archfit/archfit/internal/registry"
+)
+
+const (
+	mediaTypeOCIIndex      = "application/vnd.oci.image.index.v1+json"
+	mediaTypeDockerList    = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaTypeOCIManifest   = "application/vnd.oci.image.manifest.v1+json"
+	mediaTypeDockerV2      = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeSchema1       = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	mediaTypeSchema1Plain  = "application/vnd.docker.distribution.manifest.v1+json"
+	annotationRefType      = "vnd.docker.reference.type"
+	annotationRefDigest    = "vnd.docker.reference.digest"
+	annotationBaseName     = "org.opencontainers.image.base.name"
+	annotationBaseDigest   = "org.opencontainers.image.base.digest"
+	maxNestedIndexDepth    = 4
+	defaultConcurrency     = 16
+	defaultTagTTL          = time.Minute
+	attestationManifestRef = "attestation-manifest"
+)
+
+func isIndex(mt string) bool    { return mt == mediaTypeOCIIndex || mt == mediaTypeDockerList }
+func isManifest(mt string) bool { return mt == mediaTypeOCIManifest || mt == mediaTypeDockerV2 }
+func isSchema1(mt string) bool  { return mt == mediaTypeSchema1 || mt == mediaTypeSchema1Plain }
+
+// Override is what a pod says runs instead of the image's Entrypoint/Cmd.
+type Override struct {
+	Command []string `json:"command,omitempty"`
+	Args    []string `json:"args,omitempty"`
+}
+
+// Verifier finds and checks the entrypoint binary of one image manifest
+// against the architecture its entry claims. internal/verify implements it.
+type Verifier func(ctx context.Context, img v1.Image, wantArch string, o *Override) (*Entrypoint, error)
+
+// Resolver turns references into Reports. Safe for concurrent use; create
+// one per run so deduplication spans every image of the run.
+type Resolver struct {
+	src         source
+	layout      *layoutSource
+	cache       *cache
+	verifier    Verifier
+	concurrency int
+	tagTTL      time.Duration
+	nodes       []specs.Platform
+	nameOpts    []name.Option
+	client      *registry.Client
+
+	sem    chan struct{}
+	flight singleflight.Group
+	hits   atomic.Int64
+	mu     sync.Mutex
+	memo   map[string]*Report
+}
+
+// Option configures a Resolver.
+type Option func(*Resolver) error
+
+// WithRegistryClient reads images from registries through c.
+func WithRegistryClient(c *registry.Client) Option {
+	return func(r *Resolver) error { r.src, r.client = registrySource{c}, c; return nil }
+}
+
+// WithOCILayout reads images from an OCI image layout directory instead of
+// registries (air-gapped use, the shipped example).
+func WithOCILayout(dir string) Option {
+	return func(r *Resolver) error {
+		l, err := newLayoutSource(dir)
+		if err != nil {
+			return err
+		}
+		r.src, r.layout = l, l
+		return nil
+	}
+}
+
+// WithCacheDir keeps manifests, configs, verdicts and tags on disk under dir;
+// "" keeps them in memory for this run only.
+func WithCacheDir(dir string) Option {
+	return func(r *Resolver) error { r.cache = newCache(dir); return nil }
+}
+
+// WithVerifier enables entrypoint verification.
+func WithVerifier(v Verifier) Option { return func(r *Resolver) error { r.verifier = v; return nil } }
+
+// WithConcurrency bounds simultaneous registry requests.
+func WithConcurrency(n int) Option {
+	return func(r *Resolver) error {
+		if n < 1 {
+			return fmt.Errorf("concurrency must be at least 1, got %d", n)
+		}
+		r.concurrency = n
+		return nil
+	}
+}
+
+// WithTagTTL sets how long a tag->digest answer is trusted without a HEAD.
+func WithTagTTL(d time.Duration) Option { return func(r *Resolver) error { r.tagTTL = d; return nil } }
+
+// WithNodes sets the node platforms "what would each node pull" is computed
+// for (default linux/amd64 and linux/arm64/v8).
+func WithNodes(p ...specs.Platform) Option {
+	return func(r *Resolver) error { r.nodes = p; return nil }
+}
+
+// WithInsecure allows plain HTTP to the given registries (loopback and
+// private addresses already use it).
+func WithInsecure() Option {
+	return func(r *Resolver) error { r.nameOpts = append(r.nameOpts, name.Insecure); return nil }
+}
+
+// NewResolver builds a Resolver; without a source option it reads
+// registries anonymously.
+func NewResolver(opts ...Option) (*Resolver, error) {
+	r := &Resolver{
+		concurrency: defaultConcurrency,
+		tagTTL:      defaultTagTTL,
+		nodes:       []specs.Platform{platform.Node("linux", "amd64"), platform.Node("linux", "arm64")},
+		memo:        map[string]*Report{},
+	}
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			return nil, err
+		}
+	}
+	if r.src == nil {
+		r.client = registry.New()
+		r.src = registrySource{r.client}
+	}
+	if r.cache == nil {
+		r.cache = newCache("")
+	}
+	r.sem = make(chan struct{}, r.concurrency)
+	return r, nil
+}
+
+// LayoutReferences lists the references of the OCI layout source, if any.
+func (r *Resolver) LayoutReferences() []string {
+	if r.layout == nil {
+		return nil
+	}
+	return r.layout.References()
+}
+
+// CacheHits counts answers served from the cache instead of the network.
+func (r *Resolver) CacheHits() int64 { return r.hits.Load() }
+
+// Requests counts HTTP requests sent to registries (0 for an OCI layout).
+func (r *Resolver) Requests() int64 {
+	if r.client == nil {
+		return 0
+	}
+	return r.client.Requests()
+}
+
+// Request asks for one image; Override is the pod's command/args when known.
+type Request struct {
+	Ref      string
+	Verify   bool
+	Override *Override
+}
+
+// InspectAll inspects every request concurrently (bounded), deduplicating
+// identical requests; the reports come back in request order. It never fails
+// as a whole: a broken image gets a Report with Error set.
+func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
+	out := make([]*Report, len(reqs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4 * r.concurrency)
+	for i, q := range reqs {
+		g.Go(func() error {
+			out[i] = r.Inspect(gctx, q)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+// Inspect inspects one reference. Identical requests in one run share one
+// answer.
+func (r *Resolver) Inspect(ctx context.Context, q Request) *Report {
+	key := fmt.Sprintf("%s|%t|%v", q.Ref, q.Verify, overrideKey(q.Override))
+	v, _, _ := r.flight.Do("report "+key, func() (any, error) {
+		r.mu.Lock()
+		if rep, ok := r.memo[key]; ok {
+			r.mu.Unlock()
+			return rep, nil
+		}
+		r.mu.Unlock()
+		rep := r.inspect(ctx, q)
+		r.mu.Lock()
+		r.memo[key] = rep
+		r.mu.Unlock()
+		return rep, nil
+	})
+	return v.(*Report)
+}
+
+func overrideKey(o *Override) string {
+	if o == nil {
+		return ""
+	}
+	b, _ := json.Marshal(o)
+	return string(b)
+}
+
+// call runs fn holding one of the concurrency slots.
+func (r *Resolver) call(ctx context.Context, st *Stats, fn func() error) error {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	if r.src.remote() {
+		st.Requests++
+	}
+	return fn()
+}
+
+type doc struct {
+	raw  []byte
+	desc registry.Descriptor
+}
+
+func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
+	rep := &Report{Reference: q.Ref}
+	ref, err := name.ParseReference(q.Ref, r.nameOpts...)
+	if err != nil {
+		rep.Error = &Failure{Reason: "invalid-reference", Detail: err.Error()}
+		return rep
+	}
+	var st statsMu
+	top, err := r.top(ctx, ref, &st)
+	if err != nil {
+		rep.Error = failure(err, ref, r.layout != nil)
+		rep.Stats = st.get()
+		return rep
+	}
+	rep.Digest, rep.MediaType = top.desc.Digest, top.desc.MediaType
+	switch {
+	case isIndex(top.desc.MediaType):
+		rep.Kind = KindIndex
+		err = r.index(ctx, ref, top, nil, 0, q, rep, &st)
+	case isManifest(top.desc.MediaType):
+		rep.Kind = KindManifest
+		e := Entry{Digest: top.desc.Digest, MediaType: top.desc.MediaType, Size: top.desc.Size}
+		err = r.entry(ctx, ref, &e, top.raw, true, q, &st)
+		rep.Entries = append(rep.Entries, e)
+		rep.Base = baseFrom(top.raw)
+	case isSchema1(top.desc.MediaType):
+		rep.Kind = KindManifest
+		r.schema1(top.raw, rep)
+	default:
+		rep.Error = &Failure{Reason: "unsupported", Detail: fmt.Sprintf("%s is %q, not an image manifest or index", ref, top.desc.MediaType)}
+	}
+	if err != nil && rep.Error == nil {
+		rep.Error = failure(err, ref, r.layout != nil)
+	}
+	summarize(rep)
+	r.pulls(rep, top)
+	rep.Stats = st.get()
+	return rep
+}
+
+type statsMu struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+func (s *statsMu) add(f func(*Stats)) { s.mu.Lock(); f(&s.s); s.mu.Unlock() }
+func (s *statsMu) get() Stats         { s.mu.Lock(); defer s.mu.Unlock(); return s.s }
+
+// top resolves the reference itself with as few round trips as the cache
+// allows: a digest already cached costs nothing; a tag seen within the TTL
+// costs nothing; a tag seen before costs one HEAD; a new tag one GET.
+func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (doc, error) {
+	if d, ok := ref.(name.Digest); ok {
+		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", st)
+	}
+	key := ref.Name()
+	if te, ok := r.cache.tag(key); ok {
+		if time.Since(te.Seen) < r.tagTTL {
+			if b, ok := r.cache.blob(te.Digest); ok {
+				r.hit(st)
+				return doc{raw: b, desc: registry.Descriptor{MediaType: te.MediaType, Digest: te.Digest, Size: int64(len(b))}}, nil
+			}
+		}
+		if r.src.remote() {
+			var hd registry.Descriptor
+			err := r.callSt(ctx, st, func() (err error) { hd, err = r.src.Head(ctx, ref); return })
+			if err == nil {
+				if b, ok := r.cache.blob(hd.Digest); ok {
+					r.hit(st)
+					mt := hd.MediaType
+					if mt == "" {
+						mt = te.MediaType
+					}
+					r.cache.putTag(key, tagEntry{Digest: hd.Digest, MediaType: mt, Seen: time.Now()})
+					return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: hd.Digest, Size: int64(len(b))}}, nil
+				}
+				return r.manifestByDigest(ctx, ref.Context(), hd.Digest, hd.MediaType, st)
+			}
+			// A failed HEAD (some registries refuse it) falls back to GET.
+		}
+	}
+	var d doc
+	err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.src.Manifest(ctx, ref); return })
+	if err != nil {
+		return doc{}, err
+	}
+	if d.desc.MediaType == "" || d.desc.MediaType == "application/json" || d.desc.MediaType == "text/plain" {
+		d.desc.MediaType = sniffMediaType(d.raw)
+	}
+	r.cache.putBlob(d.desc.Digest, d.raw)
+	r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
+	r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now()})
+	return d, nil
+}
+
+func (r *Resolver) hit(st *statsMu) {
+	r.hits.Add(1)
+	st.add(func(s *Stats) { s.CacheHits++ })
+}
+
+func (r *Resolver) callSt(ctx context.Context, st *statsMu, fn func() error) error {
+	var local Stats
+	err := r.call(ctx, &local, fn)
+	st.add(func(s *Stats) { s.Requests += local.Requests })
+	return err
+}
+
+// manifestByDigest returns a manifest from the cache or fetches it once,
+// however many reports need it at the same time.
+func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, dgst, mtHint string, st *statsMu) (doc, error) {
+	if b, ok := r.cache.blob(dgst); ok {
+		r.hit(st)
+		mt := mtHint
+		if mt == "" {
+			var cached string
+			if r.cache.getJSON("mediatypes", dgst, &cached) {
+				mt = cached
+			}
+		}
+		if mt == "" {
+			mt = sniffMediaType(b)
+		}
+		return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(b))}}, nil
+	}
+	v, err, _ := r.flight.Do("manifest "+dgst, func() (any, error) {
+		ref := repo.Digest(dgst)
+		var d doc
+		err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.src.Manifest(ctx, ref); return })
+		if err != nil {
+			return doc{}, err
+		}
+		if d.desc.MediaType == "" || d.desc.MediaType == "application/json" || d.desc.MediaType == "text/plain" {
+			d.desc.MediaType = sniffMediaType(d.raw)
+		}
+		if mtHint != "" && d.desc.MediaType == "" {
+			d.desc.MediaType = mtHint
+		}
+		r.cache.putBlob(dgst, d.raw)
+		r.cache.putJSON("mediatypes", dgst, d.desc.MediaType)
+		return d, nil
+	})
+	if err != nil {
+		return doc{}, err
+	}
+	return v.(doc), nil
+}
+
+func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, st *statsMu) ([]byte, error) {
+	if b, ok := r.cache.blob(dgst); ok {
+		r.hit(st)
+		return b, nil
+	}
+	v, err, _ := r.flight.Do("blob "+dgst, func() (any, error) {
+		var b []byte
+		err := r.callSt(ctx, st, func() (err error) { b, err = r.src.Blob(ctx, repo, dgst); return })
+		if err != nil {
+			return nil, err
+		}
+		r.cache.putBlob(dgst, b)
+		return b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+// index walks an index (nested ones too), filling rep.Entries in order.
+func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents []string, depth int, q Request, rep *Report, st *statsMu) error {
+	var idx specs.Index
+	if err := json.Unmarshal(d.raw, &idx); err != nil {
+		return fmt.Errorf("parsing index %s: %w", d.desc.Digest, err)
+	}
+	if depth == 0 && rep.Base == nil {
+		rep.Base = baseFromAnnotations(idx.Annotations)
+	}
+	type job struct {
+		i int
+		e *Entry
+	}
+	var jobs []job
+	start := len(rep.Entries)
+	for _, m := range idx.Manifests {
+		e := Entry{Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size, Platform: m.Platform, Nested: parents}
+		if m.Annotations[annotationRefType] == attestationManifestRef || platform.IsUnknown(m.Platform) {
+			e.Attestation = true
+			e.AttestsDigest = m.Annotations[annotationRefDigest]
+		}
+		switch {
+		case e.Attestation:
+		case isIndex(m.MediaType):
+			if depth+1 >= maxNestedIndexDepth {
+				e.Skipped = fmt.Sprintf("nested index deeper than %d levels", maxNestedIndexDepth)
+				break
+			}
+			child, err := r.manifestByDigest(ctx, ref.Context(), e.Digest, m.MediaType, st)
+			if err != nil {
+				e.Skipped = "nested index unreadable: " + err.Error()
+				break
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("entry %s is a nested index; its entries are listed with nested=[...]", short(e.Digest)))
+			if err := r.index(ctx, ref, child, append(slices.Clone(parents), e.Digest), depth+1, q, rep, st); err != nil {
+				return err
+			}
+			continue
+		case isSchema1(m.MediaType):
+			e.Skipped = "Docker schema 1 manifest: refused by containerd >= 2.1"
+		case !isManifest(m.MediaType):
+			e.Skipped = fmt.Sprintf("unknown media type %q", m.MediaType)
+		}
+		rep.Entries = append(rep.Entries, e)
+	}
+	// Entries are examined concurrently; each one is independent.
+	for i := start; i < len(rep.Entries); i++ {
+		e := &rep.Entries[i]
+		if e.Attestation || e.Skipped != "" || len(e.Nested) != len(parents) {
+			continue
+		}
+		if e.Platform == nil || q.Verify {
+			jobs = append(jobs, job{i, e})
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, j := range jobs {
+		g.Go(func() error {
+			md, err := r.manifestByDigest(gctx, ref.Context(), j.e.Digest, j.e.MediaType, st)
+			if err != nil {
+				j.e.Skipped = "manifest unreadable: " + err.Error()
+				return nil
+			}
+			if err := r.entry(gctx, ref, j.e, md.raw, q.Verify, q, st); err != nil {
+				j.e.Skipped = err.Error()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return ctx.Err()
+}
+
+// entry reads an image manifest's config (platform, Env, Entrypoint/Cmd)
+// and, when asked, verifies its entrypoint binary.
+func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw []byte, verify bool, q Request, st *statsMu) error {
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("parsing manifest %s: %w", e.Digest, err)
+	}
+	cfgRaw, err := r.blob(ctx, ref.Context(), m.Config.Digest.String(), st)
+	if err != nil {
+		return fmt.Errorf("reading config %s: %w", m.Config.Digest, err)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
+	if err != nil {
+		return fmt.Errorf("parsing config %s: %w", m.Config.Digest, err)
+	}
+	e.ConfigPlatform = &specs.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+	e.Env = cf.Config.Env
+	e.Config = &Exec{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, WorkingDir: cf.Config.WorkingDir, Path: pathFromEnv(cf.Config.Env)}
+	if e.Platform != nil && !platform.IsUnknown(e.Platform) {
+		if platform.Arch(*e.Platform) != platform.Arch(*e.ConfigPlatform) || e.Platform.OS != e.ConfigPlatform.OS {
+			e.Mismatch = fmt.Sprintf("index says %s, config says %s", platform.String(e.Platform), platform.String(e.ConfigPlatform))
+		}
+	}
+	if !verify || r.verifier == nil {
+		return nil
+	}
+	want := platform.Arch(*e.ConfigPlatform)
+	if e.Platform != nil {
+		want = platform.Arch(*e.Platform)
+	}
+	vkey := fmt.Sprintf("%s|%s|%s", e.Digest, want, overrideKey(q.Override))
+	var ep Entrypoint
+	if r.cache.getJSON("verify", vkey, &ep) {
+		r.hit(st)
+		e.Entrypoint = &ep
+	} else {
+		v, err, _ := r.flight.Do("verify "+vkey, func() (any, error) {
+			img, err := toV1Image(ctx, r.src, ref.Context(), raw, e.MediaType, cfgRaw)
+			if err != nil {
+				return nil, err
+			}
+			var res *Entrypoint
+			err = r.callSt(ctx, st, func() (err error) { res, err = r.verifier(ctx, img, want, q.Override); return })
+			if err != nil {
+				return nil, err
+			}
+			if res.LayersRead > 1 && r.src.remote() {
+				st.add(func(s *Stats) { s.Requests += res.LayersRead - 1 })
+			}
+			if res.Verdict != VerdictUnverifiable {
+				r.cache.putJSON("verify", vkey, res)
+			}
+			return res, nil
+		})
+		if err != nil {
+			e.Entrypoint = &Entrypoint{Verdict: VerdictUnverifiable, Detail: err.Error()}
+		} else {
+			e.Entrypoint = v.(*Entrypoint)
+			st.add(func(s *Stats) { s.Bytes += e.Entrypoint.BytesRead })
+		}
+	}
+	if e.Entrypoint.Verdict == VerdictWrongArch && e.Mismatch == "" {
+		e.Mismatch = fmt.Sprintf("entry claims %s, entrypoint %s is %s", want, e.Entrypoint.Path, e.Entrypoint.Arch)
+	}
+	return nil
+}
+
+func pathFromEnv(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (r *Resolver) schema1(raw []byte, rep *Report) {
+	var m struct {
+		Architecture string `json:"architecture"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	p := &specs.Platform{OS: "linux", Architecture: m.Architecture}
+	rep.Entries = append(rep.Entries, Entry{Digest: rep.Digest, MediaType: rep.MediaType, ConfigPlatform: p})
+	rep.Notes = append(rep.Notes, "Docker schema 1 manifest: deprecated, refused by containerd >= 2.1; re-push it with a current client")
+}
+
+func baseFrom(raw []byte) *BaseImage {
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	return baseFromAnnotations(m.Annotations)
+}
+
+func baseFromAnnotations(a map[string]string) *BaseImage {
+	if a[annotationBaseName] == "" && a[annotationBaseDigest] == "" {
+		return nil
+	}
+	return &BaseImage{Name: a[annotationBaseName], Digest: a[annotationBaseDigest]}
+}
+
+// runnable reports whether an entry is a real image a node could run.
+func (e *Entry) runnable() bool { return !e.Attestation && e.Skipped == "" }
+
+// EffectivePlatform is the platform a runtime matches the entry by: the
+// index's, or its config's when the index declares none.
+func (e *Entry) EffectivePlatform() *specs.Platform {
+	if e.Platform != nil {
+		return e.Platform
+	}
+	return e.ConfigPlatform
+}
+
+// Runs reports whether the entry's content really runs as arch, and why not.
+func (e *Entry) Runs(arch string) (bool, string) {
+	if e.Entrypoint != nil {
+		switch e.Entrypoint.Verdict {
+		case VerdictWrongArch:
+			return e.Entrypoint.Arch == arch, fmt.Sprintf("entrypoint %s is %s", e.Entrypoint.Path, e.Entrypoint.Arch)
+		case VerdictOK:
+			if e.Entrypoint.Arch != "" && e.Entrypoint.Arch != arch && !(arch == "amd64" && e.Entrypoint.Arch == "386") {
+				return false, fmt.Sprintf("entrypoint %s is %s", e.Entrypoint.Path, e.Entrypoint.Arch)
+			}
+			return true, ""
+		}
+	}
+	if e.ConfigPlatform != nil && platform.Arch(*e.ConfigPlatform) != arch {
+		return false, fmt.Sprintf("config says %s", platform.String(e.ConfigPlatform))
+	}
+	return true, ""
+}
+
+func summarize(rep *Report) {
+	seenP, seenA := map[string]bool{}, map[string]bool{}
+	for i := range rep.Entries {
+		e := &rep.Entries[i]
+		if !e.runnable() {
+			continue
+		}
+		p := e.EffectivePlatform()
+		if p == nil {
+			continue
+		}
+		if s := platform.String(p); !seenP[s] {
+			seenP[s] = true
+			rep.Platforms = append(rep.Platforms, s)
+		}
+		arch := platform.Arch(*p)
+		if ok, _ := e.Runs(arch); ok && !seenA[arch] {
+			seenA[arch] = true
+			rep.Architectures = append(rep.Architectures, arch)
+		}
+		if e.Mismatch != "" {
+			rep.Problems = append(rep.Problems, Problem{Code: "mislabeled-platform", Entry: e.Digest, Detail: e.Mismatch})
+		}
+		if ep := e.Entrypoint; ep != nil {
+			switch ep.Verdict {
+			case VerdictNotExecutable, VerdictMissingInterp:
+				rep.Problems = append(rep.Problems, Problem{Code: "not-an-executable", Entry: e.Digest, Detail: ep.Detail})
+			}
+			if lvl := ep.GoSettings["GOAMD64"]; lvl != "" && lvl != "v1" {
+				rep.Problems = append(rep.Problems, Problem{Code: "cpu-level-unsupported", Entry: e.Digest,
+					Detail: fmt.Sprintf("Go binary built with GOAMD64=%s: fails on amd64 CPUs below x86-64-%s", lvl, lvl)})
+			}
+		}
+	}
+	sort.Strings(rep.Architectures)
+	rep.EffectivelySingleArch = rep.Kind == KindIndex && len(rep.Platforms) == 1
+	if rep.EffectivelySingleArch {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("index with one runnable platform (%s): effectively single-arch", rep.Platforms[0]))
+	}
+}
+
+// pulls computes what each node type would pull, under each runtime.
+func (r *Resolver) pulls(rep *Report, top doc) {
+	if rep.Error != nil || len(rep.Entries) == 0 {
+		return
+	}
+	for _, node := range r.nodes {
+		nodeArch := platform.Arch(node)
+		for _, rt := range platform.Runtimes {
+			p := Pull{Node: platform.String(&node), Runtime: rt}
+			var chosen *Entry
+			if rep.Kind == KindIndex {
+				d, err := platform.Choose(rt, node, r.runtimeIndex(rep, top))
+				if err != nil {
+					p.Error = err.Error()
+					if rt != platform.CRIO {
+						p.Error = fmt.Sprintf("failed to pull and unpack image %q: %s", rep.Reference, err)
+					}
+					f := false
+					p.Runs = &f
+					rep.Pulls = append(rep.Pulls, p)
+					continue
+				}
+				for i := range rep.Entries {
+					if rep.Entries[i].Digest == d.Digest.String() {
+						chosen = &rep.Entries[i]
+						break
+					}
+				}
+			} else {
+				chosen = &rep.Entries[0]
+				p.Reason = "single manifest: pulled whatever its platform, fails only at exec"
+			}
+			if chosen == nil {
+				continue
+			}
+			p.Digest = chosen.Digest
+			p.Platform = platform.String(chosen.EffectivePlatform())
+			runs, why := chosen.Runs(nodeArch)
+			if runs && chosen.EffectivePlatform() != nil {
+				if a := platform.Arch(*chosen.EffectivePlatform()); a == "arm" && nodeArch == "arm64" {
+					why = "32-bit arm entry: runs only where the CPU and kernel support AArch32 (not Graviton4, not AmpereOne)"
+				}
+			}
+			p.Runs = &runs
+			if why != "" {
+				if p.Reason != "" {
+					p.Reason += "; "
+				}
+				p.Reason += why
+			}
+			rep.Pulls = append(rep.Pulls, p)
+		}
+	}
+}
+
+// runtimeIndex is the top index as a runtime sees it, with nested indexes
+// flattened in place (containerd walks into them) and config platforms of
+// entries that declare none.
+func (r *Resolver) runtimeIndex(rep *Report, top doc) platform.Index {
+	idx := platform.Index{Ref: rep.Reference, Digest: digest.Digest(top.desc.Digest), MediaType: top.desc.MediaType, Raw: top.raw,
+		ConfigPlatform: map[digest.Digest]specs.Platform{}}
+	for _, e := range rep.Entries {
+		d := specs.Descriptor{MediaType: e.MediaType, Digest: digest.Digest(e.Digest), Size: e.Size, Platform: e.Platform}
+		if e.Attestation {
+			d.Annotations = map[string]string{annotationRefType: attestationManifestRef}
+		}
+		idx.Manifests = append(idx.Manifests, d)
+		if e.Platform == nil && e.ConfigPlatform != nil {
+			idx.ConfigPlatform[d.Digest] = *e.ConfigPlatform
+		}
+	}
+	return idx
+}
+
+func short(d string) string {
+	if _, h, ok := strings.Cut(d, ":"); ok && len(h) > 12 {
+		return h[:12]
+	}
+	return d
+}
+
+// failure classifies why an image could not be inspected.
+func failure(err error, ref name.Reference, layout bool) *Failure {
+	f := &Failure{Detail: err.Error(), Tried: "registry " + ref.Context().RegistryStr()}
+	if layout {
+		f.Tried = "OCI layout"
+	}
+	var he *registry.HTTPError
+	var ne net.Error
+	var ue *url.Error
+	switch {
+	case errors.As(err, &he):
+		f.Reason, f.Status = he.Reason(), he.StatusCode
+	case errors.Is(err, registry.ErrTooLarge), errors.Is(err, registry.ErrDigestMismatch):
+		f.Reason = "invalid"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		f.Reason = "timeout"
+	case errors.As(err, &ne), errors.As(err, &ue):
+		f.Reason = "unreachable"
+	default:
+		f.Reason = "error"
+	}
+	return f
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,241 @@
+package image
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/archfit/archfit/internal/platform"
+	regclient "github.com/archfit/archfit/internal/registry"
+	"github.com/archfit/archfit/internal/testimage"
+)
+
+// countingRegistry is a real in-process OCI registry that counts the
+// requests it serves, by method and path kind.
+type countingRegistry struct {
+	*httptest.Server
+	mu  sync.Mutex
+	log []string
+}
+
+func newCountingRegistry(t *testing.T) *countingRegistry {
+	t.Helper()
+	c := &countingRegistry{}
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.log = append(c.log, r.Method+" "+kind(r.URL.Path))
+		c.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func kind(p string) string {
+	switch {
+	case strings.Contains(p, "/manifests/sha256:"):
+		return "manifest-by-digest"
+	case strings.Contains(p, "/manifests/"):
+		return "manifest-by-tag"
+	case strings.Contains(p, "/blobs/"):
+		return "blob"
+	}
+	return p
+}
+
+func (c *countingRegistry) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.log
+	c.log = nil
+	return l
+}
+
+func (c *countingRegistry) host() string { return strings.TrimPrefix(c.URL, "http://") }
+
+func push(t *testing.T, ref string, obj any) {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch o := obj.(type) {
+	case v1.ImageIndex:
+		err = remote.WriteIndex(r, o)
+	case v1.Image:
+		err = remote.Write(r, o)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newResolver(t *testing.T, cacheDir string, opts ...Option) *Resolver {
+	t.Helper()
+	opts = append([]Option{WithRegistryClient(regclient.New()), WithCacheDir(cacheDir)}, opts...)
+	r, err := NewResolver(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRoundTrips(t *testing.T) {
+	reg := newCountingRegistry(t)
+	multi := reg.host() + "/multi:1"
+	single := reg.host() + "/single:1"
+	push(t, multi, testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
+	push(t, single, testimage.App("linux/amd64", "amd64"))
+	reg.take()
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	// Cold: a tag resolving to an index is one GET; a single manifest needs
+	// its config too.
+	r := newResolver(t, dir)
+	rep := r.Inspect(ctx, Request{Ref: multi})
+	if diff := cmp.Diff([]string{"GET manifest-by-tag"}, reg.take()); diff != "" {
+		t.Errorf("index requests (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"linux/amd64", "linux/arm64/v8"}, rep.Platforms); diff != "" {
+		t.Errorf("platforms (-want +got):\n%s", diff)
+	}
+	r.Inspect(ctx, Request{Ref: single})
+	if diff := cmp.Diff([]string{"GET manifest-by-tag", "GET blob"}, reg.take()); diff != "" {
+		t.Errorf("single requests (-want +got):\n%s", diff)
+	}
+
+	// Warm, tag TTL expired: one HEAD per tag, content from the cache.
+	r = newResolver(t, dir, WithTagTTL(0))
+	r.Inspect(ctx, Request{Ref: multi})
+	r.Inspect(ctx, Request{Ref: single})
+	if diff := cmp.Diff([]string{"HEAD manifest-by-tag", "HEAD manifest-by-tag"}, reg.take()); diff != "" {
+		t.Errorf("warm requests (-want +got):\n%s", diff)
+	}
+	// Warm, within the TTL, or pinned by digest: nothing at all.
+	r = newResolver(t, dir, WithTagTTL(time.Hour))
+	r.Inspect(ctx, Request{Ref: multi})
+	r.Inspect(ctx, Request{Ref: reg.host() + "/multi@" + rep.Digest})
+	if got := reg.take(); len(got) != 0 {
+		t.Errorf("warm within TTL: want no requests, got %v", got)
+	}
+}
+
+func TestIndexShapes(t *testing.T) {
+	reg := newCountingRegistry(t)
+	amd := testimage.App("linux/amd64", "amd64")
+	arm := testimage.App("linux/arm64", "arm64")
+	mislabeled := testimage.App("linux/amd64", "amd64") // config says amd64
+	cases := []struct {
+		name          string
+		obj           any
+		verify        bool
+		wantKind      string
+		wantPlatforms []string
+		wantArches    []string
+		singleArch    bool
+		wantProblems  []string
+	}{
+		{name: "single", obj: amd, wantKind: KindManifest, wantPlatforms: []string{"linux/amd64"}, wantArches: []string{"amd64"}},
+		{name: "attested-single", obj: testimage.Index(testimage.For(amd, "linux/amd64"), testimage.Attestation(amd)),
+			wantKind: KindIndex, wantPlatforms: []string{"linux/amd64"}, wantArches: []string{"amd64"}, singleArch: true},
+		{name: "docker-list", obj: testimage.DockerList(testimage.For(amd, "linux/amd64"), testimage.For(arm, "linux/arm64/v8")),
+			wantKind: KindIndex, wantPlatforms: []string{"linux/amd64", "linux/arm64/v8"}, wantArches: []string{"amd64", "arm64"}},
+		{name: "no-platform-entry", obj: testimage.Index(testimage.Entry{Image: arm}, testimage.For(amd, "linux/amd64")),
+			wantKind: KindIndex, wantPlatforms: []string{"linux/arm64", "linux/amd64"}, wantArches: []string{"amd64", "arm64"}},
+		{name: "mislabeled-config", obj: testimage.Index(testimage.For(amd, "linux/amd64"), testimage.For(mislabeled, "linux/arm64")), verify: true,
+			wantKind: KindIndex, wantPlatforms: []string{"linux/amd64", "linux/arm64"}, wantArches: []string{"amd64"}, wantProblems: []string{"mislabeled-platform"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := reg.host() + "/" + tc.name + ":1"
+			push(t, ref, tc.obj)
+			r := newResolver(t, "")
+			rep := r.Inspect(context.Background(), Request{Ref: ref, Verify: tc.verify})
+			if rep.Error != nil {
+				t.Fatalf("error: %+v", rep.Error)
+			}
+			if rep.Kind != tc.wantKind {
+				t.Errorf("kind %q, want %q", rep.Kind, tc.wantKind)
+			}
+			if diff := cmp.Diff(tc.wantPlatforms, rep.Platforms); diff != "" {
+				t.Errorf("platforms (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantArches, rep.Architectures); diff != "" {
+				t.Errorf("architectures (-want +got):\n%s", diff)
+			}
+			if rep.EffectivelySingleArch != tc.singleArch {
+				t.Errorf("effectively single-arch %v, want %v", rep.EffectivelySingleArch, tc.singleArch)
+			}
+			var codes []string
+			for _, p := range rep.Problems {
+				codes = append(codes, p.Code)
+			}
+			if diff := cmp.Diff(tc.wantProblems, codes); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPullsPerRuntime(t *testing.T) {
+	reg := newCountingRegistry(t)
+	amd := testimage.App("linux/amd64", "amd64")
+	arm7 := testimage.App("linux/arm/v7", "arm")
+	ref := reg.host() + "/armv7:1"
+	// amd64 + arm/v7 only: containerd's local path falls back to arm/v7 on
+	// an arm64 node; the transfer service and CRI-O do not.
+	push(t, ref, testimage.Index(testimage.For(amd, "linux/amd64"), testimage.For(arm7, "linux/arm/v7")))
+	rep := newResolver(t, "").Inspect(context.Background(), Request{Ref: ref})
+	got := map[string]string{}
+	for _, p := range rep.Pulls {
+		v := p.Platform
+		if p.Error != "" {
+			v = "ERR " + p.Error
+		}
+		got[p.Node+" "+string(p.Runtime)] = v
+	}
+	d, _ := testimage.Index(testimage.For(amd, "linux/amd64"), testimage.For(arm7, "linux/arm/v7")).Digest()
+	want := map[string]string{
+		"linux/amd64 " + string(platform.ContainerdLocal):       "linux/amd64",
+		"linux/amd64 " + string(platform.ContainerdTransfer):    "linux/amd64",
+		"linux/amd64 " + string(platform.CRIO):                  "linux/amd64",
+		"linux/arm64/v8 " + string(platform.ContainerdLocal):    "linux/arm/v7",
+		"linux/arm64/v8 " + string(platform.ContainerdTransfer): "ERR failed to pull and unpack image \"" + ref + "\": get image config descriptor: no match for platform in manifest " + d.String() + ": not found",
+		"linux/arm64/v8 " + string(platform.CRIO):               "ERR choosing image instance: no image found in image index for architecture \"arm64\", variant \"v8\", OS \"linux\"",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pulls (-want +got):\n%s", diff)
+	}
+}
+
+func TestBrokenImageDoesNotStopOthers(t *testing.T) {
+	reg := newCountingRegistry(t)
+	good := reg.host() + "/good:1"
+	push(t, good, testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
+	r := newResolver(t, "")
+	reps := r.InspectAll(context.Background(), []Request{{Ref: reg.host() + "/missing:1"}, {Ref: good}, {Ref: "127.0.0.1:1/unreachable:1"}, {Ref: "UPPER/Case::x"}})
+	want := []string{"not-found", "", "unreachable", "invalid-reference"}
+	for i, rep := range reps {
+		got := ""
+		if rep.Error != nil {
+			got = rep.Error.Reason
+		}
+		if got != want[i] {
+			t.Errorf("%s: reason %q, want %q (%+v)", rep.Reference, got, want[i], rep.Error)
+		}
+	}
+}

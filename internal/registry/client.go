@@ -1,0 +1,535 @@
+// Package registry is a small OCI distribution client built for counting
+// round trips: no /v2/ ping, credentials only after the registry asks for
+// them (Basic or Bearer, tokens cached per scope), HEAD for tags, retries that
+// honour Retry-After, size limits and digest verification on everything read.
+// Credentials come from go-containerregistry's authn keychains.
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/sync/singleflight"
+)
+
+// Accepted manifest media types, in preference order. Schema 1 is accepted
+// so that it can be reported, never silently skipped.
+var manifestAccept = strings.Join([]string{
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.docker.distribution.manifest.v1+prettyjws",
+	"application/vnd.docker.distribution.manifest.v1+json",
+}, ", ")
+
+// Client talks to registries. It is safe for concurrent use.
+type Client struct {
+	keychain    authn.Keychain
+	http        *http.Client
+	userAgent   string
+	maxManifest int64
+	maxBlob     int64
+	retries     int
+	maxWait     time.Duration
+	backoff     time.Duration
+	sleep       func(context.Context, time.Duration) error
+
+	requests atomic.Int64
+
+	mu     sync.Mutex
+	tokens map[string]token      // registry + scope -> bearer token
+	basic  map[string]bool       // registries that asked for Basic auth
+	bearer map[string]*challenge // registry -> its bearer challenge
+	flight singleflight.Group
+}
+
+type token struct {
+	value   string
+	expires time.Time
+}
+
+type challenge struct {
+	scheme  string // basic | bearer
+	realm   string
+	service string
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithKeychain sets where credentials come from (default: anonymous).
+func WithKeychain(k authn.Keychain) Option { return func(c *Client) { c.keychain = k } }
+
+// WithTransport sets the base HTTP transport.
+func WithTransport(t http.RoundTripper) Option { return func(c *Client) { c.http.Transport = t } }
+
+// WithTimeout bounds each HTTP exchange (headers and body).
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.http.Timeout = d } }
+
+// WithLimits sets the largest manifest and config blob read into memory.
+func WithLimits(manifest, blob int64) Option {
+	return func(c *Client) { c.maxManifest, c.maxBlob = manifest, blob }
+}
+
+// WithRetry sets how many times a 429, 5xx or network error is retried, the
+// longest Retry-After honoured, and the first backoff (doubled each time).
+func WithRetry(retries int, maxWait, backoff time.Duration) Option {
+	return func(c *Client) { c.retries, c.maxWait, c.backoff = retries, maxWait, backoff }
+}
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// withSleep replaces the wait between retries (tests).
+func withSleep(f func(context.Context, time.Duration) error) Option {
+	return func(c *Client) { c.sleep = f }
+}
+
+// New returns a Client with defaults: anonymous, 4 MiB manifests, 16 MiB
+// configs, 5 retries, Retry-After honoured up to 60s.
+func New(opts ...Option) *Client {
+	c := &Client{
+		keychain:    authn.NewMultiKeychain(),
+		http:        &http.Client{Transport: http.DefaultTransport, Timeout: 2 * time.Minute},
+		userAgent:   "archfit",
+		maxManifest: 4 << 20,
+		maxBlob:     16 << 20,
+		retries:     5,
+		maxWait:     60 * time.Second,
+		backoff:     250 * time.Millisecond,
+		sleep:       sleepCtx,
+		tokens:      map[string]token{},
+		basic:       map[string]bool{},
+		bearer:      map[string]*challenge{},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Requests is the number of HTTP requests sent so far (token requests and
+// retries included).
+func (c *Client) Requests() int64 { return c.requests.Load() }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Descriptor is what a manifest request tells about its object.
+type Descriptor struct {
+	MediaType string
+	Digest    string
+	Size      int64
+}
+
+// Manifest GETs a manifest by tag or digest. The content is verified against
+// the requested digest, or the Docker-Content-Digest header for a tag.
+func (c *Client) Manifest(ctx context.Context, ref name.Reference) ([]byte, Descriptor, error) {
+	u := manifestURL(ref)
+	resp, err := c.do(ctx, http.MethodGet, ref.Context(), u, manifestAccept)
+	if err != nil {
+		return nil, Descriptor{}, err
+	}
+	defer resp.Body.Close()
+	body, err := readLimited(resp.Body, c.maxManifest)
+	if err != nil {
+		return nil, Descriptor{}, fmt.Errorf("reading manifest %s: %w", ref, err)
+	}
+	sum := sha256.Sum256(body)
+	dgst := "sha256:" + hex.EncodeToString(sum[:])
+	want := resp.Header.Get("Docker-Content-Digest")
+	if d, ok := ref.(name.Digest); ok {
+		want = d.DigestStr()
+	}
+	if want != "" && strings.HasPrefix(want, "sha256:") && want != dgst {
+		return nil, Descriptor{}, fmt.Errorf("manifest %s: %w: got %s, want %s", ref, ErrDigestMismatch, dgst, want)
+	}
+	mt := mediaType(resp.Header.Get("Content-Type"))
+	return body, Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(body))}, nil
+}
+
+// Head asks for a manifest's descriptor without its body: no pull counted
+// against Docker Hub's quota.
+func (c *Client) Head(ctx context.Context, ref name.Reference) (Descriptor, error) {
+	resp, err := c.do(ctx, http.MethodHead, ref.Context(), manifestURL(ref), manifestAccept)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	resp.Body.Close()
+	d := Descriptor{
+		MediaType: mediaType(resp.Header.Get("Content-Type")),
+		Digest:    resp.Header.Get("Docker-Content-Digest"),
+		Size:      resp.ContentLength,
+	}
+	if d.Digest == "" {
+		return Descriptor{}, fmt.Errorf("HEAD %s: registry sent no Docker-Content-Digest", ref)
+	}
+	return d, nil
+}
+
+// Blob GETs a small blob (a config) fully, verified and size-limited.
+func (c *Client) Blob(ctx context.Context, repo name.Repository, digest string) ([]byte, error) {
+	rc, err := c.BlobStream(ctx, repo, digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	body, err := readLimited(rc, c.maxBlob)
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", digest, err)
+	}
+	sum := sha256.Sum256(body)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); strings.HasPrefix(digest, "sha256:") && got != digest {
+		return nil, fmt.Errorf("blob %s: %w: got %s", digest, ErrDigestMismatch, got)
+	}
+	return body, nil
+}
+
+// BlobStream opens a blob for streaming (layers). The caller bounds and
+// verifies what it reads.
+func (c *Client) BlobStream(ctx context.Context, repo name.Repository, digest string) (io.ReadCloser, error) {
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), digest)
+	resp, err := c.do(ctx, http.MethodGet, repo, u, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+func manifestURL(ref name.Reference) string {
+	repo := ref.Context()
+	return fmt.Sprintf("%s://%s/v2/%s/manifests/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), ref.Identifier())
+}
+
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.TrimSpace(mt)
+}
+
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w (%d bytes)", ErrTooLarge, limit)
+	}
+	return b, nil
+}
+
+// do sends one logical request: authenticating when challenged, retrying
+// 429 (per Retry-After), 5xx and network errors with bounded backoff. On
+// success the response body is the caller's to close.
+func (c *Client) do(ctx context.Context, method string, repo name.Repository, url, accept string) (*http.Response, error) {
+	scope := "repository:" + repo.RepositoryStr() + ":pull"
+	reg := repo.RegistryStr()
+	authed := false
+	backoff := c.backoff
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		req.Header.Set("User-Agent", c.userAgent)
+		if err := c.authorize(ctx, req, repo, reg, scope); err != nil {
+			return nil, err
+		}
+		c.requests.Add(1)
+		resp, err := c.http.Do(req)
+		if err != nil {
+			// Connection failures get fewer retries than 429/5xx: a
+			// registry that is down should not hold an audit for long.
+			if ctx.Err() != nil || attempt >= min(c.retries, 2) {
+				return nil, fmt.Errorf("%s %s: %w", method, url, err)
+			}
+			if err := c.sleep(ctx, backoff); err != nil {
+				return nil, err
+			}
+			backoff *= 2
+			continue
+		}
+		switch {
+		case resp.StatusCode >= 200 && resp.StatusCode < 300:
+			return resp, nil
+		case resp.StatusCode == http.StatusUnauthorized && !authed:
+			ch := parseChallenge(resp.Header.Get("WWW-Authenticate"))
+			drain(resp)
+			if ch == nil {
+				return nil, &HTTPError{Method: method, URL: redact(url), StatusCode: resp.StatusCode, Message: "no usable WWW-Authenticate challenge"}
+			}
+			if err := c.login(ctx, repo, reg, scope, ch); err != nil {
+				return nil, err
+			}
+			authed = true
+			continue
+		case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500) && attempt < c.retries:
+			wait := backoff
+			if resp.StatusCode == http.StatusTooManyRequests {
+				if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+					wait = ra
+				}
+			}
+			drain(resp)
+			if wait > c.maxWait {
+				return nil, &HTTPError{Method: method, URL: redact(url), StatusCode: resp.StatusCode, Message: fmt.Sprintf("Retry-After %s exceeds the %s limit", wait, c.maxWait)}
+			}
+			if err := c.sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			backoff *= 2
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return nil, newHTTPError(resp, body)
+	}
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+// retryAfter parses delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+func (c *Client) authorize(ctx context.Context, req *http.Request, repo name.Repository, reg, scope string) error {
+	c.mu.Lock()
+	tok, haveTok := c.tokens[reg+" "+scope]
+	basic := c.basic[reg]
+	ch := c.bearer[reg]
+	c.mu.Unlock()
+	switch {
+	case haveTok && time.Now().Before(tok.expires):
+		req.Header.Set("Authorization", "Bearer "+tok.value)
+	case ch != nil:
+		// The registry wants bearer tokens and this scope has none yet: get
+		// one now rather than spend a round trip on a 401.
+		if err := c.login(ctx, repo, reg, scope, ch); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		tok = c.tokens[reg+" "+scope]
+		c.mu.Unlock()
+		if tok.value != "" {
+			req.Header.Set("Authorization", "Bearer "+tok.value)
+		}
+	case basic:
+		cfg, err := c.credentials(ctx, repo)
+		if err != nil {
+			return err
+		}
+		if cfg.Username != "" || cfg.Password != "" {
+			req.SetBasicAuth(cfg.Username, cfg.Password)
+		}
+	}
+	return nil
+}
+
+func (c *Client) credentials(ctx context.Context, repo name.Repository) (*authn.AuthConfig, error) {
+	a, err := authn.Resolve(ctx, c.keychain, repo)
+	if err != nil {
+		return nil, fmt.Errorf("resolving credentials for %s: %w", repo.RegistryStr(), err)
+	}
+	cfg, err := authn.Authorization(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("resolving credentials for %s: %w", repo.RegistryStr(), err)
+	}
+	return cfg, nil
+}
+
+// login answers a challenge: remember Basic, or fetch a bearer token for
+// the scope (once, however many goroutines ask).
+func (c *Client) login(ctx context.Context, repo name.Repository, reg, scope string, ch *challenge) error {
+	if ch.scheme == "basic" {
+		c.mu.Lock()
+		c.basic[reg] = true
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Lock()
+	c.bearer[reg] = ch
+	c.mu.Unlock()
+	key := reg + " " + scope
+	_, err, _ := c.flight.Do("token "+key, func() (any, error) {
+		c.mu.Lock()
+		tok, ok := c.tokens[key]
+		c.mu.Unlock()
+		if ok && time.Now().Before(tok.expires) {
+			return nil, nil
+		}
+		tok, err := c.fetchToken(ctx, repo, ch, scope)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.tokens[key] = tok
+		c.mu.Unlock()
+		return nil, nil
+	})
+	return err
+}
+
+func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *challenge, scope string) (token, error) {
+	cfg, err := c.credentials(ctx, repo)
+	if err != nil {
+		return token{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ch.realm, nil)
+	if err != nil {
+		return token{}, fmt.Errorf("token realm %q: %w", ch.realm, err)
+	}
+	q := req.URL.Query()
+	if ch.service != "" {
+		q.Set("service", ch.service)
+	}
+	q.Set("scope", scope)
+	req.URL.RawQuery = q.Encode()
+	req.Header.Set("User-Agent", c.userAgent)
+	switch {
+	case cfg.RegistryToken != "":
+		req.Header.Set("Authorization", "Bearer "+cfg.RegistryToken)
+	case cfg.Username != "" || cfg.Password != "":
+		req.SetBasicAuth(cfg.Username, cfg.Password)
+	}
+	c.requests.Add(1)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return token{}, fmt.Errorf("fetching token: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := readLimited(resp.Body, 1<<20)
+	if err != nil {
+		return token{}, fmt.Errorf("fetching token: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return token{}, newHTTPError(resp, body)
+	}
+	var tr struct {
+		Token       string `json:"token"`
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if err := jsonUnmarshal(body, &tr); err != nil {
+		return token{}, fmt.Errorf("fetching token: %w", err)
+	}
+	t := token{value: tr.Token}
+	if t.value == "" {
+		t.value = tr.AccessToken
+	}
+	if t.value == "" {
+		return token{}, errors.New("fetching token: empty token")
+	}
+	exp := tr.ExpiresIn
+	if exp <= 0 {
+		exp = 60
+	}
+	// Refresh a little early so a token never expires in flight.
+	t.expires = time.Now().Add(time.Duration(exp)*time.Second - 5*time.Second)
+	return t, nil
+}
+
+// parseChallenge reads a WWW-Authenticate header: Basic or Bearer with
+// realm and service (the scope we compute ourselves).
+func parseChallenge(h string) *challenge {
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
+	switch strings.ToLower(scheme) {
+	case "basic":
+		return &challenge{scheme: "basic"}
+	case "bearer":
+		ch := &challenge{scheme: "bearer"}
+		for k, v := range parseParams(rest) {
+			switch k {
+			case "realm":
+				ch.realm = v
+			case "service":
+				ch.service = v
+			}
+		}
+		if ch.realm == "" {
+			return nil
+		}
+		return ch
+	}
+	return nil
+}
+
+func parseParams(s string) map[string]string {
+	out := map[string]string{}
+	for s != "" {
+		s = strings.TrimLeft(s, " ,")
+		k, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			break
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			rest = rest[1:]
+			var b strings.Builder
+			i := 0
+			for ; i < len(rest); i++ {
+				if rest[i] == '\\' && i+1 < len(rest) {
+					i++
+					b.WriteByte(rest[i])
+					continue
+				}
+				if rest[i] == '"' {
+					break
+				}
+				b.WriteByte(rest[i])
+			}
+			v = b.String()
+			if i < len(rest) {
+				rest = rest[i+1:]
+			} else {
+				rest = ""
+			}
+		} else {
+			v, rest, _ = strings.Cut(rest, ",")
+		}
+		out[k] = strings.TrimSpace(v)
+		s = rest
+	}
+	return out
+}

@@ -1,0 +1,60 @@
+package registry
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
+	"github.com/docker/cli/cli/config/types"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// DockerConfigKeychain reads credentials from a docker config.json (auths,
+// credsStore, credHelpers) such as --registry-config or a pod's
+// kubernetes.io/dockerconfigjson pull secret.
+func DockerConfigKeychain(data []byte) (authn.Keychain, error) {
+	cf, err := config.LoadFromReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("parsing docker config: %w", err)
+	}
+	return configKeychain{cf}, nil
+}
+
+// DockerConfigFileKeychain is DockerConfigKeychain for a file.
+func DockerConfigFileKeychain(path string) (authn.Keychain, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading registry config: %w", err)
+	}
+	k, err := DockerConfigKeychain(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+type configKeychain struct{ cf *configfile.ConfigFile }
+
+func (k configKeychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	var empty types.AuthConfig
+	for _, key := range []string{target.String(), target.RegistryStr()} {
+		if key == name.DefaultRegistry {
+			key = authn.DefaultAuthKey
+		}
+		cfg, err := k.cf.GetAuthConfig(key)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ServerAddress = ""
+		if cfg != empty {
+			return authn.FromConfig(authn.AuthConfig{
+				Username: cfg.Username, Password: cfg.Password, Auth: cfg.Auth,
+				IdentityToken: cfg.IdentityToken, RegistryToken: cfg.RegistryToken,
+			}), nil
+		}
+	}
+	return authn.Anonymous, nil
+}
