@@ -1,0 +1,379 @@
+package verify
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// The merged filesystem of an image is never materialized: layers are
+// indexed (tar headers only) top-down, one entry at a time, only as far as a
+// lookup needs, and file contents are kept only for the files asked for.
+
+type kind uint8
+
+const (
+	kindReg kind = iota
+	kindDir
+	kindImplicitDir // a directory known only from the paths under it
+	kindSymlink
+	kindHardlink
+	kindOther // devices, fifos
+)
+
+type entry struct {
+	kind kind
+	mode int64
+	size int64
+	link string // symlink target as written; hardlink target as a rooted path
+}
+
+func (e entry) isDir() bool { return e.kind == kindDir || e.kind == kindImplicitDir }
+
+type layerIndex struct {
+	entries  map[string]entry
+	whiteout map[string]bool // paths deleted in lower layers
+	opaque   map[string]bool // directories whose lower children are hidden
+	complete bool
+}
+
+func newLayerIndex() *layerIndex {
+	return &layerIndex{entries: map[string]entry{}, whiteout: map[string]bool{}, opaque: map[string]bool{}}
+}
+
+const (
+	maxSymlinkHops = 40   // Linux MAXSYMLINKS
+	maxPath        = 4096 // Linux PATH_MAX: longer names cannot be looked up
+	headSize       = 16 << 10
+)
+
+type status uint8
+
+const (
+	pending status = iota // depends on layers not read yet
+	found
+	missing
+)
+
+// hit is the answer of a lookup on what is known so far.
+type hit struct {
+	status status
+	layer  int    // layer holding the entry (0 = bottom)
+	path   string // resolved path, symlinks followed
+	e      entry  // for a hardlink, the entry it links to
+	// where the bytes are: a hardlink's data is its target's.
+	dataLayer int
+	dataPath  string
+	why       string // for missing
+}
+
+type fileData struct {
+	b     []byte
+	whole bool
+}
+
+type dataKey struct {
+	layer int
+	path  string
+}
+
+// fsys is the lazily indexed view of one image's layers.
+type fsys struct {
+	layers []v1.Layer
+	idx    []*layerIndex // by layer, 0 = bottom; nil until reached
+	cur    int           // layer being indexed; -1 when all are
+	s      *stream
+	// streamPath is the regular file whose data the stream is positioned at.
+	streamPath string
+	b          *budget
+	waiting    map[string]bool // paths a lookup waits for in layer cur
+	data       map[dataKey]fileData
+	limitFile  int64
+}
+
+func newFS(layers []v1.Layer, b *budget) *fsys {
+	return &fsys{
+		layers:    layers,
+		idx:       make([]*layerIndex, len(layers)),
+		cur:       len(layers) - 1,
+		b:         b,
+		waiting:   map[string]bool{},
+		data:      map[dataKey]fileData{},
+		limitFile: b.limits.File,
+	}
+}
+
+func (f *fsys) close() {
+	f.s.close()
+	f.s = nil
+}
+
+// rooted cleans a tar name or link target into an absolute path that cannot
+// leave the root: "../" at the root stays at the root, as in the kernel.
+func rooted(name string) string {
+	return path.Clean("/" + name)
+}
+
+// lookupFrom finds the topmost visible entry at p (no symlink in p is
+// followed; its parents are known directories) starting at layer top.
+func (f *fsys) lookupFrom(p string, top int) hit {
+	for l := top; l >= 0; l-- {
+		ix := f.idx[l]
+		if ix == nil {
+			return hit{status: pending}
+		}
+		if e, ok := ix.entries[p]; ok {
+			return hit{status: found, layer: l, path: p, e: e}
+		}
+		if !ix.complete {
+			// A later entry of this layer may still create p.
+			f.waiting[p] = true
+			return hit{status: pending}
+		}
+		if ix.whiteout[p] {
+			return hit{status: missing, why: fmt.Sprintf("%s is deleted by a whiteout in layer %d", p, l+1)}
+		}
+		for a := path.Dir(p); ; a = path.Dir(a) {
+			if ix.opaque[a] {
+				return hit{status: missing, why: fmt.Sprintf("%s is hidden: %s is an opaque directory in layer %d", p, a, l+1)}
+			}
+			if a == "/" {
+				break
+			}
+			if ix.whiteout[a] {
+				return hit{status: missing, why: fmt.Sprintf("%s is hidden: %s is deleted by a whiteout in layer %d", p, a, l+1)}
+			}
+			if e, ok := ix.entries[a]; ok && !e.isDir() {
+				return hit{status: missing, why: fmt.Sprintf("%s is hidden: %s is not a directory in layer %d", p, a, l+1)}
+			}
+		}
+	}
+	return hit{status: missing, why: fmt.Sprintf("%s is in no layer", p)}
+}
+
+// walk resolves p as the kernel does: component by component, following
+// symlinks in every component (and in the last one when follow is set),
+// absolute targets from the image root, at most 40 hops.
+func (f *fsys) walk(p string, follow bool) hit {
+	rest := split(p)
+	cur := "/"
+	last := hit{status: found, path: "/", e: entry{kind: kindDir}, layer: len(f.layers) - 1}
+	hops := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
+			last = f.dirHit(cur)
+			if last.status != found {
+				return last
+			}
+			continue
+		}
+		next := path.Join(cur, c)
+		h := f.lookupFrom(next, len(f.layers)-1)
+		if h.status != found {
+			return h
+		}
+		if h.e.kind == kindSymlink && (len(rest) > 0 || follow) {
+			hops++
+			if hops > maxSymlinkHops {
+				return hit{status: missing, why: fmt.Sprintf("too many levels of symbolic links resolving %s", p)}
+			}
+			t := h.e.link
+			if t == "" {
+				return hit{status: missing, why: fmt.Sprintf("%s is an empty symlink", next)}
+			}
+			if strings.HasPrefix(t, "/") {
+				cur = "/"
+			}
+			rest = append(split(t), rest...)
+			continue
+		}
+		if h.e.kind == kindHardlink {
+			h = f.hardlink(h)
+			if h.status != found {
+				return h
+			}
+		}
+		if len(rest) > 0 && !h.e.isDir() {
+			// A trailing "" or "." after a file is still "not a directory".
+			return hit{status: missing, why: fmt.Sprintf("%s is not a directory", next)}
+		}
+		cur, last = next, h
+	}
+	if last.e.kind == kindReg && last.dataPath == "" {
+		last.dataLayer, last.dataPath = last.layer, last.path
+	}
+	return last
+}
+
+// dirHit re-looks up a directory reached by "..": it is a known directory.
+func (f *fsys) dirHit(p string) hit {
+	if p == "/" {
+		return hit{status: found, path: "/", e: entry{kind: kindDir}, layer: len(f.layers) - 1}
+	}
+	return f.lookupFrom(p, len(f.layers)-1)
+}
+
+// hardlink follows a tar hardlink to the entry holding the data: in the
+// same layer (where tar writers put it, earlier in the stream), else in the
+// layers below, as extraction would have found it on disk.
+func (f *fsys) hardlink(h hit) hit {
+	p, l := h.path, h.layer
+	e := h.e
+	for i := 0; e.kind == kindHardlink; i++ {
+		if i > maxSymlinkHops {
+			return hit{status: missing, why: fmt.Sprintf("hardlink chain too long at %s", p)}
+		}
+		t := e.link
+		if te, ok := f.idx[l].entries[t]; ok {
+			p, e = t, te
+			continue
+		}
+		if !f.idx[l].complete && l == f.cur {
+			f.waiting[t] = true
+			return hit{status: pending}
+		}
+		th := f.lookupFrom(t, l-1)
+		if th.status != found {
+			if th.status == missing {
+				th.why = fmt.Sprintf("%s is a hardlink to %s, which is missing", h.path, t)
+			}
+			return th
+		}
+		p, l, e = th.path, th.layer, th.e
+	}
+	// The file keeps the name and layer it was reached by; its bytes live at
+	// the link target.
+	return hit{status: found, layer: h.layer, path: h.path, e: e, dataLayer: l, dataPath: p}
+}
+
+func split(p string) []string {
+	var out []string
+	for _, c := range strings.Split(p, "/") {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// advance indexes the next tar entry of the layer being read, opening the
+// next lower layer when needed. It reports whether the new knowledge can
+// change a pending lookup (an entry at or under a path waited for, or a
+// layer completed).
+func (f *fsys) advance(ctx context.Context) (bool, error) {
+	if f.cur < 0 {
+		return false, errors.New("internal: no layer left to read")
+	}
+	if f.s == nil {
+		s, err := f.b.open(ctx, f.layers[f.cur], f.cur)
+		if err != nil {
+			return false, err
+		}
+		f.s = s
+		f.idx[f.cur] = newLayerIndex()
+		clear(f.waiting)
+		return false, nil
+	}
+	f.streamPath = ""
+	hdr, err := f.s.tr.Next()
+	if err == io.EOF {
+		f.idx[f.cur].complete = true
+		f.close()
+		f.cur--
+		clear(f.waiting)
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading layer %d: %w", f.cur+1, err)
+	}
+	f.b.entries++
+	if f.b.entries > f.b.limits.Entries {
+		return false, &LimitError{What: "tar entries", Limit: int64(f.b.limits.Entries)}
+	}
+	p, ok := f.index(f.idx[f.cur], hdr)
+	if !ok {
+		return false, nil
+	}
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
+		f.streamPath = p
+	}
+	for a := p; ; a = path.Dir(a) {
+		if f.waiting[a] {
+			return true, nil
+		}
+		if a == "/" {
+			return false, nil
+		}
+	}
+}
+
+// index adds one tar header to ix and returns the path it touches.
+func (f *fsys) index(ix *layerIndex, hdr *tar.Header) (string, bool) {
+	if len(hdr.Name) > maxPath {
+		return "", false
+	}
+	p := rooted(hdr.Name)
+	if p == "/" {
+		return "", false
+	}
+	dir, base := path.Split(p)
+	dir = path.Clean(dir)
+	if strings.HasPrefix(base, ".wh.") {
+		switch {
+		case base == ".wh..wh..opq":
+			ix.opaque[dir] = true
+		case strings.HasPrefix(base, ".wh..wh."):
+			// aufs metadata (.wh..wh.plnk...): no meaning for the merged view.
+		default:
+			ix.whiteout[path.Join(dir, base[len(".wh."):])] = true
+		}
+		addParents(ix, p)
+		return dir, true
+	}
+	e := entry{mode: hdr.Mode, size: hdr.Size}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeGNUSparse:
+		e.kind = kindReg
+	case tar.TypeDir:
+		e.kind = kindDir
+	case tar.TypeSymlink:
+		e.kind, e.link = kindSymlink, hdr.Linkname
+	case tar.TypeLink:
+		e.kind, e.link = kindHardlink, rooted(hdr.Linkname)
+	default:
+		e.kind = kindOther
+	}
+	if old, ok := ix.entries[p]; ok {
+		// Writers never repeat a path; if one does, the first entry wins,
+		// so an answer given on the way stays true. A directory seen only
+		// through its children gets its own header's mode.
+		if !(old.kind == kindImplicitDir && e.kind == kindDir) {
+			addParents(ix, p)
+			return p, true
+		}
+	}
+	ix.entries[p] = e
+	addParents(ix, p)
+	return p, true
+}
+
+func addParents(ix *layerIndex, p string) {
+	for a := path.Dir(p); a != "/"; a = path.Dir(a) {
+		if _, ok := ix.entries[a]; ok {
+			return
+		}
+		ix.entries[a] = entry{kind: kindImplicitDir}
+	}
+}
