@@ -1,0 +1,525 @@
+package remedy
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/klog/v2"
+)
+
+// Node labels that carry the architecture. The kubelet sets both from its
+// own GOARCH; archfit relies on that: a node's beta label, when present,
+// equals kubernetes.io/arch.
+const (
+	LabelArch     = "kubernetes.io/arch"
+	LabelArchBeta = "beta.kubernetes.io/arch"
+)
+
+const requiredField = "requiredDuringSchedulingIgnoredDuringExecution"
+
+// Option tunes Patch.
+type Option func(*options)
+
+type options struct {
+	taints      map[string][]corev1.Taint
+	source      []byte
+	ignoreOwner bool
+}
+
+// WithTaints declares the taints that the nodes of one architecture carry
+// (those that keep an intolerant pod off every node of that architecture,
+// e.g. GKE's kubernetes.io/arch=arm64:NoSchedule). For an allowed
+// architecture, Patch adds a toleration for each NoSchedule or NoExecute
+// taint the pod does not already tolerate.
+func WithTaints(arch string, taints ...corev1.Taint) Option {
+	return func(o *options) {
+		if o.taints == nil {
+			o.taints = map[string][]corev1.Taint{}
+		}
+		o.taints[arch] = append(o.taints[arch], taints...)
+	}
+}
+
+// WithSource gives the YAML file the object was read from, so that the
+// yaml format edits that file in place, keeping comments, field order and
+// the other documents of a multi-document file.
+func WithSource(src []byte) Option {
+	return func(o *options) { o.source = src }
+}
+
+// IgnoreOwner patches the object even when a controller owns it (the
+// owner would revert the change; use only for manifests about to be
+// applied by hand).
+func IgnoreOwner() Option {
+	return func(o *options) { o.ignoreOwner = true }
+}
+
+// TermAction is what Patch did with one nodeSelectorTerm.
+type TermAction string
+
+// Term actions.
+const (
+	// TermAdded: the arch requirement was appended to the term.
+	TermAdded TermAction = "added"
+	// TermPinned: every node the term admits has an allowed arch (it pins
+	// the arch with In on a subset of the allowed ones, or NotIn of all the
+	// others...): left alone.
+	TermPinned TermAction = "already-pinned"
+	// TermDead: the term admits no node at all (empty term, an arch
+	// requirement no node label can meet, or an invalid requirement): left
+	// alone, since adding to it would change nothing.
+	TermDead TermAction = "admits-nothing"
+	// TermConflict: the term admits only architectures that are not allowed.
+	TermConflict TermAction = "conflict"
+)
+
+// TermDecision records the decision for one nodeSelectorTerm.
+type TermDecision struct {
+	Index  int        `json:"index"`
+	Path   string     `json:"path"`
+	Action TermAction `json:"action"`
+	// Admits are the architectures the term's arch requirements admit, when
+	// it has any.
+	Admits []string `json:"admits,omitempty"`
+}
+
+// Operation is one RFC 6902 JSON patch operation.
+type Operation struct {
+	Op    string          `json:"op"`
+	Path  string          `json:"path"`
+	Value json.RawMessage `json:"value"`
+}
+
+// Result is the interim patch of one workload.
+type Result struct {
+	Object ObjectRef `json:"object"`
+	// PodSpecPath is the JSON pointer of the pod spec that is patched.
+	PodSpecPath string   `json:"podSpecPath"`
+	Allowed     []string `json:"allowedArchitectures"`
+	// Changed is false when the workload is already constrained correctly
+	// (or cannot be patched: see Conflicts); the patch is then empty.
+	Changed          bool                `json:"changed"`
+	Terms            []TermDecision      `json:"terms,omitempty"`
+	AddedTolerations []corev1.Toleration `json:"addedTolerations,omitempty"`
+	// Conflicts are constraints that pin an architecture that is not
+	// allowed. They are findings: Patch never overwrites them, and Render
+	// returns ErrConflict.
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	// Recreate: a bare Pod cannot change its affinity; it must be deleted
+	// and created again from the patched manifest.
+	Recreate bool `json:"recreate,omitempty"`
+	// Immutable: a Job's pod template cannot change once the Job exists
+	// (except scheduling fields while it is suspended and has never started).
+	Immutable bool        `json:"immutable,omitempty"`
+	Notes     []string    `json:"notes,omitempty"`
+	Ops       []Operation `json:"jsonPatch"`
+
+	kind    kindInfo
+	podSpec []string
+	orig    *unstructured.Unstructured
+	patched *unstructured.Unstructured
+	source  []byte
+}
+
+// Patched returns a copy of the object with the patch applied.
+func (r *Result) Patched() *unstructured.Unstructured { return r.patched.DeepCopy() }
+
+// Patch computes the node-affinity patch that keeps obj's pods on nodes of
+// the allowed architectures. obj is the owning workload (Deployment,
+// StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob,
+// Pod, PodTemplate or Argo Rollout).
+//
+// Every required nodeSelectorTerm gets `kubernetes.io/arch In allowed`
+// (they are ORed, so all need it), unless the term already admits only
+// allowed architectures or admits no node at all. A nodeSelector or term
+// that admits only other architectures is reported in Result.Conflicts,
+// never overwritten. Tolerations, preferred terms and everything else stay
+// as they are.
+func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*Result, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	allowed = sortedSet(allowed)
+	if len(allowed) == 0 {
+		return nil, ErrNoArchitecture
+	}
+	ref := refOf(obj)
+	kind, err := lookupKind(ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := redirect(obj, ref, o.ignoreOwner); err != nil {
+		return nil, err
+	}
+	rawSpec, found, err := unstructured.NestedMap(obj.Object, kind.podSpec...)
+	if err != nil || !found {
+		return nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, strings.Join(kind.podSpec, "."))
+	}
+	var spec corev1.PodSpec
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rawSpec, &spec); err != nil {
+		return nil, fmt.Errorf("reading the pod spec of %s: %w", ref, err)
+	}
+
+	res := &Result{
+		Object:      ref,
+		PodSpecPath: pointer(kind.podSpec...),
+		Allowed:     allowed,
+		Recreate:    kind.recreate,
+		Immutable:   kind.immutable,
+		kind:        kind,
+		podSpec:     kind.podSpec,
+		orig:        obj.DeepCopy(),
+		source:      o.source,
+	}
+	specPath := kind.podSpec
+
+	// nodeSelector and required affinity must both hold: a nodeSelector
+	// that pins allowed archs is enough for the whole pod.
+	podPinned := false
+	if reqs := selectorRequirements(spec.NodeSelector); len(reqs) > 0 {
+		admits, safe, _ := archAdmission(reqs, allowed)
+		switch {
+		case len(intersect(admits, allowed)) == 0:
+			res.Conflicts = append(res.Conflicts, Conflict{
+				Code:    CodeArchConstraintConflict,
+				Path:    pointer(append(slices.Clone(specPath), "nodeSelector")...),
+				Pinned:  admits,
+				Message: fmt.Sprintf("nodeSelector %s admits %s, but the workload can run only on %s", formatSelector(spec.NodeSelector), describe(admits), strings.Join(allowed, ", ")),
+			})
+		case safe:
+			podPinned = true
+		}
+	}
+
+	var na *corev1.NodeAffinity
+	if spec.Affinity != nil {
+		na = spec.Affinity.NodeAffinity
+	}
+	required := na != nil && na.RequiredDuringSchedulingIgnoredDuringExecution != nil
+	termsPath := append(slices.Clone(specPath), "affinity", "nodeAffinity", requiredField, "nodeSelectorTerms")
+	var toAdd []int
+	if required {
+		for i, term := range na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			d := decideTerm(term, allowed)
+			d.Index = i
+			d.Path = pointer(append(slices.Clone(termsPath), strconv.Itoa(i))...)
+			res.Terms = append(res.Terms, d)
+			switch d.Action {
+			case TermConflict:
+				res.Conflicts = append(res.Conflicts, Conflict{
+					Code:    CodeArchConstraintConflict,
+					Path:    d.Path,
+					Pinned:  d.Admits,
+					Message: fmt.Sprintf("required nodeSelectorTerm %d admits %s, but the workload can run only on %s", i, describe(d.Admits), strings.Join(allowed, ", ")),
+				})
+			case TermAdded:
+				toAdd = append(toAdd, i)
+			}
+		}
+	}
+	if len(res.Conflicts) > 0 {
+		res.Terms = nil
+		res.Ops = []Operation{}
+		res.patched = obj.DeepCopy()
+		res.Notes = append(res.Notes, "the workload pins an architecture it cannot run on: fix the constraint by hand; archfit does not overwrite it")
+		return res, nil
+	}
+	if podPinned {
+		// The terms were only inspected for conflicts: nothing to add.
+		for i := range res.Terms {
+			if res.Terms[i].Action == TermAdded {
+				res.Terms[i].Action = TermPinned
+			}
+		}
+		toAdd = nil
+	}
+
+	req := archRequirement(allowed)
+	var ops []Operation
+	switch {
+	case podPinned:
+	case spec.Affinity == nil:
+		ops = append(ops, op("add", pointer(append(slices.Clone(specPath), "affinity")...), map[string]any{
+			"nodeAffinity": map[string]any{requiredField: newRequired(req)},
+		}))
+	case na == nil:
+		p := append(slices.Clone(specPath), "affinity")
+		ops = append(ops,
+			testOp(obj, p),
+			op("add", pointer(append(p, "nodeAffinity")...), map[string]any{requiredField: newRequired(req)}))
+	case !required:
+		p := append(slices.Clone(specPath), "affinity", "nodeAffinity")
+		ops = append(ops,
+			testOp(obj, p),
+			op("add", pointer(append(p, requiredField)...), newRequired(req)))
+	case len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) == 0:
+		res.Notes = append(res.Notes, "requiredDuringSchedulingIgnoredDuringExecution has no nodeSelectorTerms: the pod admits no node, and adding a term would change that")
+	case len(toAdd) > 0:
+		ops = append(ops, testOp(obj, termsPath))
+		for _, i := range toAdd {
+			tp := append(slices.Clone(termsPath), strconv.Itoa(i))
+			if len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[i].MatchExpressions) > 0 {
+				ops = append(ops, op("add", pointer(append(tp, "matchExpressions", "-")...), req))
+			} else {
+				ops = append(ops, op("add", pointer(append(tp, "matchExpressions")...), []corev1.NodeSelectorRequirement{req}))
+			}
+		}
+	}
+
+	// Tolerations for the tainted pools the workload may now use.
+	tols := missingTolerations(spec.Tolerations, allowed, o.taints)
+	res.AddedTolerations = tols
+	if len(tols) > 0 {
+		p := append(slices.Clone(specPath), "tolerations")
+		if len(spec.Tolerations) == 0 {
+			ops = append(ops, op("add", pointer(p...), tols))
+		} else {
+			for _, t := range tols {
+				ops = append(ops, op("add", pointer(append(p, "-")...), t))
+			}
+		}
+	}
+
+	if ops == nil {
+		ops = []Operation{}
+	}
+	res.Ops = ops
+	res.Changed = slices.ContainsFunc(ops, func(o Operation) bool { return o.Op != "test" })
+	if !res.Changed {
+		res.Ops = []Operation{}
+		res.Notes = append(res.Notes, fmt.Sprintf("%s already admits only nodes of allowed architectures (%s): nothing to patch", ref, strings.Join(allowed, ", ")))
+		res.patched = obj.DeepCopy()
+	} else {
+		res.patched, err = applyOps(obj, res.Ops)
+		if err != nil {
+			return nil, fmt.Errorf("applying the patch of %s: %w", ref, err)
+		}
+	}
+	if kind.recreate {
+		res.Notes = append(res.Notes, "a running Pod's affinity cannot change: delete the Pod and create it again from the patched manifest (better: run it under a Deployment)")
+	}
+	if kind.immutable {
+		res.Notes = append(res.Notes, "a Job's pod template is immutable once created (scheduling fields change only while it is suspended and has never started): delete the Job and create it again from the patched manifest, or patch what creates it")
+	}
+	return res, nil
+}
+
+// redirect refuses objects whose pod template belongs to someone else.
+func redirect(obj *unstructured.Unstructured, ref ObjectRef, ignoreOwner bool) error {
+	if ref.Kind == "Rollout" {
+		if wr, ok, _ := unstructured.NestedMap(obj.Object, "spec", "workloadRef"); ok {
+			to := ObjectRef{Namespace: ref.Namespace}
+			to.APIVersion, _ = wr["apiVersion"].(string)
+			to.Kind, _ = wr["kind"].(string)
+			to.Name, _ = wr["name"].(string)
+			return &RedirectError{From: ref, To: to, Reason: "the Rollout takes its pod template from spec.workloadRef"}
+		}
+	}
+	if ignoreOwner {
+		return nil
+	}
+	for _, or := range obj.GetOwnerReferences() {
+		if or.Controller != nil && *or.Controller {
+			to := ObjectRef{APIVersion: or.APIVersion, Kind: or.Kind, Namespace: ref.Namespace, Name: or.Name}
+			return &RedirectError{From: ref, To: to, Reason: "its controller would revert the change"}
+		}
+	}
+	return nil
+}
+
+func decideTerm(term corev1.NodeSelectorTerm, allowed []string) TermDecision {
+	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
+		return TermDecision{Action: TermDead}
+	}
+	var archReqs []corev1.NodeSelectorRequirement
+	for _, r := range term.MatchExpressions {
+		if isArchKey(r.Key) {
+			archReqs = append(archReqs, r)
+		}
+	}
+	if len(archReqs) == 0 {
+		return TermDecision{Action: TermAdded}
+	}
+	admits, safe, valid := archAdmission(archReqs, allowed)
+	switch {
+	case !valid || len(admits) == 0:
+		return TermDecision{Action: TermDead, Admits: admits}
+	case safe:
+		return TermDecision{Action: TermPinned, Admits: admits}
+	case len(intersect(admits, allowed)) == 0:
+		return TermDecision{Action: TermConflict, Admits: admits}
+	}
+	return TermDecision{Action: TermAdded, Admits: admits}
+}
+
+func isArchKey(k string) bool { return k == LabelArch || k == LabelArchBeta }
+
+// otherArch stands for every architecture the requirements do not name.
+const otherArch = "other"
+
+// archAdmission evaluates the arch requirements (ANDed) against every node
+// arch that matters: the allowed ones, those the requirements name, and
+// "any other". A node carries kubernetes.io/arch, and the beta label either
+// equal to it or not at all. It returns the archs some such node passing
+// the requirements has (otherArch for unnamed ones), whether every such
+// node has an allowed arch, and whether the requirements parse.
+func archAdmission(reqs []corev1.NodeSelectorRequirement, allowed []string) (admits []string, safe, valid bool) {
+	sel := labels.NewSelector()
+	universe := slices.Clone(allowed)
+	for _, r := range reqs {
+		op, ok := selectorOps[r.Operator]
+		if !ok {
+			return nil, false, false
+		}
+		lr, err := labels.NewRequirement(r.Key, op, r.Values)
+		if err != nil {
+			return nil, false, false
+		}
+		sel = sel.Add(*lr)
+		if r.Operator == corev1.NodeSelectorOpIn || r.Operator == corev1.NodeSelectorOpNotIn {
+			universe = append(universe, r.Values...)
+		}
+	}
+	universe = append(sortedSet(universe), otherArch)
+	safe = true
+	admits = []string{}
+	for _, arch := range universe {
+		v := arch
+		if v == otherArch {
+			v = "archfit-other-arch"
+		}
+		ok := sel.Matches(labels.Set{LabelArch: v}) || sel.Matches(labels.Set{LabelArch: v, LabelArchBeta: v})
+		if !ok {
+			continue
+		}
+		admits = append(admits, arch)
+		if !slices.Contains(allowed, arch) {
+			safe = false
+		}
+	}
+	return admits, safe, true
+}
+
+var selectorOps = map[corev1.NodeSelectorOperator]selection.Operator{
+	corev1.NodeSelectorOpIn:           selection.In,
+	corev1.NodeSelectorOpNotIn:        selection.NotIn,
+	corev1.NodeSelectorOpExists:       selection.Exists,
+	corev1.NodeSelectorOpDoesNotExist: selection.DoesNotExist,
+	corev1.NodeSelectorOpGt:           selection.GreaterThan,
+	corev1.NodeSelectorOpLt:           selection.LessThan,
+}
+
+func selectorRequirements(ns map[string]string) []corev1.NodeSelectorRequirement {
+	var reqs []corev1.NodeSelectorRequirement
+	for _, k := range []string{LabelArch, LabelArchBeta} {
+		if v, ok := ns[k]; ok {
+			reqs = append(reqs, corev1.NodeSelectorRequirement{Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{v}})
+		}
+	}
+	return reqs
+}
+
+func formatSelector(ns map[string]string) string {
+	var parts []string
+	for _, k := range []string{LabelArch, LabelArchBeta} {
+		if v, ok := ns[k]; ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func describe(archs []string) string {
+	if len(archs) == 0 {
+		return "no node"
+	}
+	var out []string
+	for _, a := range archs {
+		if a == otherArch {
+			a = "other architectures"
+		}
+		out = append(out, a)
+	}
+	return "only " + strings.Join(out, ", ")
+}
+
+func archRequirement(allowed []string) corev1.NodeSelectorRequirement {
+	return corev1.NodeSelectorRequirement{Key: LabelArch, Operator: corev1.NodeSelectorOpIn, Values: slices.Clone(allowed)}
+}
+
+func newRequired(req corev1.NodeSelectorRequirement) *corev1.NodeSelector {
+	return &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{req}}}}
+}
+
+// missingTolerations returns the tolerations to add, in a stable order: for
+// each allowed arch, each NoSchedule/NoExecute taint not yet tolerated.
+func missingTolerations(have []corev1.Toleration, allowed []string, taints map[string][]corev1.Taint) []corev1.Toleration {
+	var add []corev1.Toleration
+	logger := klog.Background()
+	for _, arch := range allowed {
+		for _, t := range taints[arch] {
+			if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
+				continue
+			}
+			tolerated := func(tol corev1.Toleration) bool { return tol.ToleratesTaint(logger, &t, false) }
+			if slices.ContainsFunc(have, tolerated) || slices.ContainsFunc(add, tolerated) {
+				continue
+			}
+			tol := corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOpEqual, Value: t.Value, Effect: t.Effect}
+			if t.Value == "" {
+				tol.Operator, tol.Value = corev1.TolerationOpExists, ""
+			}
+			add = append(add, tol)
+		}
+	}
+	return add
+}
+
+func op(kind, path string, value any) Operation {
+	b, err := json.Marshal(value)
+	if err != nil {
+		panic(fmt.Sprintf("remedy: marshalling a patch value: %v", err)) // only our own types get here
+	}
+	return Operation{Op: kind, Path: path, Value: b}
+}
+
+// testOp guards the value at path as it is now, so that the patch fails
+// rather than edits the wrong term after a concurrent change.
+func testOp(obj *unstructured.Unstructured, path []string) Operation {
+	v, _, _ := unstructured.NestedFieldNoCopy(obj.Object, path...)
+	return op("test", pointer(path...), v)
+}
+
+func applyOps(obj *unstructured.Unstructured, ops []Operation) (*unstructured.Unstructured, error) {
+	doc, err := json.Marshal(obj.Object)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch.DecodePatch(raw)
+	if err != nil {
+		return nil, err
+	}
+	out, err := p.Apply(doc)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(out, &u.Object); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
