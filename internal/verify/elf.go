@@ -183,8 +183,8 @@ func parseELF(b []byte, size int64) (elfInfo, error) {
 	return in, nil
 }
 
-// hasGoNote finds the note the Go linker writes (name "Go", type 4, the
-// build ID) near the start of every Go binary.
+// hasGoNote finds the note the Go linker writes (owner "Go", type 4, the
+// build ID) near the start of every Go binary, in the first page.
 func hasGoNote(b []byte, bo binary.ByteOrder) bool {
 	for len(b) >= 12 {
 		namesz, descsz, typ := bo.Uint32(b), bo.Uint32(b[4:]), bo.Uint32(b[8:])
@@ -193,7 +193,7 @@ func hasGoNote(b []byte, bo binary.ByteOrder) bool {
 		if n > uint64(len(b)) || d > uint64(len(b))-n {
 			return false
 		}
-		if typ == 4 && namesz == 3 && string(b[:3]) == "Go\x00" {
+		if typ == 4 && string(bytes.TrimRight(b[:namesz], "\x00")) == "Go" {
 			return true
 		}
 		b = b[n+d:]

@@ -284,7 +284,8 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 		f.s = s
 		f.idx[f.cur] = newLayerIndex()
 		clear(f.waiting)
-		return false, nil
+		// Relevant: lookups now wait for entries of this layer by name.
+		return true, nil
 	}
 	f.streamPath = ""
 	hdr, err := f.s.tr.Next()

@@ -243,7 +243,7 @@ func (v *verifier) main(ctx context.Context, argv0 string) (string, string, erro
 	case bytes.HasPrefix(data, []byte("#!")):
 		r.Format = "script"
 		sb := parseShebang(data)
-		r.Shebang, r.Interpreter = sb.line, sb.interp
+		r.Shebang, r.Interpreter = sb.line, strings.ReplaceAll(sb.interp, "\r", `\r`)
 		verdict, detail, arch, err := v.script(ctx, h.path, sb, 1)
 		r.InterpreterArch = arch
 		if verdict == image.VerdictOK || verdict == image.VerdictWrongArch {

@@ -306,6 +306,157 @@ func TestEntrypoint(t *testing.T) {
 			want:   outcome{Verdict: image.VerdictMissingInterp, Path: "/app", Format: "elf", Arch: "amd64", Interpreter: ld, InterpreterArch: "arm64"},
 			detail: "ELIBBAD",
 		},
+		{
+			name: "script with #!/bin/sh, interpreter present",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.sh"), nil, []file{exe("/bin/sh", amd64)}, []file{exe("/app.sh", []byte("#!/bin/sh\necho hi\n"))})
+			},
+			want: outcome{Verdict: image.VerdictOK, Path: "/app.sh", Format: "script", Arch: "amd64", Interpreter: "/bin/sh", InterpreterArch: "amd64", Shebang: "#!/bin/sh"},
+		},
+		{
+			name: "script whose interpreter is another arch",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.sh"), nil, []file{exe("/bin/busybox", arm64), {Path: "/bin/sh", Hardlink: "/bin/busybox"}, exe("/app.sh", []byte("#! /bin/sh -e\n"))})
+			},
+			want:   outcome{Verdict: image.VerdictWrongArch, Path: "/app.sh", Format: "script", Arch: "arm64", Interpreter: "/bin/sh", InterpreterArch: "arm64", Shebang: "#! /bin/sh -e"},
+			detail: "/bin/sh is arm64",
+		},
+		{
+			name: "script with #!/bin/sh, interpreter absent",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.sh"), nil, []file{exe("/app.sh", []byte("#!/bin/sh\necho hi\n"))})
+			},
+			want:   outcome{Verdict: image.VerdictMissingInterp, Path: "/app.sh", Format: "script", Interpreter: "/bin/sh", Shebang: "#!/bin/sh"},
+			detail: "the interpreter /bin/sh of /app.sh is not in the image",
+		},
+		{
+			name: "CRLF shebang: the kernel looks for /bin/sh\\r",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.sh"), nil, []file{exe("/bin/sh", amd64), exe("/app.sh", []byte("#!/bin/sh\r\necho hi\r\n"))})
+			},
+			want:   outcome{Verdict: image.VerdictNotExecutable, Path: "/app.sh", Format: "script", Interpreter: `/bin/sh\r`, Shebang: `#!/bin/sh\r`},
+			detail: `CRLF line endings: the kernel looks for the interpreter "/bin/sh\r"`,
+		},
+		{
+			name: "#!/usr/bin/env python3 through a symlinked python",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.py"), nil,
+					[]file{exe("/usr/bin/env", amd64), exe("/usr/local/bin/python3.12", amd64), {Path: "/usr/local/bin/python3", Link: "python3.12"}},
+					[]file{exe("/app.py", []byte("#!/usr/bin/env python3\nprint(1)\n"))},
+				)
+			},
+			want: outcome{Verdict: image.VerdictOK, Path: "/app.py", Format: "script", Arch: "amd64", Interpreter: "/usr/bin/env", InterpreterArch: "amd64", Shebang: "#!/usr/bin/env python3"},
+		},
+		{
+			name: "#!/usr/bin/env python3, python3 of another arch",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.py"), nil,
+					[]file{exe("/usr/bin/env", amd64), exe("/usr/bin/python3", arm64), exe("/app.py", []byte("#!/usr/bin/env python3\n"))},
+				)
+			},
+			want:   outcome{Verdict: image.VerdictWrongArch, Path: "/app.py", Format: "script", Arch: "arm64", Interpreter: "/usr/bin/env", InterpreterArch: "arm64", Shebang: "#!/usr/bin/env python3"},
+			detail: "/usr/bin/python3 is arm64",
+		},
+		{
+			name: "#!/usr/bin/env python3, no python3 on the PATH",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.py"), nil, []file{exe("/usr/bin/env", amd64), exe("/app.py", []byte("#!/usr/bin/env python3\n"))})
+			},
+			want:   outcome{Verdict: image.VerdictMissingInterp, Path: "/app.py", Format: "script", Interpreter: "/usr/bin/env", Shebang: "#!/usr/bin/env python3"},
+			detail: `runs "python3" through env, which is not on the PATH`,
+		},
+		{
+			name: "#!/usr/bin/env without env",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.py"), nil, []file{exe("/usr/bin/python3", amd64), exe("/app.py", []byte("#!/usr/bin/env python3\n"))})
+			},
+			want:   outcome{Verdict: image.VerdictMissingInterp, Path: "/app.py", Format: "script", Interpreter: "/usr/bin/env", Shebang: "#!/usr/bin/env python3"},
+			detail: "the interpreter /usr/bin/env of /app.py is not in the image",
+		},
+		{
+			name: "#!/usr/bin/env python3 -u: the kernel passes one argument, env finds no such program",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.py"), nil, []file{exe("/usr/bin/env", amd64), exe("/usr/bin/python3", amd64), exe("/app.py", []byte("#!/usr/bin/env python3 -u\n"))})
+			},
+			want:   outcome{Verdict: image.VerdictMissingInterp, Path: "/app.py", Format: "script", Interpreter: "/usr/bin/env", Shebang: "#!/usr/bin/env python3 -u"},
+			detail: `"python3 -u"`,
+		},
+		{
+			name: "#!/usr/bin/env -S python3 -u",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app.py"), nil, []file{exe("/usr/bin/env", amd64), exe("/usr/bin/python3", amd64), exe("/app.py", []byte("#!/usr/bin/env -S python3 -u\n"))})
+			},
+			want: outcome{Verdict: image.VerdictOK, Path: "/app.py", Format: "script", Arch: "amd64", Interpreter: "/usr/bin/env", InterpreterArch: "amd64", Shebang: "#!/usr/bin/env -S python3 -u"},
+		},
+		{
+			name: "script interpreted by a script interpreted by an ELF",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app"), nil, []file{exe("/bin/sh", amd64), exe("/usr/bin/wrap", []byte("#!/bin/sh\n")), exe("/app", []byte("#!/usr/bin/wrap\n"))})
+			},
+			want: outcome{Verdict: image.VerdictOK, Path: "/app", Format: "script", Arch: "amd64", Interpreter: "/usr/bin/wrap", InterpreterArch: "amd64", Shebang: "#!/usr/bin/wrap"},
+		},
+		{
+			name: "script without #!: exec format error, but not arch",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/start.sh"), nil, []file{exe("/bin/sh", amd64), exe("/start.sh", []byte("echo hi\n"))})
+			},
+			want:   outcome{Verdict: image.VerdictNotExecutable, Path: "/start.sh", Format: "other"},
+			detail: "neither ELF nor a #! script",
+		},
+		{
+			name: "entrypoint is a directory",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app"), nil, []file{{Path: "/app", Dir: true}})
+			},
+			want:   outcome{Verdict: image.VerdictNotExecutable, Path: "/app"},
+			detail: "is a directory",
+		},
+		{
+			name: "entrypoint without an execute bit",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app"), nil, []file{{Path: "/app", Data: amd64, Mode: 0o644}})
+			},
+			want:   outcome{Verdict: image.VerdictNotExecutable, Path: "/app"},
+			detail: "permission denied",
+		},
+		{
+			name: "pod command replaces Entrypoint and Cmd",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app"), ep("/cmd"), []file{exe("/app", arm64), exe("/cmd", arm64), exe("/bin/tool", amd64)})
+			},
+			opts: []verify.Option{verify.WithCommand([]string{"tool"}, []string{"--flag"})},
+			want: outcome{Verdict: image.VerdictOK, Path: "/bin/tool", Format: "elf", Arch: "amd64", Static: true},
+		},
+		{
+			name: "pod args alone replace Cmd only",
+			img: func(t *testing.T) v1.Image {
+				return img(t, nil, ep("/cmd"), []file{exe("/cmd", arm64), exe("/bin/tool", amd64)})
+			},
+			opts: []verify.Option{verify.WithCommand(nil, []string{"/bin/tool"})},
+			want: outcome{Verdict: image.VerdictOK, Path: "/bin/tool", Format: "elf", Arch: "amd64", Static: true},
+		},
+		{
+			name: "pod args keep the image Entrypoint",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app"), ep("/cmd"), []file{exe("/app", amd64), exe("/cmd", arm64)})
+			},
+			opts: []verify.Option{verify.WithCommand(nil, []string{"/cmd"})},
+			want: outcome{Verdict: image.VerdictOK, Path: "/app", Format: "elf", Arch: "amd64", Static: true},
+		},
+		{
+			name: "pod env PATH replaces the image's",
+			img: func(t *testing.T) v1.Image {
+				return img(t, nil, ep("tool"), []file{exe("/usr/bin/tool", arm64), exe("/opt/bin/tool", amd64)})
+			},
+			opts: []verify.Option{verify.WithEnv([]string{"PATH=/opt/bin:/usr/bin"})},
+			want: outcome{Verdict: image.VerdictOK, Path: "/opt/bin/tool", Format: "elf", Arch: "amd64", Static: true},
+		},
+		{
+			name:   "no entrypoint",
+			img:    func(t *testing.T) v1.Image { return img(t, nil, nil, []file{exe("/app", amd64)}) },
+			want:   outcome{Verdict: image.VerdictNoEntrypoint},
+			noRead: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
