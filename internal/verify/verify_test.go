@@ -452,6 +452,71 @@ func TestEntrypoint(t *testing.T) {
 			want: outcome{Verdict: image.VerdictOK, Path: "/opt/bin/tool", Format: "elf", Arch: "amd64", Static: true},
 		},
 		{
+			name: "tar name with ../ stays in the image",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app"), nil, []file{exe("../../app", amd64)})
+			},
+			want: outcome{Verdict: image.VerdictOK, Path: "/app", Format: "elf", Arch: "amd64", Static: true},
+		},
+		{
+			name: "an upper directory hides a lower symlink of the same name",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/bin/app"), nil,
+					[]file{{Path: "/bin", Link: "usr/bin"}, exe("/usr/bin/app", arm64)},
+					[]file{exe("/bin/app", amd64)},
+				)
+			},
+			want: outcome{Verdict: image.VerdictOK, Path: "/bin/app", Format: "elf", Arch: "amd64", Static: true},
+		},
+		{
+			name: "an upper file hides a lower directory",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/opt/app"), nil,
+					[]file{exe("/opt/app", amd64)},
+					[]file{{Path: "/opt", Data: []byte("x"), Mode: 0o644}},
+				)
+			},
+			want:   outcome{Verdict: image.VerdictNotFound},
+			detail: "/opt is not a directory",
+		},
+		{
+			name: "whiteout and a new file of the same name in one layer: the new file",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app/run"), nil,
+					[]file{exe("/app", amd64)},
+					[]file{{Path: "/.wh.app"}, exe("/app/run", arm64)},
+				)
+			},
+			want: outcome{Verdict: image.VerdictWrongArch, Path: "/app/run", Format: "elf", Arch: "arm64", Static: true},
+		},
+		{
+			name: "hardlink to a file of a lower layer",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/bin/sh"), nil,
+					[]file{exe("/bin/busybox", arm64)},
+					[]file{{Path: "/bin/sh", Hardlink: "/bin/busybox"}},
+				)
+			},
+			want: outcome{Verdict: image.VerdictWrongArch, Path: "/bin/sh", Format: "elf", Arch: "arm64", Static: true},
+		},
+		{
+			name: "symlinked PATH entry to a busybox applet",
+			img: func(t *testing.T) v1.Image {
+				return img(t, nil, ep("sh", "-c", "true"),
+					[]file{exe("/bin/busybox", amd64), {Path: "/bin/sh", Link: "busybox"}},
+				)
+			},
+			want: outcome{Verdict: image.VerdictOK, Path: "/bin/busybox", Format: "elf", Arch: "amd64", Static: true},
+		},
+		{
+			name: "dangling symlink",
+			img: func(t *testing.T) v1.Image {
+				return img(t, ep("/app"), nil, []file{{Path: "/app", Link: "/opt/gone"}})
+			},
+			want:   outcome{Verdict: image.VerdictNotFound},
+			detail: "/app not found: /opt is in no layer",
+		},
+		{
 			name:   "no entrypoint",
 			img:    func(t *testing.T) v1.Image { return img(t, nil, nil, []file{exe("/app", amd64)}) },
 			want:   outcome{Verdict: image.VerdictNoEntrypoint},
