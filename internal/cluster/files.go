@@ -1,0 +1,246 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultLogLimitBytes is how much of the end of a log archfit keeps: the
+// error that matters is the last thing a crashed container printed.
+const DefaultLogLimitBytes = 16 << 10
+
+// StdinName names standard input in errors.
+const StdinName = "<stdin>"
+
+// FileOption configures LoadFiles.
+type FileOption func(*fileConfig)
+
+type fileConfig struct {
+	recursive     bool
+	logLimitBytes int
+}
+
+// Recursive makes LoadFiles walk directories recursively, like kubectl -R.
+func Recursive(r bool) FileOption { return func(c *fileConfig) { c.recursive = r } }
+
+// LogLimitBytes sets how much of the end of each log file is kept.
+func LogLimitBytes(n int) FileOption { return func(c *fileConfig) { c.logLimitBytes = n } }
+
+// manifestExts are the extensions kubectl reads when walking a directory.
+var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
+
+// LoadFiles reads kubectl output from paths as kubectl -f does: files,
+// directories (their .yaml, .yml and .json files; recursively with
+// Recursive(true)), and "-" for stdin. Documents may be multi-document YAML,
+// JSON objects or streams, and List kinds. Logs are read from the layout in
+// the package doc.
+//
+// A document that cannot be read is returned in the []error as a
+// *DocumentError naming its file and line, and the rest is still used. The
+// error is for inputs that cannot be read at all (a missing file).
+func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...FileOption) (*Snapshot, []error, error) {
+	cfg := fileConfig{logLimitBytes: DefaultLogLimitBytes}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c := newCollector()
+	logDirs := map[string]bool{}
+	readStdin := false
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if p == "-" {
+			if readStdin {
+				continue
+			}
+			readStdin = true
+			if stdin == nil {
+				return nil, nil, fmt.Errorf("reading %s: no standard input", StdinName)
+			}
+			data, err := io.ReadAll(stdin)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading %s: %w", StdinName, err)
+			}
+			c.decodeFile(StdinName, data)
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		if !fi.IsDir() {
+			if err := c.readFile(p); err != nil {
+				return nil, nil, err
+			}
+			logDirs[filepath.Join(filepath.Dir(p), "logs")] = true
+			continue
+		}
+		if filepath.Base(filepath.Clean(p)) == "logs" {
+			logDirs[p] = true
+			continue
+		}
+		logDirs[filepath.Join(p, "logs")] = true
+		if err := c.readDir(ctx, p, cfg.recursive, logDirs); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := c.readLogDirs(ctx, logDirs, cfg.logLimitBytes); err != nil {
+		return nil, nil, err
+	}
+	return build(&c.in), c.errs, nil
+}
+
+func (c *collector) readFile(p string) error {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	c.decodeFile(p, data)
+	return nil
+}
+
+// readDir reads the manifests of a directory. A directory named "logs" is a
+// log tree, read later; with recursive, *.log files anywhere are logs too.
+func (c *collector) readDir(ctx context.Context, dir string, recursive bool, logDirs map[string]bool) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p == dir {
+				return nil
+			}
+			if d.Name() == "logs" {
+				logDirs[p] = true
+				return fs.SkipDir
+			}
+			if !recursive {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		switch ext := filepath.Ext(p); {
+		case manifestExts[ext]:
+			return c.readFile(p)
+		case ext == ".log" && recursive:
+			logDirs[p] = true // a single log file
+		}
+		return nil
+	})
+}
+
+// readLogDirs reads every log file under the given directories (or the
+// given .log files), in a stable order; directories that do not exist are
+// skipped (they were only guesses next to a file).
+func (c *collector) readLogDirs(ctx context.Context, dirs map[string]bool, limit int) error {
+	type logFile struct{ root, path string }
+	var files []logFile
+	for d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil {
+			continue
+		}
+		if !fi.IsDir() {
+			files = append(files, logFile{path: d})
+			continue
+		}
+		err = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return fmt.Errorf("reading logs %s: %w", p, err)
+			}
+			if !e.IsDir() && strings.HasSuffix(p, ".log") {
+				files = append(files, logFile{root: d, path: p})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+	seen := map[string]bool{}
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		abs, _ := filepath.Abs(f.path)
+		if seen[abs] {
+			continue
+		}
+		seen[abs] = true
+		rel := f.path
+		if f.root != "" {
+			rel, _ = filepath.Rel(f.root, f.path)
+			if strings.Count(filepath.ToSlash(rel), "/") != 2 {
+				rel = "" // not NAMESPACE/POD/CONTAINER.log under the logs root
+			}
+		}
+		l, ok := parseLogPath(rel)
+		if !ok {
+			c.errs = append(c.errs, &DocumentError{File: f.path, Err: fmt.Errorf("log file not laid out as logs/NAMESPACE/POD/CONTAINER[.previous].log")})
+			continue
+		}
+		text, truncated, err := readTail(f.path, limit)
+		if err != nil {
+			return err
+		}
+		l.Text, l.Truncated, l.Source = text, truncated, f.path
+		c.in.logs = append(c.in.logs, l)
+	}
+	return nil
+}
+
+// parseLogPath reads NAMESPACE/POD/CONTAINER[.previous].log from the end of
+// a path.
+func parseLogPath(p string) (*Log, bool) {
+	parts := strings.Split(filepath.ToSlash(filepath.Clean(p)), "/")
+	if len(parts) < 3 {
+		return nil, false
+	}
+	ns, pod, file := parts[len(parts)-3], parts[len(parts)-2], parts[len(parts)-1]
+	name, ok := strings.CutSuffix(file, ".log")
+	if !ok || ns == "" || pod == "" || ns == "." || ns == "logs" {
+		return nil, false
+	}
+	l := &Log{Namespace: ns, Pod: pod}
+	l.Container, l.Previous = strings.CutSuffix(name, ".previous")
+	if l.Container == "" {
+		return nil, false
+	}
+	return l, true
+}
+
+// readTail returns at most the last limit bytes of a file.
+func readTail(p string, limit int) (string, bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", false, fmt.Errorf("reading log %s: %w", p, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", false, fmt.Errorf("reading log %s: %w", p, err)
+	}
+	truncated := false
+	if limit > 0 && fi.Size() > int64(limit) {
+		if _, err := f.Seek(fi.Size()-int64(limit), io.SeekStart); err != nil {
+			return "", false, fmt.Errorf("reading log %s: %w", p, err)
+		}
+		truncated = true
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", false, fmt.Errorf("reading log %s: %w", p, err)
+	}
+	return string(b), truncated, nil
+}

@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Target is what a command was pointed at: TYPE/NAME as kubectl spells it.
+type Target struct {
+	Kind string // canonical kind: Deployment, Pod, ...
+	Name string
+}
+
+func (t Target) String() string { return strings.ToLower(t.Kind) + "/" + t.Name }
+
+// targetKinds maps kubectl's resource names, plurals and short names (and
+// the fully qualified resource.group form) to kinds.
+var targetKinds = map[string]string{
+	"deployment": KindDeployment, "deployments": KindDeployment, "deploy": KindDeployment,
+	"deployment.apps": KindDeployment, "deployments.apps": KindDeployment,
+	"replicaset": KindReplicaSet, "replicasets": KindReplicaSet, "rs": KindReplicaSet,
+	"replicaset.apps": KindReplicaSet, "replicasets.apps": KindReplicaSet,
+	"statefulset": KindStatefulSet, "statefulsets": KindStatefulSet, "sts": KindStatefulSet,
+	"statefulset.apps": KindStatefulSet, "statefulsets.apps": KindStatefulSet,
+	"daemonset": KindDaemonSet, "daemonsets": KindDaemonSet, "ds": KindDaemonSet,
+	"daemonset.apps": KindDaemonSet, "daemonsets.apps": KindDaemonSet,
+	"job": KindJob, "jobs": KindJob, "job.batch": KindJob, "jobs.batch": KindJob,
+	"cronjob": KindCronJob, "cronjobs": KindCronJob, "cj": KindCronJob,
+	"cronjob.batch": KindCronJob, "cronjobs.batch": KindCronJob,
+	"pod": KindPod, "pods": KindPod, "po": KindPod,
+	"podtemplate": KindPodTemplate, "podtemplates": KindPodTemplate,
+	"rollout": KindRollout, "rollouts": KindRollout, "ro": KindRollout,
+	"rollout.argoproj.io": KindRollout, "rollouts.argoproj.io": KindRollout,
+}
+
+// ParseTarget reads TYPE/NAME (deployment/api, deploy/api, sts/db,
+// deployment.apps/api, pod/NAME...). Errors wrap ErrBadTarget.
+func ParseTarget(s string) (Target, error) {
+	typ, name, ok := strings.Cut(s, "/")
+	if !ok || typ == "" || name == "" || strings.Contains(name, "/") {
+		return Target{}, fmt.Errorf("%w %q: want TYPE/NAME, e.g. deployment/api", ErrBadTarget, s)
+	}
+	kind, ok := targetKinds[strings.ToLower(typ)]
+	if !ok {
+		return Target{}, fmt.Errorf("%w %q: %q is not a workload type (deployment, statefulset, daemonset, job, cronjob, replicaset, pod, podtemplate, rollout)", ErrBadTarget, s, typ)
+	}
+	return Target{Kind: kind, Name: name}, nil
+}
+
+// Select returns a snapshot narrowed to one namespace (all if ""), and to
+// the target if not nil: the workload it names, or for a pod, its workload
+// with that pod only. Nodes are kept whole (pools matter for any target).
+func (s *Snapshot) Select(namespace string, target *Target) (*Snapshot, error) {
+	out := &Snapshot{Nodes: s.Nodes, Warnings: s.Warnings, APIRequests: s.APIRequests}
+	keepW := func(w *Workload) bool {
+		if namespace != "" && w.Namespace != namespace {
+			return false
+		}
+		return target == nil || target.Kind != KindPod && w.Kind == target.Kind && w.Name == target.Name
+	}
+	pods := map[*Pod]bool{}
+	for _, w := range s.Workloads {
+		if keepW(w) {
+			out.Workloads = append(out.Workloads, w)
+			for _, p := range w.Pods {
+				pods[p] = true
+			}
+		}
+	}
+	if target != nil && target.Kind == KindPod {
+		for _, p := range s.Pods {
+			if p.Name == target.Name && (namespace == "" || p.Namespace == namespace) {
+				pods[p] = true
+				// The workload is shared with the full snapshot: callers read
+				// Pods from the snapshot, not from the workload.
+				out.Workloads = append(out.Workloads, p.Workload)
+			}
+		}
+	}
+	for _, p := range s.Pods {
+		if pods[p] {
+			out.Pods = append(out.Pods, p)
+		}
+	}
+	if target != nil && len(out.Workloads) == 0 {
+		where := "any namespace"
+		if namespace != "" {
+			where = "namespace " + namespace
+		}
+		return nil, fmt.Errorf("%w: %s not found in %s", ErrNotFound, target, where)
+	}
+	keepNs := map[string]bool{}
+	for _, w := range out.Workloads {
+		keepNs[w.Namespace] = true
+	}
+	for _, e := range s.Events {
+		if keepNs[e.Namespace] {
+			out.Events = append(out.Events, e)
+		}
+	}
+	for _, l := range s.Logs {
+		if keepNs[l.Namespace] {
+			out.Logs = append(out.Logs, l)
+		}
+	}
+	return out, nil
+}
