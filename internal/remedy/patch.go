@@ -80,6 +80,9 @@ const (
 	TermDead TermAction = "admits-nothing"
 	// TermConflict: the term admits only architectures that are not allowed.
 	TermConflict TermAction = "conflict"
+	// TermBlocked: the term needs the requirement, but a conflict elsewhere
+	// stops the whole patch.
+	TermBlocked TermAction = "blocked-by-conflict"
 )
 
 // TermDecision records the decision for one nodeSelectorTerm.
@@ -228,7 +231,11 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 		}
 	}
 	if len(res.Conflicts) > 0 {
-		res.Terms = nil
+		for i := range res.Terms {
+			if res.Terms[i].Action == TermAdded {
+				res.Terms[i].Action = TermBlocked
+			}
+		}
 		res.Ops = []Operation{}
 		res.patched = obj.DeepCopy()
 		res.Notes = append(res.Notes, "the workload pins an architecture it cannot run on: fix the constraint by hand; archfit does not overwrite it")
