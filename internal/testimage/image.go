@@ -221,7 +221,7 @@ func Attestation(subject v1.Image) Entry {
 	}
 	att := Must(Spec{
 		Platform: "unknown/unknown",
-		Layers:   [][]File{{{Path: "/sbom.spdx.json", Data: []byte(`{"spdxVersion":"SPDX-2.3"}`), Mode: 0o644}}},
+		Layers:   [][]File{{{Path: "/sbom.spdx.json", Data: []byte(`{"spdxVersion":"SPDX-2.3","name":"` + d.String() + `"}`), Mode: 0o644}}},
 	}.Build())
 	return Entry{
 		Image:    att,

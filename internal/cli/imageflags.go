@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/registry"
+	"github.com/archfit/archfit/internal/report"
+)
+
+// imageOptions are the flags of every command that reads images.
+type imageOptions struct {
+	ociLayout      string
+	registryConfig string
+	insecure       bool
+	cacheDir       string
+	noCache        bool
+	concurrency    int
+	tagTTL         time.Duration
+	timeout        time.Duration
+	retries        int
+}
+
+func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.ociLayout, "oci-layout", "", "read images from this OCI image layout directory instead of registries (air-gapped use)")
+	fs.StringVar(&o.registryConfig, "registry-config", "", "docker config.json with registry credentials (default: ~/.docker/config.json, $DOCKER_CONFIG, podman auth.json, credential helpers)")
+	fs.BoolVar(&o.insecure, "plain-http", false, "talk plain HTTP to registries (loopback and private addresses already do)")
+	fs.StringVar(&o.cacheDir, "cache-dir", image.DefaultCacheDir(), "where manifests, configs and verdicts are cached by digest")
+	fs.BoolVar(&o.noCache, "no-cache", false, "do not read or write the on-disk cache")
+	fs.IntVar(&o.concurrency, "concurrency", 16, "registry requests in flight at once")
+	fs.DurationVar(&o.tagTTL, "tag-ttl", time.Minute, "how long a cached tag->digest answer is trusted before a HEAD re-checks it")
+	fs.DurationVar(&o.timeout, "registry-timeout", 2*time.Minute, "timeout of one registry request")
+	fs.IntVar(&o.retries, "registry-retries", 5, "retries of a 429 (honouring Retry-After), 5xx or network error")
+}
+
+func (o *imageOptions) validate() error {
+	if o.concurrency < 1 {
+		return fmt.Errorf("--concurrency must be at least 1")
+	}
+	if o.retries < 0 {
+		return fmt.Errorf("--registry-retries must not be negative")
+	}
+	return nil
+}
+
+// resolver builds the image resolver these flags describe.
+func (o *imageOptions) resolver(verify bool) (*image.Resolver, error) {
+	opts := []image.Option{image.WithConcurrency(o.concurrency), image.WithTagTTL(o.tagTTL)}
+	if !o.noCache {
+		opts = append(opts, image.WithCacheDir(o.cacheDir))
+	}
+	if o.insecure {
+		opts = append(opts, image.WithInsecure())
+	}
+	if verify {
+		opts = append(opts, image.WithVerifier(verifyEntrypoint))
+	}
+	if o.ociLayout != "" {
+		opts = append(opts, image.WithOCILayout(o.ociLayout))
+	} else {
+		kc, err := keychain(o.registryConfig)
+		if err != nil {
+			return nil, err
+		}
+		c := registry.New(registry.WithKeychain(kc), registry.WithTimeout(o.timeout),
+			registry.WithRetry(o.retries, time.Minute, 250*time.Millisecond), registry.WithUserAgent("archfit/"+versionString()))
+		opts = append(opts, image.WithRegistryClient(c))
+	}
+	return image.NewResolver(opts...)
+}
+
+// imageFindings turns what is wrong with images themselves into findings.
+func imageFindings(reps []*image.Report) []finding.Finding {
+	var out []finding.Finding
+	for _, r := range reps {
+		if r.Error != nil {
+			f := finding.New(finding.ImageUninspectable, fmt.Sprintf("cannot read %s: %s", r.Reference, r.Error.Reason))
+			f.Image = r.Reference
+			f.Evidence = []string{r.Error.Detail}
+			if r.Error.Tried != "" {
+				f.Evidence = append(f.Evidence, "tried: "+r.Error.Tried)
+			}
+			out = append(out, f)
+			continue
+		}
+		for _, p := range r.Problems {
+			f := finding.New(p.Code, fmt.Sprintf("%s entry %s: %s", r.Reference, p.Entry, p.Detail))
+			f.Image = r.Reference
+			f.ImagePlatforms = r.Platforms
+			f.Evidence = []string{p.Detail}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// render writes doc in format and maps findings to the exit code.
+func render(w io.Writer, format string, failOn finding.Severity, doc *report.Document) error {
+	f, err := report.For(format)
+	if err != nil {
+		return err
+	}
+	if err := f(w, doc); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	if failOn != finding.Never && finding.AtOrAbove(doc.Findings, failOn) {
+		n := 0
+		for _, fd := range doc.Findings {
+			if fd.Waived == "" && fd.Severity.Rank() >= failOn.Rank() {
+				n++
+			}
+		}
+		return &FindingsError{Count: n}
+	}
+	return nil
+}
+
+var _ = context.Background

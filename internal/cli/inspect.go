@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/report"
+)
+
+type inspectOptions struct {
+	streams genericiooptions.IOStreams
+	images  imageOptions
+	refs    []string
+	verify  bool
+	output  string
+	failOn  string
+
+	failSeverity finding.Severity
+}
+
+// NewCmdInspect builds `archfit inspect REF...`.
+func NewCmdInspect(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &inspectOptions{streams: streams}
+	cmd := &cobra.Command{
+		Use:   "inspect REF...",
+		Short: "Show what each node would pull for an image, and whether its binaries really are that architecture",
+		Long: `inspect reads each image from its registry (or --oci-layout): index or single
+manifest, every entry's platform, attestations, what a linux/amd64 and a
+linux/arm64 node would pull under containerd's local and transfer paths and
+CRI-O, and with --verify the entrypoint binary of every runnable entry.`,
+		Example: `  archfit inspect nginx:1.27 --verify
+  archfit inspect --oci-layout examples/images --verify
+  archfit inspect ghcr.io/org/app:v1 -o json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(args); err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return o.run(cmd)
+		},
+	}
+	o.images.addFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&o.verify, "verify", false, "read each runnable entry's entrypoint binary (streams layers top-down, stops when found)")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
+	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
+	return cmd
+}
+
+func (o *inspectOptions) complete(args []string) error {
+	o.refs = args
+	var err error
+	o.failSeverity, err = finding.ParseSeverity(o.failOn)
+	return err
+}
+
+func (o *inspectOptions) validate() error {
+	if len(o.refs) == 0 && o.images.ociLayout == "" {
+		return fmt.Errorf("inspect needs at least one image reference (or --oci-layout DIR to inspect all of it)")
+	}
+	if _, err := report.For(o.output); err != nil {
+		return err
+	}
+	return o.images.validate()
+}
+
+func (o *inspectOptions) run(cmd *cobra.Command) error {
+	res, err := o.images.resolver(o.verify)
+	if err != nil {
+		return err
+	}
+	refs := o.refs
+	if len(refs) == 0 {
+		refs = res.LayoutReferences()
+		if len(refs) == 0 {
+			return fmt.Errorf("the OCI layout %s names no references (org.opencontainers.image.ref.name)", o.images.ociLayout)
+		}
+	}
+	reqs := make([]image.Request, len(refs))
+	for i, r := range refs {
+		reqs[i] = image.Request{Ref: r, Verify: o.verify}
+	}
+	start := time.Now()
+	reps := res.InspectAll(cmd.Context(), reqs)
+	if err := cmd.Context().Err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) in %s: %d registry request(s), %d cache hit(s)\n",
+		len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
+	doc := &report.Document{Kind: "Inspection", Images: reps, Findings: imageFindings(reps)}
+	doc.Text = func(w io.Writer, d *report.Document) error {
+		if err := report.ImagesText(w, d.Images); err != nil {
+			return err
+		}
+		return nil
+	}
+	return render(o.streams.Out, o.output, o.failSeverity, doc)
+}

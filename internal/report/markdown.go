@@ -1,0 +1,72 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/archfit/archfit/internal/finding"
+)
+
+// Markdown renders findings for pasting into an incident ticket.
+func Markdown(w io.Writer, d *Document) error {
+	d.normalize()
+	fmt.Fprintf(w, "## archfit %s\n\n", strings.ToLower(d.Kind))
+	if len(d.Findings) == 0 {
+		fmt.Fprintln(w, "No findings.")
+	} else {
+		fmt.Fprintln(w, "| severity | code | workload | container | image | node |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, f := range d.Findings {
+			wl := ""
+			if f.Workload != nil {
+				wl = f.Workload.String()
+			}
+			fmt.Fprintf(w, "| %s | `%s` | %s | %s | `%s` | %s |\n", f.Severity, f.Code, mdEsc(wl), mdEsc(f.Container), f.Image, mdEsc(nodeCell(f)))
+		}
+		for _, f := range d.Findings {
+			fmt.Fprintf(w, "\n### `%s` %s\n\n%s\n", f.Code, mdEsc(titleOf(f)), f.Message)
+			if len(f.Evidence) > 0 {
+				fmt.Fprintln(w, "\nEvidence:\n\n```")
+				for _, e := range f.Evidence {
+					fmt.Fprintln(w, e)
+				}
+				fmt.Fprintln(w, "```")
+			}
+			if r, ok := finding.Lookup(f.Code); ok {
+				fmt.Fprintf(w, "\nFix: %s\n", r.Remediation)
+			}
+		}
+	}
+	if len(d.Images) > 0 {
+		fmt.Fprintln(w, "\n### Images\n\n| image | kind | runnable platforms | runs on |\n|---|---|---|---|")
+		for _, r := range d.Images {
+			if r.Error != nil {
+				fmt.Fprintf(w, "| `%s` | uninspectable: %s | | |\n", r.Reference, mdEsc(r.Error.Reason))
+				continue
+			}
+			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", r.Reference, r.Kind, strings.Join(r.Platforms, ", "), strings.Join(r.Architectures, ", "))
+		}
+	}
+	return nil
+}
+
+func nodeCell(f finding.Finding) string {
+	if f.Node == "" {
+		return ""
+	}
+	return f.Node + " (" + f.NodePlatform + ")"
+}
+
+func titleOf(f finding.Finding) string {
+	where := ""
+	if f.Workload != nil {
+		where = f.Workload.String()
+	}
+	if f.Container != "" {
+		where += " container " + f.Container
+	}
+	return where
+}
+
+func mdEsc(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

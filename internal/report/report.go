@@ -1,0 +1,116 @@
+// Package report renders archfit's results: one Document, many formats
+// (text for people, json/yaml for scripts, markdown for tickets, sarif for
+// code scanning). Formatters write to an injected io.Writer.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+)
+
+// Document is the top-level result of a command. Its JSON shape is a
+// contract (DESIGN.md): fields may be added, never renamed.
+type Document struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"` // Inspection, Diagnosis, Audit, Plan
+	Findings   []finding.Finding `json:"findings"`
+	Remedies   []any             `json:"remedies"`
+	Images     []*image.Report   `json:"images"`
+	Nodes      []any             `json:"nodes"`
+	// Sections lets commands add their own blocks (coverage, plan, stats).
+	Extra map[string]any `json:"extra,omitempty"`
+	// Text renders command-specific human output; nil uses the default.
+	Text func(w io.Writer, d *Document) error `json:"-"`
+}
+
+// Formats lists the output formats every command supports.
+var Formats = []string{"text", "json", "yaml", "markdown", "sarif"}
+
+// Formatter writes a Document in one format.
+type Formatter func(io.Writer, *Document) error
+
+// For returns the formatter for a format name.
+func For(format string) (Formatter, error) {
+	switch format {
+	case "text", "":
+		return Text, nil
+	case "json":
+		return JSON, nil
+	case "yaml":
+		return YAML, nil
+	case "markdown", "md":
+		return Markdown, nil
+	case "sarif":
+		return SARIF, nil
+	}
+	return nil, fmt.Errorf("unknown output format %q: want one of text, json, yaml, markdown, sarif", format)
+}
+
+func (d *Document) normalize() {
+	if d.APIVersion == "" {
+		d.APIVersion = "archfit.io/v1alpha1"
+	}
+	if d.Findings == nil {
+		d.Findings = []finding.Finding{}
+	}
+	if d.Remedies == nil {
+		d.Remedies = []any{}
+	}
+	if d.Images == nil {
+		d.Images = []*image.Report{}
+	}
+	if d.Nodes == nil {
+		d.Nodes = []any{}
+	}
+	SortFindings(d.Findings)
+}
+
+// SortFindings orders by severity (worst first), workload, container, code.
+func SortFindings(fs []finding.Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Severity.Rank() != b.Severity.Rank() {
+			return a.Severity.Rank() > b.Severity.Rank()
+		}
+		wa, wb := "", ""
+		if a.Workload != nil {
+			wa = a.Workload.String()
+		}
+		if b.Workload != nil {
+			wb = b.Workload.String()
+		}
+		if wa != wb {
+			return wa < wb
+		}
+		if a.Container != b.Container {
+			return a.Container < b.Container
+		}
+		return a.Code < b.Code
+	})
+}
+
+// JSON writes the document as indented JSON.
+func JSON(w io.Writer, d *Document) error {
+	d.normalize()
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(d)
+}
+
+// YAML writes the document as YAML (same field names as JSON).
+func YAML(w io.Writer, d *Document) error {
+	d.normalize()
+	b, err := yaml.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}

@@ -1,0 +1,289 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/platform"
+)
+
+// Text renders the document for people.
+func Text(w io.Writer, d *Document) error {
+	d.normalize()
+	if d.Text != nil {
+		return d.Text(w, d)
+	}
+	if err := FindingsText(w, d.Findings); err != nil {
+		return err
+	}
+	return nil
+}
+
+// FindingsText prints findings grouped by workload: one headline per
+// workload, the evidence below it.
+func FindingsText(w io.Writer, fs []finding.Finding) error {
+	if len(fs) == 0 {
+		_, err := fmt.Fprintln(w, "No findings.")
+		return err
+	}
+	var order []string
+	groups := map[string][]finding.Finding{}
+	for _, f := range fs {
+		k := "(no workload)"
+		if f.Workload != nil {
+			k = f.Workload.String()
+		}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], f)
+	}
+	for _, k := range order {
+		g := groups[k]
+		fmt.Fprintf(w, "%s %s: %s\n", strings.ToUpper(string(g[0].Severity)), k, g[0].Message)
+		for i, f := range g {
+			where := f.Container
+			if f.ContainerType != "" {
+				where += " (" + f.ContainerType + ")"
+			}
+			fmt.Fprintf(w, "  [%s] %s", f.Code, where)
+			if f.Image != "" {
+				fmt.Fprintf(w, " image %s", f.Image)
+			}
+			if f.Node != "" {
+				fmt.Fprintf(w, " on %s (%s)", f.Node, f.NodePlatform)
+			}
+			fmt.Fprintln(w)
+			if i > 0 || len(g) == 1 {
+				fmt.Fprintf(w, "    %s\n", f.Message)
+			}
+			if len(f.ImagePlatforms) > 0 {
+				fmt.Fprintf(w, "    image platforms: %s\n", strings.Join(f.ImagePlatforms, ", "))
+			}
+			for _, e := range f.Evidence {
+				fmt.Fprintf(w, "    evidence: %s\n", e)
+			}
+			if f.Confidence != "" && f.Confidence != "high" {
+				fmt.Fprintf(w, "    confidence: %s (missing: %s)\n", f.Confidence, strings.Join(f.Missing, ", "))
+			}
+			if f.Waived != "" {
+				fmt.Fprintf(w, "    waived: %s\n", f.Waived)
+			}
+		}
+	}
+	return nil
+}
+
+var runtimeTitle = map[platform.Runtime]string{
+	platform.ContainerdLocal:    "containerd<=2.0",
+	platform.ContainerdTransfer: "containerd>=2.1",
+	platform.CRIO:               "CRI-O",
+}
+
+// ImagesText prints one block per image: kind, entries, what each node
+// would pull under each runtime, problems.
+func ImagesText(w io.Writer, reps []*image.Report) error {
+	for i, r := range reps {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		if err := imageText(w, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func imageText(w io.Writer, r *image.Report) error {
+	if r.Error != nil {
+		fmt.Fprintf(w, "%s\n  UNINSPECTABLE (%s): %s\n", r.Reference, r.Error.Reason, r.Error.Detail)
+		if r.Error.Tried != "" {
+			fmt.Fprintf(w, "  tried: %s\n", r.Error.Tried)
+		}
+		return nil
+	}
+	kind := r.Kind
+	switch r.MediaType {
+	case "application/vnd.oci.image.index.v1+json":
+		kind += " (OCI)"
+	case "application/vnd.docker.distribution.manifest.list.v2+json":
+		kind += " (Docker manifest list)"
+	case "application/vnd.oci.image.manifest.v1+json":
+		kind += " (OCI)"
+	case "application/vnd.docker.distribution.manifest.v2+json":
+		kind += " (Docker v2)"
+	}
+	fmt.Fprintf(w, "%s\n  %s %s\n", r.Reference, kind, r.Digest)
+	runnable := strings.Join(r.Platforms, ", ")
+	if runnable == "" {
+		runnable = "none"
+	}
+	fmt.Fprintf(w, "  runnable platforms: %s", runnable)
+	if r.EffectivelySingleArch {
+		fmt.Fprint(w, "  (effectively single-arch)")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  runs on: %s\n", orNone(strings.Join(r.Architectures, ", ")))
+	if r.Base != nil {
+		fmt.Fprintf(w, "  base image: %s %s\n", r.Base.Name, r.Base.Digest)
+	}
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ENTRY\tPLATFORM\tCONFIG\tENTRYPOINT\tVERDICT")
+	for _, e := range r.Entries {
+		plat := platform.String(e.Platform)
+		if plat == "" {
+			plat = "(none)"
+			if r.Kind == image.KindManifest {
+				plat = "-"
+			}
+		}
+		cfg := platform.String(e.ConfigPlatform)
+		if cfg == "" {
+			cfg = "-"
+		}
+		ep, verdict := "-", "-"
+		switch {
+		case e.Attestation:
+			ep = "attestation"
+			if e.AttestsDigest != "" {
+				ep += " of " + shortDigest(e.AttestsDigest)
+			}
+			verdict = "not runnable"
+		case e.Skipped != "":
+			verdict = "skipped: " + e.Skipped
+		case e.Entrypoint != nil:
+			ep = describeEntrypoint(e.Entrypoint)
+			verdict = e.Entrypoint.Verdict
+		}
+		if e.Mismatch != "" {
+			verdict = "MISLABELED: " + e.Mismatch
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), plat, cfg, ep, verdict)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	if len(r.Pulls) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprint(tw, "  NODE")
+		for _, rt := range platform.Runtimes {
+			fmt.Fprintf(tw, "\t%s", runtimeTitle[rt])
+		}
+		fmt.Fprintln(tw)
+		byNode := map[string]map[platform.Runtime]image.Pull{}
+		var nodes []string
+		for _, p := range r.Pulls {
+			if byNode[p.Node] == nil {
+				byNode[p.Node] = map[platform.Runtime]image.Pull{}
+				nodes = append(nodes, p.Node)
+			}
+			byNode[p.Node][p.Runtime] = p
+		}
+		for _, n := range nodes {
+			fmt.Fprintf(tw, "  %s", n)
+			for _, rt := range platform.Runtimes {
+				p, ok := byNode[n][rt]
+				cell := "-"
+				switch {
+				case !ok:
+				case p.Error != "":
+					cell = "pull fails"
+				case p.Runs != nil && !*p.Runs:
+					cell = p.Platform + " (exec fails)"
+				case p.Reason != "" && !strings.HasPrefix(p.Reason, "single manifest"):
+					cell = p.Platform + " ok*"
+				default:
+					cell = p.Platform + " ok"
+				}
+				fmt.Fprintf(tw, "\t%s", cell)
+			}
+			fmt.Fprintln(tw)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, p := range r.Pulls {
+			msg := p.Error
+			if msg == "" && (p.Runs != nil && !*p.Runs || !strings.HasPrefix(p.Reason, "single manifest")) {
+				msg = p.Reason
+			}
+			if msg != "" && p.Error == "" && p.Runs != nil && *p.Runs {
+				msg = "* " + msg
+			}
+			if msg != "" && !seen[p.Node+msg] {
+				seen[p.Node+msg] = true
+				fmt.Fprintf(w, "    %s, %s: %s\n", p.Node, runtimeTitle[p.Runtime], msg)
+			}
+		}
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  PROBLEM [%s] %s: %s\n", p.Code, shortDigest(p.Entry), p.Detail)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	if r.Stats.Requests > 0 || r.Stats.CacheHits > 0 || r.Stats.Bytes > 0 {
+		fmt.Fprintf(w, "  (%d registry requests, %d from cache, %s of layers read)\n", r.Stats.Requests, r.Stats.CacheHits, humanBytes(r.Stats.Bytes))
+	}
+	return nil
+}
+
+func describeEntrypoint(e *image.Entrypoint) string {
+	s := e.Path
+	if s == "" {
+		s = e.Argv0
+	}
+	var bits []string
+	switch e.Format {
+	case "elf":
+		bits = append(bits, "ELF "+e.Arch)
+		if e.Static {
+			bits = append(bits, "static")
+		} else if e.Interpreter != "" {
+			bits = append(bits, "loader "+e.Interpreter)
+		}
+	case "script":
+		bits = append(bits, "script "+e.Shebang)
+	case "":
+	default:
+		bits = append(bits, e.Format)
+	}
+	if len(bits) > 0 {
+		s += " (" + strings.Join(bits, ", ") + ")"
+	}
+	if e.BytesRead > 0 {
+		s += ", read " + humanBytes(e.BytesRead)
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func shortDigest(d string) string {
+	if _, h, ok := strings.Cut(d, ":"); ok && len(h) > 12 {
+		return h[:12]
+	}
+	return d
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
