@@ -36,8 +36,8 @@ var (
 // allowed pool is tolerated afterwards.
 func TestPatchProperty(t *testing.T) {
 	n := 3000
-	if testing.Short() {
-		n = 500
+	if testing.Short() || raceEnabled {
+		n = 600
 	}
 	rng := rand.New(rand.NewPCG(5, 2026))
 	var patched, noop, conflicts int
