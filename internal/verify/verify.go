@@ -28,11 +28,27 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // themselves scripts (BINPRM_MAX_RECURSION).
 const maxInterpDepth = 4
 
-// Entrypoint finds and judges the program img would run. The error is for
-// a canceled ctx or an image whose config or layer list cannot be read;
-// everything else, including a failing layer download or a limit, is a
-// verdict (image.VerdictUnverifiable with the reason). Safe for concurrent
-// use: each call keeps its own state.
+// Entrypoint finds and judges the program img would run. Verdicts follow
+// what the kernel and runc would do, in their order:
+//
+//   - no-entrypoint: no Entrypoint, Cmd or pod command.
+//   - not-found: the file (or a PATH match that is an executable regular
+//     file) is not in the merged layers.
+//   - not-executable: a directory, no execute bit, neither ELF nor #!
+//     (ENOEXEC, but not arch), an ELF that is not an executable, a CR in
+//     the #! line, a #! with no interpreter.
+//   - wrong-arch: the ELF that would run (the binary, a #! interpreter, or
+//     the command of #!/usr/bin/env) is another arch than the entry
+//     declares. A 386 binary in an amd64 entry is ok, with a note: amd64
+//     nodes run it. A 32-bit arm binary in an arm64 entry is wrong-arch,
+//     with a note: many arm64 CPUs cannot run AArch32 code.
+//   - missing-interpreter: the arch is right but the #! interpreter, env's
+//     command or the ELF loader (PT_INTERP) is missing, or the loader is
+//     not ELF of the binary's machine.
+//   - unverifiable: a limit was reached or a layer could not be read.
+//
+// The error is for a canceled ctx or an image whose config or layer list
+// cannot be read. Safe for concurrent use: each call keeps its own state.
 func Entrypoint(ctx context.Context, img v1.Image, opts ...Option) (*image.Entrypoint, error) {
 	var o options
 	for _, opt := range opts {
