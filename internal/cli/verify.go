@@ -6,9 +6,14 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/verify"
 )
 
 // verifyEntrypoint adapts internal/verify to the resolver's Verifier.
 func verifyEntrypoint(ctx context.Context, img v1.Image, wantArch string, o *image.Override) (*image.Entrypoint, error) {
-	return &image.Entrypoint{Verdict: image.VerdictUnverifiable, Detail: "verification not wired yet"}, nil
+	opts := []verify.Option{verify.WithArch(wantArch)}
+	if o != nil {
+		opts = append(opts, verify.WithCommand(o.Command, o.Args))
+	}
+	return verify.Entrypoint(ctx, img, opts...)
 }

@@ -601,23 +601,24 @@ func (e *Entry) EffectivePlatform() *specs.Platform {
 	return e.ConfigPlatform
 }
 
-// Runs reports whether the entry's content really runs as arch, and why not.
+// Runs reports whether the entry's content really runs on a node of arch,
+// and why not. 386 runs on amd64 and 32-bit arm on arm64 (where the CPU has
+// AArch32), which is what the runtimes' fallbacks rely on.
 func (e *Entry) Runs(arch string) (bool, string) {
-	if e.Entrypoint != nil {
-		switch e.Entrypoint.Verdict {
-		case VerdictWrongArch:
-			return e.Entrypoint.Arch == arch, fmt.Sprintf("entrypoint %s is %s", e.Entrypoint.Path, e.Entrypoint.Arch)
-		case VerdictOK:
-			if e.Entrypoint.Arch != "" && e.Entrypoint.Arch != arch && !(arch == "amd64" && e.Entrypoint.Arch == "386") {
-				return false, fmt.Sprintf("entrypoint %s is %s", e.Entrypoint.Path, e.Entrypoint.Arch)
-			}
-			return true, ""
+	if ep := e.Entrypoint; ep != nil && ep.Arch != "" && (ep.Verdict == VerdictOK || ep.Verdict == VerdictWrongArch) {
+		if !compatible(ep.Arch, arch) {
+			return false, fmt.Sprintf("entrypoint %s is %s", ep.Path, ep.Arch)
 		}
+		return true, ""
 	}
-	if e.ConfigPlatform != nil && platform.Arch(*e.ConfigPlatform) != arch {
+	if e.ConfigPlatform != nil && !compatible(platform.Arch(*e.ConfigPlatform), arch) {
 		return false, fmt.Sprintf("config says %s", platform.String(e.ConfigPlatform))
 	}
 	return true, ""
+}
+
+func compatible(binArch, nodeArch string) bool {
+	return binArch == nodeArch || nodeArch == "amd64" && binArch == "386" || nodeArch == "arm64" && binArch == "arm"
 }
 
 func summarize(rep *Report) {

@@ -1,0 +1,54 @@
+# archfit — the two commands that matter:
+#   make example   run archfit on the shipped example (offline, no cluster)
+#   make test      run the whole test suite (builds the test cluster binaries once, cached)
+
+GO        ?= go
+BIN       := bin/archfit
+PKGS      := ./...
+
+.PHONY: all build example test unit lint fmt vet bench cluster-build cluster-up cluster-down install-plugin clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/archfit
+
+# The main job on the shipped example: an OCI layout of real images.
+example: build
+	$(BIN) inspect --oci-layout examples/images --verify --no-cache --fail-on never
+
+# Everything: format and vet checks, the cluster test environment (cached
+# outside the clone), and every test under the race detector.
+test: lint cluster-build
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# Unit tests only (no cluster binaries needed; cluster tests skip).
+unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+lint: fmt vet
+
+fmt:
+	@out="$$(gofmt -l cmd internal examples)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/image/
+
+cluster-build:
+	@if [ -x hack/testenv.sh ]; then hack/testenv.sh build; else echo "hack/testenv.sh not present: cluster tests will skip"; fi
+
+cluster-up:
+	hack/testenv.sh up
+
+cluster-down:
+	hack/testenv.sh down
+
+# Install as a kubectl plugin: kubectl finds kubectl-archfit on PATH.
+install-plugin: build
+	install -m 0755 $(BIN) $${PREFIX:-/usr/local}/bin/kubectl-archfit
+
+clean:
+	rm -rf bin
