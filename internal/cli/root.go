@@ -62,14 +62,8 @@ Image architecture is always checked against the registry, never a local daemon.
 	cmd.SetErr(streams.ErrOut)
 	cmd.AddCommand(NewCmdInspect(streams))
 	cmd.AddCommand(NewCmdVersion(streams))
-	for _, f := range extraCommands {
-		cmd.AddCommand(f(streams))
-	}
 	return cmd
 }
-
-// extraCommands lets other files of this package register subcommands.
-var extraCommands []func(genericiooptions.IOStreams) *cobra.Command
 
 // newConfigFlags returns kubectl's standard flags (--kubeconfig, --context,
 // -n, ...); -A is added by each cluster command.

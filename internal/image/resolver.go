@@ -523,6 +523,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	if r.cache.getJSON("verify", vkey, &ep) {
 		r.hit(st)
 		e.Entrypoint = &ep
+		e.GoVersion = ep.GoSettings["GOVERSION"]
 	} else {
 		v, err, _ := r.flight.Do("verify "+vkey, func() (any, error) {
 			img, err := toV1Image(ctx, r.src, ref.Context(), raw, e.MediaType, cfgRaw)
@@ -546,6 +547,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 			e.Entrypoint = &Entrypoint{Verdict: VerdictUnverifiable, Detail: err.Error()}
 		} else {
 			e.Entrypoint = v.(*Entrypoint)
+			e.GoVersion = e.Entrypoint.GoSettings["GOVERSION"]
 			st.add(func(s *Stats) { s.Bytes += e.Entrypoint.BytesRead })
 		}
 	}
