@@ -103,7 +103,7 @@ func withSleep(f func(context.Context, time.Duration) error) Option {
 func New(opts ...Option) *Client {
 	c := &Client{
 		keychain:    authn.NewMultiKeychain(),
-		http:        &http.Client{Transport: http.DefaultTransport, Timeout: 2 * time.Minute},
+		http:        &http.Client{Transport: defaultTransport(), Timeout: 2 * time.Minute},
 		userAgent:   "archfit",
 		maxManifest: 4 << 20,
 		maxBlob:     16 << 20,
@@ -124,6 +124,15 @@ func New(opts ...Option) *Client {
 // Requests is the number of HTTP requests sent so far (token requests and
 // retries included).
 func (c *Client) Requests() int64 { return c.requests.Load() }
+
+// defaultTransport keeps enough idle connections per registry for a
+// concurrent run (net/http keeps 2 by default, so most requests would open
+// a new connection).
+func defaultTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
+}
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
