@@ -142,11 +142,29 @@ func (r *Result) Patched() *unstructured.Unstructured { return r.patched.DeepCop
 // Pod, PodTemplate or Argo Rollout).
 //
 // Every required nodeSelectorTerm gets `kubernetes.io/arch In allowed`
-// (they are ORed, so all need it), unless the term already admits only
-// allowed architectures or admits no node at all. A nodeSelector or term
-// that admits only other architectures is reported in Result.Conflicts,
-// never overwritten. Tolerations, preferred terms and everything else stay
-// as they are.
+// (terms are ORed, so all need it; a term with only matchFields too). How a
+// term is judged: its requirements on kubernetes.io/arch and
+// beta.kubernetes.io/arch (ANDed, any operator) are evaluated for a node of
+// every architecture (each allowed one, each one they name, and "any
+// other"), with the beta label equal or absent, and then
+//   - every passing node has an allowed arch (In on a subset of allowed,
+//     possibly narrowed further): already pinned, left alone;
+//   - no node passes (empty term, DoesNotExist on the arch label, invalid
+//     requirement): the term admits nothing, left alone;
+//   - nodes pass, none of an allowed arch (In [amd64] when only arm64 is
+//     allowed, NotIn of every allowed arch): a conflict;
+//   - otherwise (no arch requirement, Exists, NotIn of others, In with a
+//     partial overlap): the requirement is appended, which narrows the
+//     term to allowed archs without rewriting what is there.
+//
+// A nodeSelector on either label is judged the same way; one that already
+// pins allowed archs makes the whole patch a no-op (nodeSelector and
+// affinity must both hold). Any conflict stops the whole patch: it is
+// reported in Result.Conflicts (a finding), never overwritten. Missing
+// tolerations for tainted allowed pools are appended (WithTaints).
+// Preferred terms, other tolerations and everything else stay as they are.
+// Patched pods admit exactly the nodes the original admitted whose arch is
+// allowed (the property test checks this against the scheduler's matcher).
 func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*Result, error) {
 	var o options
 	for _, opt := range opts {
