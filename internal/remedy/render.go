@@ -241,3 +241,13 @@ func (r *Result) yaml() ([]byte, error) {
 	}
 	return yaml.Marshal(r.patched.Object)
 }
+
+// MergePatchType is the kubectl/API patch type of the merge format:
+// "strategic" for built-in kinds, "merge" (RFC 7386) for custom resources
+// such as Argo Rollouts, which take no strategic merge patch.
+func (r *Result) MergePatchType() string {
+	if r.kind.strategic {
+		return "strategic"
+	}
+	return "merge"
+}
