@@ -48,15 +48,28 @@ func ParseTarget(s string) (Target, error) {
 }
 
 // Select returns a snapshot narrowed to one namespace (all if ""), and to
-// the target if not nil: the workload it names, or for a pod, its workload
-// with that pod only. Nodes are kept whole (pools matter for any target).
+// the target if not nil: the workload it names (the top workload for an
+// owned ReplicaSet or Job), or for a pod, its workload with that pod only.
+// Nodes are kept whole (pools matter for any target).
 func (s *Snapshot) Select(namespace string, target *Target) (*Snapshot, error) {
 	out := &Snapshot{Nodes: s.Nodes, Warnings: s.Warnings, APIRequests: s.APIRequests}
 	keepW := func(w *Workload) bool {
 		if namespace != "" && w.Namespace != namespace {
 			return false
 		}
-		return target == nil || target.Kind != KindPod && w.Kind == target.Kind && w.Name == target.Name
+		if target == nil {
+			return true
+		}
+		if target.Kind == KindPod {
+			return false
+		}
+		// A ReplicaSet or Job that has an owner selects its top workload.
+		for _, r := range append([]Ref{w.Ref}, w.Intermediates...) {
+			if r.Kind == target.Kind && r.Name == target.Name {
+				return true
+			}
+		}
+		return false
 	}
 	pods := map[*Pod]bool{}
 	for _, w := range s.Workloads {
