@@ -192,6 +192,7 @@ func (l *liveLoader) optional(err error) error {
 type plan struct {
 	kinds     map[string]bool // owner kinds to list
 	named     string          // kind listed by name only
+	namedObj  *object         // the target, already read for its selector
 	noPods    bool
 	podSel    metav1.ListOptions
 	midSel    metav1.ListOptions // ReplicaSets of a Deployment/Rollout
@@ -239,10 +240,11 @@ func (l *liveLoader) plan(ctx context.Context) (plan, error) {
 	}
 	// The target's selector narrows its pods (and ReplicaSets). A CronJob
 	// has none: its pods are those of its Jobs, found by owner.
-	sel, err := l.targetSelector(ctx, *t)
+	sel, obj, err := l.targetSelector(ctx, *t)
 	if err != nil {
 		return p, err
 	}
+	p.namedObj = obj
 	if sel != "" {
 		p.podSel.LabelSelector = sel
 		if t.Kind == KindDeployment || t.Kind == KindRollout {
@@ -252,33 +254,33 @@ func (l *liveLoader) plan(ctx context.Context) (plan, error) {
 	return p, nil
 }
 
-// targetSelector returns the target's spec.selector as a label selector.
-func (l *liveLoader) targetSelector(ctx context.Context, t Target) (string, error) {
+// targetSelector reads the target and returns its spec.selector as a label
+// selector ("" for a CronJob, which has none; its pods are found by owner).
+func (l *liveLoader) targetSelector(ctx context.Context, t Target) (string, *object, error) {
 	if t.Kind == KindCronJob {
-		return "", nil
+		return "", nil, nil
 	}
 	lo := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", t.Name).String()}
-	var found *unstructured.Unstructured
-	err := l.listKind(ctx, t.Kind, lo, func(o *object) { found = o.orig })
-	if err != nil {
-		return "", err
+	var found *object
+	if err := l.listKind(ctx, t.Kind, lo, func(o *object) { found = o }); err != nil {
+		return "", nil, err
 	}
 	if found == nil {
-		return "", fmt.Errorf("%w: %s in %s", ErrNotFound, t, nsName(l.ns))
+		return "", nil, fmt.Errorf("%w: %s in %s", ErrNotFound, t, nsName(l.ns))
 	}
-	m, ok, _ := unstructured.NestedMap(found.Object, "spec", "selector")
+	m, ok, _ := unstructured.NestedMap(found.orig.Object, "spec", "selector")
 	if !ok {
-		return "", nil
+		return "", found, nil
 	}
 	var ls metav1.LabelSelector
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &ls); err != nil {
-		return "", fmt.Errorf("reading the selector of %s: %w", t, err)
+		return "", nil, fmt.Errorf("reading the selector of %s: %w", t, err)
 	}
 	s, err := metav1.LabelSelectorAsSelector(&ls)
 	if err != nil {
-		return "", fmt.Errorf("reading the selector of %s: %w", t, err)
+		return "", nil, fmt.Errorf("reading the selector of %s: %w", t, err)
 	}
-	return s.String(), nil
+	return s.String(), found, nil
 }
 
 func nsName(ns string) string {
@@ -442,6 +444,10 @@ func (l *liveLoader) collect(ctx context.Context) (*input, error) {
 	})
 	for _, kind := range allKinds {
 		if !p.kinds[kind] {
+			continue
+		}
+		if kind == p.named && p.namedObj != nil {
+			l.addObject(p.namedObj)
 			continue
 		}
 		var lo metav1.ListOptions

@@ -1,0 +1,405 @@
+package cluster
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/archfit/archfit/internal/testenv"
+	"github.com/archfit/archfit/internal/testimage"
+)
+
+// The live source is tested against a real kube-apiserver, scheduler and
+// controller-manager, with node twins that run the pods (internal/testenv).
+// Without the binaries (hack/testenv.sh build) these tests skip.
+var testCluster testenv.Shared
+
+func TestMain(m *testing.M) {
+	flag.Parse() // testenv.Main reads -short before m.Run would parse flags
+	os.Exit(testenv.Main(m, &testCluster))
+}
+
+func podSpec(image, arch string, restart corev1.RestartPolicy) corev1.PodSpec {
+	return corev1.PodSpec{
+		Containers:                    []corev1.Container{{Name: "app", Image: image, ImagePullPolicy: corev1.PullIfNotPresent}},
+		NodeSelector:                  map[string]string{"kubernetes.io/arch": arch},
+		RestartPolicy:                 restart,
+		TerminationGracePeriodSeconds: ptr.To[int64](1),
+	}
+}
+
+func deployment(ns, name string, replicas int32, spec corev1.PodSpec) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	}
+}
+
+// liveFixture creates, in a fresh namespace, what a broken mixed-arch
+// cluster holds, and waits until the pods show it:
+//   - Deployment api: an amd64-only image pinned to arm64, crash-looping;
+//   - Deployment web and StatefulSet db: the same image on amd64, running;
+//   - CronJob report and its Job (restartPolicy Never) on arm64: terminated;
+//   - a bare pod pinned to s390x: unschedulable.
+func liveFixture(ctx context.Context, t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	ns := env.Namespace(ctx, t, "collect")
+	image := env.Registry + "/collect/app:amd64"
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, testimage.App("linux/amd64", "amd64")); err != nil {
+		t.Fatalf("pushing %s: %v", image, err)
+	}
+	cs := env.Client
+	create := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("creating %s: %v", what, err)
+		}
+	}
+	_, err = cs.AppsV1().Deployments(ns).Create(ctx, deployment(ns, "api", 2, podSpec(image, "arm64", corev1.RestartPolicyAlways)), metav1.CreateOptions{})
+	create("api", err)
+	_, err = cs.AppsV1().Deployments(ns).Create(ctx, deployment(ns, "web", 1, podSpec(image, "amd64", corev1.RestartPolicyAlways)), metav1.CreateOptions{})
+	create("web", err)
+	dbLabels := map[string]string{"app": "db"}
+	_, err = cs.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: dbLabels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: dbLabels}, Spec: podSpec(image, "amd64", corev1.RestartPolicyAlways)},
+		},
+	}, metav1.CreateOptions{})
+	create("db", err)
+	jobSpec := batchv1.JobSpec{
+		BackoffLimit: ptr.To[int32](0),
+		Template:     corev1.PodTemplateSpec{Spec: podSpec(image, "arm64", corev1.RestartPolicyNever)},
+	}
+	// A suspended CronJob, and the Job its controller would have made, so
+	// the test does not wait for a schedule.
+	cj, err := cs.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "report"},
+		Spec: batchv1.CronJobSpec{Schedule: "0 0 1 1 *", Suspend: ptr.To(true),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: jobSpec}},
+	}, metav1.CreateOptions{})
+	create("report", err)
+	_, err = cs.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "report-29147520", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "batch/v1", Kind: "CronJob", Name: cj.Name, UID: cj.UID, Controller: ptr.To(true),
+		}}},
+		Spec: jobSpec,
+	}, metav1.CreateOptions{})
+	create("report-29147520", err)
+	_, err = cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "pinned"},
+		Spec:       podSpec(image, "s390x", corev1.RestartPolicyAlways),
+	}, metav1.CreateOptions{})
+	create("pinned", err)
+
+	var last string
+	err = testenv.Poll(ctx, 3*time.Minute, func(ctx context.Context) (bool, error) {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		ready := map[string]int{}
+		for i := range list.Items {
+			p := &Pod{Pod: &list.Items[i]}
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			c, _ := p.Container("app")
+			switch {
+			case c.Running != nil && c.Ready:
+				ready["running"]++
+			case c.LastTerminated != nil && c.RestartCount > 0:
+				ready["crashed"]++
+			case c.Terminated != nil && c.Terminated.ExitCode != 0:
+				ready["terminated"]++
+			default:
+				if ok, _ := p.Failing(); ok && p.Spec.NodeName == "" {
+					ready["unschedulable"]++
+				}
+			}
+		}
+		last = fmt.Sprint(ready)
+		return ready["running"] == 2 && ready["crashed"] == 2 && ready["terminated"] == 1 && ready["unschedulable"] == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the fixture's pods: %v; last: %s", err, last)
+	}
+	return ns
+}
+
+func TestLoadLive(t *testing.T) {
+	env := testCluster.Env(t)
+	ctx := t.Context()
+	ns := liveFixture(ctx, t, env)
+
+	t.Run("whole namespace, one item per page", func(t *testing.T) {
+		s, err := LoadConfig(ctx, env.Config, ns, LiveOptions{PageSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range s.Workloads {
+			got = append(got, fmt.Sprintf("%s pods=%d via=%d orig=%v", w.Ref, len(w.Pods), len(w.Intermediates), w.Original != nil))
+		}
+		want := []string{
+			ns + "/CronJob/report pods=1 via=1 orig=true",
+			ns + "/Deployment/api pods=2 via=1 orig=true",
+			ns + "/Deployment/web pods=1 via=1 orig=true",
+			ns + "/Pod/pinned pods=1 via=0 orig=true",
+			ns + "/StatefulSet/db pods=1 via=0 orig=true",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("workloads (-want +got):\n%s", diff)
+		}
+		if len(s.Warnings) > 0 {
+			t.Errorf("warnings: %v (an absent Rollout CRD must be skipped silently)", s.Warnings)
+		}
+
+		var failing []string
+		for _, p := range s.FailingPods() {
+			_, c := p.Failing()
+			failing = append(failing, p.Workload.Name+"/"+c)
+		}
+		if diff := cmp.Diff([]string{"api/app", "api/app", "pinned/", "report/app"}, sortedCopy(failing)); diff != "" {
+			t.Errorf("failing pods (-want +got):\n%s", diff)
+		}
+
+		// Logs: only the crashed containers', previous for the restarted
+		// ones, current for the Job's; never the running pods'.
+		var logs []string
+		for _, l := range s.Logs {
+			logs = append(logs, fmt.Sprintf("%s previous=%v exec-format=%v", strings.SplitN(l.Pod, "-", 2)[0], l.Previous, strings.Contains(l.Text, "exec format error")))
+		}
+		wantLogs := []string{"api previous=true exec-format=true", "api previous=true exec-format=true", "report previous=false exec-format=true"}
+		if diff := cmp.Diff(wantLogs, sortedCopy(logs)); diff != "" {
+			t.Errorf("logs (-want +got):\n%s", diff)
+		}
+		for _, p := range s.Workload(Ref{KindDeployment, ns, "api"}).Pods {
+			if p.PreviousLog("app") == nil {
+				t.Errorf("pod %s: previous log not attached", p.Name)
+			}
+			if p.Node == nil || p.Node.Arch() != "arm64" {
+				t.Errorf("pod %s: node %+v, want an arm64 node", p.Name, p.Node)
+			}
+			var reasons []string
+			for _, e := range p.ContainerEvents("app") {
+				reasons = append(reasons, e.Reason)
+			}
+			if !strings.Contains(strings.Join(reasons, ","), "BackOff") {
+				t.Errorf("pod %s: container events %v, want a BackOff", p.Name, reasons)
+			}
+		}
+
+		var pools []string
+		for _, p := range s.Pools() {
+			pools = append(pools, fmt.Sprintf("%s %s %d", p, p.Label, len(p.Nodes)))
+		}
+		wantPools := []string{
+			"arm (linux/arm64/v8) karpenter.sh/nodepool 1",
+			"default (linux/amd64) karpenter.sh/nodepool 1",
+			"general-amd64 (linux/amd64) eks.amazonaws.com/nodegroup 2",
+			"general-arm64 (linux/arm64/v8) eks.amazonaws.com/nodegroup 2",
+		}
+		if diff := cmp.Diff(wantPools, pools); diff != "" {
+			t.Errorf("pools (-want +got):\n%s", diff)
+		}
+
+		// Every list is paginated: with one item per page, each list costs
+		// one request per item (one for an empty list), plus one discovery
+		// request for Argo Rollouts and one per log. Nothing is fetched one
+		// object at a time beyond that.
+		pages := func(n int) int64 { return int64(max(n, 1)) }
+		count := map[string]int{}
+		for _, w := range s.Workloads {
+			if w.Kind != KindPod {
+				count[w.Kind]++
+			}
+			for _, r := range w.Intermediates {
+				count[r.Kind]++
+			}
+		}
+		want64 := pages(len(s.Nodes)) + pages(len(s.Pods)) + pages(len(s.Events)) + 1 /* discovery */ + int64(len(s.Logs))
+		for _, k := range []string{KindDeployment, KindReplicaSet, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob, KindPodTemplate} {
+			want64 += pages(count[k])
+		}
+		if s.APIRequests != want64 {
+			t.Errorf("%d API requests, want %d (nodes %d, pods %d, events %d, logs %d, workloads %v)",
+				s.APIRequests, want64, len(s.Nodes), len(s.Pods), len(s.Events), len(s.Logs), count)
+		}
+	})
+
+	t.Run("target through kubectl flags", func(t *testing.T) {
+		flags := genericclioptions.NewConfigFlags(false)
+		flags.KubeConfig = ptr.To(env.Kubeconfig)
+		flags.Namespace = ptr.To(ns)
+		target, err := ParseTarget("deploy/api")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := LoadLive(ctx, flags, LiveOptions{Target: &target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Workloads) != 1 || s.Workloads[0].Ref != (Ref{KindDeployment, ns, "api"}) || len(s.Pods) != 2 || len(s.Logs) != 2 {
+			t.Errorf("got workloads %v, %d pods, %d logs; want deployment api, 2 pods, 2 logs", s.Workloads, len(s.Pods), len(s.Logs))
+		}
+		// nodes, the deployment, its pods, its replica sets, events, and the
+		// two logs: no other kind is listed.
+		if s.APIRequests != 7 {
+			t.Errorf("%d API requests, want 7", s.APIRequests)
+		}
+
+		missing := Target{Kind: KindDeployment, Name: "nope"}
+		if _, err := LoadLive(ctx, flags, LiveOptions{Target: &missing}); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("missing target: err = %v", err)
+		}
+	})
+
+	t.Run("a namespace viewer cannot list nodes", func(t *testing.T) {
+		_, err := env.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "viewer"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "viewer", APIGroup: rbacv1.GroupName}},
+			RoleRef:    rbacv1.RoleRef{Kind: "ClusterRole", Name: "view", APIGroup: rbacv1.GroupName},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := rest.CopyConfig(env.Config)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: "viewer"}
+		s, err := LoadConfig(ctx, cfg, ns, LiveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Nodes) != 0 || len(s.Pods) != 6 {
+			t.Errorf("%d nodes, %d pods; want 0 and 6", len(s.Nodes), len(s.Pods))
+		}
+		if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "nodes") {
+			t.Errorf("warnings %q, want one about nodes", s.Warnings)
+		}
+	})
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// TestLoadLiveRollouts installs the Argo Rollouts CRD (no controller), a
+// Rollout, and a ReplicaSet it owns (what the Argo controller would make):
+// the live source finds the CRD by discovery and the owner chain by UID.
+func TestLoadLiveRollouts(t *testing.T) {
+	env := testCluster.Env(t)
+	ctx := t.Context()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": "rollouts.argoproj.io"},
+		"spec": map[string]any{
+			"group": "argoproj.io",
+			"names": map[string]any{"kind": "Rollout", "listKind": "RolloutList", "plural": "rollouts", "singular": "rollout", "shortNames": []any{"ro"}},
+			"scope": "Namespaced",
+			"versions": []any{map[string]any{
+				"name": "v1alpha1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+			}},
+		},
+	}}
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := dyn.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the Rollout CRD: %v", err)
+	}
+	t.Cleanup(func() { _ = dyn.Resource(crdGVR).Delete(context.WithoutCancel(ctx), crd.GetName(), metav1.DeleteOptions{}) })
+	ns := env.Namespace(ctx, t, "rollout")
+	var rollout *unstructured.Unstructured
+	err = testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) { // until the CRD is served
+		rollout, err = dyn.Resource(rolloutGVR).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+			"metadata": map[string]any{"name": "canary"},
+			"spec": map[string]any{
+				"replicas": int64(1),
+				"selector": map[string]any{"matchLabels": map[string]any{"app": "canary"}},
+				"template": map[string]any{
+					"metadata": map[string]any{"labels": map[string]any{"app": "canary"}},
+					"spec":     map[string]any{"containers": []any{map[string]any{"name": "app", "image": "example.invalid/canary:1"}}},
+				},
+			},
+		}}, metav1.CreateOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("creating a Rollout: %v", err)
+	}
+	labels := map[string]string{"app": "canary", "rollouts-pod-template-hash": "6d7f8c9b5"}
+	_, err = env.Client.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "canary-6d7f8c9b5", Labels: labels, OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Name: "canary", UID: rollout.GetUID(), Controller: ptr.To(true),
+		}}},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: podSpec("example.invalid/canary:1", "amd64", corev1.RestartPolicyAlways)},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *Snapshot
+	err = testenv.Poll(ctx, 2*time.Minute, func(ctx context.Context) (bool, error) {
+		s, err = LoadConfig(ctx, env.Config, ns, LiveOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(s.Pods) == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the ReplicaSet's pod: %v", err)
+	}
+	var got []string
+	for _, w := range s.Workloads {
+		got = append(got, fmt.Sprintf("%s pods=%d via=%v inferred=%q path=%s containers=%d", w.Ref, len(w.Pods), w.Intermediates, w.Inferred, w.TemplatePath, len(w.Containers)))
+	}
+	want := []string{fmt.Sprintf("%s/Rollout/canary pods=1 via=[%s/ReplicaSet/canary-6d7f8c9b5] inferred=\"\" path=spec.template containers=1", ns, ns)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("workloads (-want +got):\n%s", diff)
+	}
+}
