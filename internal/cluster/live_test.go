@@ -347,7 +347,9 @@ func TestLoadLiveRollouts(t *testing.T) {
 	if _, err := dyn.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating the Rollout CRD: %v", err)
 	}
-	t.Cleanup(func() { _ = dyn.Resource(crdGVR).Delete(context.WithoutCancel(ctx), crd.GetName(), metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = dyn.Resource(crdGVR).Delete(context.WithoutCancel(ctx), crd.GetName(), metav1.DeleteOptions{})
+	})
 	ns := env.Namespace(ctx, t, "rollout")
 	var rollout *unstructured.Unstructured
 	err = testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) { // until the CRD is served
