@@ -61,6 +61,7 @@ Image architecture is always checked against the registry, never a local daemon.
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	cmd.AddCommand(NewCmdInspect(streams))
+	cmd.AddCommand(NewCmdDiagnose(streams))
 	cmd.AddCommand(NewCmdVersion(streams))
 	return cmd
 }

@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/archfit/archfit/internal/cluster"
+	"github.com/archfit/archfit/internal/diagnose"
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/platform"
+	"github.com/archfit/archfit/internal/report"
+)
+
+type diagnoseOptions struct {
+	streams       genericiooptions.IOStreams
+	configFlags   *genericclioptions.ConfigFlags
+	images        imageOptions
+	files         []string
+	recursive     bool
+	allNamespaces bool
+	output        string
+	failOn        string
+
+	target       *cluster.Target
+	failSeverity finding.Severity
+}
+
+// NewCmdDiagnose builds `archfit diagnose [TYPE/NAME]`.
+func NewCmdDiagnose(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &diagnoseOptions{streams: streams, configFlags: newConfigFlags()}
+	cmd := &cobra.Command{
+		Use:   "diagnose [TYPE/NAME]",
+		Short: "Find the root cause of every failing pod: wrong-arch binary, missing platform, or not arch at all",
+		Long: `diagnose reads the failing pods (CrashLoopBackOff, ImagePullBackOff, Pending),
+their nodes, events and previous logs, from the cluster or from -f dumps, and
+inspects only the images involved in failures (verifying the entrypoint
+binary each node pulls). For each workload it prints the root cause with the
+evidence as seen, what to do today (a node-affinity patch) and for good (a
+multi-arch build).
+
+Logs for -f: put logs/NAMESPACE/POD/CONTAINER.previous.log next to the dump
+(see internal/cluster/README.md for a script that writes them).`,
+		Example: `  archfit diagnose -A
+  archfit diagnose deployment/api -n shop
+  archfit diagnose -f examples/cluster --oci-layout examples/images
+  kubectl get pods,nodes,events -A -o yaml | archfit diagnose -f - -o markdown`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(args); err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return o.run(cmd)
+		},
+	}
+	// kubectl's --cache-dir (discovery cache) would clash with the image
+	// cache's; archfit does no discovery caching.
+	o.configFlags.CacheDir = nil
+	o.configFlags.AddFlags(cmd.Flags())
+	o.images.addFlags(cmd.Flags())
+	cmd.Flags().StringSliceVarP(&o.files, "filename", "f", nil, "read a kubectl dump (file, directory, or - for stdin) instead of the live cluster; repeatable")
+	cmd.Flags().BoolVarP(&o.recursive, "recursive", "R", false, "with -f, read directories recursively")
+	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "look at every namespace")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
+	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
+	return cmd
+}
+
+func (o *diagnoseOptions) complete(args []string) error {
+	if len(args) == 1 {
+		t, err := cluster.ParseTarget(args[0])
+		if err != nil {
+			return err
+		}
+		o.target = &t
+	}
+	var err error
+	o.failSeverity, err = finding.ParseSeverity(o.failOn)
+	return err
+}
+
+func (o *diagnoseOptions) validate() error {
+	if _, err := report.For(o.output); err != nil {
+		return err
+	}
+	return o.images.validate()
+}
+
+// snapshot loads the cluster from -f or the live API server.
+func (o *diagnoseOptions) snapshot(cmd *cobra.Command) (*cluster.Snapshot, error) {
+	ctx := cmd.Context()
+	if len(o.files) == 0 {
+		return cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Target: o.target})
+	}
+	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, o.streams.In, cluster.Recursive(o.recursive))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range docErrs {
+		fmt.Fprintf(o.streams.ErrOut, "warning: %v\n", e)
+	}
+	// A dump covers what it covers: every namespace unless -n narrows it.
+	ns := ""
+	if !o.allNamespaces && o.configFlags.Namespace != nil {
+		ns = *o.configFlags.Namespace
+	}
+	if ns != "" || o.target != nil {
+		return snap.Select(ns, o.target)
+	}
+	return snap, nil
+}
+
+func (o *diagnoseOptions) run(cmd *cobra.Command) error {
+	start := time.Now()
+	snap, err := o.snapshot(cmd)
+	if err != nil {
+		return err
+	}
+	for _, w := range snap.Warnings {
+		fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", w)
+	}
+	reqs := diagnose.Requests(snap)
+	var reps []*image.Report
+	var res *image.Resolver
+	if len(reqs) > 0 {
+		if res, err = o.images.resolver(true); err != nil {
+			return err
+		}
+		reps = res.InspectAll(cmd.Context(), reqs)
+		if err := cmd.Context().Err(); err != nil {
+			return err
+		}
+	}
+	images := diagnose.NewImages(reqs, reps)
+	fs := diagnose.Diagnose(snap, images)
+	rems := diagnose.Remedies(snap, images, fs)
+
+	doc := &report.Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: diagnose.Text}
+	for _, r := range rems {
+		doc.Remedies = append(doc.Remedies, r)
+	}
+	for _, n := range snap.Nodes {
+		doc.Nodes = append(doc.Nodes, nodeSummary(n))
+	}
+	failing := len(snap.FailingPods())
+	var regReqs, hits int64
+	if res != nil {
+		regReqs, hits = res.Requests(), res.CacheHits()
+	}
+	doc.Extra = map[string]any{"stats": map[string]any{
+		"pods": len(snap.Pods), "failingPods": failing, "images": len(reqs),
+		"apiRequests": snap.APIRequests, "registryRequests": regReqs, "cacheHits": hits,
+	}}
+	fmt.Fprintf(o.streams.ErrOut, "diagnosed %d failing pod(s) of %d in %s: %d image request(s), %d registry request(s), %d cache hit(s), %d API request(s)\n",
+		failing, len(snap.Pods), time.Since(start).Round(time.Millisecond), len(reqs), regReqs, hits, snap.APIRequests)
+	return render(o.streams.Out, o.output, o.failSeverity, doc)
+}
+
+type nodeInfo struct {
+	Name     string   `json:"name"`
+	Platform string   `json:"platform"`
+	Runtime  string   `json:"runtime,omitempty"`
+	Matchers []string `json:"matchers,omitempty"`
+	Pool     string   `json:"pool,omitempty"`
+}
+
+func nodeSummary(n *cluster.Node) nodeInfo {
+	ni := nodeInfo{Name: n.Name, Platform: platform.String(&n.Platform), Pool: n.Pool}
+	if n.Runtime.Name != "" {
+		ni.Runtime = n.Runtime.Name + "://" + n.Runtime.Version
+	}
+	for _, m := range n.Runtime.Matchers {
+		ni.Matchers = append(ni.Matchers, string(m))
+	}
+	return ni
+}
