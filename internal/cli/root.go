@@ -63,6 +63,8 @@ Image architecture is always checked against the registry, never a local daemon.
 	cmd.AddCommand(NewCmdInspect(streams))
 	cmd.AddCommand(NewCmdDiagnose(streams))
 	cmd.AddCommand(NewCmdVersion(streams))
+	cmd.AddCommand(NewCmdAudit(streams))
+	cmd.AddCommand(NewCmdPlan(streams))
 	return cmd
 }
 

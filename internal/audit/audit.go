@@ -1,0 +1,657 @@
+// Package audit is the judge stage for a whole fleet: for every workload it
+// checks each container against each node pool (runs, fails and how, or
+// unknown), finds the containers at risk, ranks the images that block a move
+// to arm64 and measures migration readiness. It is a pure function of a
+// cluster snapshot and the image reports: no network, no cluster.
+package audit
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+
+	"github.com/archfit/archfit/internal/cluster"
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/platform"
+	"github.com/archfit/archfit/internal/remedy"
+)
+
+// Verdict of one container on one pool.
+type Verdict string
+
+// Verdicts.
+const (
+	Runs    Verdict = "runs"
+	Fails   Verdict = "fails"
+	Unknown Verdict = "unknown"
+)
+
+// Pool is a group of nodes of one platform, or a platform assumed with
+// --node-platform when the input has no nodes.
+type Pool struct {
+	// ID names the pool in cells: "NAME (os/arch)".
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Label    string `json:"label,omitempty"`
+	Platform string `json:"platform"`
+	Arch     string `json:"arch"`
+	// Runtimes are the matchers the pool's nodes may apply (all of them when
+	// the runtime is unknown).
+	Runtimes []platform.Runtime `json:"runtimes"`
+	Taints   []corev1.Taint     `json:"taints,omitempty"`
+	Nodes    int                `json:"nodes"`
+	// Assumed is true for a pool made up from --node-platform.
+	Assumed bool `json:"assumed,omitempty"`
+
+	plat   specs.Platform
+	labels map[string]string
+}
+
+// Cell is one container on one pool.
+type Cell struct {
+	Pool    string  `json:"pool"`
+	Verdict Verdict `json:"verdict"`
+	// How says how it fails (the runtime's message, wrong-arch exec...) or
+	// why it is unknown; a caveat when it runs.
+	How string `json:"how,omitempty"`
+	// Admitted is false when the workload's nodeSelector, affinity or the
+	// pool's taints keep its pods off the pool.
+	Admitted bool `json:"admitted"`
+}
+
+// Container is one container of a workload with its verdict per pool.
+type Container struct {
+	Name          string           `json:"name"`
+	Role          cluster.Role     `json:"role"`
+	Image         string           `json:"image"`
+	Injected      bool             `json:"injected,omitempty"`
+	Architectures []string         `json:"architectures"`
+	Verified      bool             `json:"verified,omitempty"`
+	Base          *image.BaseImage `json:"base,omitempty"`
+	Cells         []Cell           `json:"cells"`
+}
+
+// Workload is the audit of one top owner.
+type Workload struct {
+	Ref      finding.WorkloadRef `json:"workload"`
+	Replicas int                 `json:"replicas"`
+	// AdmittedPools are the pools the pod template may be scheduled to.
+	AdmittedPools []string       `json:"admittedPools"`
+	Containers    []Container    `json:"containers"`
+	Allowed       remedy.Allowed `json:"allowed"`
+	// ArmReady: every container runs on arm64 (known, not guessed).
+	ArmReady bool `json:"armReady"`
+	// MultiArchProven: every container's image has verified entries for
+	// every pool architecture and no container is at risk; the rollout plan
+	// adds tolerations only to these.
+	MultiArchProven bool `json:"multiArchProven"`
+	Findings        int  `json:"findings"`
+	// Conflict: no architecture both runs every container and is admitted
+	// by the workload's constraints (arch-constraint-conflict).
+	Conflict bool `json:"conflict,omitempty"`
+
+	w *cluster.Workload
+}
+
+// Blocker is an image that keeps workloads off arm64.
+type Blocker struct {
+	Image         string                `json:"image"`
+	Architectures []string              `json:"architectures"`
+	Workloads     int                   `json:"workloads"`
+	Replicas      int                   `json:"replicas"`
+	Roles         []string              `json:"roles"`
+	Examples      []finding.WorkloadRef `json:"examples"`
+	Build         *remedy.BuildAdvice   `json:"build,omitempty"`
+}
+
+// Readiness is the share of the fleet that can run on arm64 today.
+type Readiness struct {
+	Workloads         int     `json:"workloads"`
+	ReadyWorkloads    int     `json:"readyWorkloads"`
+	Replicas          int     `json:"replicas"`
+	ReadyReplicas     int     `json:"readyReplicas"`
+	WorkloadShare     float64 `json:"workloadShare"`
+	ReplicaShare      float64 `json:"replicaShare"`
+	UnknownWorkloads  int     `json:"unknownWorkloads"`
+	BlockedWorkloads  int     `json:"blockedWorkloads"`
+	ConflictWorkloads int     `json:"conflictWorkloads"`
+}
+
+// Remedy is what to do about one workload (DESIGN.md JSON shape).
+type Remedy struct {
+	Workload             finding.WorkloadRef  `json:"workload"`
+	AllowedArchitectures []string             `json:"allowedArchitectures"`
+	Patch                *remedy.Result       `json:"patch,omitempty"`
+	PatchError           string               `json:"patchError,omitempty"`
+	Build                []remedy.BuildAdvice `json:"build,omitempty"`
+}
+
+// Result is the whole audit.
+type Result struct {
+	Pools     []Pool            `json:"pools"`
+	Workloads []*Workload       `json:"workloads"`
+	Blockers  []Blocker         `json:"blockers"`
+	Readiness Readiness         `json:"readiness"`
+	Findings  []finding.Finding `json:"-"`
+	Remedies  []Remedy          `json:"-"`
+}
+
+// Options tune Run.
+type Options struct {
+	// AssumePlatforms are the pools to assume when the snapshot has no nodes
+	// (default linux/amd64 and linux/arm64).
+	AssumePlatforms []specs.Platform
+	Waivers         []Waiver
+}
+
+// Run audits every workload of snap. reports maps an image reference (as
+// written in the pod spec) to its report; a missing report is unknown.
+func Run(snap *cluster.Snapshot, reports map[string]*image.Report, opts Options) *Result {
+	res := &Result{Pools: pools(snap, opts.AssumePlatforms)}
+	var nodeArchs []string
+	for _, p := range res.Pools {
+		nodeArchs = append(nodeArchs, p.Arch)
+	}
+	blockers := map[string]*Blocker{}
+	for _, w := range snap.Workloads {
+		aw, fs := judge(w, res.Pools, nodeArchs, reports)
+		fs = applyWaivers(fs, w, opts.Waivers)
+		for _, f := range fs {
+			if f.Waived == "" {
+				aw.Findings++
+			}
+		}
+		res.Findings = append(res.Findings, fs...)
+		res.Workloads = append(res.Workloads, aw)
+		if rm := workloadRemedy(aw, w, res.Pools, nodeArchs, reports); rm != nil {
+			res.Remedies = append(res.Remedies, *rm)
+		}
+		countBlockers(aw, blockers)
+	}
+	res.Findings = append(res.Findings, imageFindings(snap, reports, opts.Waivers)...)
+	res.Readiness = readiness(res.Workloads)
+	for _, b := range blockers {
+		if rep := reports[b.Image]; rep != nil && rep.Error == nil {
+			adv := remedy.Build(*rep, remedy.ForArchitectures(nodeArchs...))
+			b.Build = &adv
+		}
+		res.Blockers = append(res.Blockers, *b)
+	}
+	sort.Slice(res.Blockers, func(i, j int) bool {
+		a, b := res.Blockers[i], res.Blockers[j]
+		if a.Workloads != b.Workloads {
+			return a.Workloads > b.Workloads
+		}
+		if a.Replicas != b.Replicas {
+			return a.Replicas > b.Replicas
+		}
+		return a.Image < b.Image
+	})
+	return res
+}
+
+// pools returns the snapshot's pools, or the assumed ones without nodes.
+func pools(snap *cluster.Snapshot, assume []specs.Platform) []Pool {
+	var out []Pool
+	for _, p := range snap.Pools() {
+		pl := Pool{Name: p.Name, Label: p.Label, Platform: platform.String(&p.Platform), Arch: platform.Arch(p.Platform),
+			Taints: p.Taints, Nodes: len(p.Nodes), plat: p.Platform}
+		pl.ID = p.String()
+		seen := map[platform.Runtime]bool{}
+		for _, rt := range p.Runtimes {
+			for _, m := range rt.Matchers {
+				if !seen[m] {
+					seen[m] = true
+					pl.Runtimes = append(pl.Runtimes, m)
+				}
+			}
+		}
+		if len(pl.Runtimes) == 0 {
+			pl.Runtimes = slices.Clone(platform.Runtimes)
+		}
+		if len(p.Nodes) > 0 && p.Nodes[0].Object != nil {
+			pl.labels = p.Nodes[0].Object.Labels
+		}
+		if pl.labels == nil {
+			pl.labels = map[string]string{"kubernetes.io/arch": pl.Arch, "kubernetes.io/os": p.Platform.OS}
+		}
+		out = append(out, pl)
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if len(assume) == 0 {
+		assume = []specs.Platform{platform.Node("linux", "amd64"), platform.Node("linux", "arm64")}
+	}
+	for _, p := range assume {
+		arch := platform.Arch(p)
+		out = append(out, Pool{ID: "assumed (" + platform.String(&p) + ")", Platform: platform.String(&p), Arch: arch,
+			Runtimes: slices.Clone(platform.Runtimes), Assumed: true, plat: p,
+			labels: map[string]string{"kubernetes.io/arch": arch, "kubernetes.io/os": p.OS, "beta.kubernetes.io/arch": arch, "beta.kubernetes.io/os": p.OS}})
+	}
+	return out
+}
+
+// admits reports whether the pod template may be scheduled to the pool: its
+// nodeSelector and required node affinity match the pool's labels and it
+// tolerates the pool's NoSchedule/NoExecute taints.
+func admits(spec *corev1.PodSpec, p Pool, withTaints bool) bool {
+	node := &corev1.Node{}
+	node.Labels = p.labels
+	if ok, err := nodeaffinity.NewRequiredNodeAffinity(spec.NodeSelector, spec.Affinity).Match(node); err != nil || !ok {
+		return false
+	}
+	if !withTaints {
+		return true
+	}
+	for i := range p.Taints {
+		t := &p.Taints[i]
+		if t.Effect == corev1.TaintEffectPreferNoSchedule {
+			continue
+		}
+		if !tolerates(spec.Tolerations, t) {
+			return false
+		}
+	}
+	return true
+}
+
+func tolerates(tols []corev1.Toleration, t *corev1.Taint) bool {
+	for i := range tols {
+		if tols[i].ToleratesTaint(klog.Background(), t, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// cell judges one image on one pool.
+func cell(rep *image.Report, p Pool) Cell {
+	c := Cell{Pool: p.ID}
+	if rep == nil {
+		c.Verdict, c.How = Unknown, "image not inspected"
+		return c
+	}
+	if rep.Error != nil {
+		c.Verdict, c.How = Unknown, "image uninspectable ("+rep.Error.Reason+")"
+		return c
+	}
+	var fails, caveats []string
+	matched := false
+	for _, rt := range p.Runtimes {
+		for _, pull := range rep.Pulls {
+			if pull.Node != p.Platform || pull.Runtime != rt {
+				continue
+			}
+			matched = true
+			switch {
+			case pull.Error != "":
+				fails = append(fails, fmt.Sprintf("pull fails under %s: %s", rt, pull.Error))
+			case pull.Runs != nil && !*pull.Runs:
+				fails = append(fails, fmt.Sprintf("exec format error under %s: pulls %s, %s", rt, pull.Platform, pull.Reason))
+			case pull.Reason != "" && !strings.HasPrefix(pull.Reason, "single manifest"):
+				caveats = append(caveats, pull.Reason)
+			}
+		}
+	}
+	if !matched {
+		// A platform the resolver did not model: fall back to the runnable
+		// architectures.
+		if slices.Contains(rep.Architectures, p.Arch) {
+			c.Verdict = Runs
+		} else {
+			c.Verdict, c.How = Fails, fmt.Sprintf("no entry for %s (image runs %s)", p.Arch, strings.Join(rep.Architectures, ", "))
+		}
+		return c
+	}
+	if len(fails) > 0 {
+		c.Verdict, c.How = Fails, fails[0]
+		if len(fails) > 1 && !sameKind(fails) {
+			c.How += "; " + strings.Join(fails[1:], "; ")
+		}
+		return c
+	}
+	c.Verdict = Runs
+	caveats = slices.Compact(caveats)
+	c.How = strings.Join(caveats, "; ")
+	return c
+}
+
+func sameKind(fails []string) bool {
+	for _, f := range fails[1:] {
+		if strings.SplitN(f, " ", 2)[0] != strings.SplitN(fails[0], " ", 2)[0] {
+			return false
+		}
+	}
+	return true
+}
+
+func verified(rep *image.Report) bool {
+	if rep == nil || rep.Error != nil {
+		return false
+	}
+	n := 0
+	for _, e := range rep.Entries {
+		if e.Attestation || e.Skipped != "" {
+			continue
+		}
+		if e.Entrypoint == nil || e.Entrypoint.Verdict != image.VerdictOK {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+func replicas(w *cluster.Workload) int {
+	if w.Kind == cluster.KindDaemonSet || w.Replicas == nil {
+		if n := len(w.Pods); n > 0 {
+			return n
+		}
+		return 1
+	}
+	return int(*w.Replicas)
+}
+
+func ref(w *cluster.Workload) finding.WorkloadRef {
+	return finding.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+}
+
+// judge audits one workload and returns its findings.
+func judge(w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[string]*image.Report) (*Workload, []finding.Finding) {
+	aw := &Workload{Ref: ref(w), Replicas: replicas(w), AdmittedPools: []string{}, w: w}
+	spec := &w.Template.Spec
+	admitted := make([]bool, len(pools))
+	var byAffinity []string
+	for i, p := range pools {
+		admitted[i] = admits(spec, p, true)
+		if admitted[i] {
+			aw.AdmittedPools = append(aw.AdmittedPools, p.ID)
+		}
+		if admits(spec, p, false) {
+			byAffinity = append(byAffinity, p.Arch)
+		}
+	}
+	var fs []finding.Finding
+	var rcs []remedy.Container
+	aw.ArmReady = true
+	aw.MultiArchProven = true
+	for _, c := range w.Containers {
+		if c.Role == cluster.RoleEphemeral {
+			continue
+		}
+		rep := reports[c.Image]
+		ac := Container{Name: c.Name, Role: c.Role, Image: c.Image, Injected: c.Injected, Architectures: []string{}, Verified: verified(rep)}
+		rc := remedy.Container{Name: c.Name, Role: remedy.Role(c.Role), Image: c.Image}
+		if rep == nil || rep.Error != nil {
+			rc.Unknown = true
+			aw.ArmReady = false
+			aw.MultiArchProven = false
+		} else {
+			ac.Architectures = rep.Architectures
+			ac.Base = rep.Base
+			rc.Architectures = rep.Architectures
+			if !slices.Contains(rep.Architectures, "arm64") {
+				aw.ArmReady = false
+			}
+			if !ac.Verified {
+				aw.MultiArchProven = false
+			}
+		}
+		var failing []string
+		var how []string
+		for i, p := range pools {
+			cl := cell(rep, p)
+			cl.Admitted = admitted[i]
+			ac.Cells = append(ac.Cells, cl)
+			if cl.Verdict == Fails {
+				aw.MultiArchProven = false
+				if cl.Admitted {
+					failing = append(failing, p.ID)
+					how = append(how, p.ID+": "+cl.How)
+				}
+			}
+		}
+		if len(failing) > 0 {
+			f := finding.New(finding.SingleArchAtRisk, fmt.Sprintf("%s container %q (%s) cannot run on %s, where the pods may be scheduled",
+				c.Role, c.Name, c.Image, strings.Join(failing, ", ")))
+			f.Workload = &aw.Ref
+			f.Container, f.ContainerType, f.Image = c.Name, string(c.Role), c.Image
+			f.NodePlatform = poolPlatform(pools, failing[0])
+			if rep != nil {
+				f.ImagePlatforms = rep.Platforms
+			}
+			f.Evidence = how
+			fs = append(fs, f)
+		}
+		aw.Containers = append(aw.Containers, ac)
+		rcs = append(rcs, rc)
+	}
+	aw.Allowed = remedy.AllowedArchitectures(rcs, nodeArchs)
+	switch {
+	case aw.Allowed.Conflict != nil:
+		aw.Conflict = true
+		f := finding.New(finding.ArchConstraintConflict, aw.Allowed.Conflict.Message)
+		f.Workload = &aw.Ref
+		fs = append(fs, f)
+	case len(aw.Allowed.Architectures) > 0 && !overlaps(byAffinity, aw.Allowed.Architectures):
+		pinned := "no node of the cluster"
+		if len(byAffinity) > 0 {
+			pinned = strings.Join(slices.Compact(sorted(byAffinity)), ", ")
+		}
+		f := finding.New(finding.ArchConstraintConflict, fmt.Sprintf("the nodeSelector/affinity admits %s, but the containers run only on %s",
+			pinned, strings.Join(aw.Allowed.Architectures, ", ")))
+		aw.Conflict = true
+		f.Workload = &aw.Ref
+		f.Evidence = constraintEvidence(spec)
+		fs = append(fs, f)
+	}
+	if aw.Conflict {
+		aw.ArmReady = false
+		aw.MultiArchProven = false
+	}
+	return aw, fs
+}
+
+func poolPlatform(pools []Pool, id string) string {
+	for _, p := range pools {
+		if p.ID == id {
+			return p.Platform
+		}
+	}
+	return ""
+}
+
+func overlaps(a, b []string) bool {
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func constraintEvidence(spec *corev1.PodSpec) []string {
+	var ev []string
+	for k, v := range spec.NodeSelector {
+		ev = append(ev, fmt.Sprintf("nodeSelector %s=%s", k, v))
+	}
+	sort.Strings(ev)
+	if a := spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for i, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, e := range t.MatchExpressions {
+				ev = append(ev, fmt.Sprintf("nodeSelectorTerms[%d] %s %s %s", i, e.Key, e.Operator, strings.Join(e.Values, ",")))
+			}
+		}
+	}
+	return ev
+}
+
+// imageFindings reports problems of the images themselves once per
+// workload container that uses them, so waivers can name the workload.
+func imageFindings(snap *cluster.Snapshot, reports map[string]*image.Report, waivers []Waiver) []finding.Finding {
+	var out []finding.Finding
+	for _, w := range snap.Workloads {
+		var fs []finding.Finding
+		r := ref(w)
+		for _, c := range w.Containers {
+			rep := reports[c.Image]
+			if rep == nil {
+				continue
+			}
+			if rep.Error != nil {
+				f := finding.New(finding.ImageUninspectable, fmt.Sprintf("cannot read %s: %s", c.Image, rep.Error.Reason))
+				f.Evidence = []string{rep.Error.Detail}
+				if rep.Error.Tried != "" {
+					f.Evidence = append(f.Evidence, "tried: "+rep.Error.Tried)
+				}
+				f.Workload, f.Container, f.ContainerType, f.Image = &r, c.Name, string(c.Role), c.Image
+				fs = append(fs, f)
+				continue
+			}
+			byCode := map[string]int{}
+			for _, p := range rep.Problems {
+				if _, ok := finding.Lookup(p.Code); !ok {
+					continue
+				}
+				ev := fmt.Sprintf("entry %s: %s", p.Entry, p.Detail)
+				if i, ok := byCode[p.Code]; ok {
+					fs[i].Evidence = append(fs[i].Evidence, ev)
+					continue
+				}
+				f := finding.New(p.Code, fmt.Sprintf("%s: %s", c.Image, p.Detail))
+				f.Workload, f.Container, f.ContainerType, f.Image = &r, c.Name, string(c.Role), c.Image
+				f.ImagePlatforms = rep.Platforms
+				f.Evidence = []string{ev}
+				byCode[p.Code] = len(fs)
+				fs = append(fs, f)
+			}
+		}
+		out = append(out, applyWaivers(fs, w, waivers)...)
+	}
+	return out
+}
+
+func countBlockers(aw *Workload, blockers map[string]*Blocker) {
+	seen := map[string]bool{}
+	for _, c := range aw.Containers {
+		if c.Architectures == nil || slices.Contains(c.Architectures, "arm64") || unknownContainer(c) {
+			continue
+		}
+		b := blockers[c.Image]
+		if b == nil {
+			b = &Blocker{Image: c.Image, Architectures: c.Architectures}
+			blockers[c.Image] = b
+		}
+		if !slices.Contains(b.Roles, string(c.Role)) {
+			b.Roles = append(b.Roles, string(c.Role))
+			slices.Sort(b.Roles)
+		}
+		if seen[c.Image] {
+			continue
+		}
+		seen[c.Image] = true
+		b.Workloads++
+		b.Replicas += aw.Replicas
+		if len(b.Examples) < 5 {
+			b.Examples = append(b.Examples, aw.Ref)
+		}
+	}
+}
+
+func unknownContainer(c Container) bool {
+	for _, cl := range c.Cells {
+		if cl.Verdict == Unknown {
+			return true
+		}
+	}
+	return false
+}
+
+func readiness(ws []*Workload) Readiness {
+	var r Readiness
+	for _, w := range ws {
+		r.Workloads++
+		r.Replicas += w.Replicas
+		switch {
+		case w.ArmReady:
+			r.ReadyWorkloads++
+			r.ReadyReplicas += w.Replicas
+		case w.Conflict:
+			r.ConflictWorkloads++
+		case len(w.Allowed.Unverified) > 0:
+			r.UnknownWorkloads++
+		default:
+			r.BlockedWorkloads++
+		}
+	}
+	if r.Workloads > 0 {
+		r.WorkloadShare = float64(r.ReadyWorkloads) / float64(r.Workloads)
+	}
+	if r.Replicas > 0 {
+		r.ReplicaShare = float64(r.ReadyReplicas) / float64(r.Replicas)
+	}
+	return r
+}
+
+// workloadRemedy is the interim patch and build advice for a workload with
+// at-risk containers; nil when nothing is to be done.
+func workloadRemedy(aw *Workload, w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[string]*image.Report) *Remedy {
+	var build []remedy.BuildAdvice
+	atRisk := false
+	seen := map[string]bool{}
+	for _, c := range aw.Containers {
+		for _, cl := range c.Cells {
+			if cl.Verdict == Fails && cl.Admitted {
+				atRisk = true
+				if rep := reports[c.Image]; rep != nil && rep.Error == nil && !seen[c.Image] {
+					seen[c.Image] = true
+					if adv := remedy.Build(*rep, remedy.ForArchitectures(nodeArchs...)); adv.Needed {
+						build = append(build, adv)
+					}
+				}
+				break
+			}
+		}
+	}
+	if !atRisk {
+		return nil
+	}
+	rm := &Remedy{Workload: aw.Ref, AllowedArchitectures: aw.Allowed.Architectures, Build: build}
+	if rm.AllowedArchitectures == nil {
+		rm.AllowedArchitectures = []string{}
+	}
+	if len(aw.Allowed.Architectures) > 0 && w.Original != nil {
+		var opts []remedy.Option
+		for _, p := range pools {
+			if slices.Contains(aw.Allowed.Architectures, p.Arch) && len(p.Taints) > 0 {
+				opts = append(opts, remedy.WithTaints(p.Arch, p.Taints...))
+			}
+		}
+		res, err := remedy.Patch(w.Original, aw.Allowed.Architectures, opts...)
+		if err != nil {
+			rm.PatchError = err.Error()
+		} else {
+			rm.Patch = res
+		}
+	} else if w.Original == nil {
+		rm.PatchError = "the workload object is not in the input (" + w.Inferred + "): no patch computed"
+	}
+	return rm
+}
+
+// Workload returns the snapshot workload an audited workload came from.
+func (w *Workload) Source() *cluster.Workload { return w.w }

@@ -1,0 +1,157 @@
+package audit
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/remedy"
+)
+
+// symbol is the one-character cell of the coverage matrix.
+func symbol(c Cell) string {
+	s := map[Verdict]string{Runs: "ok", Fails: "FAIL", Unknown: "?"}[c.Verdict]
+	if c.Verdict == Runs && c.How != "" {
+		s += "*"
+	}
+	if !c.Admitted {
+		s = "(" + s + ")"
+	}
+	return s
+}
+
+// WriteText prints the audit for people: pools, readiness, blockers, the
+// coverage matrix, then the findings (printed by the caller's formatter).
+func WriteText(w io.Writer, r *Result) error {
+	fmt.Fprintln(w, "Node pools:")
+	for _, p := range r.Pools {
+		extra := fmt.Sprintf("%d node(s)", p.Nodes)
+		if p.Assumed {
+			extra = "assumed (no nodes in the input; --node-platform)"
+		}
+		fmt.Fprintf(w, "  %s  %s", p.ID, extra)
+		for _, t := range p.Taints {
+			fmt.Fprintf(w, "  taint %s=%s:%s", t.Key, t.Value, t.Effect)
+		}
+		fmt.Fprintln(w)
+	}
+	rd := r.Readiness
+	fmt.Fprintf(w, "\nArm64 readiness: %d of %d workloads (%.0f%%), %d of %d replicas (%.0f%%)",
+		rd.ReadyWorkloads, rd.Workloads, 100*rd.WorkloadShare, rd.ReadyReplicas, rd.Replicas, 100*rd.ReplicaShare)
+	fmt.Fprintf(w, "; blocked %d, conflicting %d, unknown %d\n", rd.BlockedWorkloads, rd.ConflictWorkloads, rd.UnknownWorkloads)
+	if len(r.Blockers) > 0 {
+		fmt.Fprintln(w, "\nBlockers (fix the first ones first):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  #\tIMAGE\tRUNS ON\tAS\tWORKLOADS\tREPLICAS\tE.G.")
+		for i, b := range r.Blockers {
+			var eg []string
+			for _, e := range b.Examples {
+				eg = append(eg, e.String())
+			}
+			runs := strings.Join(b.Architectures, ",")
+			if runs == "" {
+				runs = "nothing"
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%d\t%s\n", i+1, b.Image, runs, strings.Join(b.Roles, ","), b.Workloads, b.Replicas, strings.Join(eg, " "))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nCoverage (ok runs, ok* runs with a caveat, FAIL fails, ? unknown; (..) = the pods cannot be scheduled there):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "  WORKLOAD\tCONTAINER\tROLE\tIMAGE")
+	for _, p := range r.Pools {
+		fmt.Fprintf(tw, "\t%s", p.ID)
+	}
+	fmt.Fprintln(tw, "\tALLOWED\tBASE")
+	for _, wl := range r.Workloads {
+		for i, c := range wl.Containers {
+			name := ""
+			if i == 0 {
+				name = wl.Ref.String()
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s", name, c.Name, c.Role, c.Image)
+			for _, cl := range c.Cells {
+				fmt.Fprintf(tw, "\t%s", symbol(cl))
+			}
+			allowed := ""
+			if i == 0 {
+				allowed = allowedText(wl)
+			}
+			base := ""
+			if c.Base != nil {
+				base = c.Base.Name
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\n", allowed, base)
+		}
+	}
+	tw.Flush()
+	var notes []string
+	for _, wl := range r.Workloads {
+		for _, c := range wl.Containers {
+			for _, cl := range c.Cells {
+				if cl.How != "" && cl.Admitted {
+					notes = append(notes, fmt.Sprintf("  %s %s on %s: %s", wl.Ref, c.Name, cl.Pool, cl.How))
+				}
+			}
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "\nHow:")
+		fmt.Fprintln(w, strings.Join(notes, "\n"))
+	}
+	return nil
+}
+
+func allowedText(wl *Workload) string {
+	switch {
+	case wl.Allowed.Conflict != nil:
+		return "CONFLICT"
+	case len(wl.Allowed.Architectures) == 0:
+		return "?"
+	}
+	s := strings.Join(wl.Allowed.Architectures, ",")
+	if len(wl.Allowed.Unverified) > 0 {
+		s += " (unverified: " + strings.Join(wl.Allowed.Unverified, ",") + ")"
+	}
+	return s
+}
+
+// WriteRemediesText prints the interim patches in kubectl form.
+func WriteRemediesText(w io.Writer, rms []Remedy) {
+	if len(rms) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nRemedies:")
+	for _, rm := range rms {
+		fmt.Fprintf(w, "  %s: allowed %s\n", rm.Workload, strings.Join(rm.AllowedArchitectures, ","))
+		if rm.PatchError != "" {
+			fmt.Fprintf(w, "    patch: %s\n", rm.PatchError)
+		} else if rm.Patch != nil && rm.Patch.Changed {
+			if b, err := rm.Patch.Render(remedy.FormatKubectl); err == nil {
+				for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+					fmt.Fprintf(w, "    %s\n", l)
+				}
+			}
+		} else if rm.Patch != nil && len(rm.Patch.Conflicts) > 0 {
+			fmt.Fprintf(w, "    no patch: %s\n", rm.Patch.Conflicts[0].Message)
+		} else if rm.Patch != nil {
+			fmt.Fprintln(w, "    already constrained: no patch needed")
+		}
+		for _, b := range rm.Build {
+			fmt.Fprintf(w, "    build: %s misses %s\n", b.Image, strings.Join(b.Missing, ", "))
+		}
+	}
+}
+
+// Waived counts waived findings.
+func Waived(fs []finding.Finding) int {
+	n := 0
+	for _, f := range fs {
+		if f.Waived != "" {
+			n++
+		}
+	}
+	return n
+}

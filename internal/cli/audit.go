@@ -1,0 +1,295 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/archfit/archfit/internal/audit"
+	"github.com/archfit/archfit/internal/cluster"
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/platform"
+	"github.com/archfit/archfit/internal/report"
+)
+
+// fleetOptions are the input flags shared by audit and plan.
+type fleetOptions struct {
+	streams       genericiooptions.IOStreams
+	configFlags   *genericclioptions.ConfigFlags
+	images        imageOptions
+	files         []string
+	recursive     bool
+	allNamespaces bool
+	nodePlatforms []string
+	configFile    string
+	verify        bool
+
+	assume  []specs.Platform
+	waivers []audit.Waiver
+}
+
+func (o *fleetOptions) addFlags(cmd *cobra.Command) {
+	o.configFlags = newConfigFlags()
+	// archfit's --cache-dir is the image cache; kubectl's discovery cache keeps its default.
+	o.configFlags.CacheDir = nil
+	o.configFlags.AddFlags(cmd.Flags())
+	o.images.addFlags(cmd.Flags())
+	cmd.Flags().StringSliceVarP(&o.files, "filename", "f", nil, "read manifests or kubectl dumps from files, directories or - (stdin) instead of the cluster")
+	cmd.Flags().BoolVarP(&o.recursive, "recursive", "R", false, "with -f, read directories recursively")
+	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "every namespace of the live cluster")
+	cmd.Flags().StringSliceVar(&o.nodePlatforms, "node-platform", []string{"linux/amd64", "linux/arm64"}, "node platforms to assume as pools when the input has no nodes")
+	cmd.Flags().StringVar(&o.configFile, "config", "", "waivers file (default .archfit.yaml in the current directory, if present)")
+}
+
+func (o *fleetOptions) complete() error {
+	for _, s := range o.nodePlatforms {
+		p, err := platform.Parse(s)
+		if err != nil {
+			return fmt.Errorf("--node-platform %q: %w", s, err)
+		}
+		o.assume = append(o.assume, platform.Node(p.OS, platform.Arch(p)))
+	}
+	file, optional := o.configFile, false
+	if file == "" {
+		file, optional = ".archfit.yaml", true
+	}
+	cfg, err := audit.LoadConfig(file, optional)
+	if err != nil {
+		return err
+	}
+	o.waivers = cfg.Waivers
+	return o.images.validate()
+}
+
+// load reads the snapshot from -f or the live cluster.
+func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
+	if len(o.files) > 0 {
+		snap, docErrs, err := cluster.LoadFiles(ctx, o.files, o.streams.In, cluster.Recursive(o.recursive))
+		for _, e := range docErrs {
+			fmt.Fprintf(o.streams.ErrOut, "warning: %v\n", e)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return snap, nil
+	}
+	snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Logs: cluster.LogsNone})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.streams.ErrOut, "read the cluster with %d API request(s)\n", snap.APIRequests)
+	return snap, nil
+}
+
+// fleetRun is one audit with everything it was computed from.
+type fleetRun struct {
+	snap    *cluster.Snapshot
+	reports []*image.Report
+	result  *audit.Result
+}
+
+// run loads, inspects every distinct image once and audits.
+func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
+	snap, err := o.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range snap.Warnings {
+		fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", w)
+	}
+	if len(snap.Workloads) == 0 {
+		return nil, errors.New("the input holds no workloads")
+	}
+	res, err := o.images.resolver(o.verify)
+	if err != nil {
+		return nil, err
+	}
+	refs := distinctImages(snap)
+	reqs := make([]image.Request, len(refs))
+	for i, r := range refs {
+		reqs[i] = image.Request{Ref: r, Verify: o.verify}
+	}
+	start := time.Now()
+	stop := progress(o.streams.ErrOut, fmt.Sprintf("inspecting %d image(s)", len(refs)))
+	reps := res.InspectAll(ctx, reqs)
+	stop()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) of %d workload(s) in %s: %d registry request(s), %d cache hit(s)\n",
+		len(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
+	byRef := make(map[string]*image.Report, len(reps))
+	for i, r := range reps {
+		byRef[refs[i]] = r
+	}
+	result := audit.Run(snap, byRef, audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers})
+	return &fleetRun{snap: snap, reports: reps, result: result}, nil
+}
+
+func distinctImages(snap *cluster.Snapshot) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, w := range snap.Workloads {
+		for _, c := range w.Containers {
+			if c.Image != "" && c.Role != cluster.RoleEphemeral && !seen[c.Image] {
+				seen[c.Image] = true
+				out = append(out, c.Image)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// progress shows a spinner line on a terminal stderr after a moment; it
+// returns the function that clears it.
+func progress(w io.Writer, what string) func() {
+	f, ok := w.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		start := time.Now()
+		shown := false
+		for {
+			select {
+			case <-done:
+				if shown {
+					fmt.Fprint(f, "\r\033[K")
+				}
+				return
+			case <-t.C:
+				if time.Since(start) > time.Second {
+					shown = true
+					fmt.Fprintf(f, "\r\033[K%s... %s", what, time.Since(start).Round(time.Second))
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+type auditOptions struct {
+	fleetOptions
+	output string
+	failOn string
+
+	failSeverity finding.Severity
+}
+
+// NewCmdAudit builds `archfit audit`.
+func NewCmdAudit(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &auditOptions{fleetOptions: fleetOptions{streams: streams}}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Check every workload's containers against every node pool: coverage, risks, arm64 readiness, blockers",
+		Long: `audit checks each container (init, native sidecar, main, and sidecars injected
+at admission as seen in running pods) of every workload against each node
+pool's platform: runs, fails (and how: the runtime's pull error, or an exec
+format error) or unknown. It reports the containers at risk where the pods
+may be scheduled (nodeSelector, affinity and taints respected), the
+workload's allowed architectures with the interim patch, base images, the
+share of workloads and replicas ready for arm64, and the images that block
+the most workloads first.
+
+Without nodes in the input, --node-platform pools are assumed. Waivers come
+from .archfit.yaml (--config) and the archfit.io/ignore annotation
+("<code>: <reason>").`,
+		Example: `  archfit audit -f examples/manifests --oci-layout examples/images --verify
+  archfit audit -A -o html > audit.html
+  archfit audit -A -o json | jq .extra.readiness`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(); err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return o.runAudit(cmd.Context())
+		},
+	}
+	o.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.verify, "verify", true, "read each runnable entry's entrypoint binary to prove its architecture")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif, html")
+	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
+	return cmd
+}
+
+func (o *auditOptions) complete() error {
+	var err error
+	if o.failSeverity, err = finding.ParseSeverity(o.failOn); err != nil {
+		return err
+	}
+	return o.fleetOptions.complete()
+}
+
+func (o *auditOptions) validate() error {
+	if o.output == "html" {
+		return nil
+	}
+	_, err := report.For(o.output)
+	return err
+}
+
+func (o *auditOptions) runAudit(ctx context.Context) error {
+	fr, err := o.run(ctx)
+	if err != nil {
+		return err
+	}
+	doc := auditDocument(fr)
+	if o.output == "html" {
+		if err := audit.WriteHTML(o.streams.Out, fr.result, doc.Findings, planSections(fr.result)); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+		return render(io.Discard, "json", o.failSeverity, doc)
+	}
+	return render(o.streams.Out, o.output, o.failSeverity, doc)
+}
+
+// auditDocument turns an audit into the report Document (DESIGN.md shape:
+// findings, remedies, images, nodes; the matrix, blockers and readiness in
+// extra).
+func auditDocument(fr *fleetRun) *report.Document {
+	r := fr.result
+	doc := &report.Document{Kind: "Audit", Findings: r.Findings, Images: fr.reports,
+		Extra: map[string]any{"pools": r.Pools, "readiness": r.Readiness, "blockers": r.Blockers, "workloads": r.Workloads}}
+	for _, rm := range r.Remedies {
+		doc.Remedies = append(doc.Remedies, rm)
+	}
+	for _, p := range r.Pools {
+		doc.Nodes = append(doc.Nodes, p)
+	}
+	doc.Text = func(w io.Writer, d *report.Document) error {
+		if err := audit.WriteText(w, r); err != nil {
+			return err
+		}
+		audit.WriteRemediesText(w, r.Remedies)
+		fmt.Fprintln(w, "\nFindings:")
+		if err := report.FindingsText(w, d.Findings); err != nil {
+			return err
+		}
+		if n := audit.Waived(d.Findings); n > 0 {
+			fmt.Fprintf(w, "\n%d finding(s) waived (reasons above).\n", n)
+		}
+		return nil
+	}
+	return doc
+}

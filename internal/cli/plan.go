@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/archfit/archfit/internal/audit"
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/plan"
+	"github.com/archfit/archfit/internal/report"
+)
+
+type planOptions struct {
+	fleetOptions
+	output    string
+	soak      time.Duration
+	preferArm bool
+	eks       string
+}
+
+// NewCmdPlan builds `archfit plan`.
+func NewCmdPlan(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &planOptions{fleetOptions: fleetOptions{streams: streams}}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Print a taint-based rollout plan onto Arm nodes, in phases, with commands, gates and rollbacks",
+		Long: `plan audits the fleet (as archfit audit does) and prints the rollout:
+1. taint the Arm pools (kubectl taint, Karpenter NodePool taints, EKS node
+   group taints; GKE does it already), tolerating multi-arch DaemonSets first;
+2. fix the blockers, most-blocking image first;
+3. add the toleration (and with --prefer-arm a preferred arm64 affinity) to
+   the workloads proven multi-arch, as JSON patches;
+4. watch (archfit diagnose clean, pods Running on arm64 for --soak);
+5. widen. Each phase has its gate and its rollback.`,
+		Example: `  archfit plan -A
+  archfit plan -f examples/manifests --oci-layout examples/images --prefer-arm -o markdown`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.fleetOptions.complete(); err != nil {
+				return err
+			}
+			if o.output != "html" {
+				if _, err := report.For(o.output); err != nil {
+					return err
+				}
+			}
+			return o.runPlan(cmd.Context())
+		},
+	}
+	o.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.verify, "verify", true, "read each entry's entrypoint binary: only verified images count as proven multi-arch")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, html")
+	cmd.Flags().DurationVar(&o.soak, "soak", 24*time.Hour, "how long pods must run on arm64 before the next phase")
+	cmd.Flags().BoolVar(&o.preferArm, "prefer-arm", false, "also add a preferred arm64 node affinity to the workloads that get the toleration")
+	cmd.Flags().StringVar(&o.eks, "eks-cluster", "", "EKS cluster name for the aws eks commands")
+	return cmd
+}
+
+func (o *planOptions) runPlan(ctx context.Context) error {
+	fr, err := o.run(ctx)
+	if err != nil {
+		return err
+	}
+	p := plan.Build(fr.result, plan.Options{Soak: o.soak, PreferArm: o.preferArm, Cluster: o.eks})
+	doc := &report.Document{Kind: "Plan", Findings: fr.result.Findings, Images: fr.reports,
+		Extra: map[string]any{"plan": p, "readiness": fr.result.Readiness, "blockers": fr.result.Blockers}}
+	for _, pl := range fr.result.Pools {
+		doc.Nodes = append(doc.Nodes, pl)
+	}
+	doc.Text = func(w io.Writer, _ *report.Document) error { return plan.WriteText(w, p) }
+	switch o.output {
+	case "html":
+		if err := audit.WriteHTML(o.streams.Out, fr.result, doc.Findings, htmlPlan(p)); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+		return nil
+	case "markdown", "md":
+		return plan.WriteMarkdown(o.streams.Out, p)
+	}
+	// The plan is advice: findings do not change its exit code.
+	return render(o.streams.Out, o.output, finding.Never, doc)
+}
+
+// planSections is the plan of an audit as HTML sections.
+func planSections(r *audit.Result) []audit.HTMLSection {
+	return htmlPlan(plan.Build(r, plan.Options{}))
+}
+
+func htmlPlan(p *plan.Plan) []audit.HTMLSection {
+	var out []audit.HTMLSection
+	for _, ph := range p.Phases {
+		s := audit.HTMLSection{Title: fmt.Sprintf("Plan, phase %d: %s", ph.Number, ph.Name), Intro: ph.Goal}
+		add := func(prefix string, steps []plan.Step) {
+			for _, st := range steps {
+				s.Items = append(s.Items, audit.HTMLItem{Title: prefix + st.Title, Code: st.Text})
+			}
+		}
+		add("", ph.Steps)
+		for _, n := range ph.Notes {
+			s.Items = append(s.Items, audit.HTMLItem{Text: n})
+		}
+		add("Gate: ", ph.Gate)
+		add("Rollback: ", ph.Rollback)
+		out = append(out, s)
+	}
+	return out
+}

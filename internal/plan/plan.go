@@ -1,0 +1,391 @@
+// Package plan turns an audit into a taint-based rollout onto Arm nodes:
+// phases with the exact commands and manifests, the gate to pass before the
+// next phase and how to roll each one back. Pure: it reads an audit.Result.
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/archfit/archfit/internal/audit"
+	"github.com/archfit/archfit/internal/cluster"
+	"github.com/archfit/archfit/internal/remedy"
+)
+
+// ArmTaint is the taint the plan puts on Arm nodes: the one GKE uses, so
+// the same tolerations work everywhere.
+var ArmTaint = corev1.Taint{Key: "kubernetes.io/arch", Value: "arm64", Effect: corev1.TaintEffectNoSchedule}
+
+// Options tune the plan.
+type Options struct {
+	// Soak is how long pods must run on arm64 before widening (default 24h).
+	Soak time.Duration
+	// PreferArm adds a preferred arm64 node affinity next to the toleration.
+	PreferArm bool
+	// Cluster is the EKS cluster name for aws commands ("" prints a placeholder).
+	Cluster string
+}
+
+// Step is one thing to do: a command, a manifest, or a note.
+type Step struct {
+	Title string `json:"title"`
+	// Lang of Text: sh, yaml, or "" for prose.
+	Lang string `json:"lang,omitempty"`
+	Text string `json:"text,omitempty"`
+}
+
+// Phase is one stage of the rollout.
+type Phase struct {
+	Number   int      `json:"number"`
+	Name     string   `json:"name"`
+	Goal     string   `json:"goal"`
+	Steps    []Step   `json:"steps"`
+	Gate     []Step   `json:"gate"`
+	Rollback []Step   `json:"rollback"`
+	Notes    []string `json:"notes,omitempty"`
+}
+
+// Candidate is a workload and whether it may get the toleration now.
+type Candidate struct {
+	Workload string `json:"workload"`
+	Ready    bool   `json:"ready"`
+	Why      string `json:"why,omitempty"`
+}
+
+// Plan is the whole rollout.
+type Plan struct {
+	ArmPools   []string    `json:"armPools"`
+	Phases     []Phase     `json:"phases"`
+	Candidates []Candidate `json:"candidates"`
+}
+
+// Build makes the plan for an audited fleet.
+func Build(r *audit.Result, opts Options) *Plan {
+	if opts.Soak <= 0 {
+		opts.Soak = 24 * time.Hour
+	}
+	p := &Plan{ArmPools: []string{}}
+	var arm []audit.Pool
+	for _, pl := range r.Pools {
+		if pl.Arch == "arm64" {
+			arm = append(arm, pl)
+			p.ArmPools = append(p.ArmPools, pl.ID)
+		}
+	}
+	ready, daemonsets := candidates(r, p)
+	p.Phases = []Phase{
+		taintPhase(arm, daemonsets, opts),
+		fixPhase(r),
+		tolerationPhase(ready, opts),
+		watchPhase(opts),
+		widenPhase(arm, opts),
+	}
+	for i := range p.Phases {
+		p.Phases[i].Number = i + 1
+	}
+	return p
+}
+
+// candidates splits the workloads into those proven multi-arch (verified
+// entries, no at-risk container, no open finding) and the rest.
+func candidates(r *audit.Result, p *Plan) (ready, daemonsets []*audit.Workload) {
+	for _, w := range r.Workloads {
+		c := Candidate{Workload: w.Ref.String()}
+		src := w.Source()
+		switch {
+		case !w.MultiArchProven && !w.ArmReady:
+			c.Why = "does not run on arm64 (see blockers)"
+		case !w.MultiArchProven:
+			c.Why = "not proven: some image's entries are not verified (run with --verify) or a container fails on a pool"
+		case w.Findings > 0:
+			c.Why = "has open findings"
+		case src == nil || src.Original == nil:
+			c.Why = "the object is not in the input: cannot compute the patch"
+		case src.Kind == cluster.KindPod:
+			c.Why = "bare pod: recreate it from its manifest with the toleration"
+		case hasToleration(src.Template.Spec.Tolerations):
+			c.Why = "already tolerates the Arm taint"
+		default:
+			c.Ready = true
+		}
+		p.Candidates = append(p.Candidates, c)
+		if c.Ready {
+			if src.Kind == cluster.KindDaemonSet {
+				daemonsets = append(daemonsets, w)
+			} else {
+				ready = append(ready, w)
+			}
+		}
+	}
+	return ready, daemonsets
+}
+
+func hasToleration(tols []corev1.Toleration) bool {
+	for i := range tols {
+		if tols[i].ToleratesTaint(klog.Background(), &ArmTaint, false) {
+			return true
+		}
+	}
+	return false
+}
+
+func poolSelector(pl audit.Pool) string {
+	if pl.Assumed || pl.Label == "" {
+		return "kubernetes.io/arch=arm64"
+	}
+	return pl.Label + "=" + pl.Name
+}
+
+func taintPhase(arm []audit.Pool, daemonsets []*audit.Workload, opts Options) Phase {
+	ph := Phase{Name: "Taint the Arm pools",
+		Goal: "Nothing lands on Arm nodes unless it tolerates kubernetes.io/arch=arm64:NoSchedule, so adding Arm capacity cannot break a single-arch workload."}
+	if len(daemonsets) > 0 {
+		var cmds []string
+		for _, w := range daemonsets {
+			cmds = append(cmds, tolerationCommand(w, false))
+		}
+		ph.Steps = append(ph.Steps, Step{Title: "First, let the multi-arch DaemonSets (agents, CNI, log shippers) keep running on tainted Arm nodes", Lang: "sh", Text: strings.Join(cmds, "\n")})
+	}
+	cluster := opts.Cluster
+	if cluster == "" {
+		cluster = "<cluster>"
+	}
+	if len(arm) == 0 {
+		arm = []audit.Pool{{Assumed: true, Arch: "arm64"}}
+		ph.Notes = append(ph.Notes, "The input has no arm64 nodes: the commands select by kubernetes.io/arch=arm64; run them when the Arm pool exists, or put the taint in the pool's definition before creating it.")
+	}
+	var rollback []string
+	for _, pl := range arm {
+		sel := poolSelector(pl)
+		ph.Steps = append(ph.Steps, Step{Title: "Taint the existing nodes of " + orPlaceholder(pl.ID), Lang: "sh",
+			Text: fmt.Sprintf("kubectl taint nodes -l %s kubernetes.io/arch=arm64:NoSchedule --overwrite", sel)})
+		rollback = append(rollback, fmt.Sprintf("kubectl taint nodes -l %s kubernetes.io/arch=arm64:NoSchedule-", sel))
+		switch pl.Label {
+		case "karpenter.sh/nodepool", "karpenter.sh/provisioner-name":
+			ph.Steps = append(ph.Steps, Step{Title: "Karpenter NodePool " + pl.Name + ": taint the nodes it creates (spec.template.spec.taints; `kubectl edit nodepool " + pl.Name + "`, keep any taints already there)", Lang: "yaml",
+				Text: "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: " + pl.Name + "\nspec:\n  template:\n    spec:\n      taints:\n      - key: kubernetes.io/arch\n        value: arm64\n        effect: NoSchedule"})
+			rollback = append(rollback, "# remove the kubernetes.io/arch taint from NodePool "+pl.Name+" spec.template.spec.taints (kubectl edit nodepool "+pl.Name+")")
+		case "eks.amazonaws.com/nodegroup", "alpha.eksctl.io/nodegroup-name":
+			ph.Steps = append(ph.Steps, Step{Title: "EKS managed node group " + pl.Name + ": taint the nodes it creates", Lang: "sh",
+				Text: fmt.Sprintf("aws eks update-nodegroup-config --cluster-name %s --nodegroup-name %s \\\n  --taints 'addOrUpdateTaints=[{key=kubernetes.io/arch,value=arm64,effect=NO_SCHEDULE}]'", cluster, pl.Name)})
+			rollback = append(rollback, fmt.Sprintf("aws eks update-nodegroup-config --cluster-name %s --nodegroup-name %s \\\n  --taints 'removeTaints=[{key=kubernetes.io/arch,value=arm64,effect=NO_SCHEDULE}]'", cluster, pl.Name))
+		case "cloud.google.com/gke-nodepool":
+			ph.Notes = append(ph.Notes, "GKE node pool "+pl.Name+": GKE already taints Arm nodes kubernetes.io/arch=arm64:NoSchedule and adds the toleration itself to pods that select arm64 (nodeSelector or node affinity); the kubectl taint above is a no-op there.")
+		}
+	}
+	if len(arm) == 1 && arm[0].Assumed {
+		ph.Notes = append(ph.Notes,
+			"Karpenter: add the taint under the NodePool's spec.template.spec.taints.",
+			"EKS managed node groups: aws eks update-nodegroup-config --cluster-name "+cluster+" --nodegroup-name <group> --taints 'addOrUpdateTaints=[{key=kubernetes.io/arch,value=arm64,effect=NO_SCHEDULE}]'.",
+			"GKE taints Arm nodes this way by default and adds the toleration itself to pods that select arm64.")
+	}
+	ph.Notes = append(ph.Notes, "NoSchedule does not evict pods already running on Arm nodes: check the gate.")
+	ph.Gate = []Step{
+		{Title: "Every arm64 node carries the taint", Lang: "sh", Text: `kubectl get nodes -l kubernetes.io/arch=arm64 -o custom-columns='NODE:.metadata.name,TAINTS:.spec.taints[*].key'`},
+		{Title: "Only tolerating pods run on arm64 nodes (this lists the others; they run there from before the taint and must be multi-arch or moved)", Lang: "sh",
+			Text: `for n in $(kubectl get nodes -l kubernetes.io/arch=arm64 -o name | cut -d/ -f2); do
+  kubectl get pods -A --field-selector spec.nodeName=$n -o json |
+    jq -r '.items[] | select([.spec.tolerations[]? | select(.key=="kubernetes.io/arch" or .operator=="Exists" and .key==null)] | length == 0) | "\(.metadata.namespace)/\(.metadata.name)"'
+done`},
+	}
+	ph.Rollback = []Step{{Title: "Remove the taint", Lang: "sh", Text: strings.Join(rollback, "\n")}}
+	return ph
+}
+
+func orPlaceholder(s string) string {
+	if s == "" {
+		return "the Arm pool"
+	}
+	return s
+}
+
+func fixPhase(r *audit.Result) Phase {
+	ph := Phase{Name: "Fix the blockers",
+		Goal: "Every image a candidate workload needs runs on arm64 (proper multi-arch index, verified), most-blocking image first."}
+	if len(r.Blockers) == 0 {
+		ph.Steps = append(ph.Steps, Step{Title: "No image blocks arm64."})
+	}
+	for i, b := range r.Blockers {
+		st := Step{Title: fmt.Sprintf("%d. %s (runs on %s; %s in %d workload(s), %d replica(s))", i+1, b.Image,
+			orNothing(b.Architectures), strings.Join(b.Roles, "/"), b.Workloads, b.Replicas)}
+		if b.Build != nil && len(b.Build.Recipes) > 0 {
+			st.Lang, st.Text = b.Build.Recipes[0].Lang, b.Build.Recipes[0].Text
+		}
+		ph.Steps = append(ph.Steps, st)
+	}
+	var patches []string
+	for _, rm := range r.Remedies {
+		if rm.Patch != nil && rm.Patch.Changed {
+			if b, err := rm.Patch.Render(remedy.FormatKubectl); err == nil {
+				patches = append(patches, strings.TrimRight(string(b), "\n"))
+			}
+		}
+	}
+	if len(patches) > 0 {
+		ph.Steps = append(ph.Steps, Step{Title: "Meanwhile, pin the at-risk workloads to the architectures they run on (interim; remove once the image is fixed)", Lang: "sh", Text: strings.Join(patches, "\n")})
+	}
+	ph.Gate = []Step{{Title: "No single-arch-at-risk, mislabeled-platform or arch-constraint-conflict left for the workloads to move (or each waived with a reason)", Lang: "sh",
+		Text: "archfit audit -A --verify --fail-on warning"}}
+	ph.Rollback = []Step{{Title: "Image changes roll back with the workload: kubectl rollout undo (Deployment, StatefulSet, DaemonSet) to the previous image; the interim pins are safe to keep."}}
+	return ph
+}
+
+func orNothing(s []string) string {
+	if len(s) == 0 {
+		return "nothing"
+	}
+	return strings.Join(s, ", ")
+}
+
+func tolerationPhase(ready []*audit.Workload, opts Options) Phase {
+	ph := Phase{Name: "Let proven multi-arch workloads onto Arm",
+		Goal: "Add the toleration (and optionally a preferred arm64 affinity) only to workloads whose every image has verified arm64 and amd64 entries and no container at risk."}
+	var cmds, undo []string
+	for _, w := range ready {
+		cmds = append(cmds, tolerationCommand(w, opts.PreferArm))
+		undo = append(undo, rollbackCommand(w, opts.PreferArm))
+	}
+	if len(cmds) == 0 {
+		ph.Steps = append(ph.Steps, Step{Title: "No workload is proven multi-arch yet: fix the blockers and run `archfit plan --verify` again."})
+	} else {
+		ph.Steps = append(ph.Steps, Step{Title: fmt.Sprintf("Patch %d workload(s) (JSON patches append: nothing already in the lists is replaced)", len(cmds)), Lang: "sh", Text: strings.Join(cmds, "\n")})
+		ph.Rollback = []Step{{Title: "Remove exactly what was added", Lang: "sh", Text: strings.Join(undo, "\n")}}
+	}
+	ph.Gate = []Step{{Title: "The patched workloads rolled out", Lang: "sh", Text: "kubectl rollout status <kind>/<name> -n <namespace>   # for each patched workload"}}
+	return ph
+}
+
+func watchPhase(opts Options) Phase {
+	return Phase{Name: "Watch",
+		Goal: fmt.Sprintf("Pods run on arm64 for %s with no crash, pull failure or restart.", opts.Soak),
+		Steps: []Step{
+			{Title: "Diagnose the whole cluster", Lang: "sh", Text: "archfit diagnose -A"},
+			{Title: "Pods on arm64 nodes that are not Running, or restarting", Lang: "sh",
+				Text: `for n in $(kubectl get nodes -l kubernetes.io/arch=arm64 -o name | cut -d/ -f2); do
+  kubectl get pods -A --field-selector spec.nodeName=$n -o custom-columns='POD:.metadata.namespace,NAME:.metadata.name,PHASE:.status.phase,RESTARTS:.status.containerStatuses[*].restartCount'
+done`},
+		},
+		Gate: []Step{{Title: fmt.Sprintf("archfit diagnose -A finds nothing, and the pods above stayed Running with unchanged restart counts for %s", opts.Soak), Lang: "sh", Text: "archfit diagnose -A --fail-on warning && echo clean"}},
+		Rollback: []Step{
+			{Title: "Roll back the tolerations (phase 3 rollback), then move the pods off Arm", Lang: "sh",
+				Text: "kubectl cordon -l kubernetes.io/arch=arm64\nkubectl drain -l kubernetes.io/arch=arm64 --ignore-daemonsets --delete-emptydir-data\nkubectl uncordon -l kubernetes.io/arch=arm64"},
+		},
+	}
+}
+
+func widenPhase(arm []audit.Pool, opts Options) Phase {
+	ph := Phase{Name: "Widen",
+		Goal: "Move the next batch, then make Arm the default."}
+	ph.Steps = []Step{
+		{Title: "Re-audit and take the next batch of proven workloads (phases 2 to 4 again)", Lang: "sh", Text: "archfit plan -A --verify"},
+		{Title: "Grow the Arm pools as workloads move (Karpenter: allow arm64 in the NodePool requirements and give it the higher weight; node groups: raise the desired size)"},
+		{Title: "When the audit shows 100% arm64 readiness, remove the taint so anything can land on Arm", Lang: "sh", Text: "archfit audit -A --verify -o json | jq -e '.extra.readiness.workloadShare == 1'\nkubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule-"},
+	}
+	ph.Gate = []Step{{Title: "Each batch passes the phase 4 gate before the next one starts."}}
+	ph.Rollback = []Step{{Title: "Put the taint back (phase 1) and roll back the last batch's tolerations (phase 3 rollback)", Lang: "sh", Text: "kubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule --overwrite"}}
+	for _, pl := range arm {
+		if pl.Label == "karpenter.sh/nodepool" {
+			ph.Steps = append(ph.Steps, Step{Title: "Karpenter: prefer the Arm NodePool " + pl.Name + " once most workloads tolerate it", Lang: "sh",
+				Text: fmt.Sprintf("kubectl patch nodepool %s --type=merge -p '{\"spec\":{\"weight\":100}}'", pl.Name)})
+		}
+	}
+	_ = opts
+	return ph
+}
+
+// specPath is the JSON pointer of the workload's pod spec.
+func specPath(w *cluster.Workload) string {
+	if w.TemplatePath == "" {
+		return "/spec"
+	}
+	return "/" + strings.ReplaceAll(w.TemplatePath, ".", "/") + "/spec"
+}
+
+// Op is one RFC 6902 operation.
+type Op struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// TolerationOps is the JSON patch that adds the Arm toleration (and the
+// preferred arm64 affinity) to a workload's pod template.
+func TolerationOps(w *cluster.Workload, preferArm bool) []Op {
+	sp := specPath(w)
+	spec := w.Template.Spec
+	tol := corev1.Toleration{Key: ArmTaint.Key, Operator: corev1.TolerationOpEqual, Value: ArmTaint.Value, Effect: ArmTaint.Effect}
+	var ops []Op
+	if len(spec.Tolerations) == 0 {
+		ops = append(ops, Op{"add", sp + "/tolerations", []corev1.Toleration{tol}})
+	} else {
+		ops = append(ops, Op{"add", sp + "/tolerations/-", tol})
+	}
+	if preferArm {
+		term := corev1.PreferredSchedulingTerm{Weight: 50, Preference: corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{
+			{Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpIn, Values: []string{"arm64"}}}}}
+		a := spec.Affinity
+		switch {
+		case a == nil:
+			ops = append(ops, Op{"add", sp + "/affinity", map[string]any{"nodeAffinity": map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{term}}}})
+		case a.NodeAffinity == nil:
+			ops = append(ops, Op{"add", sp + "/affinity/nodeAffinity", map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{term}}})
+		case len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0:
+			ops = append(ops, Op{"add", sp + "/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution", []any{term}})
+		default:
+			ops = append(ops, Op{"add", sp + "/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution/-", term})
+		}
+	}
+	return ops
+}
+
+// rollbackOps removes what TolerationOps added, by index.
+func rollbackOps(w *cluster.Workload, preferArm bool) []Op {
+	sp := specPath(w)
+	spec := w.Template.Spec
+	var ops []Op
+	if preferArm {
+		a := spec.Affinity
+		switch {
+		case a == nil:
+			ops = append(ops, Op{Op: "remove", Path: sp + "/affinity"})
+		case a.NodeAffinity == nil:
+			ops = append(ops, Op{Op: "remove", Path: sp + "/affinity/nodeAffinity"})
+		case len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0:
+			ops = append(ops, Op{Op: "remove", Path: sp + "/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution"})
+		default:
+			ops = append(ops, Op{Op: "remove", Path: fmt.Sprintf("%s/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution/%d", sp, len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution))})
+		}
+	}
+	if len(spec.Tolerations) == 0 {
+		ops = append(ops, Op{Op: "remove", Path: sp + "/tolerations"})
+	} else {
+		ops = append(ops, Op{Op: "remove", Path: fmt.Sprintf("%s/tolerations/%d", sp, len(spec.Tolerations))})
+	}
+	return ops
+}
+
+func kubectlPatch(w *cluster.Workload, ops []Op) string {
+	b, _ := json.Marshal(ops)
+	kind := strings.ToLower(w.Kind)
+	if w.Kind == cluster.KindRollout {
+		kind = "rollouts.argoproj.io"
+	}
+	ns := ""
+	if w.Namespace != "" {
+		ns = " -n " + w.Namespace
+	}
+	return fmt.Sprintf("kubectl patch %s %s%s --type=json -p '%s'", kind, w.Name, ns, strings.ReplaceAll(string(b), "'", `'\''`))
+}
+
+func tolerationCommand(w *audit.Workload, preferArm bool) string {
+	return kubectlPatch(w.Source(), TolerationOps(w.Source(), preferArm))
+}
+
+func rollbackCommand(w *audit.Workload, preferArm bool) string {
+	return kubectlPatch(w.Source(), rollbackOps(w.Source(), preferArm))
+}
