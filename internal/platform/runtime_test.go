@@ -1,0 +1,206 @@
+package platform
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// entry is shorthand: "os/arch[/variant]" or "" for no platform; a "+zstd"
+// suffix adds the zstd annotation, "+feat" an os.features list.
+func mkIndex(mt string, entries ...string) Index {
+	idx := Index{Ref: "example.com/app:1", Digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111", MediaType: mt,
+		ConfigPlatform: map[digest.Digest]specs.Platform{}}
+	for i, e := range entries {
+		d := specs.Descriptor{
+			MediaType: specs.MediaTypeImageManifest,
+			Digest:    digest.Digest(fmt.Sprintf("sha256:%064d", i+1)),
+			Size:      100,
+		}
+		if mt == "application/vnd.docker.distribution.manifest.list.v2+json" {
+			d.MediaType = "application/vnd.docker.distribution.manifest.v2+json"
+		}
+		spec, ann := e, ""
+		for j := 0; j < len(e); j++ {
+			if e[j] == '+' {
+				spec, ann = e[:j], e[j+1:]
+				break
+			}
+		}
+		switch {
+		case spec == "":
+		case len(spec) > 7 && spec[:7] == "config:":
+			p, _ := Parse(spec[7:])
+			idx.ConfigPlatform[d.Digest] = p
+		default:
+			p, err := Parse(spec)
+			if err != nil {
+				panic(err)
+			}
+			d.Platform = &p
+		}
+		switch ann {
+		case "zstd":
+			d.Annotations = map[string]string{"io.github.containers.compression.zstd": "true"}
+		case "feat":
+			d.Platform.OSFeatures = []string{"sse4"}
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	raw, err := json.Marshal(struct {
+		SchemaVersion int                `json:"schemaVersion"`
+		MediaType     string             `json:"mediaType"`
+		Manifests     []specs.Descriptor `json:"manifests"`
+	}{2, mt, idx.Manifests})
+	if err != nil {
+		panic(err)
+	}
+	idx.Raw = raw
+	return idx
+}
+
+const oci = specs.MediaTypeImageIndex
+const dockerList = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+// TestChoose checks FACTS.md section 2, case by case. Want is the 1-based
+// index of the chosen entry, 0 for a failed pull.
+func TestChoose(t *testing.T) {
+	amd64, arm64 := Node("linux", "amd64"), Node("linux", "arm64")
+	cases := []struct {
+		name string
+		idx  Index
+		node specs.Platform
+		want map[Runtime]int
+	}{
+		{"exact amd64", mkIndex(oci, "linux/amd64", "linux/arm64/v8"), amd64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 1}},
+		{"exact arm64/v8", mkIndex(oci, "linux/amd64", "linux/arm64/v8"), arm64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
+		{"plain arm64 matches an arm64 node", mkIndex(oci, "linux/amd64", "linux/arm64"), arm64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
+		{"amd64 only: arm64 pull fails everywhere", mkIndex(oci, "linux/amd64"), arm64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 0}},
+		{"386 only: local path falls back on amd64, others do not", mkIndex(oci, "linux/386"), amd64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 0, CRIO: 0}},
+		{"arm/v7 fallback on arm64: local path only", mkIndex(oci, "linux/amd64", "linux/arm/v7"), arm64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 0, CRIO: 0}},
+		{"arm/v6 fallback too", mkIndex(oci, "linux/arm/v6"), arm64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 0, CRIO: 0}},
+		{"arm64 preferred over arm/v7 whatever the order", mkIndex(oci, "linux/arm/v7", "linux/arm64"), arm64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
+		{"only arm64/v8.2 and v9: nothing on a real arm64 node", mkIndex(oci, "linux/amd64", "linux/arm64/v8.2", "linux/arm64/v9"), arm64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 0}},
+		{"amd64/v3 is never selected by containerd or CRI-O", mkIndex(oci, "linux/amd64/v3", "linux/arm64"), amd64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 0}},
+		{"amd64/v3 first, plain amd64 second", mkIndex(oci, "linux/amd64/v3", "linux/amd64"), amd64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
+		{"aarch64 spelling: containerd normalizes, CRI-O does not", mkIndex(oci, "linux/x86_64", "linux/aarch64"), arm64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 0}},
+		{"x86_64 spelling on amd64", mkIndex(oci, "linux/x86_64"), amd64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 0}},
+		{"CRI-O prefers arm64/v8 over plain arm64 whatever the order", mkIndex(oci, "linux/arm64", "linux/arm64/v8"), arm64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 2}},
+		{"CRI-O prefers the zstd instance at equal rank", mkIndex(oci, "linux/amd64", "linux/amd64+zstd"), amd64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 2}},
+		{"os.features entry does not match a plain node", mkIndex(oci, "linux/amd64+feat"), amd64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 1}},
+		{"attestation unknown/unknown never matches", mkIndex(oci, "unknown/unknown"), amd64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 0}},
+		{"no-platform entry: containerd checks its config", mkIndex(oci, "config:linux/arm64"), arm64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 1}},
+		{"no-platform entry whose config is another arch", mkIndex(oci, "config:linux/amd64"), arm64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 1}},
+		{"no-platform entries come last", mkIndex(oci, "config:linux/amd64", "linux/amd64"), amd64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
+		{"docker manifest list", mkIndex(dockerList, "linux/amd64", "linux/arm64/v8"), arm64,
+			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
+		{"windows entries do not match linux nodes", mkIndex(oci, "windows/amd64", "linux/arm64"), amd64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 0}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[Runtime]int{}
+			for _, rt := range Runtimes {
+				d, err := Choose(rt, tc.node, tc.idx)
+				var nm *NoMatchError
+				switch {
+				case errors.As(err, &nm):
+					got[rt] = 0
+				case err != nil:
+					t.Fatalf("%s: %v", rt, err)
+				default:
+					for i, m := range tc.idx.Manifests {
+						if m.Digest == d.Digest {
+							got[rt] = i + 1
+						}
+					}
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("chosen entry by runtime (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNoMatchMessages(t *testing.T) {
+	idx := mkIndex(oci, "linux/amd64")
+	arm64 := Node("linux", "arm64")
+	want := map[Runtime]string{
+		ContainerdLocal:    "no match for platform in manifest: not found",
+		ContainerdTransfer: "get image config descriptor: no match for platform in manifest " + string(idx.Digest) + ": not found",
+		CRIO:               `choosing image instance: no image found in image index for architecture "arm64", variant "v8", OS "linux"`,
+	}
+	for rt, w := range want {
+		_, err := Choose(rt, arm64, idx)
+		if err == nil || err.Error() != w {
+			t.Errorf("%s: got %v, want %q", rt, err, w)
+		}
+	}
+	_, err := Choose(CRIO, arm64, mkIndex(dockerList, "linux/amd64"))
+	if w := `choosing image instance: no image found in manifest list for architecture "arm64", variant "v8", OS "linux"`; err == nil || err.Error() != w {
+		t.Errorf("docker list: got %v, want %q", err, w)
+	}
+}
+
+func TestParseRuntime(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []Runtime
+	}{
+		{"containerd://1.7.27", []Runtime{ContainerdLocal}},
+		{"containerd://2.0.5", []Runtime{ContainerdLocal}},
+		{"containerd://2.1.4", []Runtime{ContainerdTransfer, ContainerdLocal}},
+		{"containerd://2.2.0-rc.1", []Runtime{ContainerdTransfer, ContainerdLocal}},
+		{"containerd://v1.6.8-k3s1", []Runtime{ContainerdLocal}},
+		{"cri-o://1.31.0", []Runtime{CRIO}},
+		{"docker://24.0.7", []Runtime{ContainerdLocal}},
+		{"", []Runtime{ContainerdLocal}},
+	} {
+		if diff := cmp.Diff(tc.want, ParseRuntime(tc.in).Matchers); diff != "" {
+			t.Errorf("%q (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+func TestNodeAndNormalize(t *testing.T) {
+	if got := String(ptr(Node("linux", "arm64"))); got != "linux/arm64/v8" {
+		t.Errorf("arm64 node: %s", got)
+	}
+	if got := String(ptr(Node("", "amd64"))); got != "linux/amd64" {
+		t.Errorf("amd64 node: %s", got)
+	}
+	for in, want := range map[string]string{"linux/aarch64": "arm64", "linux/x86_64": "amd64", "linux/armhf": "arm", "linux/i386": "386", "linux/arm64/v8": "arm64"} {
+		p, _ := Parse(in)
+		if got := Arch(p); got != want {
+			t.Errorf("Arch(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
