@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -15,7 +16,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/archfit/archfit/internal/platform"
 	regclient "github.com/archfit/archfit/internal/registry"
@@ -237,5 +241,93 @@ func TestBrokenImageDoesNotStopOthers(t *testing.T) {
 		if got != want[i] {
 			t.Errorf("%s: reason %q, want %q (%+v)", rep.Reference, got, want[i], rep.Error)
 		}
+	}
+}
+
+func TestNestedUnknownAndSchema1(t *testing.T) {
+	reg := newCountingRegistry(t)
+	amd := testimage.App("linux/amd64", "amd64")
+	arm := testimage.App("linux/arm64", "arm64")
+	inner := testimage.Index(testimage.For(arm, "linux/arm64"))
+	// An outer index whose arm64 side is itself an index.
+	outer := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: inner, Descriptor: v1.Descriptor{MediaType: types.OCIImageIndex}},
+	)
+	ref := reg.host() + "/nested:1"
+	push(t, ref, outer)
+	rep := newResolver(t, "").Inspect(context.Background(), Request{Ref: ref})
+	if rep.Error != nil {
+		t.Fatal(rep.Error)
+	}
+	if diff := cmp.Diff([]string{"linux/amd64", "linux/arm64"}, rep.Platforms); diff != "" {
+		t.Errorf("nested platforms (-want +got):\n%s", diff)
+	}
+	innerDigest, _ := inner.Digest()
+	if len(rep.Entries) != 2 || len(rep.Entries[1].Nested) != 1 || rep.Entries[1].Nested[0] != innerDigest.String() {
+		t.Errorf("nested entries: %+v", rep.Entries)
+	}
+
+	// Unknown media types in an index are skipped with a reason, not fatal.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/manifests/unknown"):
+			w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+			fmt.Fprint(w, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[`+
+				`{"mediaType":"application/vnd.example.wasm.v1+json","digest":"sha256:`+strings.Repeat("a", 64)+`","size":10,"platform":{"os":"wasip1","architecture":"wasm"}}]}`)
+		case strings.HasSuffix(r.URL.Path, "/manifests/old"):
+			// Schema 1 cannot be pushed with current clients: served by hand.
+			w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+			fmt.Fprint(w, `{"schemaVersion":1,"name":"old","tag":"old","architecture":"amd64","fsLayers":[],"history":[]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	r := newResolver(t, "")
+	unk := r.Inspect(context.Background(), Request{Ref: host + "/x:unknown"})
+	if unk.Error != nil || len(unk.Entries) != 1 || !strings.Contains(unk.Entries[0].Skipped, "unknown media type") || len(unk.Platforms) != 0 {
+		t.Errorf("unknown media type: %+v", unk)
+	}
+	old := r.Inspect(context.Background(), Request{Ref: host + "/x:old"})
+	if old.Error != nil || len(old.Notes) == 0 || !strings.Contains(old.Notes[0], "schema 1") || strings.Join(old.Architectures, ",") != "amd64" {
+		t.Errorf("schema 1: %+v", old)
+	}
+}
+
+func TestDedupAcrossReferences(t *testing.T) {
+	reg := newCountingRegistry(t)
+	idx := testimage.MultiArch("linux/amd64", "linux/arm64/v8")
+	for _, tag := range []string{"a", "b", "c"} {
+		push(t, reg.host()+"/same:"+tag, idx)
+	}
+	reg.take()
+	d, _ := idx.Digest()
+	reqs := []Request{
+		{Ref: reg.host() + "/same:a", Verify: true}, {Ref: reg.host() + "/same:b", Verify: true},
+		{Ref: reg.host() + "/same:c", Verify: true}, {Ref: reg.host() + "/same:a", Verify: true},
+	}
+	r, _ := NewResolver(WithRegistryClient(regclient.New()), WithVerifier(headerVerifier))
+	reps := r.InspectAll(context.Background(), reqs)
+	for _, rep := range reps {
+		if rep.Error != nil || strings.Join(rep.Architectures, ",") != "amd64,arm64" {
+			t.Fatalf("%s: %+v %v", rep.Reference, rep.Error, rep.Architectures)
+		}
+	}
+	counts := map[string]int{}
+	for _, l := range reg.take() {
+		counts[l]++
+	}
+	// Three tags are three GETs; everything below them (2 child manifests,
+	// 2 configs, 2 layers) is fetched once however many references share it.
+	want := map[string]int{"GET manifest-by-tag": 3, "GET manifest-by-digest": 2, "GET blob": 4}
+	if diff := cmp.Diff(want, counts); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	// The same index pinned by digest afterwards: all from memory.
+	rep := r.Inspect(context.Background(), Request{Ref: reg.host() + "/same@" + d.String(), Verify: true})
+	if got := reg.take(); rep.Error != nil || len(got) != 0 {
+		t.Errorf("digest-pinned after tags: %v requests, error %+v", got, rep.Error)
 	}
 }
