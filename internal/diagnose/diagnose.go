@@ -397,7 +397,7 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 	arch := c.nodeArch()
 
 	var missing []string
-	if !haveLog {
+	if !haveLog && len(sigTexts) == 0 {
 		missing = append(missing, MissingLog)
 	}
 	if c.rep == nil || c.rep.Error != nil {

@@ -35,7 +35,7 @@ var (
 	// The exec itself failing with ENOENT, as runc, crun and the kubelet
 	// word it. A bare "no such file or directory" in an application log is
 	// not this.
-	reNoSuchFile = regexp.MustCompile(`(?i)(^exec [^:]+: no such file or directory|exec user process caused: no such file or directory|exec container process .*: No such file or directory|bad interpreter: No such file or directory|exec: "[^"]*": stat [^:]+: no such file or directory|exec: "[^"]*": executable file not found in \$PATH|starting container process caused: exec: .*: no such file or directory|\r: No such file or directory|/usr/bin/env: '[^']*\r': No such file or directory)`)
+	reNoSuchFile = regexp.MustCompile(`(?i)((?:^|\s)exec [^:\s]+: no such file or directory|exec user process caused: no such file or directory|exec container process .*: No such file or directory|bad interpreter: No such file or directory|exec: "[^"]*": stat [^:]+: no such file or directory|exec: "[^"]*": executable file not found in \$PATH|starting container process caused: exec: .*: no such file or directory|\r: No such file or directory|/usr/bin/env: '[^']*\r': No such file or directory)`)
 	// containerd local path, transfer path, CRI-O (every wrapping), docker.
 	reNoMatch = regexp.MustCompile(`no match for platform in manifest|no image found in (manifest list|image index) for architecture|no matching manifest for \S+ in the manifest list entries|image with reference \S+ was found but does not match the specified platform`)
 	// Not-arch pull causes. Order matters only for naming the cause.
