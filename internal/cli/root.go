@@ -65,6 +65,7 @@ Image architecture is always checked against the registry, never a local daemon.
 	cmd.AddCommand(NewCmdVersion(streams))
 	cmd.AddCommand(NewCmdAudit(streams))
 	cmd.AddCommand(NewCmdPlan(streams))
+	cmd.AddCommand(NewCmdPatch(streams))
 	return cmd
 }
 

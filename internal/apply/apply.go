@@ -1,0 +1,181 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/archfit/archfit/internal/remedy"
+)
+
+// FieldManager is the manager name archfit's patches are recorded under in
+// managedFields.
+const FieldManager = "archfit"
+
+// Reasons Apply refuses to patch.
+var (
+	// ErrManaged: Helm, Argo CD, Flux or an operator owns the object; the
+	// change belongs there (use --force to patch anyway).
+	ErrManaged = errors.New("managed by another tool")
+	// ErrImmutable: a started Job's pod template cannot change.
+	ErrImmutable = errors.New("pod template is immutable")
+	// ErrRecreate: a Pod's affinity cannot change; it must be recreated.
+	ErrRecreate = errors.New("pod must be recreated")
+	// ErrConflict: the patch has conflicts and cannot be applied.
+	ErrConflict = errors.New("patch has conflicts")
+	// ErrChanged: the object changed between read and patch (a JSON patch
+	// test op failed); run again.
+	ErrChanged = errors.New("object changed concurrently")
+)
+
+// Applier patches workloads on a live cluster.
+//
+// It sends the patch as an RFC 6902 JSON patch, not a server-side apply.
+// nodeSelectorTerms and tolerations are atomic lists: an apply
+// configuration holding them would make archfit the owner of the whole list
+// (a conflict with Helm's or kubectl's ownership, or with --force-conflicts
+// a silent takeover that the next `helm upgrade` fights). The JSON patch
+// appends one requirement per term and guards every append with a test op on
+// what it read, so a concurrent edit makes the patch fail instead of
+// landing in the wrong place. FieldManager still records the change as
+// archfit's in managedFields.
+type Applier struct {
+	Client dynamic.Interface
+	Mapper meta.RESTMapper
+}
+
+// resource returns the dynamic client of the object's resource.
+func (a *Applier) resource(apiVersion, kind, namespace string) (dynamic.ResourceInterface, error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return nil, fmt.Errorf("apiVersion %q: %w", apiVersion, err)
+	}
+	m, err := a.Mapper.RESTMapping(gv.WithKind(kind).GroupKind(), gv.Version)
+	if err != nil {
+		return nil, fmt.Errorf("finding the resource of %s %s: %w", apiVersion, kind, err)
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return a.Client.Resource(m.Resource).Namespace(namespace), nil
+	}
+	return a.Client.Resource(m.Resource), nil
+}
+
+// Get reads the object ref names, as it is now.
+func (a *Applier) Get(ctx context.Context, ref remedy.ObjectRef) (*unstructured.Unstructured, error) {
+	ri, err := a.resource(ref.APIVersion, ref.Kind, ref.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return obj, nil
+}
+
+// Check says whether res may be applied to obj: not when it has conflicts,
+// when the object is a Pod or a started Job, or (unless force) when another
+// tool manages it. The error wraps one of the sentinels above.
+func Check(obj *unstructured.Unstructured, res *remedy.Result, force bool) error {
+	switch {
+	case len(res.Conflicts) > 0:
+		return fmt.Errorf("%s: %w: %s", res.Object, ErrConflict, res.Conflicts[0].Message)
+	case res.Recreate:
+		return fmt.Errorf("%s: %w: a running pod's affinity cannot change; delete it yourself and create it from the patched manifest (archfit deletes nothing)", res.Object, ErrRecreate)
+	case res.Immutable:
+		return fmt.Errorf("%s: %w: a Job's pod template cannot change once the Job exists; delete it when it may be and create it again from the patched manifest below, or patch what creates it", res.Object, ErrImmutable)
+	}
+	if force {
+		return nil
+	}
+	if owners := Owners(obj); len(owners) > 0 {
+		return &ManagedError{Object: res.Object, Owners: owners}
+	}
+	return nil
+}
+
+// ManagedError says which tools manage an object archfit was asked to
+// patch. It wraps ErrManaged.
+type ManagedError struct {
+	Object remedy.ObjectRef
+	Owners []Owner
+}
+
+func (e *ManagedError) Error() string {
+	o := e.Owners[0]
+	return fmt.Sprintf("%s is managed by %s (%s): not applied; %s (--force patches it anyway)",
+		e.Object, o.Tool, o.Evidence[0], o.Advice())
+}
+
+func (e *ManagedError) Unwrap() error { return ErrManaged }
+
+// DryRun sends res's JSON patch to the API server as a server-side dry run
+// (admission and validation run, nothing is stored) and returns the object
+// the server would store and the diff of the pod spec's scheduling fields.
+func (a *Applier) DryRun(ctx context.Context, before *unstructured.Unstructured, res *remedy.Result) (*unstructured.Unstructured, string, error) {
+	after, err := a.patch(ctx, res, []string{metav1.DryRunAll})
+	if err != nil {
+		return nil, "", err
+	}
+	diff, err := Diff(before, after, res.PodSpecPath)
+	if err != nil {
+		return nil, "", err
+	}
+	return after, diff, nil
+}
+
+// Apply sends res's JSON patch for real, with field manager archfit.
+func (a *Applier) Apply(ctx context.Context, res *remedy.Result) (*unstructured.Unstructured, error) {
+	return a.patch(ctx, res, nil)
+}
+
+func (a *Applier) patch(ctx context.Context, res *remedy.Result, dryRun []string) (*unstructured.Unstructured, error) {
+	if len(res.Ops) == 0 {
+		return nil, fmt.Errorf("%s: nothing to patch", res.Object)
+	}
+	ops, err := res.Render(remedy.FormatJSONPatch)
+	if err != nil {
+		return nil, err
+	}
+	ri, err := a.resource(res.Object.APIVersion, res.Object.Kind, res.Object.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	what := "patching"
+	if len(dryRun) > 0 {
+		what = "dry-run patching"
+	}
+	obj, err := ri.Patch(ctx, res.Object.Name, types.JSONPatchType, ops, metav1.PatchOptions{DryRun: dryRun, FieldManager: FieldManager})
+	if err != nil {
+		// A failed test op is 422 Invalid with "testing value" / "test
+		// operation failed" in the message, depending on the server.
+		if apierrors.IsInvalid(err) || apierrors.IsConflict(err) {
+			return nil, fmt.Errorf("%s %s: %w (the object changed since it was read; run again): %v", what, res.Object, ErrChanged, err)
+		}
+		return nil, fmt.Errorf("%s %s: %w", what, res.Object, err)
+	}
+	return obj, nil
+}
+
+// Manifest returns obj as a manifest to create again: status, server-set
+// metadata and spec.nodeName (which would bypass the scheduler, and with it
+// the new affinity) removed.
+func Manifest(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	m := obj.DeepCopy()
+	delete(m.Object, "status")
+	for _, f := range []string{"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"} {
+		unstructured.RemoveNestedField(m.Object, "metadata", f)
+	}
+	if m.GetKind() == "Pod" {
+		unstructured.RemoveNestedField(m.Object, "spec", "nodeName")
+	}
+	return m
+}
