@@ -542,3 +542,49 @@ func parseParams(s string) map[string]string {
 	}
 	return out
 }
+
+// Tags lists a repository's tags (following Link pagination), at most max.
+func (c *Client) Tags(ctx context.Context, repo name.Repository, max int) ([]string, error) {
+	u := fmt.Sprintf("%s://%s/v2/%s/tags/list?n=%d", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), min(max, 1000))
+	var tags []string
+	for u != "" && len(tags) < max {
+		resp, err := c.do(ctx, http.MethodGet, repo, u, "application/json")
+		if err != nil {
+			return nil, err
+		}
+		body, err := readLimited(resp.Body, 8<<20)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+		}
+		var page struct {
+			Tags []string `json:"tags"`
+		}
+		if err := jsonUnmarshal(body, &page); err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+		}
+		tags = append(tags, page.Tags...)
+		u = nextLink(resp, repo)
+	}
+	if len(tags) > max {
+		tags = tags[:max]
+	}
+	return tags, nil
+}
+
+// nextLink reads an RFC 5988 Link: <...>; rel="next" header.
+func nextLink(resp *http.Response, repo name.Repository) string {
+	l := resp.Header.Get("Link")
+	if l == "" {
+		return ""
+	}
+	start, end := strings.IndexByte(l, '<'), strings.IndexByte(l, '>')
+	if start < 0 || end <= start || !strings.Contains(l[end:], `rel="next"`) {
+		return ""
+	}
+	next := l[start+1 : end]
+	if strings.HasPrefix(next, "/") {
+		next = fmt.Sprintf("%s://%s%s", repo.Registry.Scheme(), repo.RegistryStr(), next)
+	}
+	return next
+}
