@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ type inspectOptions struct {
 	verify  bool
 	output  string
 	failOn  string
+	suggest int
 
 	failSeverity finding.Severity
 }
@@ -49,6 +51,7 @@ CRI-O, and with --verify the entrypoint binary of every runnable entry.`,
 	}
 	o.images.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.verify, "verify", false, "read each runnable entry's entrypoint binary (streams layers top-down, stops when found)")
+	cmd.Flags().IntVar(&o.suggest, "suggest-tags", 0, "for an image missing amd64 or arm64, look at up to N recent tags of its repository for one that has both (third-party images)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
 	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
 	return cmd
@@ -91,6 +94,22 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 	reps := res.InspectAll(cmd.Context(), reqs)
 	if err := cmd.Context().Err(); err != nil {
 		return err
+	}
+	if o.suggest > 0 && o.images.ociLayout == "" {
+		for _, rep := range reps {
+			if rep.Error != nil || (slices.Contains(rep.Architectures, "amd64") && slices.Contains(rep.Architectures, "arm64")) {
+				continue
+			}
+			alts, err := res.Alternatives(cmd.Context(), rep.Reference, []string{"amd64", "arm64"}, o.suggest)
+			if err != nil {
+				rep.Notes = append(rep.Notes, "could not look for multi-arch tags: "+err.Error())
+				continue
+			}
+			rep.Alternatives = alts
+			if len(alts) == 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("none of the %d most recent other tags has both amd64 and arm64: build it yourself, or mirror and pin a multi-arch upstream", o.suggest))
+			}
+		}
 	}
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) in %s: %d registry request(s), %d cache hit(s)\n",
 		len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())

@@ -37,6 +37,9 @@ type Report struct {
 	Pulls                 []Pull     `json:"pulls,omitempty"`
 	Problems              []Problem  `json:"problems,omitempty"`
 	Notes                 []string   `json:"notes,omitempty"`
+	// Alternatives are other tags of the repository published for the
+	// architectures this one lacks (inspect --suggest-tags).
+	Alternatives []Alternative `json:"alternatives,omitempty"`
 	// Error is set when the image could not be inspected at all
 	// (image-uninspectable); the other fields may be empty.
 	Error *Failure `json:"error,omitempty"`

@@ -226,6 +226,13 @@ func imageText(w io.Writer, r *image.Report) error {
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  PROBLEM [%s] %s: %s\n", p.Code, shortDigest(p.Entry), p.Detail)
 	}
+	if len(r.Alternatives) > 0 {
+		var refs []string
+		for _, a := range r.Alternatives {
+			refs = append(refs, a.Reference+" ("+strings.Join(a.Architectures, ", ")+")")
+		}
+		fmt.Fprintf(w, "  multi-arch tags of this repository: %s\n", strings.Join(refs, "; "))
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
