@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/pflag"
 
 	"github.com/archfit/archfit/internal/finding"
@@ -25,6 +26,10 @@ type imageOptions struct {
 	tagTTL         time.Duration
 	timeout        time.Duration
 	retries        int
+
+	// pullSecrets holds credentials from the pods' imagePullSecrets (live
+	// cluster), tried after the user's own.
+	pullSecrets authn.Keychain
 }
 
 func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
@@ -67,6 +72,9 @@ func (o *imageOptions) resolver(verify bool) (*image.Resolver, error) {
 		kc, err := keychain(o.registryConfig)
 		if err != nil {
 			return nil, err
+		}
+		if o.pullSecrets != nil {
+			kc = authn.NewMultiKeychain(kc, o.pullSecrets)
 		}
 		c := registry.New(registry.WithKeychain(kc), registry.WithTimeout(o.timeout),
 			registry.WithRetry(o.retries, time.Minute, 250*time.Millisecond), registry.WithUserAgent("archfit/"+versionString()))
