@@ -245,10 +245,13 @@ func orNothing(s []string) string {
 func tolerationPhase(ready []*audit.Workload, opts Options) Phase {
 	ph := Phase{Name: "Let proven multi-arch workloads onto Arm",
 		Goal: "Add the toleration (and optionally a preferred arm64 affinity) only to workloads whose every image has verified arm64 and amd64 entries and no container at risk."}
-	var cmds, undo []string
+	var cmds, undo, status []string
 	for _, w := range ready {
 		cmds = append(cmds, tolerationCommand(w, opts.PreferArm))
 		undo = append(undo, rollbackCommand(w, opts.PreferArm))
+		if src := w.Source(); src.Kind == cluster.KindDeployment || src.Kind == cluster.KindStatefulSet || src.Kind == cluster.KindDaemonSet {
+			status = append(status, fmt.Sprintf("kubectl rollout status %s/%s -n %s --timeout 10m", strings.ToLower(src.Kind), src.Name, src.Namespace))
+		}
 	}
 	if len(cmds) == 0 {
 		ph.Steps = append(ph.Steps, Step{Title: "No workload is proven multi-arch yet: fix the blockers and run `archfit plan --verify` again."})
@@ -256,7 +259,13 @@ func tolerationPhase(ready []*audit.Workload, opts Options) Phase {
 		ph.Steps = append(ph.Steps, Step{Title: fmt.Sprintf("Patch %d workload(s) (JSON patches append: nothing already in the lists is replaced)", len(cmds)), Lang: "sh", Text: strings.Join(cmds, "\n")})
 		ph.Rollback = []Step{{Title: "Remove exactly what was added", Lang: "sh", Text: strings.Join(undo, "\n")}}
 	}
-	ph.Gate = []Step{{Title: "The patched workloads rolled out", Lang: "sh", Text: "kubectl rollout status <kind>/<name> -n <namespace>   # for each patched workload"}}
+	if len(status) == 0 {
+		status = []string{"kubectl rollout status <kind>/<name> -n <namespace>   # for each patched workload"}
+	}
+	ph.Gate = []Step{
+		{Title: "The patched workloads rolled out", Lang: "sh", Text: strings.Join(status, "\n")},
+		{Title: "Some of their pods run on arm64 nodes and none of them fails", Lang: "sh", Text: "archfit diagnose -A"},
+	}
 	return ph
 }
 
