@@ -36,7 +36,7 @@ type diagDoc struct {
 	} `json:"findings"`
 	Remedies []struct {
 		Workload             struct{ Kind, Namespace, Name string } `json:"workload"`
-		AllowedArchitectures []string                                `json:"allowedArchitectures"`
+		AllowedArchitectures []string                               `json:"allowedArchitectures"`
 	} `json:"remedies"`
 	Nodes []struct {
 		Name, Platform string
