@@ -256,6 +256,7 @@ func (o *auditOptions) runAudit(ctx context.Context) error {
 	}
 	doc := auditDocument(fr)
 	if o.output == "html" {
+		report.SortFindings(doc.Findings)
 		if err := audit.WriteHTML(o.streams.Out, fr.result, doc.Findings, planSections(fr.result)); err != nil {
 			return fmt.Errorf("writing output: %w", err)
 		}

@@ -74,6 +74,7 @@ func (o *planOptions) runPlan(ctx context.Context) error {
 	doc.Text = func(w io.Writer, _ *report.Document) error { return plan.WriteText(w, p) }
 	switch o.output {
 	case "html":
+		report.SortFindings(doc.Findings)
 		if err := audit.WriteHTML(o.streams.Out, fr.result, doc.Findings, htmlPlan(p)); err != nil {
 			return fmt.Errorf("writing output: %w", err)
 		}
