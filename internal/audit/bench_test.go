@@ -276,3 +276,24 @@ func vmHWM() string {
 }
 
 func nopLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// BenchmarkRun is the judge alone (no registry): 1,000 workloads, 5,000 pods.
+func BenchmarkRun(b *testing.B) {
+	env := setupBench(b)
+	res, _ := image.NewResolver(image.WithConcurrency(benchConcurrency), image.WithRegistryClient(registry.New()),
+		image.WithVerifier(func(ctx context.Context, img v1.Image, arch string, o *image.Override) (*image.Entrypoint, error) {
+			return verify.Entrypoint(ctx, img, verify.WithArch(arch))
+		}))
+	reqs := make([]image.Request, len(env.refs))
+	for i, r := range env.refs {
+		reqs[i] = image.Request{Ref: r, Verify: true}
+	}
+	byRef := map[string]*image.Report{}
+	for i, r := range res.InspectAll(context.Background(), reqs) {
+		byRef[env.refs[i]] = r
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		Run(env.snap, byRef, Options{})
+	}
+}
