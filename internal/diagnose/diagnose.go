@@ -412,6 +412,18 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 	}
 
 	var e *image.Entry
+	if pl != nil && pl.pull.Error != "" {
+		// The container started, so the node did pull something: its
+		// runtime is not on its default path (containerd >= 2.1 with
+		// registry mirrors/auths in its CRI config takes the local one).
+		for _, a := range pl.alt {
+			if a.Error == "" {
+				pl = &pulled{pull: a, entry: entryOf(c.rep, a.Digest)}
+				ev = append(ev, "archfit: the node's default pull path finds no entry, so it pulled on "+string(a.Runtime))
+				break
+			}
+		}
+	}
 	if pl != nil {
 		e = pl.entry
 		ev = append(ev, c.pullEvidence(pl))

@@ -1,0 +1,108 @@
+package diagnose
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func TestClassifyText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want signal
+	}{
+		{"runc 1.2", "exec /app: exec format error", sigExecFormat},
+		{"runc 1.0", "standard_init_linux.go:228: exec user process caused: exec format error", sigExecFormat},
+		{"crun", "exec container process `/usr/local/bin/app`: Exec format error", sigExecFormat},
+		{"shim event", `Error: failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "/app": exec format error: unknown`, sigExecFormat},
+		{"goamd64", "This program can only be run on AMD64 processors with v3 microarchitecture support.", sigCPULevel},
+		{"glibc level", "Fatal glibc error: CPU does not support x86-64-v2", sigCPULevel},
+		{"qemu sigill", "qemu: uncaught target signal 4 (Illegal instruction) - core dumped", sigCPULevel},
+		{"runc enoent", "exec /docker-entrypoint.sh: no such file or directory", sigNoSuchFile},
+		{"runc enoent prefixed", "log (previous): exec /app: no such file or directory", sigNoSuchFile},
+		{"crun enoent", "exec container process `/entrypoint.sh`: No such file or directory", sigNoSuchFile},
+		{"bad interpreter", "/bin/bash^M: bad interpreter: No such file or directory", sigNoSuchFile},
+		{"stat", `exec: "/app": stat /app: no such file or directory: unknown`, sigNoSuchFile},
+		{"not in PATH", `exec: "server": executable file not found in $PATH: unknown`, sigNoSuchFile},
+		{"app open", `open /etc/app.yaml: no such file or directory`, sigNone},
+		{"app panic", "panic: runtime error: invalid memory address or nil pointer dereference", sigNone},
+		{"containerd local", `failed to pull and unpack image "x:1": no match for platform in manifest: not found`, sigNoMatch},
+		{"containerd transfer", "get image config descriptor: no match for platform in manifest sha256:abc: not found", sigNoMatch},
+		{"crio list", `choosing image instance: no image found in manifest list for architecture "arm64", variant "v8", OS "linux"`, sigNoMatch},
+		{"crio index", `no image found in image index for architecture "amd64", variant "", OS "linux"`, sigNoMatch},
+		{"docker", "no matching manifest for linux/arm64/v8 in the manifest list entries", sigNoMatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classifyText(tc.in); got != tc.want {
+				t.Errorf("classifyText(%q) = %d, want %d", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPullCause(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"401 Unauthorized", "not authorized"},
+		{"pulling from host r.io failed with status code [manifests 1]: 401 Unauthorized", "not authorized"},
+		{"failed to authorize: failed to fetch oauth token: unexpected status: 403 Forbidden", "access denied"},
+		{"denied: requested access to the resource is denied", "access denied"},
+		{"pull access denied for x, repository does not exist or may require 'docker login'", "access denied"},
+		{"reading manifest 9 in r.io/x: manifest unknown", "image or tag not found"},
+		{`failed to resolve reference "r.io/x:9": r.io/x:9: not found`, "image or tag not found"},
+		{"toomanyrequests: You have reached your pull rate limit.", "rate limited"},
+		{"429 Too Many Requests", "rate limited"},
+		{"dial tcp 10.0.0.1:443: i/o timeout", "registry unreachable"},
+		{"x509: certificate signed by unknown authority", "TLS error"},
+		// Arch messages are never a not-arch cause, though they end in "not found".
+		{"no match for platform in manifest: not found", ""},
+		{"rpc error: code = NotFound desc = failed to pull and unpack image \"x\": no match for platform in manifest: not found", ""},
+		// A digest that happens to contain 429 is not a rate limit.
+		{"sha256:4290000000000000000000000000000000000000000000000000000000000000", ""},
+	} {
+		if got := pullCause(tc.in); got != tc.want {
+			t.Errorf("pullCause(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestAdmittedArchs(t *testing.T) {
+	// Parsed from YAML so the table reads like pod specs.
+	for _, tc := range []struct {
+		name string
+		spec string
+		want []string
+	}{
+		{"none", `{}`, nil},
+		{"nodeSelector", `{nodeSelector: {kubernetes.io/arch: arm64}}`, []string{"arm64"}},
+		{"beta nodeSelector", `{nodeSelector: {beta.kubernetes.io/arch: amd64}}`, []string{"amd64"}},
+		{"terms ORed", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]},
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64]}]}]}}}}`, []string{"amd64", "arm64"}},
+		{"term without arch admits all", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]},
+			{matchExpressions: [{key: pool, operator: In, values: [a]}]}]}}}}`, knownArchs},
+		{"NotIn", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: NotIn, values: [amd64, arm, "386", ppc64le, riscv64, s390x]}]}]}}}}`, []string{"arm64"}},
+		{"selector and affinity both hold", `{nodeSelector: {kubernetes.io/arch: amd64}, affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]}]}}}}`, []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := mustPodSpec(t, tc.spec)
+			if diff := cmp.Diff(tc.want, admittedArchs(spec)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func mustPodSpec(t *testing.T, s string) *corev1.PodSpec {
+	t.Helper()
+	var spec corev1.PodSpec
+	if err := yaml.UnmarshalStrict([]byte(s), &spec); err != nil {
+		t.Fatal(err)
+	}
+	return &spec
+}
