@@ -50,8 +50,10 @@ type Pool struct {
 	// Assumed is true for a pool made up from --node-platform.
 	Assumed bool `json:"assumed,omitempty"`
 
-	plat   specs.Platform
-	labels map[string]string
+	plat specs.Platform
+	// labels are the label sets of the pool's nodes (one made-up set for an
+	// assumed pool).
+	labels []map[string]string
 }
 
 // Cell is one container on one pool.
@@ -216,11 +218,13 @@ func pools(snap *cluster.Snapshot, assume []specs.Platform) []Pool {
 		if len(pl.Runtimes) == 0 {
 			pl.Runtimes = slices.Clone(platform.Runtimes)
 		}
-		if len(p.Nodes) > 0 && p.Nodes[0].Object != nil {
-			pl.labels = p.Nodes[0].Object.Labels
+		for _, n := range p.Nodes {
+			if n.Object != nil && n.Object.Labels != nil {
+				pl.labels = append(pl.labels, n.Object.Labels)
+			}
 		}
 		if pl.labels == nil {
-			pl.labels = map[string]string{"kubernetes.io/arch": pl.Arch, "kubernetes.io/os": p.Platform.OS}
+			pl.labels = []map[string]string{{"kubernetes.io/arch": pl.Arch, "kubernetes.io/os": p.Platform.OS}}
 		}
 		out = append(out, pl)
 	}
@@ -234,7 +238,7 @@ func pools(snap *cluster.Snapshot, assume []specs.Platform) []Pool {
 		arch := platform.Arch(p)
 		out = append(out, Pool{ID: "assumed (" + platform.String(&p) + ")", Platform: platform.String(&p), Arch: arch,
 			Runtimes: slices.Clone(platform.Runtimes), Assumed: true, plat: p,
-			labels: map[string]string{"kubernetes.io/arch": arch, "kubernetes.io/os": p.OS, "beta.kubernetes.io/arch": arch, "beta.kubernetes.io/os": p.OS}})
+			labels: []map[string]string{{"kubernetes.io/arch": arch, "kubernetes.io/os": p.OS, "beta.kubernetes.io/arch": arch, "beta.kubernetes.io/os": p.OS}}})
 	}
 	return out
 }
@@ -242,10 +246,25 @@ func pools(snap *cluster.Snapshot, assume []specs.Platform) []Pool {
 // admits reports whether the pod template may be scheduled to the pool: its
 // nodeSelector and required node affinity match the pool's labels and it
 // tolerates the pool's NoSchedule/NoExecute taints.
+//
+// An assumed pool knows only its platform, so there only the arch and os
+// requirements count: a selector on any other label is assumed to match.
 func admits(spec *corev1.PodSpec, p Pool, withTaints bool) bool {
-	node := &corev1.Node{}
-	node.Labels = p.labels
-	if ok, err := nodeaffinity.NewRequiredNodeAffinity(spec.NodeSelector, spec.Affinity).Match(node); err != nil || !ok {
+	sel, aff := spec.NodeSelector, spec.Affinity
+	if p.Assumed {
+		sel, aff = platformOnly(sel, aff)
+	}
+	req := nodeaffinity.NewRequiredNodeAffinity(sel, aff)
+	matched := false
+	for _, l := range p.labels {
+		node := &corev1.Node{}
+		node.Labels = l
+		if ok, err := req.Match(node); err == nil && ok {
+			matched = true
+			break
+		}
+	}
+	if !matched {
 		return false
 	}
 	if !withTaints {
@@ -261,6 +280,60 @@ func admits(spec *corev1.PodSpec, p Pool, withTaints bool) bool {
 		}
 	}
 	return true
+}
+
+// platformKeys are the node labels an assumed pool has.
+var platformKeys = map[string]bool{"kubernetes.io/arch": true, "kubernetes.io/os": true, "beta.kubernetes.io/arch": true, "beta.kubernetes.io/os": true}
+
+// platformOnly keeps the arch and os requirements of a nodeSelector and
+// required node affinity, and drops the rest (and matchFields).
+func platformOnly(sel map[string]string, aff *corev1.Affinity) (map[string]string, *corev1.Affinity) {
+	var outSel map[string]string
+	for k, v := range sel {
+		if platformKeys[k] {
+			if outSel == nil {
+				outSel = map[string]string{}
+			}
+			outSel[k] = v
+		}
+	}
+	if aff == nil || aff.NodeAffinity == nil || aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return outSel, nil
+	}
+	ns := &corev1.NodeSelector{}
+	for _, t := range aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		var nt corev1.NodeSelectorTerm
+		for _, e := range t.MatchExpressions {
+			if platformKeys[e.Key] {
+				nt.MatchExpressions = append(nt.MatchExpressions, e)
+			}
+		}
+		if len(nt.MatchExpressions) == 0 {
+			// The term admitted some node on other labels: any platform.
+			nt.MatchExpressions = []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/os", Operator: corev1.NodeSelectorOpExists}}
+		}
+		ns.NodeSelectorTerms = append(ns.NodeSelectorTerms, nt)
+	}
+	return outSel, &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: ns}}
+}
+
+// pinsArch reports whether the template has an arch requirement.
+func pinsArch(spec *corev1.PodSpec) bool {
+	for k := range spec.NodeSelector {
+		if k == "kubernetes.io/arch" || k == "beta.kubernetes.io/arch" {
+			return true
+		}
+	}
+	if a := spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, e := range t.MatchExpressions {
+				if e.Key == "kubernetes.io/arch" || e.Key == "beta.kubernetes.io/arch" {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func tolerates(tols []corev1.Toleration, t *corev1.Taint) bool {
@@ -441,7 +514,7 @@ func judge(w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[st
 		f := finding.New(finding.ArchConstraintConflict, aw.Allowed.Conflict.Message)
 		f.Workload = &aw.Ref
 		fs = append(fs, f)
-	case len(aw.Allowed.Architectures) > 0 && !overlaps(byAffinity, aw.Allowed.Architectures):
+	case len(aw.Allowed.Architectures) > 0 && !overlaps(byAffinity, aw.Allowed.Architectures) && (len(byAffinity) > 0 || pinsArch(spec)):
 		pinned := "no node of the cluster"
 		if len(byAffinity) > 0 {
 			pinned = strings.Join(slices.Compact(sorted(byAffinity)), ", ")

@@ -147,6 +147,12 @@ func TestRun(t *testing.T) {
 			findings: []string{"migrate/migrate not-an-executable"},
 		},
 		{
+			file:     "other-selector.yaml",
+			findings: []string{"batch-api/wait-for-db single-arch-at-risk"},
+			allowed:  map[string]string{"batch-api": "amd64"},
+			cells:    map[string]string{"batch-api/wait-for-db@assumed (linux/arm64/v8)": "fails"},
+		},
+		{
 			file:     "tainted-arm-pool.yaml",
 			findings: []string{"tolerant/worker single-arch-at-risk"},
 			allowed:  map[string]string{"worker": "amd64"},
