@@ -356,7 +356,7 @@ func cell(rep *image.Report, p Pool) Cell {
 		c.Verdict, c.How = Unknown, "image uninspectable ("+rep.Error.Reason+")"
 		return c
 	}
-	var fails, caveats []string
+	var fails, caveats, runs []string
 	matched := false
 	for _, rt := range p.Runtimes {
 		for _, pull := range rep.Pulls {
@@ -369,8 +369,13 @@ func cell(rep *image.Report, p Pool) Cell {
 				fails = append(fails, fmt.Sprintf("pull fails under %s: %s", rt, pull.Error))
 			case pull.Runs != nil && !*pull.Runs:
 				fails = append(fails, fmt.Sprintf("exec format error under %s: pulls %s, %s", rt, pull.Platform, pull.Reason))
-			case pull.Reason != "" && !strings.HasPrefix(pull.Reason, "single manifest"):
-				caveats = append(caveats, pull.Reason)
+			default:
+				r := fmt.Sprintf("runs under %s (pulls %s)", rt, pull.Platform)
+				if pull.Reason != "" && !strings.HasPrefix(pull.Reason, "single manifest") {
+					caveats = append(caveats, pull.Reason)
+					r = fmt.Sprintf("runs under %s (pulls %s; %s)", rt, pull.Platform, pull.Reason)
+				}
+				runs = append(runs, r)
 			}
 		}
 	}
@@ -388,6 +393,11 @@ func cell(rep *image.Report, p Pool) Cell {
 		c.Verdict, c.How = Fails, fails[0]
 		if len(fails) > 1 && !sameKind(fails) {
 			c.How += "; " + strings.Join(fails[1:], "; ")
+		}
+		// The node's runtime config decides (containerd >= 2.1 local or
+		// transfer path): say what would happen the other way.
+		if len(runs) > 0 {
+			c.How += "; but " + strings.Join(runs, "; ")
 		}
 		return c
 	}
