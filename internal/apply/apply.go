@@ -2,8 +2,10 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -121,7 +123,7 @@ func (e *ManagedError) Unwrap() error { return ErrManaged }
 // (admission and validation run, nothing is stored) and returns the object
 // the server would store and the diff of the pod spec's scheduling fields.
 func (a *Applier) DryRun(ctx context.Context, before *unstructured.Unstructured, res *remedy.Result) (*unstructured.Unstructured, string, error) {
-	after, err := a.patch(ctx, res, []string{metav1.DryRunAll})
+	after, err := a.patch(ctx, before, res, []string{metav1.DryRunAll})
 	if err != nil {
 		return nil, "", err
 	}
@@ -132,16 +134,39 @@ func (a *Applier) DryRun(ctx context.Context, before *unstructured.Unstructured,
 	return after, diff, nil
 }
 
-// Apply sends res's JSON patch for real, with field manager archfit.
-func (a *Applier) Apply(ctx context.Context, res *remedy.Result) (*unstructured.Unstructured, error) {
-	return a.patch(ctx, res, nil)
+// Apply sends res's JSON patch for real, with field manager archfit. before
+// is the object res was computed from: the patch only applies to that
+// version of it.
+func (a *Applier) Apply(ctx context.Context, before *unstructured.Unstructured, res *remedy.Result) (*unstructured.Unstructured, error) {
+	return a.patch(ctx, before, res, nil)
 }
 
-func (a *Applier) patch(ctx context.Context, res *remedy.Result, dryRun []string) (*unstructured.Unstructured, error) {
+// guarded prepends a test of before's resourceVersion to ops. The ops'
+// own test ops guard the values they extend, but an "add" of a field that
+// was absent (the whole affinity, say) would replace one a concurrent edit
+// just set; the resourceVersion test makes any change since the read fail
+// the patch instead (ErrChanged).
+func guarded(before *unstructured.Unstructured, ops []remedy.Operation) ([]byte, error) {
+	rv := before.GetResourceVersion()
+	if rv == "" {
+		return json.Marshal(ops)
+	}
+	v, err := json.Marshal(rv)
+	if err != nil {
+		return nil, err
+	}
+	test := remedy.Operation{Op: "test", Path: "/metadata/resourceVersion", Value: v}
+	return json.Marshal(append([]remedy.Operation{test}, ops...))
+}
+
+func (a *Applier) patch(ctx context.Context, before *unstructured.Unstructured, res *remedy.Result, dryRun []string) (*unstructured.Unstructured, error) {
 	if len(res.Ops) == 0 {
 		return nil, fmt.Errorf("%s: nothing to patch", res.Object)
 	}
-	ops, err := res.Render(remedy.FormatJSONPatch)
+	if len(res.Conflicts) > 0 {
+		return nil, fmt.Errorf("%s: %w", res.Object, ErrConflict)
+	}
+	ops, err := guarded(before, res.Ops)
 	if err != nil {
 		return nil, err
 	}
@@ -155,9 +180,7 @@ func (a *Applier) patch(ctx context.Context, res *remedy.Result, dryRun []string
 	}
 	obj, err := ri.Patch(ctx, res.Object.Name, types.JSONPatchType, ops, metav1.PatchOptions{DryRun: dryRun, FieldManager: FieldManager})
 	if err != nil {
-		// A failed test op is 422 Invalid with "testing value" / "test
-		// operation failed" in the message, depending on the server.
-		if apierrors.IsInvalid(err) || apierrors.IsConflict(err) {
+		if changedUnderneath(err) {
 			return nil, fmt.Errorf("%s %s: %w (the object changed since it was read; run again): %v", what, res.Object, ErrChanged, err)
 		}
 		return nil, fmt.Errorf("%s %s: %w", what, res.Object, err)
@@ -178,4 +201,24 @@ func Manifest(obj *unstructured.Unstructured) *unstructured.Unstructured {
 		unstructured.RemoveNestedField(m.Object, "spec", "nodeName")
 	}
 	return m
+}
+
+// changedUnderneath says whether a patch failed because the object is no
+// longer what the patch was computed from. The API server answers a JSON
+// patch whose test op fails, or whose op names a path that is gone, with a
+// bare 422 (reason Invalid, no causes: the json-patch message is dropped),
+// while a validation error is a 422 whose causes name the fields.
+func changedUnderneath(err error) bool {
+	if apierrors.IsConflict(err) {
+		return true
+	}
+	var st apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &st) {
+		return false
+	}
+	s := st.Status()
+	if s.Details != nil && len(s.Details.Causes) > 0 {
+		return false
+	}
+	return strings.HasPrefix(s.Message, "the server rejected our request")
 }

@@ -448,7 +448,7 @@ func (o *patchOptions) applyLive(ctx context.Context, a *apply.Applier, obj *uns
 		return fmt.Errorf("server-side dry run: %w", err)
 	}
 	fmt.Fprintf(o.streams.Out, "server-side dry run of %s passed; the pod template changes as follows:\n%s", res.Object, diff)
-	if _, err := a.Apply(ctx, res); err != nil {
+	if _, err := a.Apply(ctx, live, res); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.streams.Out, "%s patched (field manager %s): its pods now run only on %s\n", res.Object, apply.FieldManager, strings.Join(allowed, ", "))
