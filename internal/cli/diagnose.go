@@ -154,7 +154,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	if res != nil {
 		regReqs, hits = res.Requests(), res.CacheHits()
 	}
-	doc.Extra = map[string]any{"stats": map[string]any{
+	doc.Extra = map[string]any{"notArch": diagnose.NotArchFailures(snap, fs), "stats": map[string]any{
 		"pods": len(snap.Pods), "failingPods": failing, "images": len(reqs),
 		"apiRequests": snap.APIRequests, "registryRequests": regReqs, "cacheHits": hits,
 	}}

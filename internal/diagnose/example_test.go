@@ -37,7 +37,8 @@ func exampleDocument(t *testing.T) *report.Document {
 	reqs := Requests(snap)
 	images := NewImages(reqs, res.InspectAll(ctx, reqs))
 	fs := Diagnose(snap, images)
-	doc := &report.Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: Text}
+	doc := &report.Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: Text,
+		Extra: map[string]any{"notArch": NotArchFailures(snap, fs)}}
 	for _, r := range Remedies(snap, images, fs) {
 		doc.Remedies = append(doc.Remedies, r)
 	}

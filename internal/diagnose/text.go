@@ -26,6 +26,25 @@ var nextStep = map[string]string{
 // cause and next step), the evidence as seen below it, then what to do
 // today and for good.
 func Text(w io.Writer, d *report.Document) error {
+	if err := findingsText(w, d); err != nil {
+		return err
+	}
+	others, _ := d.Extra["notArch"].([]NotArch)
+	if len(others) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Also failing, with no sign of an architecture problem:")
+		for _, o := range others {
+			where := o.Workload.String()
+			if o.Container != "" {
+				where += " container " + o.Container
+			}
+			fmt.Fprintf(w, "  %s (pod %s): %s\n", where, o.Pod, o.Reason)
+		}
+	}
+	return nil
+}
+
+func findingsText(w io.Writer, d *report.Document) error {
 	if len(d.Findings) == 0 {
 		_, err := fmt.Fprintln(w, "No failing pod has an architecture-related cause; nothing at risk among the images inspected.")
 		return err
