@@ -78,8 +78,14 @@ func Build(r *audit.Result, opts Options) *Plan {
 		}
 	}
 	ready, daemonsets := candidates(r, p)
+	mixed := map[string]bool{}
+	for _, pl := range r.Pools {
+		if pl.Arch != "arm64" && pl.Label != "" {
+			mixed[pl.Label+"="+pl.Name] = true
+		}
+	}
 	p.Phases = []Phase{
-		taintPhase(arm, daemonsets, opts),
+		taintPhase(arm, mixed, daemonsets, opts),
 		fixPhase(r),
 		tolerationPhase(ready, opts),
 		watchPhase(opts),
@@ -134,14 +140,16 @@ func hasToleration(tols []corev1.Toleration) bool {
 	return false
 }
 
+// poolSelector selects the pool's arm64 nodes: the arch is always part of
+// it, since one Karpenter NodePool may hold nodes of both architectures.
 func poolSelector(pl audit.Pool) string {
 	if pl.Assumed || pl.Label == "" {
 		return "kubernetes.io/arch=arm64"
 	}
-	return pl.Label + "=" + pl.Name
+	return pl.Label + "=" + pl.Name + ",kubernetes.io/arch=arm64"
 }
 
-func taintPhase(arm []audit.Pool, daemonsets []*audit.Workload, opts Options) Phase {
+func taintPhase(arm []audit.Pool, mixed map[string]bool, daemonsets []*audit.Workload, opts Options) Phase {
 	ph := Phase{Name: "Taint the Arm pools",
 		Goal: "Nothing lands on Arm nodes unless it tolerates kubernetes.io/arch=arm64:NoSchedule, so adding Arm capacity cannot break a single-arch workload."}
 	if len(daemonsets) > 0 {
@@ -167,6 +175,10 @@ func taintPhase(arm []audit.Pool, daemonsets []*audit.Workload, opts Options) Ph
 		rollback = append(rollback, fmt.Sprintf("kubectl taint nodes -l %s kubernetes.io/arch=arm64:NoSchedule-", sel))
 		switch pl.Label {
 		case "karpenter.sh/nodepool", "karpenter.sh/provisioner-name":
+			if mixed[pl.Label+"="+pl.Name] {
+				ph.Notes = append(ph.Notes, "Karpenter NodePool "+pl.Name+" launches both amd64 and arm64 nodes: a taint in its template would taint both. Split it into one NodePool per architecture (requirement kubernetes.io/arch In [arm64] with the taint, In [amd64] without) before relying on the taint for new nodes.")
+				break
+			}
 			ph.Steps = append(ph.Steps, Step{Title: "Karpenter NodePool " + pl.Name + ": taint the nodes it creates (spec.template.spec.taints; `kubectl edit nodepool " + pl.Name + "`, keep any taints already there)", Lang: "yaml",
 				Text: "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: " + pl.Name + "\nspec:\n  template:\n    spec:\n      taints:\n      - key: kubernetes.io/arch\n        value: arm64\n        effect: NoSchedule"})
 			rollback = append(rollback, "# remove the kubernetes.io/arch taint from NodePool "+pl.Name+" spec.template.spec.taints (kubectl edit nodepool "+pl.Name+")")

@@ -57,8 +57,8 @@ func TestBuild(t *testing.T) {
 	}
 	text := dump(p.Phases[0])
 	for _, s := range []string{
-		"kubectl taint nodes -l karpenter.sh/nodepool=graviton kubernetes.io/arch=arm64:NoSchedule",
-		"kubectl taint nodes -l eks.amazonaws.com/nodegroup=arm-ng kubernetes.io/arch=arm64:NoSchedule",
+		"kubectl taint nodes -l karpenter.sh/nodepool=graviton,kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule",
+		"kubectl taint nodes -l eks.amazonaws.com/nodegroup=arm-ng,kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule",
 		"aws eks update-nodegroup-config --cluster-name prod --nodegroup-name arm-ng",
 		"addOrUpdateTaints=[{key=kubernetes.io/arch,value=arm64,effect=NO_SCHEDULE}]",
 		"removeTaints=",
@@ -71,6 +71,12 @@ func TestBuild(t *testing.T) {
 	}
 	if strings.Contains(text, "nodegroup=general") {
 		t.Error("phase 1 taints the amd64 node group")
+	}
+	if !strings.Contains(text, "NodePool mixed launches both amd64 and arm64 nodes") || strings.Contains(text, "name: mixed") {
+		t.Errorf("a mixed-arch NodePool must not get a template taint:\n%s", text)
+	}
+	if !strings.Contains(text, "GKE node pool arm-gke") {
+		t.Error("no GKE note")
 	}
 	if !strings.Contains(dump(p.Phases[1]), "example.com/shop/worker:2.3") {
 		t.Error("phase 2 does not name the blocker")

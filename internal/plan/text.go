@@ -66,7 +66,11 @@ func WriteMarkdown(w io.Writer, p *Plan) error {
 
 func mdSteps(w io.Writer, prefix string, ss []Step) {
 	for _, s := range ss {
-		fmt.Fprintf(w, "\n- **%s**%s\n", strings.TrimSpace(prefix), " "+s.Title)
+		if prefix != "" {
+			fmt.Fprintf(w, "\n- **%s** %s\n", strings.TrimSpace(prefix), s.Title)
+		} else {
+			fmt.Fprintf(w, "\n- %s\n", s.Title)
+		}
 		if s.Text != "" {
 			fmt.Fprintf(w, "\n```%s\n%s\n```\n", s.Lang, s.Text)
 		}
