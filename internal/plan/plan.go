@@ -169,6 +169,11 @@ func taintPhase(arm []audit.Pool, mixed map[string]bool, daemonsets []*audit.Wor
 	}
 	var rollback []string
 	for _, pl := range arm {
+		if pl.Label == "cloud.google.com/gke-nodepool" {
+			// GKE's own taint: never add or remove it by hand.
+			ph.Notes = append(ph.Notes, "GKE node pool "+pl.Name+": GKE already taints Arm nodes kubernetes.io/arch=arm64:NoSchedule and adds the toleration itself to pods that select arm64 (nodeSelector or node affinity): nothing to do, and nothing to roll back.")
+			continue
+		}
 		sel := poolSelector(pl)
 		ph.Steps = append(ph.Steps, Step{Title: "Taint the existing nodes of " + orPlaceholder(pl.ID), Lang: "sh",
 			Text: fmt.Sprintf("kubectl taint nodes -l %s kubernetes.io/arch=arm64:NoSchedule --overwrite", sel)})
@@ -186,8 +191,6 @@ func taintPhase(arm []audit.Pool, mixed map[string]bool, daemonsets []*audit.Wor
 			ph.Steps = append(ph.Steps, Step{Title: "EKS managed node group " + pl.Name + ": taint the nodes it creates", Lang: "sh",
 				Text: fmt.Sprintf("aws eks update-nodegroup-config --cluster-name %s --nodegroup-name %s \\\n  --taints 'addOrUpdateTaints=[{key=kubernetes.io/arch,value=arm64,effect=NO_SCHEDULE}]'", cluster, pl.Name)})
 			rollback = append(rollback, fmt.Sprintf("aws eks update-nodegroup-config --cluster-name %s --nodegroup-name %s \\\n  --taints 'removeTaints=[{key=kubernetes.io/arch,value=arm64,effect=NO_SCHEDULE}]'", cluster, pl.Name))
-		case "cloud.google.com/gke-nodepool":
-			ph.Notes = append(ph.Notes, "GKE node pool "+pl.Name+": GKE already taints Arm nodes kubernetes.io/arch=arm64:NoSchedule and adds the toleration itself to pods that select arm64 (nodeSelector or node affinity); the kubectl taint above is a no-op there.")
 		}
 	}
 	if len(arm) == 1 && arm[0].Assumed {

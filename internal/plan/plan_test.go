@@ -75,8 +75,8 @@ func TestBuild(t *testing.T) {
 	if !strings.Contains(text, "NodePool mixed launches both amd64 and arm64 nodes") || strings.Contains(text, "name: mixed") {
 		t.Errorf("a mixed-arch NodePool must not get a template taint:\n%s", text)
 	}
-	if !strings.Contains(text, "GKE node pool arm-gke") {
-		t.Error("no GKE note")
+	if !strings.Contains(text, "GKE node pool arm-gke") || strings.Contains(text, "gke-nodepool=arm-gke") {
+		t.Error("a GKE pool gets a note, never a hand-made taint or its removal")
 	}
 	if !strings.Contains(dump(p.Phases[1]), "example.com/shop/worker:2.3") {
 		t.Error("phase 2 does not name the blocker")
