@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -44,11 +45,12 @@ func push(t *testing.T, ref string, obj any) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	auth := remote.WithAuth(&authn.Basic{Username: testenv.RegistryUser, Password: testenv.RegistryPassword})
 	switch o := obj.(type) {
 	case v1.ImageIndex:
-		err = remote.WriteIndex(r, o)
+		err = remote.WriteIndex(r, o, auth)
 	case v1.Image:
-		err = remote.Write(r, o)
+		err = remote.Write(r, o, auth)
 	}
 	if err != nil {
 		t.Fatalf("pushing %s: %v", ref, err)
@@ -157,6 +159,19 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Pinned to an architecture no node has: Pending, FailedScheduling.
+	nowhere := spread(ns, "nowhere", refs["multi"], 1)
+	nowhere.Spec.Template.Spec.NodeSelector = map[string]string{"kubernetes.io/arch": "s390x"}
+	// Healthy on amd64 (preferred), but nothing keeps it off arm64: at risk.
+	lucky := spread(ns, "lucky", refs["amd-only"], 1)
+	lucky.Spec.Template.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: corev1.NodeSelectorTerm{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpIn, Values: []string{"amd64"}}}}}}}}
+	for _, d := range []*appsv1.Deployment{nowhere, lucky} {
+		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	want := map[string][]string{
 		"Deployment/amd-only":   {"wrong-arch-binary"},
@@ -164,6 +179,8 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 		"Deployment/mislabeled": {"mislabeled-platform"},
 		"Deployment/script":     {"not-an-executable"},
 		"Deployment/private":    {"pull-failure-not-arch"},
+		"Deployment/nowhere":    {"arch-constraint-conflict"},
+		"Deployment/lucky":      {"single-arch-at-risk"},
 	}
 	var got map[string][]string
 	var last result
@@ -182,6 +199,9 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 		}
 	}
 	t.Logf("stats: %v; %s", last.Extra.Stats, strings.TrimSpace(stderr))
+	if last.Extra.Stats["apiRequests"] == 0 {
+		t.Error("no API requests counted")
+	}
 
 	// A target narrows to one workload.
 	r, _ := diagnose(ctx, t, env.Kubeconfig, "-n", ns, "deployment/mislabeled")
