@@ -33,6 +33,7 @@ type fleetOptions struct {
 	nodePlatforms []string
 	configFile    string
 	verify        bool
+	chunkSize     int64
 
 	assume  []specs.Platform
 	waivers []audit.Waiver
@@ -48,6 +49,7 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&o.recursive, "recursive", "R", false, "with -f, read directories recursively")
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "every namespace of the live cluster")
 	cmd.Flags().StringSliceVar(&o.nodePlatforms, "node-platform", []string{"linux/amd64", "linux/arm64"}, "node platforms to assume as pools when the input has no nodes")
+	cmd.Flags().Int64Var(&o.chunkSize, "chunk-size", 500, "list the live cluster in pages of this many objects (as kubectl)")
 	cmd.Flags().StringVar(&o.configFile, "config", "", "waivers file (default .archfit.yaml in the current directory, if present)")
 }
 
@@ -83,7 +85,7 @@ func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
 		}
 		return snap, nil
 	}
-	snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Logs: cluster.LogsNone})
+	snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Logs: cluster.LogsNone, PageSize: o.chunkSize})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -68,24 +69,30 @@ func TestAuditLive(t *testing.T) {
 		}
 	}
 	ns := env.Namespace(ctx, t, "audit")
-	for _, d := range []*appsv1.Deployment{
-		deployment(ns, "ready", 0, "", api),
-		deployment(ns, "blocked", 0, worker, api),
-	} {
+	ds := []*appsv1.Deployment{deployment(ns, "ready", 0, "", api), deployment(ns, "blocked", 0, worker, api)}
+	for i := 0; i < 25; i++ {
+		ds = append(ds, deployment(ns, fmt.Sprintf("filler-%02d", i), 0, "", api))
+	}
+	for _, d := range ds {
 		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var out, errOut bytes.Buffer
 	cmd := cli.NewCmdRoot(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	cmd.SetArgs([]string{"audit", "--kubeconfig", env.Kubeconfig, "-n", ns, "--no-cache", "-o", "json"})
+	cmd.SetArgs([]string{"audit", "--kubeconfig", env.Kubeconfig, "-n", ns, "--no-cache", "-o", "json", "--chunk-size", "10"})
 	err := cmd.ExecuteContext(ctx)
 	if code := cli.ExitCode(err); code != cli.ExitOK && code != cli.ExitFindings {
 		t.Fatalf("exit %d: %v\n%s", code, err, errOut.String())
 	}
 	t.Logf("stderr:\n%s", errOut.String())
-	if !strings.Contains(errOut.String(), "API request(s)") {
-		t.Error("the API request count is not reported")
+	var requests int
+	if _, err := fmt.Sscanf(errOut.String(), "read the cluster with %d API request(s)", &requests); err != nil {
+		t.Errorf("the API request count is not reported: %v", err)
+	}
+	// 27 Deployments in pages of 10 take 3 list requests on their own.
+	if requests < 3 {
+		t.Errorf("%d API requests: the Deployments were not paginated", requests)
 	}
 	var doc struct {
 		Findings []struct {
@@ -107,8 +114,8 @@ func TestAuditLive(t *testing.T) {
 	if !archs["amd64"] || !archs["arm64"] {
 		t.Errorf("pools %+v: want the twin's amd64 and arm64 nodes", doc.Extra.Pools)
 	}
-	if doc.Extra.Readiness.Workloads != 2 || doc.Extra.Readiness.ReadyWorkloads != 1 {
-		t.Errorf("readiness %+v, want 1 of 2", doc.Extra.Readiness)
+	if doc.Extra.Readiness.Workloads != 27 || doc.Extra.Readiness.ReadyWorkloads != 26 {
+		t.Errorf("readiness %+v, want 26 of 27", doc.Extra.Readiness)
 	}
 	found := false
 	for _, f := range doc.Findings {
