@@ -153,6 +153,13 @@ func TestRun(t *testing.T) {
 			cells:    map[string]string{"batch-api/wait-for-db@assumed (linux/arm64/v8)": "fails"},
 		},
 		{
+			file:     "injected-sidecar.yaml",
+			findings: []string{"search/mesh-proxy single-arch-at-risk"},
+			allowed:  map[string]string{"search": "amd64"},
+			armReady: map[string]bool{"search": false},
+			cells:    map[string]string{"search/mesh-proxy@assumed (linux/arm64/v8)": "fails"},
+		},
+		{
 			file:     "tainted-arm-pool.yaml",
 			findings: []string{"tolerant/worker single-arch-at-risk"},
 			allowed:  map[string]string{"worker": "amd64"},
