@@ -141,21 +141,23 @@ func (a *Applier) Apply(ctx context.Context, before *unstructured.Unstructured, 
 	return a.patch(ctx, before, res, nil)
 }
 
-// guarded prepends a test of before's resourceVersion to ops. The ops'
-// own test ops guard the values they extend, but an "add" of a field that
-// was absent (the whole affinity, say) would replace one a concurrent edit
-// just set; the resourceVersion test makes any change since the read fail
-// the patch instead (ErrChanged).
+// guarded prepends a test of before's metadata.generation to ops. The
+// ops' own test ops guard the values they extend, but an "add" of a field
+// that was absent (the whole affinity, say) would replace one a concurrent
+// edit just set. The generation changes with every change of the spec and
+// not with status writes (which a workload in rollout gets many times a
+// second, so resourceVersion would make the patch fail for nothing): with
+// it, any spec change since the read fails the patch (ErrChanged).
 func guarded(before *unstructured.Unstructured, ops []remedy.Operation) ([]byte, error) {
-	rv := before.GetResourceVersion()
-	if rv == "" {
+	gen := before.GetGeneration()
+	if gen == 0 {
 		return json.Marshal(ops)
 	}
-	v, err := json.Marshal(rv)
+	v, err := json.Marshal(gen)
 	if err != nil {
 		return nil, err
 	}
-	test := remedy.Operation{Op: "test", Path: "/metadata/resourceVersion", Value: v}
+	test := remedy.Operation{Op: "test", Path: "/metadata/generation", Value: v}
 	return json.Marshal(append([]remedy.Operation{test}, ops...))
 }
 

@@ -54,7 +54,7 @@ func Diff(before, after *unstructured.Unstructured, podSpecPath string) (string,
 	}
 	label := strings.ToLower(before.GetKind()) + "/" + before.GetName() + " " + podSpecPath
 	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(a), B: difflib.SplitLines(b),
+		A: lines(a), B: lines(b),
 		FromFile: label + " (live)", ToFile: label + " (patched, server dry run)",
 		Context: 3,
 	})
@@ -72,4 +72,11 @@ func pointerFields(p string) []string {
 		parts[i] = strings.ReplaceAll(strings.ReplaceAll(s, "~1", "/"), "~0", "~")
 	}
 	return parts
+}
+
+func lines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return difflib.SplitLines(s)
 }

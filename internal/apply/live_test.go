@@ -3,6 +3,7 @@ package apply_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -17,10 +18,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/archfit/archfit/internal/apply"
 	"github.com/archfit/archfit/internal/cli"
+	"github.com/archfit/archfit/internal/remedy"
 	"github.com/archfit/archfit/internal/testenv"
 	"github.com/archfit/archfit/internal/testimage"
 )
@@ -295,5 +301,64 @@ func TestApplyBarePodIsNeverDeleted(t *testing.T) {
 		t.Errorf("the pod was replaced or is being deleted")
 	case got.Spec.Affinity != nil:
 		t.Errorf("the pod was changed: %+v", got.Spec.Affinity)
+	}
+}
+
+// A JSON patch computed from one version of the object must not land on
+// another: the API server rejects it and Apply says the object changed.
+func TestApplyRefusesConcurrentEdit(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "race")
+	deploys := env.Client.AppsV1().Deployments(ns)
+	if _, err := deploys.Create(ctx, deployment(ns, "web", env.Registry+"/patch/none:v1", 0, nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
+	a := &apply.Applier{Client: dc, Mapper: mapper}
+	live, err := a.Get(ctx, remedy.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := remedy.Patch(live, []string{"amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Someone else sets an affinity in between.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := deploys.Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "topology.kubernetes.io/zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}},
+			}}},
+		}}
+		_, err = deploys.Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, _, err := a.DryRun(ctx, live, res); !errors.Is(err, apply.ErrChanged) {
+		t.Errorf("DryRun after a concurrent edit: %v, want ErrChanged", err)
+	}
+	if _, err := a.Apply(ctx, live, res); !errors.Is(err, apply.ErrChanged) {
+		t.Errorf("Apply after a concurrent edit: %v, want ErrChanged", err)
+	}
+	d, err := deploys.Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terms := d.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) != 1 || len(terms[0].MatchExpressions) != 1 || terms[0].MatchExpressions[0].Key != "topology.kubernetes.io/zone" {
+		t.Errorf("the concurrent edit was overwritten: %+v", terms)
 	}
 }
