@@ -188,6 +188,40 @@ func (c *containerCase) nodeEvidence() string {
 	return fmt.Sprintf("node %s: %s, %s", n.Name, platform.String(&n.Platform), rt)
 }
 
+// events are the pod's events about this container: those whose fieldPath
+// names it, and those without a fieldPath that quote its image (some event
+// exporters and old dumps drop the fieldPath).
+func (c *containerCase) events() []*corev1.Event {
+	out := c.pod.ContainerEvents(c.cs.Name)
+	for _, e := range c.pod.Events {
+		if e.InvolvedObject.FieldPath == "" && c.cs.Image != "" && strings.Contains(e.Message, `"`+c.cs.Image+`"`) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// staleImage returns the digest the node runs when status.imageID shows a
+// repo digest that is neither the reference's current digest nor one of its
+// entries: the node holds an older image under the same tag
+// (imagePullPolicy IfNotPresent), so what archfit reads is not what ran.
+func (c *containerCase) staleImage() string {
+	if c.rep == nil || c.rep.Error != nil || c.cs.ImageID == "" {
+		return ""
+	}
+	_, d, ok := strings.Cut(c.cs.ImageID, "@")
+	if !ok || !strings.HasPrefix(d, "sha256:") {
+		return ""
+	}
+	if d == c.rep.Digest || entryOf(c.rep, d) != nil {
+		return ""
+	}
+	if !strings.Contains(c.cs.Image, "@") {
+		return d
+	}
+	return ""
+}
+
 // ---- pulls ----
 
 func (c *containerCase) pullMessages() []string {
@@ -195,7 +229,7 @@ func (c *containerCase) pullMessages() []string {
 	if w := c.cs.Waiting; w != nil && w.Message != "" {
 		msgs = append(msgs, fmt.Sprintf("state.waiting %s: %s", w.Reason, w.Message))
 	}
-	for _, e := range c.pod.ContainerEvents(c.cs.Name) {
+	for _, e := range c.events() {
 		if e.Reason == "Failed" || e.Reason == "BackOff" || e.Reason == "ErrImagePull" || e.Reason == "InspectFailed" {
 			if strings.Contains(strings.ToLower(e.Message), "pull") || classifyText(e.Message) == sigNoMatch || pullCause(e.Message) != "" {
 				msgs = append(msgs, fmt.Sprintf("event %s: %s", e.Reason, e.Message))
@@ -342,8 +376,8 @@ func (c *containerCase) crashTexts() (texts []string, haveLog bool) {
 	if w := c.cs.Waiting; w != nil && w.Reason != "CrashLoopBackOff" && w.Message != "" {
 		texts = append(texts, fmt.Sprintf("state.waiting %s: %s", w.Reason, w.Message))
 	}
-	for _, e := range c.pod.ContainerEvents(c.cs.Name) {
-		if e.Reason == "Failed" && !strings.Contains(strings.ToLower(e.Message), "pull") {
+	for _, e := range c.events() {
+		if e.Reason == "Failed" && !strings.Contains(strings.ToLower(e.Message), "pull") && !strings.Contains(e.Message, "image") {
 			texts = append(texts, "event Failed: "+e.Message)
 		}
 	}
@@ -411,6 +445,14 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 		out = append(out, c.uninspectable())
 	}
 
+	if d := c.staleImage(); d != "" {
+		ev = append(ev, fmt.Sprintf("status.imageID %s: the node runs %s, but %s now resolves to %s (an older image cached on the node, imagePullPolicy %s)",
+			c.cs.ImageID, short(d), c.cs.Image, short(c.rep.Digest), orNone(string(c.imagePullPolicy()))))
+		pl = nil
+		if !contains(missing, MissingImage) {
+			missing = append(missing, "the image the node runs (tag moved)")
+		}
+	}
 	var e *image.Entry
 	if pl != nil && pl.pull.Error != "" {
 		// The container started, so the node did pull something: its
@@ -485,6 +527,12 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 			f.Evidence, f.Confidence, f.Missing = dedup(ev), Medium, missing
 			return append(out, f)
 		}
+		if stale := c.staleImage(); stale != "" {
+			f := c.base(finding.WrongArchBinary, fmt.Sprintf("%s: exec format error on %s node %s, which runs an older image %s cached under the same tag; the current %s runs on %s: re-pull it (imagePullPolicy: Always, or pin the digest)",
+				c.cs.Image, orUnknown(arch), c.nodeName(), short(stale), short(c.rep.Digest), orNone(strings.Join(c.rep.Architectures, ", "))))
+			f.Evidence, f.Confidence, f.Missing = dedup(ev), Medium, missing
+			return append(out, f)
+		}
 		f := c.base(finding.WrongArchBinary, fmt.Sprintf("%s: exec format error on %s node %s: most likely a binary for another architecture (a script without #! looks the same)", c.cs.Image, orUnknown(arch), c.nodeName()))
 		f.Evidence, f.Confidence, f.Missing = dedup(ev), Low, missing
 		if len(missing) == 0 {
@@ -537,6 +585,13 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 		return append(out, f)
 	}
 	return out
+}
+
+func (c *containerCase) imagePullPolicy() corev1.PullPolicy {
+	if c.spec != nil {
+		return c.spec.ImagePullPolicy
+	}
+	return ""
 }
 
 func (c *containerCase) nodeName() string {

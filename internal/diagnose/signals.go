@@ -50,6 +50,7 @@ var (
 		{regexp.MustCompile(`(?i)x509:|certificate signed by unknown authority|tls: `), "TLS error"},
 		{regexp.MustCompile(`(?i)dial tcp|i/o timeout|no such host|connection refused|connection reset|context deadline exceeded|server misbehaving|EOF`), "registry unreachable"},
 		{regexp.MustCompile(`(?i)invalid reference format|InvalidImageName|couldn't parse image`), "invalid image name"},
+		{regexp.MustCompile(`(?i)pull QPS exceeded`), "kubelet pull QPS exceeded"},
 		{regexp.MustCompile(`(?i)ErrImageNeverPull|imagePullPolicy is "Never"|Container image .* is not present with pull policy of Never`), "image not present and pull policy Never"},
 	}
 )

@@ -56,6 +56,7 @@ func TestPullCause(t *testing.T) {
 		{"429 Too Many Requests", "rate limited"},
 		{"dial tcp 10.0.0.1:443: i/o timeout", "registry unreachable"},
 		{"x509: certificate signed by unknown authority", "TLS error"},
+		{"pull QPS exceeded", "kubelet pull QPS exceeded"},
 		// Arch messages are never a not-arch cause, though they end in "not found".
 		{"no match for platform in manifest: not found", ""},
 		{"rpc error: code = NotFound desc = failed to pull and unpack image \"x\": no match for platform in manifest: not found", ""},
