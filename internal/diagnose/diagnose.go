@@ -41,6 +41,7 @@ func Diagnose(snap *cluster.Snapshot, images *Images) []finding.Finding {
 		}
 		raw = append(raw, judgePod(snap, p, images)...)
 	}
+	raw = append(raw, pinnedConflicts(snap, images, raw)...)
 	raw = append(raw, atRisk(snap, images, failingWorkloads)...)
 	return merge(raw)
 }

@@ -317,3 +317,55 @@ func archTaints(snap *cluster.Snapshot, arch string) []corev1.Taint {
 	}
 	return common
 }
+
+// pinnedConflicts: a workload that crashes or cannot pull on the
+// architecture its own nodeSelector/affinity pins, when an image lacks that
+// architecture, has its pin as the root cause (arch-constraint-conflict):
+// an affinity patch cannot fix it, only a new pin or a new image can.
+func pinnedConflicts(snap *cluster.Snapshot, images *Images, fs []finding.Finding) []finding.Finding {
+	hit := map[string]bool{}
+	for _, f := range fs {
+		switch f.Code {
+		case finding.WrongArchBinary, finding.MissingPlatform, finding.MislabeledPlatform:
+			if f.Workload != nil {
+				hit[f.Workload.String()] = true
+			}
+		case finding.ArchConstraintConflict:
+			if f.Workload != nil {
+				hit[f.Workload.String()] = false // already said
+			}
+		}
+	}
+	var out []finding.Finding
+	for _, w := range snap.Workloads {
+		ref := finding.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+		if !hit[ref.String()] {
+			continue
+		}
+		pinned := admittedArchs(&w.Template.Spec)
+		if pinned == nil {
+			continue
+		}
+		var problems, ev []string
+		for _, ct := range w.Containers {
+			if ct.Role == cluster.RoleEphemeral {
+				continue
+			}
+			r := images.Report(ct.Image, override(specContainer(&w.Template.Spec, ct.Name)))
+			if r == nil || r.Error != nil || len(intersect(pinned, r.Architectures)) > 0 {
+				continue
+			}
+			problems = append(problems, fmt.Sprintf("container %s image %s runs only on %s", ct.Name, ct.Image, orNone(strings.Join(r.Architectures, ", "))))
+			ev = append(ev, fmt.Sprintf("archfit: %s runs on %s", ct.Image, orNone(strings.Join(r.Architectures, ", "))))
+		}
+		if len(problems) == 0 {
+			continue
+		}
+		ev = append([]string{"pod template pins kubernetes.io/arch to " + orNone(strings.Join(pinned, ", "))}, ev...)
+		f := finding.New(finding.ArchConstraintConflict, fmt.Sprintf("pinned to %s by nodeSelector/affinity, but %s", orNone(strings.Join(pinned, ", ")), strings.Join(problems, "; ")))
+		f.Workload = &ref
+		f.Evidence, f.Confidence = ev, High
+		out = append(out, f)
+	}
+	return out
+}
