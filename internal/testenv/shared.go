@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -29,6 +30,7 @@ func Main(m *testing.M, s *Shared, opts ...Option) int {
 	if os.Getenv("ARCHFIT_TESTENV_VERBOSE") != "" {
 		opts = append([]Option{WithLog(os.Stderr)}, opts...)
 	}
+	flag.Parse() // testing.Short needs the flags; m.Run parses again harmlessly
 	if testing.Short() {
 		s.skip = "testenv: skipped in -short mode"
 		return m.Run()

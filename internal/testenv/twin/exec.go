@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"debug/buildinfo"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -69,7 +70,11 @@ func execute(img v1.Image, c *corev1.Container, spec NodeSpec) (execOutcome, err
 			if path.IsAbs(dir) {
 				cand = path.Join(dir, prog)
 			}
-			if hh, li, _, err := fs.resolve(cand); err == nil && hh.Typeflag != tar.TypeDir && hh.Mode&0o111 != 0 {
+			hh, li, _, err := fs.resolve(cand)
+			if err != nil && !errors.Is(err, errNotExist) {
+				return execOutcome{}, err
+			}
+			if err == nil && hh.Typeflag != tar.TypeDir && hh.Mode&0o111 != 0 {
 				h, layer, found = hh, li, true
 				prog = cand
 				break
@@ -83,6 +88,9 @@ func execute(img v1.Image, c *corev1.Container, spec NodeSpec) (execOutcome, err
 			prog = path.Join("/", cf.Config.WorkingDir, prog)
 		}
 		h, layer, _, err = fs.resolve(prog)
+		if err != nil && !errors.Is(err, errNotExist) {
+			return execOutcome{}, err
+		}
 		if err != nil || h.Typeflag == tar.TypeDir {
 			return spec.startFailure(fmt.Sprintf("exec: %q: stat %s: no such file or directory", argv[0], prog)), nil
 		}
@@ -151,8 +159,11 @@ func (s NodeSpec) kernelExec(fs *rootfs, argv0 string, h *tar.Header, layer int,
 			return s.execFailure(argv0, enoexec), nil
 		}
 		ih, il, _, err := fs.resolve(interp)
-		if err != nil {
+		if errors.Is(err, errNotExist) {
 			return s.execFailure(argv0, enoent), nil
+		}
+		if err != nil {
+			return execOutcome{}, err
 		}
 		out, err := s.kernelExec(fs, argv0, ih, il, labels, depth+1)
 		if err != nil || !out.exited {
@@ -169,8 +180,11 @@ func (s NodeSpec) kernelExec(fs *rootfs, argv0 string, h *tar.Header, layer int,
 	}
 	if e.interp != "" {
 		lh, ll, _, err := fs.resolve(e.interp)
-		if err != nil {
+		if errors.Is(err, errNotExist) {
 			return s.execFailure(argv0, enoent), nil
+		}
+		if err != nil {
+			return execOutcome{}, err
 		}
 		lhead, err := fs.read(lh, ll, 4096)
 		if err != nil {

@@ -2,6 +2,7 @@ package twin
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,12 +22,12 @@ func (t *Twin) kubeletHandler(n *node) http.Handler {
 		previous, _ := strconv.ParseBool(q.Get("previous"))
 		st, ok := t.containerStatus(n, ns, pod, container)
 		if !ok {
-			http.Error(w, fmt.Sprintf("container %q in pod %q is not available", container, pod), http.StatusBadRequest)
+			kubeletError(w, fmt.Errorf("container %q in pod %q is not available", container, pod))
 			return
 		}
 		id, err := logContainerID(st, pod, previous)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			kubeletError(w, err)
 			return
 		}
 		text := t.log(id)
@@ -55,6 +56,14 @@ func (t *Twin) kubeletHandler(n *node) http.Handler {
 		fmt.Fprint(w, out)
 	})
 	return mux
+}
+
+// kubeletError answers as the kubelet's log handler does: 400 and the bare
+// error text, which the API server turns into a BadRequest Status.
+func kubeletError(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = io.WriteString(w, err.Error())
 }
 
 func (t *Twin) containerStatus(n *node, ns, pod, container string) (corev1.ContainerStatus, bool) {

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -137,11 +138,25 @@ func (t *Twin) register(ctx context.Context, n *node) error {
 	if err != nil {
 		return fmt.Errorf("registering node %s: %w", s.Name, err)
 	}
-	cur.Status = t.nodeStatus(n)
-	if _, err := nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
+	if err := t.postStatus(ctx, n); err != nil {
 		return fmt.Errorf("writing status of node %s: %w", s.Name, err)
 	}
 	return t.renewLease(ctx, n, cur)
+}
+
+// postStatus writes the node's status, re-reading the node on conflicts
+// (the node lifecycle controller edits fresh nodes).
+func (t *Twin) postStatus(ctx context.Context, n *node) error {
+	nodes := t.cs.CoreV1().Nodes()
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cur, err := nodes.Get(ctx, n.spec.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status = t.nodeStatus(n)
+		_, err = nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
 }
 
 func (t *Twin) nodeStatus(n *node) corev1.NodeStatus {
@@ -238,12 +253,7 @@ func (t *Twin) heartbeat() {
 			if i%6 != 0 {
 				continue
 			}
-			cur, err := t.cs.CoreV1().Nodes().Get(t.ctx, n.spec.Name, metav1.GetOptions{})
-			if err != nil {
-				continue
-			}
-			cur.Status = t.nodeStatus(n)
-			if _, err := t.cs.CoreV1().Nodes().UpdateStatus(t.ctx, cur, metav1.UpdateOptions{}); err != nil && t.ctx.Err() == nil {
+			if err := t.postStatus(t.ctx, n); err != nil && t.ctx.Err() == nil {
 				t.logf("posting status of %s: %v", n.spec.Name, err)
 			}
 		}

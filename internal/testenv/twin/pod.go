@@ -227,8 +227,13 @@ func (w *podWorker) drive(ctx context.Context, c *corev1.Container, kc authn.Key
 		}
 		out, err := execute(img.image, c, w.node.spec)
 		if err != nil {
+			// Reading the image failed (not: the file is missing). A real node
+			// has the layers on disk; retry rather than invent a symptom.
 			w.t.logf("evaluating %s/%s %s: %v", w.pod.Namespace, w.pod.Name, c.Name, err)
-			out = execOutcome{}
+			if !sleep(ctx, time.Second) {
+				return false
+			}
+			continue
 		}
 		if out.createErr != "" {
 			w.event(c, init, corev1.EventTypeWarning, "Failed", "Error: %s", out.createErr)
@@ -341,7 +346,9 @@ func (w *podWorker) ensureImage(ctx context.Context, c *corev1.Container, kc aut
 	}
 	w.event(c, init, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	begin := time.Now()
-	img, err := w.t.pull(ctx, n.spec, c.Image, kc)
+	// The pulled image is cached for the node and read lazily later, by other
+	// pods too: it must not be bound to this pod's lifetime.
+	img, err := w.t.pull(w.t.ctx, n.spec, c.Image, kc)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, false

@@ -59,6 +59,7 @@ type Twin struct {
 	logs    map[string]string // container ID -> log
 	servers []*http.Server
 	store   cache.Store
+	factory informers.SharedInformerFactory
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -128,6 +129,7 @@ func (t *Twin) Start(ctx context.Context) error {
 		return fmt.Errorf("watching pods: %w", err)
 	}
 	t.store = inf.GetStore()
+	t.factory = factory
 	factory.Start(t.ctx.Done())
 	for typ, ok := range factory.WaitForCacheSync(t.ctx.Done()) {
 		if !ok {
@@ -157,6 +159,7 @@ func (t *Twin) Stop() {
 		_ = s.Close()
 	}
 	t.wg.Wait()
+	t.factory.Shutdown()
 	t.broadcaster.Shutdown()
 }
 
