@@ -289,6 +289,46 @@ func TestLoadLive(t *testing.T) {
 		}
 	})
 
+	t.Run("other targets", func(t *testing.T) {
+		pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=db"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("db pod: %v %v", err, pods)
+		}
+		tests := []struct {
+			target string
+			want   string // workload and pods
+		}{
+			{"pod/" + pods.Items[0].Name, "StatefulSet/db [db-0]"},
+			{"sts/db", "StatefulSet/db [db-0]"},
+			{"cj/report", "CronJob/report [report-29147520-"},
+			{"job/report-29147520", "CronJob/report [report-29147520-"},
+			{"po/pinned", "Pod/pinned [pinned]"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.target, func(t *testing.T) {
+				target, err := ParseTarget(tt.target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := LoadConfig(ctx, env.Config, ns, LiveOptions{Target: &target})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var names []string
+				for _, p := range s.Pods {
+					names = append(names, p.Name)
+				}
+				if len(s.Workloads) != 1 {
+					t.Fatalf("workloads %v, want one", s.Workloads)
+				}
+				got := fmt.Sprintf("%s/%s %v", s.Workloads[0].Kind, s.Workloads[0].Name, names)
+				if !strings.HasPrefix(got, tt.want) {
+					t.Errorf("got %q, want %q...", got, tt.want)
+				}
+			})
+		}
+	})
+
 	t.Run("a namespace viewer cannot list nodes", func(t *testing.T) {
 		_, err := env.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "viewer"},
