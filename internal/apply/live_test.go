@@ -134,10 +134,23 @@ func TestApplyPinsAmd64OnlyDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Without --apply nothing changes.
-	out, _, code := archfit(ctx, t, env, "patch", "deployment/web", "-n", ns)
-	if code != cli.ExitOK || !strings.Contains(out, `"kubernetes.io/arch"`) {
-		t.Fatalf("print: exit %d, output %q", code, out)
+	// Without --apply nothing changes. Pointed at the ReplicaSet, archfit
+	// patches the Deployment that owns it.
+	var rs string
+	err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		list, err := env.Client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(list.Items) == 0 {
+			return false, err
+		}
+		rs = list.Items[0].Name
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the ReplicaSet: %v", err)
+	}
+	out, _, code := archfit(ctx, t, env, "patch", "rs/"+rs, "-n", ns, "--format", "kubectl")
+	if want := "kubectl patch deployment.apps web -n " + ns + " --type json"; code != cli.ExitOK || !strings.Contains(out, want) || !strings.Contains(out, `"values":["amd64"]`) {
+		t.Fatalf("print: exit %d, output %q, want %q", code, out, want)
 	}
 	d, err := deploys.Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
@@ -208,7 +221,13 @@ func TestApplyPinsAmd64OnlyDeployment(t *testing.T) {
 			}
 			if p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready {
 				running++
+				continue
 			}
+			state := string(p.Status.Phase)
+			for _, cs := range p.Status.ContainerStatuses {
+				state += fmt.Sprintf(" %+v restarts=%d", cs.State, cs.RestartCount)
+			}
+			bad = append(bad, fmt.Sprintf("%s on %s: %s", p.Name, p.Spec.NodeName, state))
 		}
 		last = fmt.Sprintf("%d running on amd64 of %d; not yet: %v", running, len(pods.Items), bad)
 		return running == 6 && len(pods.Items) == 6, nil
