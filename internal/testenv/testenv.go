@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -135,8 +136,12 @@ func Start(ctx context.Context, opts ...Option) (env *Env, err error) {
 	if err := CheckBinaries(); err != nil {
 		return nil, err
 	}
+	removeStaleDirs()
 	dir, err := os.MkdirTemp("", "archfit-testenv-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	e := &Env{Dir: dir, opts: o}
@@ -155,6 +160,26 @@ func Start(ctx context.Context, opts ...Option) (env *Env, err error) {
 	}
 	e.logf("cluster ready in %s: kubeconfig %s, registry %s", time.Since(begin).Round(time.Millisecond), e.Kubeconfig, e.Registry)
 	return e, nil
+}
+
+// removeStaleDirs deletes the directories of environments whose process was
+// killed (SIGKILL leaves no chance to clean up; Pdeathsig already ended the
+// components).
+func removeStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "archfit-testenv-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 func (e *Env) logf(format string, args ...any) {

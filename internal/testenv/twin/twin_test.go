@@ -7,7 +7,9 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -217,5 +219,47 @@ func TestLogContainerID(t *testing.T) {
 	}
 	if _, err := logContainerID(s, "p", true); err == nil || err.Error() != `previous terminated container "app" in pod "p" not found` {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestGoBuildInfoLevel reads GOAMD64 from a real Go binary's build info.
+func TestGoBuildInfoLevel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go program")
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"go.mod":  "module hello\n\ngo 1.22\n",
+		"main.go": "package main\n\nfunc main() {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := exec.Command("go", "build", "-trimpath", "-o", "hello", ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOAMD64=v3", "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("go build: %v\n%s", err, out)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := spec([][]testimage.File{{{Path: "/hello", Data: bin}}}, "/hello")
+	for _, tc := range []struct {
+		node NodeSpec
+		want execOutcome
+	}{
+		{amdV2, execOutcome{exited: true, exitCode: 1, log: "This program can only be run on AMD64 processors with v3 microarchitecture support.\n"}},
+		{amd21, execOutcome{}},
+	} {
+		out, err := execute(img, &corev1.Container{Name: "c"}, tc.node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != tc.want {
+			t.Errorf("x86-64-v%d node: got %+v, want %+v", tc.node.X86Level, out, tc.want)
+		}
 	}
 }
