@@ -260,12 +260,12 @@ func (o *patchOptions) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.streams.ErrOut, "%s: allowed architectures %s\n", w.Ref, strings.Join(allowed.Architectures, ", "))
 
+	// Tolerate what keeps pods off every node of an allowed architecture
+	// (none when the input has no nodes).
 	var opts []remedy.Option
-	if len(o.allowIn) == 0 {
-		for _, a := range allowed.Architectures {
-			if ts := archTaints(sel.Nodes, a); len(ts) > 0 {
-				opts = append(opts, remedy.WithTaints(a, ts...))
-			}
+	for _, a := range allowed.Architectures {
+		if ts := archTaints(sel.Nodes, a); len(ts) > 0 {
+			opts = append(opts, remedy.WithTaints(a, ts...))
 		}
 	}
 

@@ -245,3 +245,34 @@ func TestArchTaints(t *testing.T) {
 		t.Errorf("no s390x node, taints %v", got)
 	}
 }
+
+func node(name, arch, taints string) string {
+	return `apiVersion: v1
+kind: Node
+metadata:
+  name: ` + name + `
+  labels: {kubernetes.io/arch: ` + arch + `, kubernetes.io/os: linux}
+spec:
+` + taints + `status:
+  nodeInfo: {architecture: ` + arch + `, operatingSystem: linux, containerRuntimeVersion: "containerd://2.1.4"}
+`
+}
+
+// GKE taints every Arm node kubernetes.io/arch=arm64:NoSchedule: a workload
+// allowed on arm64 gets the toleration with its affinity.
+func TestPatchToleratesArchTaintOfNodes(t *testing.T) {
+	gke := "  taints:\n  - {key: kubernetes.io/arch, value: arm64, effect: NoSchedule}\n"
+	in := strings.Join([]string{
+		node("a1", "amd64", ""), node("g1", "arm64", gke), node("g2", "arm64", gke),
+		deployment("api", "example.com/shop/api:1.0", ""),
+	}, "---\n")
+	out, errOut, code := runPatch(t, in, "deployment/api", "-f", "-", "--format", "merge")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{`"tolerations"`, `"key": "kubernetes.io/arch"`, `"value": "arm64"`, `"effect": "NoSchedule"`, `"amd64"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("patch lacks %s:\n%s", want, out)
+		}
+	}
+}
