@@ -470,7 +470,7 @@ func judge(w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[st
 		if c.Role == cluster.RoleEphemeral {
 			continue
 		}
-		rep := reports[c.Image]
+		rep := reportFor(reports, w, c)
 		ac := Container{Name: c.Name, Role: c.Role, Image: c.Image, Injected: c.Injected, Architectures: []string{}, Verified: verified(rep)}
 		rc := remedy.Container{Name: c.Name, Role: remedy.Role(c.Role), Image: c.Image}
 		if rep == nil || rep.Error != nil {
@@ -591,7 +591,7 @@ func imageFindings(snap *cluster.Snapshot, reports map[string]*image.Report, wai
 		var fs []finding.Finding
 		r := ref(w)
 		for _, c := range w.Containers {
-			rep := reports[c.Image]
+			rep := reportFor(reports, w, c)
 			if rep == nil {
 				continue
 			}

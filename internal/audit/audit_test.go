@@ -277,7 +277,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Waivers) != 1 || c.Waivers[0].Code != "not-an-executable" {
+	if len(c.Waivers) != 1 || c.Waivers[0].Code != "single-arch-at-risk" || c.Waivers[0].Container != "wait-for-db" {
 		t.Errorf("waivers = %+v", c.Waivers)
 	}
 	if _, err := LoadConfig("testdata/missing.yaml", true); err != nil {
