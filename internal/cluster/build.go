@@ -394,7 +394,8 @@ func (b *builder) podOwner(p *corev1.Pod) (*Workload, string) {
 	ref, why := b.inferOwner(p.Namespace, r, p.Labels)
 	if o := b.byRef[ref]; o != nil {
 		w := b.topOf(o)
-		return w, why + " (found)"
+		w.Intermediates = appendRef(w.Intermediates, Ref{Kind: r.Kind, Namespace: p.Namespace, Name: r.Name})
+		return w, why + "; " + ref.Kind + " " + ref.Name + " is in the source"
 	}
 	tmpl := podTemplate(p)
 	w := b.inferred(ref, why, &tmpl)

@@ -48,7 +48,8 @@ func lineOf(data []byte, off int64) int {
 // decodeFile reads one input file: a JSON stream, or multi-document YAML.
 func (c *collector) decodeFile(name string, data []byte) {
 	c.source = name
-	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // a BOM from an editor on Windows
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
 		c.decodeJSONStream(data)
 		return

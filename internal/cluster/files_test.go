@@ -75,6 +75,9 @@ func summarize(s *Snapshot, errs []error) summary {
 		if ok, c := p.Failing(); ok {
 			line += " failing=" + c
 		}
+		if p.OwnerNote != "" {
+			line += " note: " + p.OwnerNote
+		}
 		for _, e := range p.Events {
 			line += " event=" + e.Reason
 		}
@@ -147,6 +150,7 @@ func TestLoadFiles(t *testing.T) {
 				Workloads: []string{
 					`front/CronJob/nightly at="spec.jobTemplate.spec.template" containers=[main:nightly=example/nightly:1] pods=[nightly-29147520-zz9xq] via=[front/Job/nightly-29147520] inferred: Job nightly-29147520 is not in the source; CronJob nightly inferred from the job name's schedule suffix (no object)`,
 					`front/Deployment/checkout-base at="spec.template" containers=[main:checkout=example/checkout:7] pods=[]`,
+					`front/Deployment/found at="spec.template" containers=[main:app=example/found:1] pods=[found-7c9d8b6a5-k2j4h] via=[front/ReplicaSet/found-7c9d8b6a5]`,
 					`front/Deployment/web at="spec.template" containers=[main:nginx=nginx:1.27] pods=[web-5c8f7d9b4-abcde] via=[front/ReplicaSet/web-5c8f7d9b4] inferred: ReplicaSet web-5c8f7d9b4 is not in the source; Deployment web inferred from its name and the pod-template-hash label (no object)`,
 					// A date suffix is not a CronJob schedule: the Job stays the workload.
 					`front/Job/migrate-20240101 at="spec.template" containers=[main:migrate=example/migrate:1] pods=[migrate-20240101-q1w2e] inferred: Job migrate-20240101 is not in the source (no object)`,
@@ -158,11 +162,12 @@ func TestLoadFiles(t *testing.T) {
 					`monitoring/StatefulSet/prometheus-k8s at="spec.template" containers=[main:prometheus=quay.io/prometheus/prometheus:v2.53.0 main:config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.75.0(injected)] pods=[prometheus-k8s-0] managed-by=monitoring/Prometheus/k8s`,
 				},
 				Pods: []string{
-					"front/canary-6d7f8c9b5-fghij -> front/Rollout/canary node=-",
+					"front/canary-6d7f8c9b5-fghij -> front/Rollout/canary node=- note: ReplicaSet canary-6d7f8c9b5 is not in the source; Rollout canary inferred from its name and the rollouts-pod-template-hash label",
 					"front/debug-me -> front/Pod/debug-me node=-",
-					"front/migrate-20240101-q1w2e -> front/Job/migrate-20240101 node=-",
-					"front/nightly-29147520-zz9xq -> front/CronJob/nightly node=-",
-					"front/web-5c8f7d9b4-abcde -> front/Deployment/web node=-",
+					"front/found-7c9d8b6a5-k2j4h -> front/Deployment/found node=- note: ReplicaSet found-7c9d8b6a5 is not in the source; Deployment found inferred from its name and the pod-template-hash label; Deployment found is in the source",
+					"front/migrate-20240101-q1w2e -> front/Job/migrate-20240101 node=- note: Job migrate-20240101 is not in the source",
+					"front/nightly-29147520-zz9xq -> front/CronJob/nightly node=- note: Job nightly-29147520 is not in the source; CronJob nightly inferred from the job name's schedule suffix",
+					"front/web-5c8f7d9b4-abcde -> front/Deployment/web node=- note: ReplicaSet web-5c8f7d9b4 is not in the source; Deployment web inferred from its name and the pod-template-hash label",
 					"kube-system/kube-proxy-worker-1 -> kube-system/Pod/kube-proxy-worker-1 node=-",
 					"monitoring/prometheus-k8s-0 -> monitoring/StatefulSet/prometheus-k8s node=-",
 				},
@@ -202,6 +207,22 @@ func TestLoadFiles(t *testing.T) {
 					"default/good-2 -> default/Pod/good-2 node=-",
 				},
 				Errors: []string{"testdata/brokenlist.yaml:20: invalid YAML: yaml: found unexpected end of stream"},
+			},
+		},
+		{
+			name:  "byte-order mark and CRLF line ends",
+			paths: []string{"testdata/bom-crlf.json", "testdata/bom-crlf.yaml"},
+			want: summary{
+				Workloads: []string{
+					`default/Pod/second at="" containers=[main:a=nginx:1.27] pods=[second]`,
+					`default/Pod/windows-edited at="" containers=[main:a=nginx:1.27] pods=[windows-edited]`,
+					`default/Pod/windows-yaml at="" containers=[main:a=nginx:1.27] pods=[windows-yaml]`,
+				},
+				Pods: []string{
+					"default/second -> default/Pod/second node=-",
+					"default/windows-edited -> default/Pod/windows-edited node=-",
+					"default/windows-yaml -> default/Pod/windows-yaml node=-",
+				},
 			},
 		},
 		{
