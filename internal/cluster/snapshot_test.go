@@ -280,6 +280,9 @@ func TestSelect(t *testing.T) {
 			if diff := cmp.Diff(tt.want, names); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
+			if target != nil && target.Kind == KindPod && (len(got.Workloads) != 1 || len(got.Workloads[0].Pods) != 1) {
+				t.Errorf("a pod target's workload lists %d pods, want 1", len(got.Workloads[0].Pods))
+			}
 			if len(got.Nodes) != len(s.Nodes) {
 				t.Errorf("nodes narrowed to %d", len(got.Nodes))
 			}

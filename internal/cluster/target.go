@@ -84,9 +84,11 @@ func (s *Snapshot) Select(namespace string, target *Target) (*Snapshot, error) {
 		for _, p := range s.Pods {
 			if p.Name == target.Name && (namespace == "" || p.Namespace == namespace) {
 				pods[p] = true
-				// The workload is shared with the full snapshot: callers read
-				// Pods from the snapshot, not from the workload.
-				out.Workloads = append(out.Workloads, p.Workload)
+				// A copy of the workload that lists only this pod (Pod.Workload
+				// still points to the full one).
+				w := *p.Workload
+				w.Pods = []*Pod{p}
+				out.Workloads = append(out.Workloads, &w)
 			}
 		}
 	}
