@@ -228,81 +228,91 @@ func chooseFromIndex(spec NodeSpec, norm string, desc *remote.Descriptor) (v1.Im
 			return nil, &pullError{msg: grpcUnknown(fmt.Sprintf("reading manifest %s in %s: %v", d, norm, err))}
 		}
 		return img, nil
-	case containerdTransfer:
-		img, ok, err := containerdPick(idx, platforms.Ordered(node))
-		if err != nil {
-			return nil, &pullError{msg: grpcUnknown(fmt.Sprintf("failed to pull and unpack image %q: %v", norm, err))}
-		}
-		if !ok {
-			return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", desc.Digest))}
-		}
-		return img, nil
 	default:
-		img, ok, err := containerdPick(idx, platforms.Only(node))
-		if err != nil {
-			return nil, &pullError{msg: grpcUnknown(fmt.Sprintf("failed to pull and unpack image %q: %v", norm, err))}
-		}
-		if !ok {
-			return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("failed to pull and unpack image %q: no match for platform in manifest: not found", norm))}
-		}
-		return img, nil
+		return containerdChoose(idx, desc.Digest, norm, node, spec.matcher() == containerdTransfer)
 	}
 }
 
-// containerdPick is containerd's images.Manifest walk: keep entries whose
-// platform matches (and entries without one), order them by the matcher's
-// preference (stable, no-platform last), take the first that is, or leads to,
-// an image whose platform matches.
-func containerdPick(idx v1.ImageIndex, m platforms.MatchComparer) (v1.Image, bool, error) {
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, false, err
+// containerdChoose follows containerd's CRI pull, then its image.Config:
+//
+//   - the local pull path fetches, at each index level, the first entry
+//     platforms.Only(node) prefers (LimitManifests, limit 1) and fails at
+//     once when none matches;
+//   - the transfer service (>= 2.1) fetches every entry platforms.Ordered(node)
+//     accepts (FilterPlatforms) and never fails for lack of a match;
+//   - then image.Config walks the index with the client's default matcher,
+//     platforms.Only(node), taking the first preferred entry (limit 1): no
+//     entry is "no match for platform in manifest <index>"; an entry the
+//     transfer did not fetch (arm/v7 on arm64, 386 on amd64) is missing content.
+func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Platform, transfer bool) (v1.Image, error) {
+	only, ordered := platforms.Only(node), platforms.Ordered(node)
+	failed := func(err error) error {
+		return &pullError{msg: grpcUnknown(fmt.Sprintf("failed to pull and unpack image %q: %v", norm, err))}
 	}
-	var cands []v1.Descriptor
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() && !d.MediaType.IsIndex() {
-			continue // unknown media types are skipped, not fatal
+	noMatch := &pullError{msg: grpcNotFound(fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", top))}
+	for {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, failed(err)
 		}
-		if d.Platform == nil || m.Match(toSpec(*d.Platform)) {
-			cands = append(cands, d)
-		}
-	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		if cands[i].Platform == nil {
-			return false
-		}
-		if cands[j].Platform == nil {
-			return true
-		}
-		return m.Less(toSpec(*cands[i].Platform), toSpec(*cands[j].Platform))
-	})
-	for _, d := range cands {
-		if d.MediaType.IsIndex() {
-			child, err := idx.ImageIndex(d.Digest)
-			if err != nil {
-				return nil, false, err
+		cands := preferred(im.Manifests, only)
+		if len(cands) == 0 {
+			if !transfer {
+				return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("failed to pull and unpack image %q: no match for platform in manifest: not found", norm))}
 			}
-			if img, ok, err := containerdPick(child, m); err != nil || ok {
-				return img, ok, err
+			return nil, noMatch
+		}
+		d := cands[0]
+		if transfer && d.Platform != nil && !ordered.Match(toSpec(*d.Platform)) {
+			return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest))}
+		}
+		if d.MediaType.IsIndex() {
+			if idx, err = idx.ImageIndex(d.Digest); err != nil {
+				return nil, failed(err)
 			}
 			continue
 		}
 		img, err := idx.Image(d.Digest)
 		if err != nil {
-			return nil, false, err
+			return nil, failed(err)
 		}
 		if d.Platform == nil {
 			cf, err := img.ConfigFile()
 			if err != nil {
-				return nil, false, err
+				return nil, failed(err)
 			}
-			if !m.Match(specs.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}) {
-				continue
+			p := specs.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+			if !only.Match(p) {
+				return nil, noMatch
 			}
 		}
-		return img, true, nil
+		return img, nil
 	}
-	return nil, false, nil
+}
+
+// preferred keeps the entries m matches (and those without a platform, to be
+// checked against their config), ordered by m's preference, stable, entries
+// without a platform last; unknown media types are skipped.
+func preferred(ds []v1.Descriptor, m platforms.MatchComparer) []v1.Descriptor {
+	var out []v1.Descriptor
+	for _, d := range ds {
+		if !d.MediaType.IsImage() && !d.MediaType.IsIndex() {
+			continue
+		}
+		if d.Platform == nil || m.Match(toSpec(*d.Platform)) {
+			out = append(out, d)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Platform == nil {
+			return false
+		}
+		if out[j].Platform == nil {
+			return true
+		}
+		return m.Less(toSpec(*out[i].Platform), toSpec(*out[j].Platform))
+	})
+	return out
 }
 
 func toSpec(p v1.Platform) specs.Platform {

@@ -95,9 +95,16 @@ func TestPullAndExec(t *testing.T) {
 	host := testRegistry(t)
 	amdApp := testimage.App("linux/amd64", "amd64")
 	onlyAmd := testimage.Index(testimage.For(amdApp, "linux/amd64"), testimage.Attestation(amdApp))
-	armV7 := testimage.Index(testimage.For(amdApp, "linux/amd64"), testimage.For(testimage.App("linux/arm/v7", "arm"), "linux/arm/v7"))
-	only386 := testimage.Index(testimage.For(testimage.App("linux/386", "386"), "linux/386"))
+	armApp, i386App := testimage.App("linux/arm/v7", "arm"), testimage.App("linux/386", "386")
+	armDigest, _ := armApp.Digest()
+	i386Digest, _ := i386App.Digest()
+	armV7 := testimage.Index(testimage.For(amdApp, "linux/amd64"), testimage.For(armApp, "linux/arm/v7"))
+	only386 := testimage.Index(testimage.For(i386App, "linux/386"))
 	multi := testimage.MultiArch("linux/amd64", "linux/arm64")
+	nested := testimage.Index(testimage.For(amdApp, "linux/amd64"))
+	nested = mutateAppendIndex(t, nested, testimage.MultiArch("linux/arm64"))
+	noPlatformArm := testimage.Index(testimage.Entry{Image: testimage.App("linux/arm64", "arm64")})
+	noPlatformAmd := testimage.Index(testimage.Entry{Image: amdApp})
 	v3, err := mutate.Config(amdApp, v1.Config{Entrypoint: []string{"/app"}, Labels: map[string]string{GOAMD64Label: "v3"}})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +120,7 @@ func TestPullAndExec(t *testing.T) {
 	for repo, img := range map[string]any{
 		"single": amdApp, "onlyamd": onlyAmd, "armv7": armV7, "only386": only386, "multi": multi, "v3": v3,
 		"noshebang": noShebang, "crlf": crlf, "script": script, "viapath": viaPath, "dynamic": dynamic,
-		"private/app": multi,
+		"private/app": multi, "nested": nested, "noplatarm": noPlatformArm, "noplatamd": noPlatformAmd,
 	} {
 		refOf[repo], digestOf[repo] = pushTo(t, host, repo+":v1", img)
 	}
@@ -140,12 +147,20 @@ func TestPullAndExec(t *testing.T) {
 		{"index without arm64, CRI-O", crioA, refOf["onlyamd"], want{pullErr: fmt.Sprintf(
 			`rpc error: code = Unknown desc = choosing an image from manifest list docker://%s: no image found in image index for architecture "arm64", variant "v8", OS "linux"`, refOf["onlyamd"])}},
 		{"arm/v7 fallback, containerd 1.7", c17, refOf["armv7"], crash("exec /app: exec format error\n")},
-		{"arm/v7 no fallback, containerd 2.1", c21, refOf["armv7"], want{pullErr: fmt.Sprintf(
-			`rpc error: code = NotFound desc = get image config descriptor: no match for platform in manifest %s: not found`, digestOf["armv7"])}},
+		// The transfer service does not fetch arm/v7 (Ordered), image.Config
+		// then prefers it (Only): its manifest is missing from the store.
+		{"arm/v7 not fetched, containerd 2.1", c21, refOf["armv7"], want{pullErr: fmt.Sprintf(
+			`rpc error: code = NotFound desc = get image config descriptor: content digest %s: not found`, armDigest)}},
 		{"386 fallback on amd64, containerd 1.7", amd17, refOf["only386"], want{}},
-		{"no 386 fallback, containerd 2.1", amd21, refOf["only386"], want{pullErr: fmt.Sprintf(
-			`rpc error: code = NotFound desc = get image config descriptor: no match for platform in manifest %s: not found`, digestOf["only386"])}},
+		{"386 not fetched, containerd 2.1", amd21, refOf["only386"], want{pullErr: fmt.Sprintf(
+			`rpc error: code = NotFound desc = get image config descriptor: content digest %s: not found`, i386Digest)}},
+		{"386 fetched with local pull, containerd 2.1", NodeSpec{Name: "lp", Arch: "amd64", Runtime: "containerd://2.1.4", LocalPull: true}.withDefaults(), refOf["only386"], want{}},
 		{"multi-arch on arm64 CRI-O", crioA, refOf["multi"], want{}},
+		{"nested index, containerd 1.7", c17, refOf["nested"], want{}},
+		{"entry without platform, arm64 config", c21, refOf["noplatarm"], want{}},
+		{"entry without platform, arm64 config, CRI-O", crioA, refOf["noplatarm"], want{}},
+		{"entry without platform, amd64 config", c17, refOf["noplatamd"], want{pullErr: fmt.Sprintf(
+			`rpc error: code = NotFound desc = get image config descriptor: no match for platform in manifest %s: not found`, digestOf["noplatamd"])}},
 		{"multi-arch on arm64 containerd 2.1", c21, refOf["multi"], want{}},
 		{"GOAMD64=v3 on a v2 CPU", amdV2, refOf["v3"], want{out: execOutcome{exited: true, exitCode: 1,
 			log: "This program can only be run on AMD64 processors with v3 microarchitecture support.\n"}}},
@@ -196,6 +211,16 @@ func TestPullAndExec(t *testing.T) {
 			t.Fatalf("pull with credentials: %v", err)
 		}
 	})
+}
+
+// mutateAppendIndex adds child as a nested index entry of idx.
+func mutateAppendIndex(t *testing.T, idx, child v1.ImageIndex) v1.ImageIndex {
+	t.Helper()
+	mt, err := child.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.AppendManifests(idx, mutate.IndexAddendum{Add: child, Descriptor: v1.Descriptor{MediaType: mt}})
 }
 
 func TestNormalizedRef(t *testing.T) {
