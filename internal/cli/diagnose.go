@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -130,6 +131,17 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	var reps []*image.Report
 	var res *image.Resolver
 	if len(reqs) > 0 {
+		if len(o.files) == 0 && o.images.ociLayout == "" {
+			// Live cluster: the failing pods' own pull secrets open
+			// private registries the user's docker config may not.
+			var pods []*corev1.Pod
+			for _, p := range snap.FailingPods() {
+				pods = append(pods, p.Pod)
+			}
+			if o.images.pullSecrets, err = pullSecretKeychain(cmd.Context(), o.configFlags, pods, o.streams.ErrOut); err != nil {
+				return err
+			}
+		}
 		if res, err = o.images.resolver(true); err != nil {
 			return err
 		}

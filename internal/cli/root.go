@@ -71,6 +71,11 @@ Image architecture is always checked against the registry, never a local daemon.
 
 // newConfigFlags returns kubectl's standard flags (--kubeconfig, --context,
 // -n, ...); -A is added by each cluster command.
+//
+// kubectl's --cache-dir (discovery cache) is dropped: archfit's own
+// --cache-dir is the image cache.
 func newConfigFlags() *genericclioptions.ConfigFlags {
-	return genericclioptions.NewConfigFlags(true)
+	f := genericclioptions.NewConfigFlags(true)
+	f.CacheDir = nil
+	return f
 }
