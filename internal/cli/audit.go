@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/image"
 	"github.com/archfit/archfit/internal/platform"
+	renderer "github.com/archfit/archfit/internal/render"
 	"github.com/archfit/archfit/internal/report"
 )
 
@@ -34,6 +36,11 @@ type fleetOptions struct {
 	configFile    string
 	verify        bool
 	chunkSize     int64
+	helmChart     string
+	helmValues    []string
+	helmSet       []string
+	releaseName   string
+	kustomize     string
 
 	assume  []specs.Platform
 	waivers []audit.Waiver
@@ -51,6 +58,11 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&o.nodePlatforms, "node-platform", []string{"linux/amd64", "linux/arm64"}, "node platforms to assume as pools when the input has no nodes")
 	cmd.Flags().Int64Var(&o.chunkSize, "chunk-size", 500, "list the live cluster in pages of this many objects (as kubectl)")
 	cmd.Flags().StringVar(&o.configFile, "config", "", "waivers file (default .archfit.yaml in the current directory, if present)")
+	cmd.Flags().StringVar(&o.helmChart, "helm-chart", "", "render this Helm chart (directory or .tgz) offline as helm template does and read the result instead of the cluster")
+	cmd.Flags().StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
+	cmd.Flags().StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
+	cmd.Flags().StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name; the release namespace is -n (default \"default\")")
+	cmd.Flags().StringVarP(&o.kustomize, "kustomize", "k", "", "build this kustomization directory as kustomize build does and read the result instead of the cluster")
 }
 
 func (o *fleetOptions) complete() error {
@@ -70,13 +82,95 @@ func (o *fleetOptions) complete() error {
 		return err
 	}
 	o.waivers = cfg.Waivers
+	if o.helmChart == "" && (len(o.helmValues) > 0 || len(o.helmSet) > 0) {
+		return errors.New("--values and --set need --helm-chart")
+	}
 	return o.images.validate()
 }
 
-// load reads the snapshot from -f or the live cluster.
+// rendered is a Helm chart or kustomization rendered to a file that
+// LoadFiles reads like any -f input.
+type rendered struct {
+	what string // "helm chart PATH" or "kustomization DIR", for messages
+	file string
+	data []byte
+}
+
+// renderInputs renders --helm-chart and -k into files under dir.
+func (o *fleetOptions) renderInputs(ctx context.Context, dir string) ([]rendered, error) {
+	var out []rendered
+	if o.helmChart != "" {
+		ns := ""
+		if o.configFlags.Namespace != nil {
+			ns = *o.configFlags.Namespace
+		}
+		data, err := renderer.HelmChart(ctx, o.helmChart, o.helmValues, o.helmSet, o.releaseName, ns)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rendered{what: "helm chart " + o.helmChart, file: "helm-" + filepath.Base(filepath.Clean(o.helmChart)) + ".yaml", data: data})
+	}
+	if o.kustomize != "" {
+		data, err := renderer.Kustomize(o.kustomize)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rendered{what: "kustomization " + o.kustomize, file: "kustomize-" + filepath.Base(filepath.Clean(o.kustomize)) + ".yaml", data: data})
+	}
+	for i := range out {
+		out[i].file = filepath.Join(dir, out[i].file)
+		if err := os.WriteFile(out[i].file, out[i].data, 0o600); err != nil {
+			return nil, fmt.Errorf("writing the render of %s: %w", out[i].what, err)
+		}
+	}
+	return out, nil
+}
+
+// loadFiles reads -f and the rendered --helm-chart and -k. A document
+// error in a render names the chart or kustomization (and the template)
+// instead of the temporary file; its line is that of the render, as helm
+// template or kustomize build prints it.
+func (o *fleetOptions) loadFiles(ctx context.Context) (*cluster.Snapshot, []error, error) {
+	paths := o.files
+	var rs []rendered
+	if o.helmChart != "" || o.kustomize != "" {
+		dir, err := os.MkdirTemp("", "archfit-render-")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer os.RemoveAll(dir)
+		if rs, err = o.renderInputs(ctx, dir); err != nil {
+			return nil, nil, err
+		}
+		paths = append([]string{}, o.files...)
+		for _, r := range rs {
+			paths = append(paths, r.file)
+		}
+	}
+	snap, docErrs, err := cluster.LoadFiles(ctx, paths, o.streams.In, cluster.Recursive(o.recursive))
+	for _, e := range docErrs {
+		var de *cluster.DocumentError
+		if !errors.As(e, &de) {
+			continue
+		}
+		for _, r := range rs {
+			if de.File != r.file {
+				continue
+			}
+			de.File = r.what + " (rendered)"
+			if src := renderer.SourceAt(r.data, de.Line); src != "" {
+				de.File = r.what + ", " + src + " (rendered)"
+			}
+		}
+	}
+	return snap, docErrs, err
+}
+
+// load reads the snapshot from -f, --helm-chart and -k, or else the live
+// cluster.
 func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
-	if len(o.files) > 0 {
-		snap, docErrs, err := cluster.LoadFiles(ctx, o.files, o.streams.In, cluster.Recursive(o.recursive))
+	if len(o.files) > 0 || o.helmChart != "" || o.kustomize != "" {
+		snap, docErrs, err := o.loadFiles(ctx)
 		for _, e := range docErrs {
 			fmt.Fprintf(o.streams.ErrOut, "warning: %v\n", e)
 		}

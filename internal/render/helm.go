@@ -1,0 +1,160 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	"helm.sh/helm/v3/pkg/strvals"
+)
+
+// DefaultReleaseName is the release name `helm template` uses when none is
+// given.
+const DefaultReleaseName = "release-name"
+
+// SourcePrefix starts the comment before each rendered chart document that
+// names the template it came from, as in `helm template` output.
+const SourcePrefix = "# Source: "
+
+// HelmChart renders the chart at chartPath (a directory or a packaged .tgz)
+// offline, as `helm template` does: values files merged in order, then each
+// --set expression, subcharts enabled by their conditions and tags, the
+// values schema checked, and Helm's default capabilities (no cluster, so
+// lookup returns nothing). The output is the manifests in Helm's install
+// order followed by the hooks, each document preceded by a "# Source:"
+// comment. NOTES.txt and the crds/ directory are left out.
+func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if releaseName == "" {
+		releaseName = DefaultReleaseName
+	}
+	if namespace == "" {
+		namespace = "default"
+	}
+	chrt, err := loader.Load(chartPath)
+	if err != nil {
+		return nil, fmt.Errorf("loading chart %s: %w", chartPath, err)
+	}
+	if t := chrt.Metadata.Type; t != "" && t != "application" {
+		return nil, fmt.Errorf("chart %s: a %s chart cannot be installed", chartPath, t)
+	}
+	if err := checkDependencies(chrt); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", chartPath, err)
+	}
+	vals, err := userValues(valuesFiles, set)
+	if err != nil {
+		return nil, err
+	}
+	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
+		return nil, fmt.Errorf("chart %s: processing dependencies: %w", chartPath, err)
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
+		return nil, fmt.Errorf("chart %s requires kubeVersion %s, incompatible with Kubernetes %s", chartPath, kv, caps.KubeVersion.String())
+	}
+	opts := chartutil.ReleaseOptions{Name: releaseName, Namespace: namespace, Revision: 1, IsInstall: true}
+	renderVals, err := chartutil.ToRenderValues(chrt, vals, opts, caps)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: values: %w", chartPath, err)
+	}
+	files, err := engine.Engine{}.Render(chrt, renderVals)
+	if err != nil {
+		// Helm's message names the template file and line.
+		return nil, fmt.Errorf("rendering chart %s: %w", chartPath, err)
+	}
+	for name := range files {
+		if path.Base(name) == "NOTES.txt" {
+			delete(files, name)
+		}
+	}
+	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, fmt.Errorf("rendering chart %s: %w", chartPath, err)
+	}
+	var b bytes.Buffer
+	for _, m := range manifests {
+		fmt.Fprintf(&b, "---\n%s%s\n%s\n", SourcePrefix, m.Name, m.Content)
+	}
+	for _, h := range hooks {
+		fmt.Fprintf(&b, "---\n%s%s\n%s\n", SourcePrefix, h.Path, h.Manifest)
+	}
+	return b.Bytes(), nil
+}
+
+// checkDependencies fails when Chart.yaml lists a dependency that charts/
+// does not hold: Helm refuses to render such a chart too.
+func checkDependencies(c *chart.Chart) error {
+	have := map[string]bool{}
+	for _, d := range c.Dependencies() {
+		have[d.Name()] = true
+	}
+	var missing []string
+	for _, d := range c.Metadata.Dependencies {
+		if !have[d.Name] {
+			missing = append(missing, d.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("dependencies listed in Chart.yaml but missing from charts/ (run helm dependency build): %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// userValues merges the values files in order (a later file wins, maps
+// merge key by key) and then applies each --set expression.
+func userValues(files, set []string) (map[string]any, error) {
+	vals := map[string]any{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading values: %w", err)
+		}
+		v, err := chartutil.ReadValues(data)
+		if err != nil {
+			return nil, fmt.Errorf("reading values %s: %w", f, err)
+		}
+		mergeInto(vals, v)
+	}
+	for _, s := range set {
+		if err := strvals.ParseInto(s, vals); err != nil {
+			return nil, fmt.Errorf("--set %s: %w", s, err)
+		}
+	}
+	return vals, nil
+}
+
+func mergeInto(dst, src map[string]any) {
+	for k, v := range src {
+		sm, ok := v.(map[string]any)
+		if dm, ok2 := dst[k].(map[string]any); ok && ok2 {
+			mergeInto(dm, sm)
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// SourceAt names the template that produced line (1-based) of HelmChart's
+// output: the last "# Source:" comment at or before it, or "" when none.
+func SourceAt(rendered []byte, line int) string {
+	src := ""
+	for i, l := range bytes.Split(rendered, []byte("\n")) {
+		if i >= line {
+			break
+		}
+		if s, ok := bytes.CutPrefix(l, []byte(SourcePrefix)); ok {
+			src = string(s)
+		}
+	}
+	return src
+}
