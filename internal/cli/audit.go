@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -210,13 +209,9 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs := distinctImages(snap)
-	reqs := make([]image.Request, len(refs))
-	for i, r := range refs {
-		reqs[i] = image.Request{Ref: r, Verify: o.verify}
-	}
+	reqs, keys := audit.Requests(snap, o.verify)
 	start := time.Now()
-	stop := progress(o.streams.ErrOut, fmt.Sprintf("inspecting %d image(s)", len(refs)))
+	stop := progress(o.streams.ErrOut, fmt.Sprintf("inspecting %d image(s)", len(reqs)))
 	reps := res.InspectAll(ctx, reqs)
 	stop()
 	if err := ctx.Err(); err != nil {
@@ -226,25 +221,13 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 		len(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	byRef := make(map[string]*image.Report, len(reps))
 	for i, r := range reps {
-		byRef[refs[i]] = r
+		byRef[keys[i]] = r
+		if _, ok := byRef[reqs[i].Ref]; !ok || reqs[i].Override == nil {
+			byRef[reqs[i].Ref] = r // per image, for blockers and build advice
+		}
 	}
 	result := audit.Run(snap, byRef, audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers})
 	return &fleetRun{snap: snap, reports: reps, result: result}, nil
-}
-
-func distinctImages(snap *cluster.Snapshot) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, w := range snap.Workloads {
-		for _, c := range w.Containers {
-			if c.Image != "" && c.Role != cluster.RoleEphemeral && !seen[c.Image] {
-				seen[c.Image] = true
-				out = append(out, c.Image)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // progress shows a spinner line on a terminal stderr after a moment; it
