@@ -50,6 +50,9 @@ func TestHTMLInBrowser(t *testing.T) {
 		}
 	}
 	if bin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no chromium in PATH: .ci/run installs it (apt-get install chromium)")
+		}
 		t.Skip("no chromium in PATH (apt-get install chromium)")
 	}
 	dir := t.TempDir()
