@@ -60,7 +60,7 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.helmChart, "helm-chart", "", "render this Helm chart (directory or .tgz) offline as helm template does and read the result instead of the cluster")
 	cmd.Flags().StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
 	cmd.Flags().StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
-	cmd.Flags().StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name; the release namespace is -n (default \"default\")")
+	cmd.Flags().StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name (the release namespace is -n, else \"default\")")
 	cmd.Flags().StringVarP(&o.kustomize, "kustomize", "k", "", "build this kustomization directory as kustomize build does and read the result instead of the cluster")
 }
 

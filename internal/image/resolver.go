@@ -263,6 +263,20 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 		return rep
 	}
 	rep.Digest, rep.MediaType = top.desc.Digest, top.desc.MediaType
+	// A whole report is a pure function of immutable content (the digest),
+	// the request and the node platforms: a warm run reads it in one piece.
+	rkey := r.reportKey(rep.Digest, q)
+	var cached Report
+	if r.cache.getJSON("reports", rkey, &cached) {
+		r.hit(&st)
+		// Runtime messages quote the reference pulled: make them this one's.
+		for i := range cached.Pulls {
+			cached.Pulls[i].Error = strings.ReplaceAll(cached.Pulls[i].Error, fmt.Sprintf("%q", cached.Reference), fmt.Sprintf("%q", q.Ref))
+		}
+		cached.Reference = q.Ref
+		cached.Stats = st.get()
+		return &cached
+	}
 	switch {
 	case isIndex(top.desc.MediaType):
 		rep.Kind = KindIndex
@@ -285,7 +299,33 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 	summarize(rep)
 	r.pulls(rep, top)
 	rep.Stats = st.get()
+	if cacheable(rep) {
+		r.cache.putJSON("reports", rkey, rep)
+	}
 	return rep
+}
+
+func (r *Resolver) reportKey(dgst string, q Request) string {
+	var nodes []string
+	for _, n := range r.nodes {
+		nodes = append(nodes, platform.String(&n))
+	}
+	return fmt.Sprintf("v1|%s|%t|%s|%s", dgst, q.Verify && r.verifier != nil, overrideKey(q.Override), strings.Join(nodes, ","))
+}
+
+// cacheable reports whether a report holds only answers that cannot change:
+// no errors, no entry skipped for a transient reason, no unverifiable
+// verdict.
+func cacheable(rep *Report) bool {
+	if rep.Error != nil {
+		return false
+	}
+	for _, e := range rep.Entries {
+		if strings.Contains(e.Skipped, "unreadable") || e.Entrypoint != nil && e.Entrypoint.Verdict == VerdictUnverifiable {
+			return false
+		}
+	}
+	return true
 }
 
 type statsMu struct {

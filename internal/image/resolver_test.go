@@ -331,3 +331,21 @@ func TestDedupAcrossReferences(t *testing.T) {
 		t.Errorf("digest-pinned after tags: %v requests, error %+v", got, rep.Error)
 	}
 }
+
+func TestReportCacheKeepsTheReference(t *testing.T) {
+	reg := newCountingRegistry(t)
+	amdOnly := testimage.Index(testimage.For(testimage.App("linux/amd64", "amd64"), "linux/amd64"))
+	push(t, reg.host()+"/one:1", amdOnly)
+	push(t, reg.host()+"/one:2", amdOnly)
+	dir := t.TempDir()
+	newResolver(t, dir).Inspect(context.Background(), Request{Ref: reg.host() + "/one:1"})
+	rep := newResolver(t, dir).Inspect(context.Background(), Request{Ref: reg.host() + "/one:2"})
+	if rep.Reference != reg.host()+"/one:2" || rep.Stats.CacheHits == 0 {
+		t.Fatalf("reference %s, cache hits %d", rep.Reference, rep.Stats.CacheHits)
+	}
+	for _, p := range rep.Pulls {
+		if strings.Contains(p.Error, "one:1") {
+			t.Errorf("pull message quotes the other reference: %s", p.Error)
+		}
+	}
+}
