@@ -1,5 +1,5 @@
 # archfit — the two commands that matter:
-#   make example   run archfit on the shipped example (offline, no cluster)
+#   make example   diagnose the shipped example cluster dump (offline, no cluster)
 #   make test      run the whole test suite (builds the test cluster binaries once, cached)
 
 GO        ?= go
@@ -13,8 +13,13 @@ all: build
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/archfit
 
-# The main job on the shipped example: an OCI layout of real images.
+# The main job on the shipped example: a kubectl dump of a mixed cluster,
+# diagnosed against an OCI layout of real images. Offline.
 example: build
+	$(BIN) diagnose -f examples/cluster --oci-layout examples/images --no-cache --fail-on never
+
+# What every example image really is, entry by entry.
+example-images: build
 	$(BIN) inspect --oci-layout examples/images --verify --no-cache --fail-on never
 
 # Everything: format and vet checks, the cluster test environment (cached
