@@ -37,7 +37,12 @@ var (
 	// not this.
 	reNoSuchFile = regexp.MustCompile(`(?i)((?:^|\s)exec [^:\s]+: no such file or directory|exec user process caused: no such file or directory|exec container process .*: No such file or directory|bad interpreter: No such file or directory|exec: "[^"]*": stat [^:]+: no such file or directory|exec: "[^"]*": executable file not found in \$PATH|starting container process caused: exec: .*: no such file or directory|\r: No such file or directory|/usr/bin/env: '[^']*\r': No such file or directory)`)
 	// containerd local path, transfer path, CRI-O (every wrapping), docker.
-	reNoMatch = regexp.MustCompile(`no match for platform in manifest|no image found in (manifest list|image index) for architecture|no matching manifest for \S+ in the manifest list entries|image with reference \S+ was found but does not match the specified platform`)
+	// "get image config descriptor: content digest ...: not found" is
+	// containerd >= 2.1's transfer path when its platform filter and its
+	// config lookup disagree (an index with only a fallback entry such as
+	// arm/v7 on an arm64 node): the index resolved, the platform did not.
+	// A missing tag fails earlier, at "failed to resolve reference".
+	reNoMatch = regexp.MustCompile(`no match for platform in manifest|get image config descriptor: content digest \S+: not found|no image found in (manifest list|image index) for architecture|no matching manifest for \S+ in the manifest list entries|image with reference \S+ was found but does not match the specified platform`)
 	// Not-arch pull causes. Order matters only for naming the cause.
 	notArchPull = []struct {
 		re    *regexp.Regexp
