@@ -32,7 +32,7 @@ type renderAudit struct {
 func auditRendered(t *testing.T, wantCode int, args ...string) renderAudit {
 	t.Helper()
 	args = append(append([]string{"audit", "-o", "json"}, args...), renderImageArgs...)
-	out, errOut, code := runFleetCmd(t, args...)
+	out, errOut, code := runArchfit(t, "", args...)
 	if code != wantCode {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, wantCode, errOut)
 	}
@@ -100,7 +100,7 @@ func TestAuditRenderedWithFiles(t *testing.T) {
 }
 
 func TestPlanHelmChart(t *testing.T) {
-	out, errOut, code := runFleetCmd(t, append([]string{"plan", "--helm-chart", renderChart, "--values", renderChart + "/values-worker.yaml"}, renderImageArgs...)...)
+	out, errOut, code := runArchfit(t, "", append([]string{"plan", "--helm-chart", renderChart, "--values", renderChart + "/values-worker.yaml"}, renderImageArgs...)...)
 	if code != ExitOK || !strings.Contains(out, "release-name-web") {
 		t.Errorf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

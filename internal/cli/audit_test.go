@@ -1,29 +1,16 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
-
-func runFleetCmd(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd := NewCmdRoot(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), errOut.String(), ExitCode(err)
-}
 
 var exampleArgs = []string{"-f", "../../examples/manifests/workloads", "--oci-layout", "../../examples/images", "--no-cache",
 	"--config", "../../examples/manifests/.archfit.yaml"}
 
 func TestAuditJSON(t *testing.T) {
-	out, errOut, code := runFleetCmd(t, append([]string{"audit", "-o", "json"}, exampleArgs...)...)
+	out, errOut, code := runArchfit(t, "", append([]string{"audit", "-o", "json"}, exampleArgs...)...)
 	if code != ExitFindings {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, ExitFindings, errOut)
 	}
@@ -71,7 +58,7 @@ func TestAuditJSON(t *testing.T) {
 func TestAuditFormats(t *testing.T) {
 	for _, format := range []string{"text", "yaml", "markdown", "sarif", "html"} {
 		t.Run(format, func(t *testing.T) {
-			out, errOut, code := runFleetCmd(t, append([]string{"audit", "-o", format, "--fail-on", "never"}, exampleArgs...)...)
+			out, errOut, code := runArchfit(t, "", append([]string{"audit", "-o", format, "--fail-on", "never"}, exampleArgs...)...)
 			if code != ExitOK || out == "" {
 				t.Fatalf("exit %d, %d bytes; stderr:\n%s", code, len(out), errOut)
 			}
@@ -86,7 +73,7 @@ func TestAuditFormats(t *testing.T) {
 }
 
 func TestPlanCommand(t *testing.T) {
-	out, errOut, code := runFleetCmd(t, append([]string{"plan", "--prefer-arm"}, exampleArgs...)...)
+	out, errOut, code := runArchfit(t, "", append([]string{"plan", "--prefer-arm"}, exampleArgs...)...)
 	if code != ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
@@ -95,7 +82,7 @@ func TestPlanCommand(t *testing.T) {
 			t.Errorf("plan lacks %q", s)
 		}
 	}
-	if _, errOut, code := runFleetCmd(t, "audit", "-f", "../../examples/manifests/workloads", "--config", "missing.yaml"); code != ExitFailure {
+	if _, errOut, code := runArchfit(t, "", "audit", "-f", "../../examples/manifests/workloads", "--config", "missing.yaml"); code != ExitFailure {
 		_ = errOut
 		t.Errorf("missing --config: exit %d", code)
 	}

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"sort"
@@ -10,16 +8,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 func runDiagnose(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd := NewCmdRoot(genericiooptions.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
-	cmd.SetArgs(append([]string{"diagnose"}, args...))
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), errOut.String(), ExitCode(err)
+	return runArchfit(t, stdin, append([]string{"diagnose"}, args...)...)
 }
 
 var diagnoseExampleArgs = []string{"-f", "../../examples/cluster", "--oci-layout", "../../examples/images", "--no-cache"}

@@ -1,27 +1,14 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
-
-func runInspect(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd := NewCmdRoot(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), errOut.String(), ExitCode(err)
-}
 
 func TestInspectExample(t *testing.T) {
 	layout := "../../examples/images"
-	out, _, code := runInspect(t, "inspect", "--oci-layout", layout, "--verify", "--no-cache")
+	out, _, code := runArchfit(t, "", "inspect", "--oci-layout", layout, "--verify", "--no-cache")
 	if code != ExitFindings {
 		t.Errorf("exit %d, want %d (the example holds a mislabeled image)", code, ExitFindings)
 	}
@@ -35,11 +22,11 @@ func TestInspectExample(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	_, _, code = runInspect(t, "inspect", "--oci-layout", layout, "--verify", "--no-cache", "--fail-on", "never")
+	_, _, code = runArchfit(t, "", "inspect", "--oci-layout", layout, "--verify", "--no-cache", "--fail-on", "never")
 	if code != ExitOK {
 		t.Errorf("--fail-on never: exit %d", code)
 	}
-	out, _, _ = runInspect(t, "inspect", "--oci-layout", layout, "--no-cache", "-o", "json", "example.com/shop/api:1.0")
+	out, _, _ = runArchfit(t, "", "inspect", "--oci-layout", layout, "--no-cache", "-o", "json", "example.com/shop/api:1.0")
 	var doc struct {
 		Images []struct {
 			Architectures []string `json:"architectures"`
@@ -61,7 +48,7 @@ func TestInspectUsageErrors(t *testing.T) {
 		{"inspect", "x:1", "--concurrency", "0"},
 		{"inspect", "--oci-layout", "/nonexistent"},
 	} {
-		_, _, code := runInspect(t, args...)
+		_, _, code := runArchfit(t, "", args...)
 		if code != ExitFailure {
 			t.Errorf("%v: exit %d, want %d", args, code, ExitFailure)
 		}
@@ -69,7 +56,7 @@ func TestInspectUsageErrors(t *testing.T) {
 }
 
 func TestInspectUninspectableIsAWarning(t *testing.T) {
-	out, _, code := runInspect(t, "inspect", "--oci-layout", "../../examples/images", "--no-cache", "example.com/nope:1", "example.com/shop/api:1.0")
+	out, _, code := runArchfit(t, "", "inspect", "--oci-layout", "../../examples/images", "--no-cache", "example.com/nope:1", "example.com/shop/api:1.0")
 	if code != ExitOK {
 		t.Errorf("exit %d: an uninspectable image is a warning, below the default --fail-on error", code)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/remedy"
@@ -21,14 +19,7 @@ const exampleLayout = "../../examples/images"
 
 func runPatch(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd := NewCmdRoot(genericiooptions.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
-	cmd.SetArgs(append([]string{"patch", "--oci-layout", exampleLayout, "--no-cache"}, args...))
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
-		errOut.WriteString("error: " + err.Error() + "\n")
-	}
-	return out.String(), errOut.String(), ExitCode(err)
+	return runArchfit(t, stdin, append([]string{"patch", "--oci-layout", exampleLayout, "--no-cache"}, args...)...)
 }
 
 func TestPatchFlagValidation(t *testing.T) {
