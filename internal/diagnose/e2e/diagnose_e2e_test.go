@@ -86,7 +86,8 @@ type result struct {
 		Workload struct {
 			Kind, Namespace, Name string
 		} `json:"workload"`
-		Evidence []string `json:"evidence"`
+		Evidence   []string `json:"evidence"`
+		Confidence string   `json:"confidence"`
 	} `json:"findings"`
 	Extra struct {
 		Stats map[string]int `json:"stats"`
@@ -167,7 +168,23 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 	lucky.Spec.Template.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: corev1.NodeSelectorTerm{
 			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpIn, Values: []string{"amd64"}}}}}}}}
-	for _, d := range []*appsv1.Deployment{nowhere, lucky} {
+	// A private amd64-only image the pods pull with an imagePullSecret:
+	// archfit must read the same secret to inspect the image, so the
+	// verdict rests on the image too (high confidence), not on the log alone.
+	refs["withsecret"] = reg + "/private/e2e/amd-only:1"
+	push(t, refs["withsecret"], amd)
+	cfgJSON, _ := json.Marshal(map[string]any{"auths": map[string]any{reg: map[string]string{
+		"username": testenv.RegistryUser, "password": testenv.RegistryPassword}}})
+	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "regcred"},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: cfgJSON},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	withSecret := spread(ns, "withsecret", refs["withsecret"], 6)
+	withSecret.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+	for _, d := range []*appsv1.Deployment{nowhere, lucky, withSecret} {
 		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -181,6 +198,7 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 		"Deployment/private":    {"pull-failure-not-arch"},
 		"Deployment/nowhere":    {"arch-constraint-conflict"},
 		"Deployment/lucky":      {"single-arch-at-risk"},
+		"Deployment/withsecret": {"wrong-arch-binary"},
 	}
 	var got map[string][]string
 	var last result
@@ -196,6 +214,9 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 	for _, f := range last.Findings {
 		if len(f.Evidence) == 0 {
 			t.Errorf("%s %s: no evidence", f.Workload.Name, f.Code)
+		}
+		if f.Workload.Name == "withsecret" && f.Confidence != "high" {
+			t.Errorf("withsecret: confidence %q: the image was not read with the pods' pull secret\n%s", f.Confidence, stderr)
 		}
 	}
 	t.Logf("stats: %v; %s", last.Extra.Stats, strings.TrimSpace(stderr))
