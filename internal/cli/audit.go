@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -183,6 +185,14 @@ func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
 		return nil, err
 	}
 	fmt.Fprintf(o.streams.ErrOut, "read the cluster with %d API request(s)\n", snap.APIRequests)
+	// The workloads' own pull secrets open their private registries.
+	var pods []*corev1.Pod
+	for _, w := range snap.Workloads {
+		pods = append(pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec})
+	}
+	if o.images.pullSecrets, err = pullSecretKeychain(ctx, o.configFlags, pods, o.streams.ErrOut); err != nil {
+		return nil, err
+	}
 	return snap, nil
 }
 
