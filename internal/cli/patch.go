@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -504,6 +505,14 @@ func (o *patchOptions) containers(ctx context.Context, w *cluster.Workload) ([]r
 	}
 	if len(reqs) == 0 {
 		return cs, nil
+	}
+	if len(o.files) == 0 && o.images.ociLayout == "" {
+		// Live: the workload's own pull secrets open its private registry.
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: spec}
+		var err error
+		if o.images.pullSecrets, err = pullSecretKeychain(ctx, o.configFlags, []*corev1.Pod{pod}, o.streams.ErrOut); err != nil {
+			return nil, err
+		}
 	}
 	res, err := o.images.resolver(true)
 	if err != nil {
