@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,23 +425,37 @@ func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *chall
 	if err != nil {
 		return token{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ch.realm, nil)
-	if err != nil {
-		return token{}, fmt.Errorf("token realm %q: %w", ch.realm, err)
+	var req *http.Request
+	if cfg.IdentityToken != "" {
+		// An identity (refresh) token, as `docker login` stores for Azure
+		// Container Registry and others, is exchanged with the OAuth2 form
+		// POST of the distribution token spec.
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {cfg.IdentityToken},
+			"service": {ch.service}, "scope": {scope}, "client_id": {"archfit"}}
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, ch.realm, strings.NewReader(form.Encode()))
+		if err != nil {
+			return token{}, fmt.Errorf("token realm %q: %w", ch.realm, err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, ch.realm, nil)
+		if err != nil {
+			return token{}, fmt.Errorf("token realm %q: %w", ch.realm, err)
+		}
+		q := req.URL.Query()
+		if ch.service != "" {
+			q.Set("service", ch.service)
+		}
+		q.Set("scope", scope)
+		req.URL.RawQuery = q.Encode()
+		switch {
+		case cfg.RegistryToken != "":
+			req.Header.Set("Authorization", "Bearer "+cfg.RegistryToken)
+		case cfg.Username != "" || cfg.Password != "":
+			req.SetBasicAuth(cfg.Username, cfg.Password)
+		}
 	}
-	q := req.URL.Query()
-	if ch.service != "" {
-		q.Set("service", ch.service)
-	}
-	q.Set("scope", scope)
-	req.URL.RawQuery = q.Encode()
 	req.Header.Set("User-Agent", c.userAgent)
-	switch {
-	case cfg.RegistryToken != "":
-		req.Header.Set("Authorization", "Bearer "+cfg.RegistryToken)
-	case cfg.Username != "" || cfg.Password != "":
-		req.SetBasicAuth(cfg.Username, cfg.Password)
-	}
 	c.requests.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -250,3 +250,42 @@ func TestParseChallenge(t *testing.T) {
 		t.Errorf("unknown scheme: %+v", c)
 	}
 }
+
+// TestIdentityTokenExchange: an identity (refresh) token from docker login
+// is exchanged by the OAuth2 POST; the registry then accepts the access token.
+// The token endpoint is hand-written: the in-process registry has no auth.
+func TestIdentityTokenExchange(t *testing.T) {
+	var locked atomic.Bool
+	s := realRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !locked.Load() {
+				h.ServeHTTP(w, r)
+				return
+			}
+			if r.URL.Path == "/oauth2/token" {
+				if r.Method != http.MethodPost || r.PostFormValue("grant_type") != "refresh_token" || r.PostFormValue("refresh_token") != "refresh-123" ||
+					r.PostFormValue("scope") != "repository:acr/app:pull" || r.PostFormValue("service") != "acr" {
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				fmt.Fprint(w, `{"access_token":"access-456","expires_in":300}`)
+				return
+			}
+			if r.Header.Get("Authorization") != "Bearer access-456" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+r.Host+`/oauth2/token",service="acr"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	r := ref(t, s, "acr/app:1")
+	if err := remote.Write(r, testimage.App("linux/arm64", "arm64")); err != nil {
+		t.Fatal(err)
+	}
+	locked.Store(true)
+	c := New(WithKeychain(staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "00000000-0000-0000-0000-000000000000", IdentityToken: "refresh-123"})}))
+	if _, _, err := c.Manifest(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+}
