@@ -4,6 +4,7 @@
 
 GO        ?= go
 BIN       := bin/archfit
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 
 .PHONY: all build example test unit lint fmt vet bench cluster-build cluster-up cluster-down install-plugin clean
@@ -11,7 +12,7 @@ PKGS      := ./...
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/archfit
+	$(GO) build -trimpath -ldflags "-X github.com/archfit/archfit/internal/cli.version=$(VERSION)" -o $(BIN) ./cmd/archfit
 
 # The main job on the shipped example: a kubectl dump of a mixed cluster,
 # diagnosed against an OCI layout of real images. Offline.
