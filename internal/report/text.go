@@ -196,6 +196,8 @@ func imageText(w io.Writer, r *image.Report) error {
 					cell = "pull fails"
 				case p.Runs != nil && !*p.Runs:
 					cell = p.Platform + " (exec fails)"
+				case notArchFailure(r, p.Digest):
+					cell = p.Platform + " (exec fails, not arch)"
 				case p.Reason != "" && !strings.HasPrefix(p.Reason, "single manifest"):
 					cell = p.Platform + " ok*"
 				default:
@@ -242,6 +244,20 @@ func imageText(w io.Writer, r *image.Report) error {
 	return nil
 }
 
+// notArchFailure reports whether the entry's entrypoint cannot run for a
+// reason that is not its architecture (script without #!, missing loader).
+func notArchFailure(r *image.Report, digest string) bool {
+	for _, e := range r.Entries {
+		if e.Digest == digest && e.Entrypoint != nil {
+			switch e.Entrypoint.Verdict {
+			case image.VerdictNotExecutable, image.VerdictMissingInterp, image.VerdictNotFound:
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func describeEntrypoint(e *image.Entrypoint) string {
 	s := e.Path
 	if s == "" {
@@ -259,6 +275,8 @@ func describeEntrypoint(e *image.Entrypoint) string {
 	case "script":
 		bits = append(bits, "script "+e.Shebang)
 	case "":
+	case "other":
+		bits = append(bits, "not ELF, no #!")
 	default:
 		bits = append(bits, e.Format)
 	}
