@@ -558,7 +558,10 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	if e.Platform != nil {
 		want = platform.Arch(*e.Platform)
 	}
-	vkey := fmt.Sprintf("%s|%s|%s", e.Digest, want, overrideKey(q.Override))
+	// What runs depends only on argv[0] (the arguments never change which
+	// file the kernel executes), so pods that start the same image with the
+	// same program but other arguments share one verification.
+	vkey := fmt.Sprintf("%s|%s|%q", e.Digest, want, argv0(cf.Config, q.Override))
 	var ep Entrypoint
 	if r.cache.getJSON("verify", vkey, &ep) {
 		r.hit(st)
@@ -595,6 +598,27 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		e.Mismatch = fmt.Sprintf("entry claims %s, entrypoint %s is %s", want, e.Entrypoint.Path, e.Entrypoint.Arch)
 	}
 	return nil
+}
+
+// argv0 is the program a container runs: the pod's command, else the
+// image Entrypoint, else the pod's args or the image Cmd (as containerd
+// combines them).
+func argv0(cfg v1.Config, o *Override) string {
+	var argv []string
+	switch {
+	case o != nil && len(o.Command) > 0:
+		argv = o.Command
+	case len(cfg.Entrypoint) > 0:
+		argv = cfg.Entrypoint
+	case o != nil && len(o.Args) > 0:
+		argv = o.Args
+	default:
+		argv = cfg.Cmd
+	}
+	if len(argv) == 0 {
+		return ""
+	}
+	return argv[0]
 }
 
 func pathFromEnv(env []string) string {

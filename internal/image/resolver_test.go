@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,5 +348,30 @@ func TestReportCacheKeepsTheReference(t *testing.T) {
 		if strings.Contains(p.Error, "one:1") {
 			t.Errorf("pull message quotes the other reference: %s", p.Error)
 		}
+	}
+}
+
+// TestVerifyOncePerProgram: pods that run the same image's same program
+// with other arguments share one verification (one layer read).
+func TestVerifyOncePerProgram(t *testing.T) {
+	reg := newCountingRegistry(t)
+	ref := reg.host() + "/busybox:1"
+	push(t, ref, testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
+	reg.take()
+	var calls atomic.Int32
+	v := func(ctx context.Context, img v1.Image, want string, o *Override) (*Entrypoint, error) {
+		calls.Add(1)
+		return readAppArch(img, want)
+	}
+	r, _ := NewResolver(WithRegistryClient(regclient.New()), WithVerifier(v))
+	var reqs []Request
+	for i := 0; i < 10; i++ {
+		reqs = append(reqs, Request{Ref: ref, Verify: true, Override: &Override{Command: []string{"/app"}, Args: []string{fmt.Sprint("--shard=", i)}}})
+	}
+	reqs = append(reqs, Request{Ref: ref, Verify: true, Override: &Override{Command: []string{"/other"}}})
+	r.InspectAll(context.Background(), reqs)
+	// Two entries x two programs (/app, /other).
+	if got := calls.Load(); got != 4 {
+		t.Errorf("verifications: %d, want 4", got)
 	}
 }
