@@ -11,9 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,50 +28,6 @@ var cluster testenv.Shared
 var authnBasic = authn.Basic{Username: testenv.RegistryUser, Password: testenv.RegistryPassword}
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &cluster)) }
-
-func push(t *testing.T, ref string, img any) v1.Hash {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d v1.Hash
-	switch v := img.(type) {
-	case v1.Image:
-		err = remote.Write(r, v)
-		d, _ = v.Digest()
-	case v1.ImageIndex:
-		err = remote.WriteIndex(r, v)
-		d, _ = v.Digest()
-	}
-	if err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	return d
-}
-
-// spread is a Deployment of n replicas of image, one per node where possible.
-func spread(ns, name, image string, n int32) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(n),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{Name: "app", Image: image, ImagePullPolicy: corev1.PullIfNotPresent}},
-					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
-						MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.DoNotSchedule,
-						LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
-					}},
-					TerminationGracePeriodSeconds: ptr.To[int64](5),
-				},
-			},
-		},
-	}
-}
 
 func nodeSpecs(env *testenv.Env) map[string]twin.NodeSpec {
 	m := map[string]twin.NodeSpec{}
@@ -156,10 +110,10 @@ func TestSingleArchImageOnMixedCluster(t *testing.T) {
 	ns := env.Namespace(ctx, t, "smoke")
 	nodes := nodeSpecs(env)
 	image := env.Registry + "/smoke/app:v1"
-	push(t, image, testimage.App("linux/amd64", "amd64"))
+	testenv.Push(t, image, testimage.App("linux/amd64", "amd64"))
 
 	deploys := env.Client.AppsV1().Deployments(ns)
-	if _, err := deploys.Create(ctx, spread(ns, "web", image, 6), metav1.CreateOptions{}); err != nil {
+	if _, err := deploys.Create(ctx, testenv.SpreadDeployment(ns, "web", image, 6), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pods := podsOf(ctx, t, env, ns, "web", 6, func(p corev1.Pod) error {
@@ -245,9 +199,9 @@ func TestIndexWithoutArm64(t *testing.T) {
 	nodes := nodeSpecs(env)
 	image := env.Registry + "/smoke/indexed:v1"
 	app := testimage.App("linux/amd64", "amd64")
-	idx := push(t, image, testimage.Index(testimage.For(app, "linux/amd64"), testimage.Attestation(app)))
+	idx := testenv.Push(t, image, testimage.Index(testimage.For(app, "linux/amd64"), testimage.Attestation(app)))
 
-	if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, spread(ns, "api", image, 6), metav1.CreateOptions{}); err != nil {
+	if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.SpreadDeployment(ns, "api", image, 6), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cause := func(node twin.NodeSpec) string {
@@ -349,8 +303,8 @@ func TestInitContainerBlocksMain(t *testing.T) {
 	ns := env.Namespace(ctx, t, "init")
 	amd := env.Registry + "/smoke/init-amd64:v1"
 	multi := env.Registry + "/smoke/multi:v1"
-	push(t, amd, testimage.App("linux/amd64", "amd64"))
-	push(t, multi, testimage.MultiArch("linux/amd64", "linux/arm64"))
+	testenv.Push(t, amd, testimage.App("linux/amd64", "amd64"))
+	testenv.Push(t, multi, testimage.MultiArch("linux/amd64", "linux/arm64"))
 
 	pod := pinned(ns, "migrate", "arm64-containerd21",
 		[]corev1.Container{{Name: "migrate", Image: amd}},
@@ -388,7 +342,7 @@ func TestPullFailuresThatAreNotArch(t *testing.T) {
 	ns := env.Namespace(ctx, t, "notarch")
 	missing := env.Registry + "/smoke/app:does-not-exist"
 	private := env.Registry + "/private/app:v1"
-	push(t, env.Registry+"/smoke/app:v1", testimage.App("linux/amd64", "amd64"))
+	testenv.Push(t, env.Registry+"/smoke/app:v1", testimage.App("linux/amd64", "amd64"))
 	r, _ := name.ParseReference(private)
 	if err := remote.Write(r, testimage.App("linux/amd64", "amd64"), remote.WithAuth(&authnBasic)); err != nil {
 		t.Fatal(err)

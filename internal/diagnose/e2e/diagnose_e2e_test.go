@@ -17,15 +17,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/utils/ptr"
 
 	"github.com/archfit/archfit/internal/cli"
 	"github.com/archfit/archfit/internal/testenv"
@@ -37,47 +33,6 @@ var cluster testenv.Shared
 func TestMain(m *testing.M) {
 	flag.Parse() // testenv.Main reads testing.Short before m.Run parses flags
 	os.Exit(testenv.Main(m, &cluster))
-}
-
-func push(t *testing.T, ref string, obj any) {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := remote.WithAuth(&authn.Basic{Username: testenv.RegistryUser, Password: testenv.RegistryPassword})
-	switch o := obj.(type) {
-	case v1.ImageIndex:
-		err = remote.WriteIndex(r, o, auth)
-	case v1.Image:
-		err = remote.Write(r, o, auth)
-	}
-	if err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-}
-
-// spread is a Deployment with one replica per node.
-func spread(ns, app, image string, replicas int32) *appsv1.Deployment {
-	labels := map[string]string{"app": app}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{Name: "app", Image: image, ImagePullPolicy: corev1.PullIfNotPresent}},
-					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
-						MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.DoNotSchedule,
-						LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
-					}},
-					TerminationGracePeriodSeconds: ptr.To[int64](5),
-				},
-			},
-		},
-	}
 }
 
 type result struct {
@@ -148,23 +103,23 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 		"multi":      testimage.MultiArch("linux/amd64", "linux/arm64/v8"),
 	}
 	for app, img := range images {
-		push(t, fmt.Sprintf("%s/e2e/%s:1", reg, app), img)
+		testenv.Push(t, fmt.Sprintf("%s/e2e/%s:1", reg, app), img)
 	}
 	refs := map[string]string{"private": reg + "/private/e2e/secret:1"}
 	for app := range images {
 		refs[app] = fmt.Sprintf("%s/e2e/%s:1", reg, app)
 	}
-	push(t, refs["private"], testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
+	testenv.Push(t, refs["private"], testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
 	for app, ref := range refs {
-		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, spread(ns, app, ref, 6), metav1.CreateOptions{}); err != nil {
+		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.SpreadDeployment(ns, app, ref, 6), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Pinned to an architecture no node has: Pending, FailedScheduling.
-	nowhere := spread(ns, "nowhere", refs["multi"], 1)
+	nowhere := testenv.SpreadDeployment(ns, "nowhere", refs["multi"], 1)
 	nowhere.Spec.Template.Spec.NodeSelector = map[string]string{"kubernetes.io/arch": "s390x"}
 	// Healthy on amd64 (preferred), but nothing keeps it off arm64: at risk.
-	lucky := spread(ns, "lucky", refs["amd-only"], 1)
+	lucky := testenv.SpreadDeployment(ns, "lucky", refs["amd-only"], 1)
 	lucky.Spec.Template.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: corev1.NodeSelectorTerm{
 			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpIn, Values: []string{"amd64"}}}}}}}}
@@ -172,7 +127,7 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 	// archfit must read the same secret to inspect the image, so the
 	// verdict rests on the image too (high confidence), not on the log alone.
 	refs["withsecret"] = reg + "/private/e2e/amd-only:1"
-	push(t, refs["withsecret"], amd)
+	testenv.Push(t, refs["withsecret"], amd)
 	cfgJSON, _ := json.Marshal(map[string]any{"auths": map[string]any{reg: map[string]string{
 		"username": testenv.RegistryUser, "password": testenv.RegistryPassword}}})
 	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
@@ -182,7 +137,7 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	withSecret := spread(ns, "withsecret", refs["withsecret"], 6)
+	withSecret := testenv.SpreadDeployment(ns, "withsecret", refs["withsecret"], 6)
 	withSecret.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
 	for _, d := range []*appsv1.Deployment{nowhere, lucky, withSecret} {
 		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {

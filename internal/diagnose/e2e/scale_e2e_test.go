@@ -44,14 +44,14 @@ func TestDiagnoseLiveScale(t *testing.T) {
 				Layers: [][]testimage.File{{{Path: "/app", Data: testimage.ELF(arch)}}, {{Path: fmt.Sprintf("/etc/svc-%02d", i), Data: []byte(ref), Mode: 0o644}}}}.Build())
 		}
 		if i%2 == 0 {
-			push(t, ref, app("linux/amd64", "amd64"))
+			testenv.Push(t, ref, app("linux/amd64", "amd64"))
 		} else {
 			amd := app("linux/amd64", "amd64")
-			push(t, ref, testimage.Index(testimage.For(amd, "linux/amd64"), testimage.Attestation(amd)))
+			testenv.Push(t, ref, testimage.Index(testimage.For(amd, "linux/amd64"), testimage.Attestation(amd)))
 		}
 	}
 	for w := 0; w < 50; w++ {
-		d := spread(ns, fmt.Sprintf("svc-%02d", w), refs[w%30], 10)
+		d := testenv.SpreadDeployment(ns, fmt.Sprintf("svc-%02d", w), refs[w%30], 10)
 		d.Spec.Template.Spec.TopologySpreadConstraints = nil
 		d.Spec.Template.Spec.NodeSelector = map[string]string{"karpenter.sh/nodepool": "scale-arm"}
 		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
