@@ -195,4 +195,20 @@ spec:
 	if err := Check(job, res, true); !errors.Is(err, ErrImmutable) {
 		t.Errorf("Check of a Job: %v, want ErrImmutable", err)
 	}
+
+	// Suspended and never started: scheduling directives may change.
+	job, res = patched(t, `apiVersion: batch/v1
+kind: Job
+metadata: {name: j, namespace: shop}
+spec:
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: app, image: app:1}
+`, "amd64")
+	if err := Check(job, res, true); err != nil {
+		t.Errorf("Check of a suspended, never started Job: %v, want nil", err)
+	}
 }

@@ -196,7 +196,7 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 		PodSpecPath: pointer(kind.podSpec...),
 		Allowed:     allowed,
 		Recreate:    kind.recreate,
-		Immutable:   kind.immutable,
+		Immutable:   kind.immutable && !suspendedNeverStarted(obj),
 		kind:        kind,
 		podSpec:     kind.podSpec,
 		orig:        obj.DeepCopy(),
@@ -333,10 +333,22 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 	if kind.recreate {
 		res.Notes = append(res.Notes, "a running Pod's affinity cannot change: delete the Pod and create it again from the patched manifest (better: run it under a Deployment)")
 	}
-	if kind.immutable {
+	switch {
+	case res.Immutable:
 		res.Notes = append(res.Notes, "a Job's pod template is immutable once created (scheduling fields change only while it is suspended and has never started): delete the Job and create it again from the patched manifest, or patch what creates it")
+	case kind.immutable:
+		res.Notes = append(res.Notes, "the Job is suspended and has never started, so the API server accepts new scheduling directives; apply before resuming it")
 	}
 	return res, nil
+}
+
+// suspendedNeverStarted: a Job with spec.suspend true and no
+// status.startTime, whose node affinity, node selector and tolerations
+// the API server lets change (Kubernetes >= 1.27).
+func suspendedNeverStarted(obj *unstructured.Unstructured) bool {
+	suspend, _, _ := unstructured.NestedBool(obj.Object, "spec", "suspend")
+	start, _, _ := unstructured.NestedString(obj.Object, "status", "startTime")
+	return suspend && start == ""
 }
 
 // redirect refuses objects whose pod template belongs to someone else.
