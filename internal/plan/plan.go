@@ -308,10 +308,35 @@ func widenPhase(arm []audit.Pool, opts Options) Phase {
 	ph.Steps = []Step{
 		{Title: "Re-audit and take the next batch of proven workloads (phases 2 to 4 again)", Lang: "sh", Text: "archfit plan -A --verify"},
 		{Title: "Grow the Arm pools as workloads move (Karpenter: allow arm64 in the NodePool requirements and give it the higher weight; node groups: raise the desired size)"},
-		{Title: "When the audit shows 100% arm64 readiness, remove the taint so anything can land on Arm", Lang: "sh", Text: "archfit audit -A --verify -o json | jq -e '.extra.readiness.workloadShare == 1'\nkubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule-"},
+	}
+	// The taint comes off the pools phase 1 tainted, never off GKE's own
+	// Arm pools (GKE keeps that taint and tolerates it for pods that select
+	// arm64).
+	remove := []string{"archfit audit -A --verify -o json | jq -e '.extra.readiness.workloadShare == 1'"}
+	var restore []string
+	var gke []string
+	for _, pl := range arm {
+		if pl.Label == "cloud.google.com/gke-nodepool" {
+			gke = append(gke, pl.Name)
+			continue
+		}
+		sel := "kubernetes.io/arch=arm64"
+		if pl.Label != "" && pl.Label != "kubernetes.io/arch" {
+			sel = pl.Label + "=" + pl.Name + "," + sel
+		}
+		remove = append(remove, "kubectl taint nodes -l "+sel+" kubernetes.io/arch=arm64:NoSchedule-")
+		restore = append(restore, "kubectl taint nodes -l "+sel+" kubernetes.io/arch=arm64:NoSchedule --overwrite")
+	}
+	if len(arm) == 0 {
+		remove = append(remove, "kubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule-")
+		restore = append(restore, "kubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule --overwrite")
+	}
+	ph.Steps = append(ph.Steps, Step{Title: "When the audit shows 100% arm64 readiness, remove the taint phase 1 added (the commands below; NodePool and node group templates as in the phase 1 rollback) so anything can land on Arm", Lang: "sh", Text: strings.Join(remove, "\n")})
+	if len(gke) > 0 {
+		ph.Notes = append(ph.Notes, "GKE node pools "+strings.Join(gke, ", ")+" keep GKE's own kubernetes.io/arch=arm64 taint: workloads land there by selecting arm64 (GKE then adds the toleration), not by removing the taint.")
 	}
 	ph.Gate = []Step{{Title: "Each batch passes the phase 4 gate before the next one starts."}}
-	ph.Rollback = []Step{{Title: "Put the taint back (phase 1) and roll back the last batch's tolerations (phase 3 rollback)", Lang: "sh", Text: "kubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule --overwrite"}}
+	ph.Rollback = []Step{{Title: "Put the taint back (phase 1) and roll back the last batch's tolerations (phase 3 rollback)", Lang: "sh", Text: strings.Join(restore, "\n")}}
 	for _, pl := range arm {
 		if pl.Label == "karpenter.sh/nodepool" {
 			ph.Steps = append(ph.Steps, Step{Title: "Karpenter: prefer the Arm NodePool " + pl.Name + " once most workloads tolerate it", Lang: "sh",

@@ -88,6 +88,13 @@ func TestBuild(t *testing.T) {
 	if diff := cmp.Diff(map[string]bool{"shop/Deployment/catalog": true, "kube-system/DaemonSet/agent": true, "shop/Deployment/api": false}, ready); diff != "" {
 		t.Errorf("candidates (-want +got):\n%s", diff)
 	}
+	p5 := dump(p.Phases[len(p.Phases)-1])
+	if !strings.Contains(p5, "kubectl taint nodes -l karpenter.sh/nodepool=graviton,kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule-") {
+		t.Errorf("the last phase does not remove phase 1's taint pool by pool:\n%s", p5)
+	}
+	if strings.Contains(p5, "-l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule-") || !strings.Contains(p5, "GKE node pools arm-gke keep") {
+		t.Errorf("the last phase must not remove GKE's own taint:\n%s", p5)
+	}
 	p3 := dump(p.Phases[2])
 	if !strings.Contains(p3, "deployment catalog") || strings.Contains(p3, "deployment api ") {
 		t.Errorf("phase 3 should patch catalog only:\n%s", p3)
