@@ -219,6 +219,9 @@ type shebang struct {
 // and tabs separate; the rest of the line after the interpreter, trimmed,
 // is ONE argument; a CR is an ordinary character.
 func parseShebang(b []byte) shebang {
+	if !bytes.HasPrefix(b, []byte("#!")) {
+		return shebang{err: "no #! line"}
+	}
 	buf := b
 	if len(buf) > binprmBufSize {
 		buf = buf[:binprmBufSize]
