@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -30,7 +31,9 @@ const SourcePrefix = "# Source: "
 // values schema checked, and Helm's default capabilities (no cluster, so
 // lookup returns nothing). The output is the manifests in Helm's install
 // order followed by the hooks, each document preceded by a "# Source:"
-// comment. NOTES.txt and the crds/ directory are left out.
+// comment. NOTES.txt and the crds/ directory are left out. Workloads whose
+// template names no namespace get the release namespace, where helm
+// install would create them.
 func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -83,12 +86,55 @@ func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set 
 	}
 	var b bytes.Buffer
 	for _, m := range manifests {
-		fmt.Fprintf(&b, "---\n%s%s\n%s\n", SourcePrefix, m.Name, m.Content)
+		fmt.Fprintf(&b, "---\n%s%s\n%s\n", SourcePrefix, m.Name, withNamespace(m.Content, namespace))
 	}
 	for _, h := range hooks {
 		fmt.Fprintf(&b, "---\n%s%s\n%s\n", SourcePrefix, h.Path, h.Manifest)
 	}
 	return b.Bytes(), nil
+}
+
+// workloadKinds are the namespaced kinds archfit reads from a render.
+var workloadKinds = map[string]bool{"Pod": true, "Deployment": true, "ReplicaSet": true, "StatefulSet": true,
+	"DaemonSet": true, "Job": true, "CronJob": true, "PodTemplate": true, "Rollout": true}
+
+// withNamespace gives a workload document that names no namespace the
+// release namespace, as helm install does when it creates it; everything
+// else (cluster-scoped kinds, documents that do not parse, documents with a
+// namespace) is returned unchanged.
+func withNamespace(doc, namespace string) string {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &n); err != nil || len(n.Content) != 1 || n.Content[0].Kind != yaml.MappingNode {
+		return doc
+	}
+	root := n.Content[0]
+	kind, meta := "", (*yaml.Node)(nil)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		switch root.Content[i].Value {
+		case "kind":
+			kind = root.Content[i+1].Value
+		case "metadata":
+			meta = root.Content[i+1]
+		}
+	}
+	if !workloadKinds[kind] || meta == nil || meta.Kind != yaml.MappingNode {
+		return doc
+	}
+	for i := 0; i+1 < len(meta.Content); i += 2 {
+		if meta.Content[i].Value == "namespace" {
+			return doc
+		}
+	}
+	meta.Content = append(meta.Content,
+		&yaml.Node{Kind: yaml.ScalarNode, Value: "namespace"},
+		&yaml.Node{Kind: yaml.ScalarNode, Value: namespace})
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return doc
+	}
+	return strings.TrimRight(out.String(), "\n")
 }
 
 // checkDependencies fails when Chart.yaml lists a dependency that charts/
