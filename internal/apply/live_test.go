@@ -184,7 +184,7 @@ func TestApplyPinsAmd64OnlyDeployment(t *testing.T) {
 			if mf.Operation != metav1.ManagedFieldsOperationUpdate {
 				t.Errorf("archfit's managedFields entry is %s, want Update (a JSON patch)", mf.Operation)
 			}
-			if fields := string(mf.FieldsV1.Raw); !strings.Contains(fields, `"f:affinity"`) {
+			if fields := mf.FieldsV1.GetRawString(); !strings.Contains(fields, `"f:affinity"`) {
 				t.Errorf("archfit does not own the affinity: %s", fields)
 			}
 		}

@@ -49,8 +49,6 @@ type fleetOptions struct {
 
 func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	o.configFlags = newConfigFlags()
-	// archfit's --cache-dir is the image cache; kubectl's discovery cache keeps its default.
-	o.configFlags.CacheDir = nil
 	o.configFlags.AddFlags(cmd.Flags())
 	o.images.addFlags(cmd.Flags())
 	cmd.Flags().StringSliceVarP(&o.files, "filename", "f", nil, "read manifests or kubectl dumps from files, directories or - (stdin) instead of the cluster")

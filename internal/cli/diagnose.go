@@ -61,9 +61,6 @@ Logs for -f: put logs/NAMESPACE/POD/CONTAINER.previous.log next to the dump
 			return o.run(cmd)
 		},
 	}
-	// kubectl's --cache-dir (discovery cache) would clash with the image
-	// cache's; archfit does no discovery caching.
-	o.configFlags.CacheDir = nil
 	o.configFlags.AddFlags(cmd.Flags())
 	o.images.addFlags(cmd.Flags())
 	cmd.Flags().StringSliceVarP(&o.files, "filename", "f", nil, "read a kubectl dump (file, directory, or - for stdin) instead of the live cluster; repeatable")

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
@@ -128,5 +127,3 @@ func render(w io.Writer, format string, failOn finding.Severity, doc *report.Doc
 	}
 	return nil
 }
-
-var _ = context.Background

@@ -85,8 +85,6 @@ patched manifest and changes nothing; it never deletes anything.`,
 			return o.run(cmd.Context())
 		},
 	}
-	// archfit's --cache-dir is the image cache; kubectl's discovery cache keeps its default.
-	o.configFlags.CacheDir = nil
 	o.configFlags.AddFlags(cmd.Flags())
 	o.images.addFlags(cmd.Flags())
 	fs := cmd.Flags()

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -26,16 +25,7 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Print archfit's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if v == "" {
-				if bi, ok := debug.ReadBuildInfo(); ok {
-					v = bi.Main.Version
-				}
-			}
-			if v == "" {
-				v = "(devel)"
-			}
-			_, err := fmt.Fprintf(streams.Out, "archfit %s\n", v)
+			_, err := fmt.Fprintf(streams.Out, "archfit %s\n", versionString())
 			return err
 		},
 	}

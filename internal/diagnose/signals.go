@@ -21,8 +21,6 @@ const (
 	sigCPULevel
 	// sigNoMatch: the runtime found no index entry for the node's platform.
 	sigNoMatch
-	// sigPullNotArch: a pull failure with an auth, tag or quota cause.
-	sigPullNotArch
 )
 
 var (

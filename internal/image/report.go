@@ -69,9 +69,8 @@ type Entry struct {
 	Mismatch   string      `json:"mismatch,omitempty"`
 	Entrypoint *Entrypoint `json:"entrypoint,omitempty"`
 	// Go build info, when the entrypoint is a Go binary (for build advice).
-	GoVersion string   `json:"goVersion,omitempty"`
-	Env       []string `json:"-"`
-	Config    *Exec    `json:"exec,omitempty"`
+	GoVersion string `json:"goVersion,omitempty"`
+	Config    *Exec  `json:"exec,omitempty"`
 }
 
 // Exec is the part of the image config that decides what runs.

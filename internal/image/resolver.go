@@ -464,11 +464,7 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 	if depth == 0 && rep.Base == nil {
 		rep.Base = baseFromAnnotations(idx.Annotations)
 	}
-	type job struct {
-		i int
-		e *Entry
-	}
-	var jobs []job
+	var jobs []*Entry
 	start := len(rep.Entries)
 	for _, m := range idx.Manifests {
 		e := Entry{Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size, Platform: m.Platform, Nested: parents}
@@ -507,19 +503,19 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 			continue
 		}
 		if e.Platform == nil || q.Verify {
-			jobs = append(jobs, job{i, e})
+			jobs = append(jobs, e)
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, j := range jobs {
+	for _, e := range jobs {
 		g.Go(func() error {
-			md, err := r.manifestByDigest(gctx, ref.Context(), j.e.Digest, j.e.MediaType, st)
+			md, err := r.manifestByDigest(gctx, ref.Context(), e.Digest, e.MediaType, st)
 			if err != nil {
-				j.e.Skipped = "manifest unreadable: " + err.Error()
+				e.Skipped = "manifest unreadable: " + err.Error()
 				return nil
 			}
-			if err := r.entry(gctx, ref, j.e, md.raw, q.Verify, q, st); err != nil {
-				j.e.Skipped = err.Error()
+			if err := r.entry(gctx, ref, e, md.raw, q.Verify, q, st); err != nil {
+				e.Skipped = err.Error()
 			}
 			return nil
 		})
@@ -544,7 +540,6 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		return fmt.Errorf("parsing config %s: %w", m.Config.Digest, err)
 	}
 	e.ConfigPlatform = &specs.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
-	e.Env = cf.Config.Env
 	e.Config = &Exec{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, WorkingDir: cf.Config.WorkingDir, Path: pathFromEnv(cf.Config.Env)}
 	if e.Platform != nil && !platform.IsUnknown(e.Platform) {
 		if platform.Arch(*e.Platform) != platform.Arch(*e.ConfigPlatform) || e.Platform.OS != e.ConfigPlatform.OS {
@@ -832,5 +827,3 @@ func failure(err error, ref name.Reference, layout bool) *Failure {
 	}
 	return f
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

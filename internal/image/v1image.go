@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"io"
 
@@ -27,7 +28,7 @@ func (i *sourceImage) MediaType() (types.MediaType, error) { return i.mt, nil }
 func (i *sourceImage) RawManifest() ([]byte, error)        { return i.raw, nil }
 
 func (i *sourceImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	m, err := v1.ParseManifest(bytesReader(i.raw))
+	m, err := v1.ParseManifest(bytes.NewReader(i.raw))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -474,7 +475,7 @@ func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *chall
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int    `json:"expires_in"`
 	}
-	if err := jsonUnmarshal(body, &tr); err != nil {
+	if err := json.Unmarshal(body, &tr); err != nil {
 		return token{}, fmt.Errorf("fetching token: %w", err)
 	}
 	t := token{value: tr.Token}
@@ -575,7 +576,7 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository, max int) ([]str
 		var page struct {
 			Tags []string `json:"tags"`
 		}
-		if err := jsonUnmarshal(body, &page); err != nil {
+		if err := json.Unmarshal(body, &page); err != nil {
 			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
 		}
 		tags = append(tags, page.Tags...)

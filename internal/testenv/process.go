@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,5 +99,3 @@ func (p *process) waitFor(ctx context.Context, ready func(context.Context) error
 		}
 	}
 }
-
-var errNotReady = errors.New("not ready")
