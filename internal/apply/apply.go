@@ -1,6 +1,8 @@
 package apply
 
 import (
+	objref "github.com/archfit/archfit/internal/object"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,7 +73,7 @@ func (a *Applier) resource(apiVersion, kind, namespace string) (dynamic.Resource
 }
 
 // Get reads the object ref names, as it is now.
-func (a *Applier) Get(ctx context.Context, ref remedy.ObjectRef) (*unstructured.Unstructured, error) {
+func (a *Applier) Get(ctx context.Context, ref objref.Ref) (*unstructured.Unstructured, error) {
 	ri, err := a.resource(ref.APIVersion, ref.Kind, ref.Namespace)
 	if err != nil {
 		return nil, err
@@ -107,7 +109,7 @@ func Check(obj *unstructured.Unstructured, res *remedy.Result, force bool) error
 // ManagedError says which tools manage an object archfit was asked to
 // patch. It wraps ErrManaged.
 type ManagedError struct {
-	Object remedy.ObjectRef
+	Object objref.Ref
 	Owners []Owner
 }
 

@@ -1,6 +1,8 @@
 package apply_test
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"bytes"
 	"context"
 	"errors"
@@ -339,7 +341,7 @@ func TestApplyRefusesConcurrentEdit(t *testing.T) {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
 	a := &apply.Applier{Client: dc, Mapper: mapper}
-	live, err := a.Get(ctx, remedy.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web"})
+	live, err := a.Get(ctx, object.Ref{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}

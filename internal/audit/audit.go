@@ -6,6 +6,9 @@
 package audit
 
 import (
+	"github.com/archfit/archfit/internal/object"
+	"github.com/archfit/archfit/internal/schedule"
+
 	"fmt"
 	"slices"
 	"sort"
@@ -13,8 +16,6 @@ import (
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
-	"k8s.io/klog/v2"
 
 	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/finding"
@@ -82,8 +83,8 @@ type Container struct {
 
 // Workload is the audit of one top owner.
 type Workload struct {
-	Ref      finding.WorkloadRef `json:"workload"`
-	Replicas int                 `json:"replicas"`
+	Ref      object.Ref `json:"workload"`
+	Replicas int        `json:"replicas"`
 	// AdmittedPools are the pools the pod template may be scheduled to.
 	AdmittedPools []string       `json:"admittedPools"`
 	Containers    []Container    `json:"containers"`
@@ -104,13 +105,13 @@ type Workload struct {
 
 // Blocker is an image that keeps workloads off arm64.
 type Blocker struct {
-	Image         string                `json:"image"`
-	Architectures []string              `json:"architectures"`
-	Workloads     int                   `json:"workloads"`
-	Replicas      int                   `json:"replicas"`
-	Roles         []string              `json:"roles"`
-	Examples      []finding.WorkloadRef `json:"examples"`
-	Build         *remedy.BuildAdvice   `json:"build,omitempty"`
+	Image         string              `json:"image"`
+	Architectures []string            `json:"architectures"`
+	Workloads     int                 `json:"workloads"`
+	Replicas      int                 `json:"replicas"`
+	Roles         []string            `json:"roles"`
+	Examples      []object.Ref        `json:"examples"`
+	Build         *remedy.BuildAdvice `json:"build,omitempty"`
 }
 
 // Readiness is the share of the fleet that can run on arm64 today.
@@ -126,15 +127,6 @@ type Readiness struct {
 	ConflictWorkloads int     `json:"conflictWorkloads"`
 }
 
-// Remedy is what to do about one workload (DESIGN.md JSON shape).
-type Remedy struct {
-	Workload             finding.WorkloadRef  `json:"workload"`
-	AllowedArchitectures []string             `json:"allowedArchitectures"`
-	Patch                *remedy.Result       `json:"patch,omitempty"`
-	PatchError           string               `json:"patchError,omitempty"`
-	Build                []remedy.BuildAdvice `json:"build,omitempty"`
-}
-
 // Result is the whole audit.
 type Result struct {
 	Pools     []Pool            `json:"pools"`
@@ -142,7 +134,8 @@ type Result struct {
 	Blockers  []Blocker         `json:"blockers"`
 	Readiness Readiness         `json:"readiness"`
 	Findings  []finding.Finding `json:"-"`
-	Remedies  []Remedy          `json:"-"`
+	// Remedies are those of the workloads with a container at risk.
+	Remedies []*remedy.Remedy `json:"-"`
 }
 
 // Options tune Run.
@@ -151,19 +144,27 @@ type Options struct {
 	// (default linux/amd64 and linux/arm64).
 	AssumePlatforms []specs.Platform
 	Waivers         []Waiver
+	// Verify says whether the images were requested with entrypoint
+	// verification (Requests' verify).
+	Verify bool
 }
 
-// Run audits every workload of snap. reports maps an image reference (as
-// written in the pod spec) to its report; a missing report is unknown.
-func Run(snap *cluster.Snapshot, reports map[string]*image.Report, opts Options) *Result {
+// Run audits every workload of snap against the run's image reports; a
+// container without a report is unknown.
+func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
 	res := &Result{Pools: pools(snap, opts.AssumePlatforms)}
-	var nodeArchs []string
+	var nodeArchs, assumed []string
 	for _, p := range res.Pools {
 		nodeArchs = append(nodeArchs, p.Arch)
+		if p.Assumed {
+			assumed = append(assumed, p.Arch)
+		}
 	}
 	blockers := map[string]*Blocker{}
 	for _, w := range snap.Workloads {
-		aw, fs := judge(w, res.Pools, nodeArchs, reports)
+		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Architectures: assumed,
+			Images: images, Verify: opts.Verify, Lookup: snap.Object})
+		aw, fs := judge(w, res.Pools, rem, images, opts.Verify)
 		fs = applyWaivers(fs, w, opts.Waivers)
 		for _, f := range fs {
 			if f.Waived == "" {
@@ -172,16 +173,16 @@ func Run(snap *cluster.Snapshot, reports map[string]*image.Report, opts Options)
 		}
 		res.Findings = append(res.Findings, fs...)
 		res.Workloads = append(res.Workloads, aw)
-		if rm := workloadRemedy(aw, w, res.Pools, nodeArchs, reports); rm != nil {
-			res.Remedies = append(res.Remedies, *rm)
+		if aw.atRisk() {
+			res.Remedies = append(res.Remedies, rem)
 		}
 		countBlockers(aw, blockers)
 	}
-	res.Findings = append(res.Findings, imageFindings(snap, reports, opts.Waivers)...)
+	res.Findings = append(res.Findings, imageFindings(snap, images, opts.Verify, opts.Waivers)...)
 	res.Readiness = readiness(res.Workloads)
 	for _, b := range blockers {
-		if rep := reports[b.Image]; rep != nil && rep.Error == nil {
-			adv := remedy.Build(*rep, remedy.ForArchitectures(nodeArchs...))
+		if rep := images.Image(b.Image); rep != nil && rep.Error == nil {
+			adv := remedy.Build(*rep, remedy.ForArchitectures(remedy.BuildArchs(nodeArchs)...))
 			b.Build = &adv
 		}
 		res.Blockers = append(res.Blockers, *b)
@@ -254,32 +255,11 @@ func admits(spec *corev1.PodSpec, p Pool, withTaints bool) bool {
 	if p.Assumed {
 		sel, aff = platformOnly(sel, aff)
 	}
-	req := nodeaffinity.NewRequiredNodeAffinity(sel, aff)
-	matched := false
-	for _, l := range p.labels {
-		node := &corev1.Node{}
-		node.Labels = l
-		if ok, err := req.Match(node); err == nil && ok {
-			matched = true
-			break
-		}
-	}
-	if !matched {
+	constraints := &corev1.PodSpec{NodeSelector: sel, Affinity: aff}
+	if !slices.ContainsFunc(p.labels, func(l map[string]string) bool { return schedule.MatchesLabels(constraints, l) }) {
 		return false
 	}
-	if !withTaints {
-		return true
-	}
-	for i := range p.Taints {
-		t := &p.Taints[i]
-		if t.Effect == corev1.TaintEffectPreferNoSchedule {
-			continue
-		}
-		if !tolerates(spec.Tolerations, t) {
-			return false
-		}
-	}
-	return true
+	return !withTaints || schedule.Tolerates(spec.Tolerations, p.Taints)
 }
 
 // platformKeys are the node labels an assumed pool has.
@@ -315,34 +295,6 @@ func platformOnly(sel map[string]string, aff *corev1.Affinity) (map[string]strin
 		ns.NodeSelectorTerms = append(ns.NodeSelectorTerms, nt)
 	}
 	return outSel, &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: ns}}
-}
-
-// pinsArch reports whether the template has an arch requirement.
-func pinsArch(spec *corev1.PodSpec) bool {
-	for k := range spec.NodeSelector {
-		if k == "kubernetes.io/arch" || k == "beta.kubernetes.io/arch" {
-			return true
-		}
-	}
-	if a := spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
-		for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-			for _, e := range t.MatchExpressions {
-				if e.Key == "kubernetes.io/arch" || e.Key == "beta.kubernetes.io/arch" {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
-func tolerates(tols []corev1.Toleration, t *corev1.Taint) bool {
-	for i := range tols {
-		if tols[i].ToleratesTaint(klog.Background(), t, false) {
-			return true
-		}
-	}
-	return false
 }
 
 // cell judges one image on one pool.
@@ -422,7 +374,7 @@ func verified(rep *image.Report) bool {
 	}
 	n := 0
 	for _, e := range rep.Entries {
-		if e.Attestation || e.Skipped != "" {
+		if e.Attestation || e.SkipReason != "" {
 			continue
 		}
 		if e.Entrypoint == nil || e.Entrypoint.Verdict != image.VerdictOK {
@@ -443,13 +395,16 @@ func replicas(w *cluster.Workload) int {
 	return int(*w.Replicas)
 }
 
-func ref(w *cluster.Workload) finding.WorkloadRef {
-	return finding.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+func ref(w *cluster.Workload) object.Ref {
+	return object.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
 }
 
-// judge audits one workload and returns its findings.
-func judge(w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[string]*image.Report) (*Workload, []finding.Finding) {
-	aw := &Workload{Ref: ref(w), Replicas: replicas(w), AdmittedPools: []string{}, w: w}
+// judge audits one workload against the pools and returns its findings.
+// Its allowed architectures are its remedy's: the one computation every
+// command shares.
+func judge(w *cluster.Workload, pools []Pool, rem *remedy.Remedy, images *image.Set, verify bool) (*Workload, []finding.Finding) {
+	aw := &Workload{Ref: ref(w), Replicas: replicas(w), AdmittedPools: []string{}, w: w,
+		Allowed: remedy.Allowed{Architectures: rem.AllowedArchitectures, Unverified: rem.Unverified, Conflict: rem.Conflict}}
 	spec := &w.Template.Spec
 	admitted := make([]bool, len(pools))
 	var byAffinity []string
@@ -463,24 +418,20 @@ func judge(w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[st
 		}
 	}
 	var fs []finding.Finding
-	var rcs []remedy.Container
 	aw.ArmReady = true
 	aw.MultiArchProven = true
 	for _, c := range w.Containers {
 		if c.Role == cluster.RoleEphemeral {
 			continue
 		}
-		rep := reportFor(reports, w, c)
+		rep := reportFor(images, w, c, verify)
 		ac := Container{Name: c.Name, Role: c.Role, Image: c.Image, Injected: c.Injected, Architectures: []string{}, Verified: verified(rep)}
-		rc := remedy.Container{Name: c.Name, Role: remedy.Role(c.Role), Image: c.Image}
 		if rep == nil || rep.Error != nil {
-			rc.Unknown = true
 			aw.ArmReady = false
 			aw.MultiArchProven = false
 		} else {
 			ac.Architectures = rep.Architectures
 			ac.Base = rep.Base
-			rc.Architectures = rep.Architectures
 			if !slices.Contains(rep.Architectures, "arm64") {
 				aw.ArmReady = false
 			}
@@ -515,22 +466,26 @@ func judge(w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[st
 			fs = append(fs, f)
 		}
 		aw.Containers = append(aw.Containers, ac)
-		rcs = append(rcs, rc)
 	}
-	aw.Allowed = remedy.AllowedArchitectures(rcs, nodeArchs)
+	_, pins := schedule.PinnedArchs(spec)
 	switch {
 	case aw.Allowed.Conflict != nil:
 		aw.Conflict = true
 		f := finding.New(finding.ArchConstraintConflict, aw.Allowed.Conflict.Message)
 		f.Workload = &aw.Ref
+		if aw.Allowed.Conflict.Path != "" {
+			f.Evidence = constraintEvidence(spec)
+		}
 		fs = append(fs, f)
-	case len(aw.Allowed.Architectures) > 0 && !overlaps(byAffinity, aw.Allowed.Architectures) && (len(byAffinity) > 0 || pinsArch(spec)):
-		pinned := "no node of the cluster"
+	case len(aw.Allowed.Architectures) > 0 && !overlaps(byAffinity, aw.Allowed.Architectures) && (len(byAffinity) > 0 || pins):
+		// The constraint admits no pool whose architecture the containers
+		// run (also when the object itself is missing and no patch was judged).
+		admitted := "no node of the cluster"
 		if len(byAffinity) > 0 {
-			pinned = strings.Join(slices.Compact(sorted(byAffinity)), ", ")
+			admitted = strings.Join(slices.Compact(sorted(byAffinity)), ", ")
 		}
 		f := finding.New(finding.ArchConstraintConflict, fmt.Sprintf("the nodeSelector/affinity admits %s, but the containers run only on %s",
-			pinned, strings.Join(aw.Allowed.Architectures, ", ")))
+			admitted, strings.Join(aw.Allowed.Architectures, ", ")))
 		aw.Conflict = true
 		f.Workload = &aw.Ref
 		f.Evidence = constraintEvidence(spec)
@@ -541,6 +496,18 @@ func judge(w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[st
 		aw.MultiArchProven = false
 	}
 	return aw, fs
+}
+
+// atRisk reports whether a container fails on a pool the pods may use.
+func (w *Workload) atRisk() bool {
+	for _, c := range w.Containers {
+		for _, cl := range c.Cells {
+			if cl.Verdict == Fails && cl.Admitted {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func poolPlatform(pools []Pool, id string) string {
@@ -585,13 +552,13 @@ func constraintEvidence(spec *corev1.PodSpec) []string {
 
 // imageFindings reports problems of the images themselves once per
 // workload container that uses them, so waivers can name the workload.
-func imageFindings(snap *cluster.Snapshot, reports map[string]*image.Report, waivers []Waiver) []finding.Finding {
+func imageFindings(snap *cluster.Snapshot, images *image.Set, verify bool, waivers []Waiver) []finding.Finding {
 	var out []finding.Finding
 	for _, w := range snap.Workloads {
 		var fs []finding.Finding
 		r := ref(w)
 		for _, c := range w.Containers {
-			rep := reportFor(reports, w, c)
+			rep := reportFor(images, w, c, verify)
 			if rep == nil {
 				continue
 			}
@@ -688,52 +655,6 @@ func readiness(ws []*Workload) Readiness {
 		r.ReplicaShare = float64(r.ReadyReplicas) / float64(r.Replicas)
 	}
 	return r
-}
-
-// workloadRemedy is the interim patch and build advice for a workload with
-// at-risk containers; nil when nothing is to be done.
-func workloadRemedy(aw *Workload, w *cluster.Workload, pools []Pool, nodeArchs []string, reports map[string]*image.Report) *Remedy {
-	var build []remedy.BuildAdvice
-	atRisk := false
-	seen := map[string]bool{}
-	for _, c := range aw.Containers {
-		for _, cl := range c.Cells {
-			if cl.Verdict == Fails && cl.Admitted {
-				atRisk = true
-				if rep := reports[c.Image]; rep != nil && rep.Error == nil && !seen[c.Image] {
-					seen[c.Image] = true
-					if adv := remedy.Build(*rep, remedy.ForArchitectures(nodeArchs...)); adv.Needed {
-						build = append(build, adv)
-					}
-				}
-				break
-			}
-		}
-	}
-	if !atRisk {
-		return nil
-	}
-	rm := &Remedy{Workload: aw.Ref, AllowedArchitectures: aw.Allowed.Architectures, Build: build}
-	if rm.AllowedArchitectures == nil {
-		rm.AllowedArchitectures = []string{}
-	}
-	if len(aw.Allowed.Architectures) > 0 && w.Original != nil {
-		var opts []remedy.Option
-		for _, p := range pools {
-			if slices.Contains(aw.Allowed.Architectures, p.Arch) && len(p.Taints) > 0 {
-				opts = append(opts, remedy.WithTaints(p.Arch, p.Taints...))
-			}
-		}
-		res, err := remedy.Patch(w.Original, aw.Allowed.Architectures, opts...)
-		if err != nil {
-			rm.PatchError = err.Error()
-		} else {
-			rm.Patch = res
-		}
-	} else if w.Original == nil {
-		rm.PatchError = "the workload object is not in the input (" + w.Inferred + "): no patch computed"
-	}
-	return rm
 }
 
 // Workload returns the snapshot workload an audited workload came from.

@@ -18,12 +18,12 @@ import (
 
 var (
 	layoutOnce    sync.Once
-	layoutReports map[string]*image.Report
+	layoutReports *image.Set
 )
 
 // exampleReports inspects (and verifies) every image of the shipped OCI
 // layout, examples/images, once per test binary.
-func exampleReports(t *testing.T) map[string]*image.Report {
+func exampleReports(t *testing.T) *image.Set {
 	t.Helper()
 	layoutOnce.Do(func() {
 		res, err := image.NewResolver(image.WithOCILayout("../../examples/images"),
@@ -38,12 +38,9 @@ func exampleReports(t *testing.T) map[string]*image.Report {
 		for i, r := range refs {
 			reqs[i] = image.Request{Ref: r, Verify: true}
 		}
-		layoutReports = map[string]*image.Report{}
-		for i, rep := range res.InspectAll(context.Background(), reqs) {
-			layoutReports[refs[i]] = rep
-		}
+		layoutReports = image.NewSet(reqs, res.InspectAll(context.Background(), reqs))
 	})
-	if len(layoutReports) == 0 {
+	if len(layoutReports.All()) == 0 {
 		t.Fatal("no images in examples/images")
 	}
 	return layoutReports
@@ -176,7 +173,7 @@ func TestRun(t *testing.T) {
 			name += "/" + tc.waivers[0].Reason
 		}
 		t.Run(name, func(t *testing.T) {
-			r := Run(load(t, tc.file), reps, Options{Waivers: tc.waivers})
+			r := Run(load(t, tc.file), reps, Options{Waivers: tc.waivers, Verify: true})
 			if diff := cmp.Diff(tc.findings, summarize(r)); diff != "" {
 				t.Errorf("findings (-want +got):\n%s", diff)
 			}
@@ -225,7 +222,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestCellHow(t *testing.T) {
-	r := Run(load(t, "init-blocks-arm64.yaml"), exampleReports(t), Options{})
+	r := Run(load(t, "init-blocks-arm64.yaml"), exampleReports(t), Options{Verify: true})
 	for _, c := range r.Workloads[0].Containers {
 		if c.Name != "wait-for-db" {
 			continue
@@ -235,7 +232,7 @@ func TestCellHow(t *testing.T) {
 			t.Errorf("how = %q, want the wrong-arch exec failure", how)
 		}
 	}
-	r = Run(load(t, "existing-pin.yaml"), exampleReports(t), Options{})
+	r = Run(load(t, "existing-pin.yaml"), exampleReports(t), Options{Verify: true})
 	how := r.Workloads[0].Containers[0].Cells[1].How
 	if !strings.Contains(how, "no match for platform") && !strings.Contains(how, "no image found") {
 		t.Errorf("how = %q, want the runtime's pull error", how)
@@ -255,7 +252,7 @@ func TestBlockersRanked(t *testing.T) {
 			w.Containers[0].Image = "example.com/shop/cache:7.2"
 		}
 	}
-	r := Run(snap, exampleReports(t), Options{})
+	r := Run(snap, exampleReports(t), Options{Verify: true})
 	var got []string
 	for _, b := range r.Blockers {
 		got = append(got, b.Image+" "+strings.Join(b.Roles, ","))

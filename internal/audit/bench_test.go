@@ -128,25 +128,14 @@ func auditOnce(ctx context.Context, tb testing.TB, env *benchEnv, cacheDir strin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	seen := map[string]bool{}
-	var reqs []image.Request
-	for _, w := range env.snap.Workloads {
-		for _, c := range w.Containers {
-			if !seen[c.Image] {
-				seen[c.Image] = true
-				reqs = append(reqs, image.Request{Ref: c.Image, Verify: true})
-			}
-		}
-	}
+	reqs := Requests(env.snap, true)
 	reps := res.InspectAll(ctx, reqs)
-	byRef := make(map[string]*image.Report, len(reps))
-	for i, r := range reps {
+	for _, r := range reps {
 		if r.Error != nil {
 			tb.Fatalf("%s: %+v", r.Reference, r.Error)
 		}
-		byRef[reqs[i].Ref] = r
 	}
-	return Run(env.snap, byRef, Options{}), res.Requests()
+	return Run(env.snap, image.NewSet(reqs, reps), Options{Verify: true}), res.Requests()
 }
 
 // peak samples the Go heap while f runs.
@@ -288,12 +277,9 @@ func BenchmarkRun(b *testing.B) {
 	for i, r := range env.refs {
 		reqs[i] = image.Request{Ref: r, Verify: true}
 	}
-	byRef := map[string]*image.Report{}
-	for i, r := range res.InspectAll(context.Background(), reqs) {
-		byRef[env.refs[i]] = r
-	}
+	set := image.NewSet(reqs, res.InspectAll(context.Background(), reqs))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		Run(env.snap, byRef, Options{})
+		Run(env.snap, set, Options{Verify: true})
 	}
 }

@@ -15,7 +15,7 @@ import (
 func exampleHTML(t *testing.T) []byte {
 	t.Helper()
 	snap := load(t, "../../../examples/manifests/workloads")
-	r := Run(snap, exampleReports(t), Options{})
+	r := Run(snap, exampleReports(t), Options{Verify: true})
 	var b bytes.Buffer
 	sections := []HTMLSection{{Title: "Plan, phase 1: Taint the Arm pools", Items: []HTMLItem{{Title: "Taint", Code: "kubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule"}}}}
 	if err := WriteHTML(&b, r, r.Findings, sections); err != nil {

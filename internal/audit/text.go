@@ -119,7 +119,7 @@ func allowedText(wl *Workload) string {
 }
 
 // WriteRemediesText prints the interim patches in kubectl form.
-func WriteRemediesText(w io.Writer, rms []Remedy) {
+func WriteRemediesText(w io.Writer, rms []*remedy.Remedy) {
 	if len(rms) == 0 {
 		return
 	}

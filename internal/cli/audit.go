@@ -213,11 +213,11 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	if len(snap.Workloads) == 0 {
 		return nil, errors.New("the input holds no workloads")
 	}
-	res, err := o.images.resolver(o.verify)
+	res, err := o.images.resolver(o.verify, snap.NodePlatforms()...)
 	if err != nil {
 		return nil, err
 	}
-	reqs, keys := audit.Requests(snap, o.verify)
+	reqs := audit.Requests(snap, o.verify)
 	start := time.Now()
 	stop := progress(o.streams.ErrOut, fmt.Sprintf("inspecting %d image(s)", len(reqs)))
 	reps := res.InspectAll(ctx, reqs)
@@ -227,14 +227,7 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	}
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) of %d workload(s) in %s: %d registry request(s), %d cache hit(s)\n",
 		len(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
-	byRef := make(map[string]*image.Report, len(reps))
-	for i, r := range reps {
-		byRef[keys[i]] = r
-		if _, ok := byRef[reqs[i].Ref]; !ok || reqs[i].Override == nil {
-			byRef[reqs[i].Ref] = r // per image, for blockers and build advice
-		}
-	}
-	result := audit.Run(snap, byRef, audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers})
+	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify})
 	return &fleetRun{snap: snap, reports: reps, result: result}, nil
 }
 
@@ -359,12 +352,8 @@ func auditDocument(fr *fleetRun) *report.Document {
 	r := fr.result
 	doc := &report.Document{Kind: "Audit", Findings: r.Findings, Images: fr.reports,
 		Extra: map[string]any{"pools": r.Pools, "readiness": r.Readiness, "blockers": r.Blockers, "workloads": r.Workloads}}
-	for _, rm := range r.Remedies {
-		doc.Remedies = append(doc.Remedies, rm)
-	}
-	for _, p := range r.Pools {
-		doc.Nodes = append(doc.Nodes, p)
-	}
+	doc.Remedies = r.Remedies
+	doc.Nodes = report.Nodes(fr.snap.Nodes)
 	doc.Text = func(w io.Writer, d *report.Document) error {
 		if err := audit.WriteText(w, r); err != nil {
 			return err

@@ -13,7 +13,6 @@ import (
 	"github.com/archfit/archfit/internal/diagnose"
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/image"
-	"github.com/archfit/archfit/internal/platform"
 	"github.com/archfit/archfit/internal/report"
 )
 
@@ -139,7 +138,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 				return err
 			}
 		}
-		if res, err = o.images.resolver(true); err != nil {
+		if res, err = o.images.resolver(true, snap.NodePlatforms()...); err != nil {
 			return err
 		}
 		reps = res.InspectAll(cmd.Context(), reqs)
@@ -149,15 +148,8 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	}
 	images := diagnose.NewImages(reqs, reps)
 	fs := diagnose.Diagnose(snap, images)
-	rems := diagnose.Remedies(snap, images, fs)
-
-	doc := &report.Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: diagnose.Text}
-	for _, r := range rems {
-		doc.Remedies = append(doc.Remedies, r)
-	}
-	for _, n := range snap.Nodes {
-		doc.Nodes = append(doc.Nodes, nodeSummary(n))
-	}
+	doc := &report.Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: diagnose.Text,
+		Remedies: diagnose.Remedies(snap, images, fs), Nodes: report.Nodes(snap.Nodes)}
 	failing := len(snap.FailingPods())
 	var regReqs, hits int64
 	if res != nil {
@@ -170,23 +162,4 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	fmt.Fprintf(o.streams.ErrOut, "diagnosed %d failing pod(s) of %d in %s: %d image request(s), %d registry request(s), %d cache hit(s), %d API request(s)\n",
 		failing, len(snap.Pods), time.Since(start).Round(time.Millisecond), len(reqs), regReqs, hits, snap.APIRequests)
 	return render(o.streams.Out, o.output, o.failSeverity, doc)
-}
-
-type nodeInfo struct {
-	Name     string   `json:"name"`
-	Platform string   `json:"platform"`
-	Runtime  string   `json:"runtime,omitempty"`
-	Matchers []string `json:"matchers,omitempty"`
-	Pool     string   `json:"pool,omitempty"`
-}
-
-func nodeSummary(n *cluster.Node) nodeInfo {
-	ni := nodeInfo{Name: n.Name, Platform: platform.String(&n.Platform), Pool: n.Pool}
-	if n.Runtime.Name != "" {
-		ni.Runtime = n.Runtime.Name + "://" + n.Runtime.Version
-	}
-	for _, m := range n.Runtime.Matchers {
-		ni.Matchers = append(ni.Matchers, string(m))
-	}
-	return ni
 }

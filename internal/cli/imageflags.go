@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/archfit/archfit/internal/finding"
@@ -53,9 +54,14 @@ func (o *imageOptions) validate() error {
 	return nil
 }
 
-// resolver builds the image resolver these flags describe.
-func (o *imageOptions) resolver(verify bool) (*image.Resolver, error) {
+// resolver builds the image resolver these flags describe; nodes are the
+// cluster's node platforms to predict pulls for (none: linux/amd64 and
+// linux/arm64/v8).
+func (o *imageOptions) resolver(verify bool, nodes ...specs.Platform) (*image.Resolver, error) {
 	opts := []image.Option{image.WithConcurrency(o.concurrency), image.WithTagTTL(o.tagTTL)}
+	if len(nodes) > 0 {
+		opts = append(opts, image.WithNodes(nodes...))
+	}
 	if !o.noCache {
 		opts = append(opts, image.WithCacheDir(o.cacheDir))
 	}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"bytes"
 	"context"
 	"errors"
@@ -227,107 +229,61 @@ func (o *patchOptions) run(ctx context.Context) error {
 	for _, w := range sel.Warnings {
 		fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", w)
 	}
-	w, err := oneWorkload(sel, o.target)
+	w, err := sel.One(o.target)
 	if err != nil {
 		return err
 	}
 	if w.Original == nil {
-		return fmt.Errorf("%s %s/%s is not in the input (%s): nothing to patch; add it with -f", w.Kind, w.Namespace, w.Name, w.Inferred)
+		return fmt.Errorf("%s is not in the input (%s): nothing to patch; add it with -f", w.Ref, w.Inferred)
 	}
-
-	containers, err := o.containers(ctx, w)
+	if len(o.allowIn) == 0 && len(sel.Nodes) == 0 {
+		fmt.Fprintln(o.streams.ErrOut, "warning: the input has no nodes and --arch was not given: only the images restrict the architectures")
+	}
+	images, err := o.inspect(ctx, w, sel)
 	if err != nil {
 		return err
 	}
-	nodeArchs := o.allowIn
-	if len(nodeArchs) == 0 {
-		nodeArchs = snapshotArchs(sel)
-		if len(nodeArchs) == 0 {
-			fmt.Fprintln(o.streams.ErrOut, "warning: the input has no nodes and --arch was not given: only the images restrict the architectures")
-		}
-	}
-	allowed := remedy.AllowedArchitectures(containers, nodeArchs)
-	if len(allowed.Unverified) > 0 {
-		fmt.Fprintf(o.streams.ErrOut, "warning: not taken into account (image not inspected): %s\n", strings.Join(allowed.Unverified, ", "))
-	}
-	if allowed.Conflict != nil {
-		writeConflicts(o.streams.Out, w.Ref.String(), []remedy.Conflict{*allowed.Conflict})
-		return &FindingsError{Count: 1}
-	}
-	if len(allowed.Architectures) == 0 {
-		return fmt.Errorf("no image of %s could be inspected: no architecture to allow (give --arch to state it)", w.Ref)
-	}
-	fmt.Fprintf(o.streams.ErrOut, "%s: allowed architectures %s\n", w.Ref, strings.Join(allowed.Architectures, ", "))
-
-	// Tolerate what keeps pods off every node of an allowed architecture
-	// (none when the input has no nodes).
-	var opts []remedy.Option
-	for _, a := range allowed.Architectures {
-		if ts := archTaints(sel.Nodes, a); len(ts) > 0 {
-			opts = append(opts, remedy.WithTaints(a, ts...))
-		}
-	}
-
 	var applier *apply.Applier
-	if o.apply {
+	if o.apply || len(o.files) == 0 {
 		if applier, err = o.applier(); err != nil {
 			return err
 		}
 	}
-	obj, res, err := o.follow(ctx, all, applier, w.Original, allowed.Architectures, opts)
-	if err != nil {
-		return err
+	lookup := all.Object
+	if len(o.files) == 0 {
+		lookup = func(r object.Ref) (*unstructured.Unstructured, error) { return applier.Get(ctx, r) }
 	}
+	rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: sel.Nodes, Architectures: o.allowIn,
+		Images: images, Verify: true, Lookup: lookup})
+	if len(rem.Unverified) > 0 {
+		fmt.Fprintf(o.streams.ErrOut, "warning: not taken into account (image not inspected): %s\n", strings.Join(rem.Unverified, ", "))
+	}
+	for _, n := range rem.Notes {
+		fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
+	}
+	if rem.Conflict != nil {
+		writeConflicts(o.streams.Out, w.Ref.String(), []remedy.Conflict{*rem.Conflict})
+		return &FindingsError{Count: 1}
+	}
+	if len(rem.AllowedArchitectures) == 0 {
+		return fmt.Errorf("no image of %s could be inspected: no architecture to allow (give --arch to state it)", w.Ref)
+	}
+	fmt.Fprintf(o.streams.ErrOut, "%s: allowed architectures %s\n", w.Ref, strings.Join(rem.AllowedArchitectures, ", "))
+	if rem.PatchError != "" {
+		return errors.New(rem.PatchError)
+	}
+	res := rem.Patch.Result
 	for _, n := range res.Notes {
 		fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
 	}
 	if o.apply {
 		managed := (*cluster.Ref)(nil)
-		if obj == w.Original {
+		if res.Object.ID() == w.Ref.ID() {
 			managed = w.ManagedBy
 		}
-		return o.applyLive(ctx, applier, obj, allowed.Architectures, opts, managed)
+		return o.applyLive(ctx, applier, rem, res.Original(), managed)
 	}
-	return o.print(obj, res, allowed.Architectures, opts)
-}
-
-// follow computes the patch, following RedirectErrors to the object that
-// owns the pod template.
-func (o *patchOptions) follow(ctx context.Context, all *cluster.Snapshot, applier *apply.Applier, obj *unstructured.Unstructured, allowed []string, opts []remedy.Option) (*unstructured.Unstructured, *remedy.Result, error) {
-	for hops := 0; ; hops++ {
-		res, err := remedy.Patch(obj, allowed, opts...)
-		var redirect *remedy.RedirectError
-		if !errors.As(err, &redirect) {
-			return obj, res, err
-		}
-		if hops == 3 {
-			return nil, nil, fmt.Errorf("following owners: %w", err)
-		}
-		fmt.Fprintf(o.streams.ErrOut, "note: patching %s instead of %s: %s\n", redirect.To, redirect.From, redirect.Reason)
-		next, err := o.lookup(ctx, all, applier, redirect.To)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w; and %s cannot be read: %v", redirect, redirect.To, err)
-		}
-		obj = next
-	}
-}
-
-// lookup finds an object in the files, or reads it from the cluster.
-func (o *patchOptions) lookup(ctx context.Context, all *cluster.Snapshot, applier *apply.Applier, ref remedy.ObjectRef) (*unstructured.Unstructured, error) {
-	if len(o.files) > 0 {
-		if w := all.Workload(cluster.Ref{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}); w != nil && w.Original != nil {
-			return w.Original, nil
-		}
-		return nil, fmt.Errorf("%w: %s is not in the input; add it with -f", cluster.ErrNotFound, ref)
-	}
-	if applier == nil {
-		a, err := o.applier()
-		if err != nil {
-			return nil, err
-		}
-		applier = a
-	}
-	return applier.Get(ctx, ref)
+	return o.print(rem, res)
 }
 
 func (o *patchOptions) applier() (*apply.Applier, error) {
@@ -347,20 +303,20 @@ func (o *patchOptions) applier() (*apply.Applier, error) {
 }
 
 // print renders the patch (no --apply).
-func (o *patchOptions) print(obj *unstructured.Unstructured, res *remedy.Result, allowed []string, opts []remedy.Option) error {
+func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	if len(res.Conflicts) > 0 {
 		writeConflicts(o.streams.Out, res.Object.String(), res.Conflicts)
 		return &FindingsError{Count: len(res.Conflicts)}
 	}
 	var srcPath string
 	if o.fmt == remedy.FormatYAML && len(o.files) > 0 {
-		path, src, err := o.findSource(obj)
+		path, src, err := o.findSource(res.Original())
 		if err != nil {
 			return err
 		}
 		if src != nil {
 			srcPath = path
-			if res, err = remedy.Patch(obj, allowed, append(opts, remedy.WithSource(src))...); err != nil {
+			if res, err = rem.Repatch(res.Original(), remedy.WithSource(src)); err != nil {
 				return err
 			}
 		} else if o.write {
@@ -373,7 +329,7 @@ func (o *patchOptions) print(obj *unstructured.Unstructured, res *remedy.Result,
 	}
 	// Recreate and Immutable are explained by res.Notes, printed already.
 	if !res.Changed {
-		fmt.Fprintf(o.streams.ErrOut, "%s is already kept on %s: nothing to patch\n", res.Object, strings.Join(allowed, ", "))
+		fmt.Fprintf(o.streams.ErrOut, "%s is already kept on %s: nothing to patch\n", res.Object, strings.Join(rem.AllowedArchitectures, ", "))
 	}
 	if o.write {
 		if !res.Changed {
@@ -395,13 +351,14 @@ func (o *patchOptions) print(obj *unstructured.Unstructured, res *remedy.Result,
 
 // applyLive re-reads the object, recomputes the patch against what is live
 // now, and applies it after a server-side dry run.
-func (o *patchOptions) applyLive(ctx context.Context, a *apply.Applier, obj *unstructured.Unstructured, allowed []string, opts []remedy.Option, operator *cluster.Ref) error {
-	ref := remedy.ObjectRef{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+func (o *patchOptions) applyLive(ctx context.Context, a *apply.Applier, rem *remedy.Remedy, obj *unstructured.Unstructured, operator *cluster.Ref) error {
+	allowed := rem.AllowedArchitectures
+	ref := object.Ref{APIVersion: obj.GetAPIVersion(), Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	live, err := a.Get(ctx, ref)
 	if err != nil {
 		return err
 	}
-	res, err := remedy.Patch(live, allowed, opts...)
+	res, err := rem.Repatch(live)
 	if err != nil {
 		return err
 	}
@@ -486,33 +443,29 @@ func (o *patchOptions) refuseManaged(res *remedy.Result, e *apply.ManagedError) 
 	return e
 }
 
-// containers inspects the workload's images (verified, with each
-// container's command/args) and returns what each container runs.
-func (o *patchOptions) containers(ctx context.Context, w *cluster.Workload) ([]remedy.Container, error) {
-	spec := w.Template.Spec
-	cs := remedy.Containers(spec, nil)
+// inspect inspects the workload's images (verified, with each container's
+// command, args and PATH), with the workload's own pull secrets on a live
+// cluster.
+func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cluster.Snapshot) (*image.Set, error) {
 	var reqs []image.Request
-	idx := make([]int, len(cs))
-	for i, c := range cs {
-		idx[i] = -1
-		if c.Role == remedy.RoleEphemeral || c.Image == "" {
-			continue
+	for _, c := range w.Containers {
+		if c.Role != cluster.RoleEphemeral && c.Image != "" {
+			reqs = append(reqs, image.ForContainer(w.ContainerSpec(c.Name, c.Image), true))
 		}
-		idx[i] = len(reqs)
-		reqs = append(reqs, image.Request{Ref: c.Image, Verify: true, Override: podOverride(&spec, c.Name)})
 	}
+	reqs = image.Requests(reqs)
 	if len(reqs) == 0 {
-		return cs, nil
+		return image.NewSet(nil, nil), nil
 	}
 	if len(o.files) == 0 && o.images.ociLayout == "" {
 		// Live: the workload's own pull secrets open its private registry.
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: spec}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec}
 		var err error
 		if o.images.pullSecrets, err = pullSecretKeychain(ctx, o.configFlags, []*corev1.Pod{pod}, o.streams.ErrOut); err != nil {
 			return nil, err
 		}
 	}
-	res, err := o.images.resolver(true)
+	res, err := o.images.resolver(true, sel.NodePlatforms()...)
 	if err != nil {
 		return nil, err
 	}
@@ -520,98 +473,12 @@ func (o *patchOptions) containers(ctx context.Context, w *cluster.Workload) ([]r
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for i := range cs {
-		if idx[i] < 0 {
-			continue
-		}
-		r := reps[idx[i]]
-		if r == nil || r.Error != nil {
-			cs[i].Unknown, cs[i].Architectures = true, nil
-			if r != nil {
-				fmt.Fprintf(o.streams.ErrOut, "warning: cannot read %s: %s: %s\n", r.Reference, r.Error.Reason, r.Error.Detail)
-			}
-			continue
-		}
-		cs[i].Unknown, cs[i].Architectures = false, r.Architectures
-	}
-	return cs, nil
-}
-
-func podOverride(spec *corev1.PodSpec, name string) *image.Override {
-	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
-		for _, c := range list {
-			if c.Name == name && (len(c.Command) > 0 || len(c.Args) > 0) {
-				return &image.Override{Command: c.Command, Args: c.Args}
-			}
+	for _, r := range reps {
+		if r != nil && r.Error != nil {
+			fmt.Fprintf(o.streams.ErrOut, "warning: cannot read %s: %s: %s\n", r.Reference, r.Error.Reason, r.Error.Detail)
 		}
 	}
-	return nil
-}
-
-// oneWorkload returns the workload the target names, asking for -n when the
-// name exists in several namespaces.
-func oneWorkload(s *cluster.Snapshot, t cluster.Target) (*cluster.Workload, error) {
-	switch len(s.Workloads) {
-	case 0:
-		return nil, fmt.Errorf("%s: %w", t, cluster.ErrNotFound)
-	case 1:
-		return s.Workloads[0], nil
-	}
-	var names []string
-	for _, w := range s.Workloads {
-		names = append(names, w.Ref.String())
-	}
-	return nil, fmt.Errorf("%s names %d workloads (%s): narrow it with -n", t, len(names), strings.Join(names, ", "))
-}
-
-// snapshotArchs are the distinct architectures of the snapshot's nodes.
-func snapshotArchs(s *cluster.Snapshot) []string {
-	var out []string
-	for _, n := range s.Nodes {
-		if a := n.Arch(); a != "" && !contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// archTaints are the NoSchedule/NoExecute taints that every node of arch
-// carries: those keep an intolerant pod off that architecture entirely. A
-// taint only some pools have (a GPU pool's) is left alone: tolerating it
-// would let the workload onto nodes it was kept off for other reasons.
-// Taints the node lifecycle controller manages (node.kubernetes.io/...) are
-// transient and never tolerated here.
-func archTaints(nodes []*cluster.Node, arch string) []corev1.Taint {
-	var common []corev1.Taint
-	first := true
-	for _, n := range nodes {
-		if n.Arch() != arch {
-			continue
-		}
-		var ts []corev1.Taint
-		for _, t := range n.Taints {
-			if t.Effect == corev1.TaintEffectPreferNoSchedule || strings.HasPrefix(t.Key, "node.kubernetes.io/") || strings.HasPrefix(t.Key, "node.cloudprovider.kubernetes.io/") {
-				continue
-			}
-			ts = append(ts, corev1.Taint{Key: t.Key, Value: t.Value, Effect: t.Effect})
-		}
-		if first {
-			common, first = ts, false
-			continue
-		}
-		var keep []corev1.Taint
-		for _, c := range common {
-			for _, t := range ts {
-				if c.MatchTaint(&t) && c.Value == t.Value {
-					keep = append(keep, c)
-					break
-				}
-			}
-		}
-		common = keep
-	}
-	return common
+	return image.NewSet(reqs, reps), nil
 }
 
 // writeConflicts explains why no patch is possible.

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/remedy"
@@ -208,32 +207,6 @@ spec:
 	}
 	if !strings.Contains(out, "kubectl patch deployment.apps api -n shop") {
 		t.Errorf("the patch is not of the Deployment:\n%s", out)
-	}
-}
-
-func TestArchTaints(t *testing.T) {
-	archTaint := corev1.Taint{Key: "kubernetes.io/arch", Value: "arm64", Effect: corev1.TaintEffectNoSchedule}
-	gpu := corev1.Taint{Key: "nvidia.com/gpu", Effect: corev1.TaintEffectNoSchedule}
-	notReady := corev1.Taint{Key: "node.kubernetes.io/not-ready", Effect: corev1.TaintEffectNoExecute}
-	soft := corev1.Taint{Key: "spot", Effect: corev1.TaintEffectPreferNoSchedule}
-	node := func(arch string, ts ...corev1.Taint) *cluster.Node {
-		n := &cluster.Node{Taints: ts}
-		n.Platform.OS, n.Platform.Architecture = "linux", arch
-		return n
-	}
-	nodes := []*cluster.Node{
-		node("arm64", archTaint, gpu, soft),
-		node("arm64", archTaint, notReady),
-		node("amd64", gpu),
-	}
-	if diff := cmp.Diff([]corev1.Taint{archTaint}, archTaints(nodes, "arm64")); diff != "" {
-		t.Errorf("arm64 taints (-want +got):\n%s", diff)
-	}
-	if got := archTaints(nodes, "amd64"); len(got) != 1 || got[0].Key != "nvidia.com/gpu" {
-		t.Errorf("amd64 taints: %v", got)
-	}
-	if got := archTaints(nodes, "s390x"); len(got) != 0 {
-		t.Errorf("no s390x node, taints %v", got)
 	}
 }
 

@@ -68,9 +68,9 @@ func (o *planOptions) runPlan(ctx context.Context) error {
 	p := plan.Build(fr.result, plan.Options{Soak: o.soak, PreferArm: o.preferArm, Cluster: o.eks})
 	doc := &report.Document{Kind: "Plan", Findings: fr.result.Findings, Images: fr.reports,
 		Extra: map[string]any{"plan": p, "readiness": fr.result.Readiness, "blockers": fr.result.Blockers}}
-	for _, pl := range fr.result.Pools {
-		doc.Nodes = append(doc.Nodes, pl)
-	}
+	doc.Remedies = fr.result.Remedies
+	doc.Nodes = report.Nodes(fr.snap.Nodes)
+	doc.Extra["pools"] = fr.result.Pools
 	doc.Text = func(w io.Writer, _ *report.Document) error { return plan.WriteText(w, p) }
 	switch o.output {
 	case "html":

@@ -14,6 +14,9 @@ func verifyEntrypoint(ctx context.Context, img v1.Image, wantArch string, o *ima
 	opts := []verify.Option{verify.WithArch(wantArch)}
 	if o != nil {
 		opts = append(opts, verify.WithCommand(o.Command, o.Args))
+		if o.PathSet {
+			opts = append(opts, verify.WithEnv([]string{"PATH=" + o.Path}))
+		}
 	}
 	return verify.Entrypoint(ctx, img, opts...)
 }

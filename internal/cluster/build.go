@@ -46,25 +46,25 @@ func newObject(typed runtime.Object, orig *unstructured.Unstructured) (*object, 
 	o := &object{orig: orig}
 	switch t := typed.(type) {
 	case *appsv1.Deployment:
-		o.ref, o.apiVersion, o.meta = Ref{KindDeployment, t.Namespace, t.Name}, "apps/v1", &t.ObjectMeta
+		o.ref, o.apiVersion, o.meta = Ref{Kind: KindDeployment, Namespace: t.Namespace, Name: t.Name}, "apps/v1", &t.ObjectMeta
 		o.template, o.templatePath, o.replicas = &t.Spec.Template, "spec.template", t.Spec.Replicas
 	case *appsv1.ReplicaSet:
-		o.ref, o.apiVersion, o.meta = Ref{KindReplicaSet, t.Namespace, t.Name}, "apps/v1", &t.ObjectMeta
+		o.ref, o.apiVersion, o.meta = Ref{Kind: KindReplicaSet, Namespace: t.Namespace, Name: t.Name}, "apps/v1", &t.ObjectMeta
 		o.template, o.templatePath, o.replicas = &t.Spec.Template, "spec.template", t.Spec.Replicas
 	case *appsv1.StatefulSet:
-		o.ref, o.apiVersion, o.meta = Ref{KindStatefulSet, t.Namespace, t.Name}, "apps/v1", &t.ObjectMeta
+		o.ref, o.apiVersion, o.meta = Ref{Kind: KindStatefulSet, Namespace: t.Namespace, Name: t.Name}, "apps/v1", &t.ObjectMeta
 		o.template, o.templatePath, o.replicas = &t.Spec.Template, "spec.template", t.Spec.Replicas
 	case *appsv1.DaemonSet:
-		o.ref, o.apiVersion, o.meta = Ref{KindDaemonSet, t.Namespace, t.Name}, "apps/v1", &t.ObjectMeta
+		o.ref, o.apiVersion, o.meta = Ref{Kind: KindDaemonSet, Namespace: t.Namespace, Name: t.Name}, "apps/v1", &t.ObjectMeta
 		o.template, o.templatePath = &t.Spec.Template, "spec.template"
 	case *batchv1.Job:
-		o.ref, o.apiVersion, o.meta = Ref{KindJob, t.Namespace, t.Name}, "batch/v1", &t.ObjectMeta
+		o.ref, o.apiVersion, o.meta = Ref{Kind: KindJob, Namespace: t.Namespace, Name: t.Name}, "batch/v1", &t.ObjectMeta
 		o.template, o.templatePath, o.replicas = &t.Spec.Template, "spec.template", t.Spec.Parallelism
 	case *batchv1.CronJob:
-		o.ref, o.apiVersion, o.meta = Ref{KindCronJob, t.Namespace, t.Name}, "batch/v1", &t.ObjectMeta
+		o.ref, o.apiVersion, o.meta = Ref{Kind: KindCronJob, Namespace: t.Namespace, Name: t.Name}, "batch/v1", &t.ObjectMeta
 		o.template, o.templatePath = &t.Spec.JobTemplate.Spec.Template, "spec.jobTemplate.spec.template"
 	case *corev1.PodTemplate:
-		o.ref, o.apiVersion, o.meta = Ref{KindPodTemplate, t.Namespace, t.Name}, "v1", &t.ObjectMeta
+		o.ref, o.apiVersion, o.meta = Ref{Kind: KindPodTemplate, Namespace: t.Namespace, Name: t.Name}, "v1", &t.ObjectMeta
 		o.template, o.templatePath = &t.Template, "template"
 	default:
 		return nil, fmt.Errorf("%T is not a workload", typed)
@@ -86,7 +86,7 @@ func newObject(typed runtime.Object, orig *unstructured.Unstructured) (*object, 
 // spec.workloadRef.
 func newRollout(u *unstructured.Unstructured) (*object, error) {
 	o := &object{
-		ref:          Ref{KindRollout, u.GetNamespace(), u.GetName()},
+		ref:          Ref{Kind: KindRollout, Namespace: u.GetNamespace(), Name: u.GetName()},
 		apiVersion:   u.GetAPIVersion(),
 		orig:         u,
 		templatePath: "spec.template",

@@ -388,9 +388,9 @@ func TestOriginalKept(t *testing.T) {
 		ref  Ref
 		path []string
 	}{
-		{Ref{KindDeployment, "shop", "api"}, []string{"spec", "template", "spec", "initContainers"}},
-		{Ref{KindCronJob, "batch", "report"}, []string{"spec", "jobTemplate", "spec", "template", "spec", "containers"}},
-		{Ref{KindPod, "batch", "migrate-1"}, []string{"spec", "containers"}},
+		{Ref{Kind: KindDeployment, Namespace: "shop", Name: "api"}, []string{"spec", "template", "spec", "initContainers"}},
+		{Ref{Kind: KindCronJob, Namespace: "batch", Name: "report"}, []string{"spec", "jobTemplate", "spec", "template", "spec", "containers"}},
+		{Ref{Kind: KindPod, Namespace: "batch", Name: "migrate-1"}, []string{"spec", "containers"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref.String(), func(t *testing.T) {

@@ -206,7 +206,7 @@ func TestLoadLive(t *testing.T) {
 		if diff := cmp.Diff(wantLogs, sortedCopy(logs)); diff != "" {
 			t.Errorf("logs (-want +got):\n%s", diff)
 		}
-		for _, p := range s.Workload(Ref{KindDeployment, ns, "api"}).Pods {
+		for _, p := range s.Workload(Ref{Kind: KindDeployment, Namespace: ns, Name: "api"}).Pods {
 			if p.PreviousLog("app") == nil {
 				t.Errorf("pod %s: previous log not attached", p.Name)
 			}
@@ -274,7 +274,7 @@ func TestLoadLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(s.Workloads) != 1 || s.Workloads[0].Ref != (Ref{KindDeployment, ns, "api"}) || len(s.Pods) != 2 || len(s.Logs) != 2 {
+		if len(s.Workloads) != 1 || s.Workloads[0].Ref != (Ref{Kind: KindDeployment, Namespace: ns, Name: "api"}) || len(s.Pods) != 2 || len(s.Logs) != 2 {
 			t.Errorf("got workloads %v, %d pods, %d logs; want deployment api, 2 pods, 2 logs", s.Workloads, len(s.Pods), len(s.Logs))
 		}
 		// nodes, the deployment, its pods, its replica sets, events, and the

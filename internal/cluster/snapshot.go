@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	objref "github.com/archfit/archfit/internal/object"
+
 	"fmt"
 	"sort"
 	"strings"
@@ -101,19 +103,9 @@ type Container struct {
 	Injected bool
 }
 
-// Ref names an object.
-type Ref struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-}
-
-func (r Ref) String() string {
-	if r.Namespace == "" {
-		return r.Kind + "/" + r.Name
-	}
-	return r.Namespace + "/" + r.Kind + "/" + r.Name
-}
+// Ref names an object: archfit's one reference type. References built here
+// carry no APIVersion (they are identities); Workload.APIVersion says it.
+type Ref = objref.Ref
 
 // Workload kinds. Rollout is Argo Rollouts' argoproj.io/v1alpha1 Rollout.
 const (
@@ -175,6 +167,23 @@ func (w *Workload) Container(name string) *Container {
 		}
 	}
 	return nil
+}
+
+// ContainerSpec returns the template's container of that name running
+// image (a copy), or for a container seen only in pods one that names just
+// its image.
+func (w *Workload) ContainerSpec(name, image string) *corev1.Container {
+	spec := &w.Template.Spec
+	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range list {
+			if list[i].Name == name {
+				c := list[i]
+				c.Image = image
+				return &c
+			}
+		}
+	}
+	return &corev1.Container{Name: name, Image: image}
 }
 
 // Pod is one pod with what is known about it.
@@ -397,6 +406,33 @@ func (s *Snapshot) Workload(r Ref) *Workload {
 		}
 	}
 	return nil
+}
+
+// Object returns the object of a workload of the snapshot as read, for
+// a patch that belongs to it (ErrNotFound when the input lacks it).
+func (s *Snapshot) Object(r Ref) (*unstructured.Unstructured, error) {
+	if w := s.Workload(r.ID()); w != nil && w.Original != nil {
+		return w.Original, nil
+	}
+	return nil, fmt.Errorf("%s: %w", r, ErrNotFound)
+}
+
+// NodePlatforms are the distinct platforms of the snapshot's nodes, in
+// node order (nil without nodes).
+func (s *Snapshot) NodePlatforms() []specs.Platform {
+	var out []specs.Platform
+	seen := map[string]bool{}
+	for _, n := range s.Nodes {
+		if n.Platform.Architecture == "" {
+			continue
+		}
+		k := platform.String(&n.Platform)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, n.Platform)
+		}
+	}
+	return out
 }
 
 // Node returns the named node, or nil.

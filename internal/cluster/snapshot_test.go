@@ -149,7 +149,7 @@ func TestPodContainers(t *testing.T) {
 	if pod == nil {
 		t.Fatal("api pod is not failing")
 	}
-	if s.WorkloadFor(pod).Ref != (Ref{KindDeployment, "shop", "api"}) {
+	if s.WorkloadFor(pod).Ref != (Ref{Kind: KindDeployment, Namespace: "shop", Name: "api"}) {
 		t.Errorf("workload %v", s.WorkloadFor(pod).Ref)
 	}
 	var got []string

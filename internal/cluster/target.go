@@ -120,3 +120,19 @@ func (s *Snapshot) Select(namespace string, target *Target) (*Snapshot, error) {
 	}
 	return out, nil
 }
+
+// One returns the one workload a narrowed snapshot holds for t, asking
+// for -n when the name exists in several namespaces.
+func (s *Snapshot) One(t Target) (*Workload, error) {
+	switch len(s.Workloads) {
+	case 0:
+		return nil, fmt.Errorf("%s: %w", t, ErrNotFound)
+	case 1:
+		return s.Workloads[0], nil
+	}
+	var names []string
+	for _, w := range s.Workloads {
+		names = append(names, w.Ref.String())
+	}
+	return nil, fmt.Errorf("%s names %d workloads (%s): narrow it with -n", t, len(names), strings.Join(names, ", "))
+}

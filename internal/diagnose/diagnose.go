@@ -1,6 +1,8 @@
 package diagnose
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"fmt"
 	"sort"
 	"strings"
@@ -52,7 +54,7 @@ func judgePod(snap *cluster.Snapshot, p *cluster.Pod, images *Images) []finding.
 	var out []finding.Finding
 	for _, cs := range p.Containers() {
 		c := &containerCase{snap: snap, pod: p, cs: cs, spec: specContainer(&p.Spec, cs.Name)}
-		c.rep = images.Report(cs.Image, override(c.spec))
+		c.rep = images.Get(request(c.spec, cs.Image))
 		out = append(out, c.judge()...)
 	}
 	if len(out) == 0 && p.Spec.NodeName == "" {
@@ -95,9 +97,9 @@ func (c *containerCase) judge() []finding.Finding {
 func (c *containerCase) base(code, msg string) finding.Finding {
 	f := finding.New(code, msg)
 	if wl := c.pod.Workload; wl != nil {
-		f.Workload = &finding.WorkloadRef{Kind: wl.Kind, Namespace: wl.Namespace, Name: wl.Name}
+		f.Workload = &object.Ref{Kind: wl.Kind, Namespace: wl.Namespace, Name: wl.Name}
 	} else {
-		f.Workload = &finding.WorkloadRef{Kind: cluster.KindPod, Namespace: c.pod.Namespace, Name: c.pod.Name}
+		f.Workload = &object.Ref{Kind: cluster.KindPod, Namespace: c.pod.Namespace, Name: c.pod.Name}
 	}
 	f.Pod = c.pod.Name
 	f.Container = c.cs.Name

@@ -1,80 +1,27 @@
 package diagnose
 
 import (
-	"encoding/json"
-
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/image"
 )
 
-// Images holds the image reports of one run, by reference and the pod's
-// command/args (the entrypoint verdict depends on both).
-type Images struct {
-	byKey map[string]*image.Report
-	byRef map[string]*image.Report
-}
+// Images are the run's image reports (image.Set answers by request).
+type Images = image.Set
 
 // NewImages pairs requests with the reports InspectAll returned for them.
-func NewImages(reqs []image.Request, reps []*image.Report) *Images {
-	im := &Images{byKey: map[string]*image.Report{}, byRef: map[string]*image.Report{}}
-	for i, q := range reqs {
-		if i >= len(reps) || reps[i] == nil {
-			continue
-		}
-		im.byKey[requestKey(q.Ref, q.Override)] = reps[i]
-		if old, ok := im.byRef[q.Ref]; !ok || old.Error != nil {
-			im.byRef[q.Ref] = reps[i]
-		}
-	}
-	return im
-}
+func NewImages(reqs []image.Request, reps []*image.Report) *Images { return image.NewSet(reqs, reps) }
 
-// Report returns the report for ref as run with o, else any report of ref,
-// else nil (the image was not inspected).
-func (im *Images) Report(ref string, o *image.Override) *image.Report {
-	if im == nil {
-		return nil
+// request is what inspecting container c of a pod asks: its image with its
+// command, args and PATH (c nil: the image alone, as for an injected one).
+func request(c *corev1.Container, img string) image.Request {
+	if c == nil {
+		c = &corev1.Container{Image: img}
 	}
-	if r, ok := im.byKey[requestKey(ref, o)]; ok {
-		return r
-	}
-	return im.byRef[ref]
-}
-
-// All returns the distinct reports, in reference order.
-func (im *Images) All() []*image.Report {
-	if im == nil {
-		return nil
-	}
-	seen := map[*image.Report]bool{}
-	var out []*image.Report
-	for _, r := range im.byKey {
-		if !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
-	sortReports(out)
-	return out
-}
-
-func requestKey(ref string, o *image.Override) string {
-	if o == nil {
-		return ref
-	}
-	b, _ := json.Marshal(o)
-	return ref + "|" + string(b)
-}
-
-// override is the pod's command/args for a container, nil when it sets
-// neither (the image's Entrypoint and Cmd run).
-func override(c *corev1.Container) *image.Override {
-	if c == nil || len(c.Command) == 0 && len(c.Args) == 0 {
-		return nil
-	}
-	return &image.Override{Command: c.Command, Args: c.Args}
+	q := image.ForContainer(c, true)
+	q.Ref = img
+	return q
 }
 
 // specContainer finds a container of the pod spec by name.
@@ -109,13 +56,12 @@ func Requests(snap *cluster.Snapshot) []image.Request {
 			if cs.Image == "" {
 				continue
 			}
-			o := override(specContainer(&p.Spec, cs.Name))
-			k := requestKey(cs.Image, o)
-			if seen[k] {
+			q := request(specContainer(&p.Spec, cs.Name), cs.Image)
+			if seen[q.Key()] {
 				continue
 			}
-			seen[k] = true
-			out = append(out, image.Request{Ref: cs.Image, Verify: true, Override: o})
+			seen[q.Key()] = true
+			out = append(out, q)
 		}
 	}
 	return out

@@ -1,6 +1,8 @@
 package diagnose
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"fmt"
 	"sort"
 	"strings"
@@ -13,10 +15,10 @@ import (
 // and found nothing architecture-related (OOMKilled, an application crash,
 // a missing Secret...). Listed so nobody chases architecture for it.
 type NotArch struct {
-	Workload  finding.WorkloadRef `json:"workload"`
-	Pod       string              `json:"pod"`
-	Container string              `json:"container,omitempty"`
-	Reason    string              `json:"reason"`
+	Workload  object.Ref `json:"workload"`
+	Pod       string     `json:"pod"`
+	Container string     `json:"container,omitempty"`
+	Reason    string     `json:"reason"`
 }
 
 // NotArchFailures lists the failing pods of workloads without findings,
@@ -31,9 +33,9 @@ func NotArchFailures(snap *cluster.Snapshot, fs []finding.Finding) []NotArch {
 	seen := map[string]bool{}
 	var out []NotArch
 	for _, p := range snap.FailingPods() {
-		ref := finding.WorkloadRef{Kind: cluster.KindPod, Namespace: p.Namespace, Name: p.Name}
+		ref := object.Ref{Kind: cluster.KindPod, Namespace: p.Namespace, Name: p.Name}
 		if w := p.Workload; w != nil {
-			ref = finding.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+			ref = object.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
 		}
 		if explained[ref.String()] {
 			continue

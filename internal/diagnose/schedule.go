@@ -1,6 +1,8 @@
 package diagnose
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"fmt"
 	"slices"
 	"sort"
@@ -104,7 +106,7 @@ func judgeUnschedulable(snap *cluster.Snapshot, p *cluster.Pod, images *Images) 
 		if cs.Role == cluster.RoleEphemeral {
 			continue
 		}
-		r := images.Report(cs.Image, override(specContainer(&p.Spec, cs.Name)))
+		r := images.Get(request(specContainer(&p.Spec, cs.Name), cs.Image))
 		if r == nil || r.Error != nil {
 			continue
 		}
@@ -205,7 +207,7 @@ func atRisk(snap *cluster.Snapshot, images *Images, failing map[*cluster.Workloa
 			if ct.Role == cluster.RoleEphemeral {
 				continue
 			}
-			r := images.Report(ct.Image, override(specContainer(&w.Template.Spec, ct.Name)))
+			r := images.Get(request(specContainer(&w.Template.Spec, ct.Name), ct.Image))
 			if r == nil || r.Error != nil {
 				continue
 			}
@@ -236,7 +238,7 @@ func atRisk(snap *cluster.Snapshot, images *Images, failing map[*cluster.Workloa
 			}
 			sort.Strings(pools)
 			f := finding.New(finding.SingleArchAtRisk, fmt.Sprintf("container %s (%s) image %s runs only on %s, and nothing keeps the pods off %s", ct.Name, ct.Role, ct.Image, orNone(strings.Join(r.Architectures, ", ")), strings.Join(pools, ", ")))
-			f.Workload = &finding.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+			f.Workload = &object.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
 			f.Container, f.ContainerType, f.Image = ct.Name, string(ct.Role), ct.Image
 			f.ImagePlatforms = r.Platforms
 			f.Node, f.NodePlatform = first.Name, platform.String(&first.Platform)
@@ -338,7 +340,7 @@ func pinnedConflicts(snap *cluster.Snapshot, images *Images, fs []finding.Findin
 	}
 	var out []finding.Finding
 	for _, w := range snap.Workloads {
-		ref := finding.WorkloadRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+		ref := object.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
 		if !hit[ref.String()] {
 			continue
 		}
@@ -351,7 +353,7 @@ func pinnedConflicts(snap *cluster.Snapshot, images *Images, fs []finding.Findin
 			if ct.Role == cluster.RoleEphemeral {
 				continue
 			}
-			r := images.Report(ct.Image, override(specContainer(&w.Template.Spec, ct.Name)))
+			r := images.Get(request(specContainer(&w.Template.Spec, ct.Name), ct.Image))
 			if r == nil || r.Error != nil || len(intersect(pinned, r.Architectures)) > 0 {
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/remedy"
 	"github.com/archfit/archfit/internal/report"
 )
 
@@ -49,11 +50,9 @@ func findingsText(w io.Writer, d *report.Document) error {
 		_, err := fmt.Fprintln(w, "No failing pod has an architecture-related cause; nothing at risk among the images inspected.")
 		return err
 	}
-	rems := map[string]Remedy{}
+	rems := map[string]*remedy.Remedy{}
 	for _, r := range d.Remedies {
-		if rem, ok := r.(Remedy); ok {
-			rems[rem.Workload.String()] = rem
-		}
+		rems[r.Workload.String()] = r
 	}
 	var order []string
 	groups := map[string][]finding.Finding{}
@@ -129,7 +128,7 @@ func findingsText(w io.Writer, d *report.Document) error {
 	return nil
 }
 
-func remedyText(w io.Writer, r Remedy) {
+func remedyText(w io.Writer, r *remedy.Remedy) {
 	switch {
 	case r.Conflict != nil:
 		fmt.Fprintf(w, "  today: no architecture works: %s\n", r.Conflict.Message)
@@ -144,6 +143,9 @@ func remedyText(w io.Writer, r Remedy) {
 				fmt.Fprintf(w, "    %s\n", l)
 			}
 		}
+	}
+	if r.PatchError != "" {
+		fmt.Fprintf(w, "  note: no patch: %s\n", r.PatchError)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)

@@ -3,6 +3,8 @@
 package finding
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	_ "embed"
 	"fmt"
 	"sort"
@@ -99,32 +101,18 @@ func Rules() []Rule {
 	return out
 }
 
-// WorkloadRef names the top owner of a pod.
-type WorkloadRef struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-}
-
-func (w WorkloadRef) String() string {
-	if w.Namespace == "" {
-		return w.Kind + "/" + w.Name
-	}
-	return w.Namespace + "/" + w.Kind + "/" + w.Name
-}
-
 // Finding is one verdict with the evidence it rests on.
 type Finding struct {
-	Code           string       `json:"code"`
-	Severity       Severity     `json:"severity"`
-	Workload       *WorkloadRef `json:"workload,omitempty"`
-	Pod            string       `json:"pod,omitempty"`
-	Container      string       `json:"container,omitempty"`
-	ContainerType  string       `json:"containerType,omitempty"` // init | sidecar | main | ephemeral
-	Image          string       `json:"image,omitempty"`
-	Node           string       `json:"node,omitempty"`
-	NodePlatform   string       `json:"nodePlatform,omitempty"`
-	ImagePlatforms []string     `json:"imagePlatforms,omitempty"`
+	Code           string      `json:"code"`
+	Severity       Severity    `json:"severity"`
+	Workload       *object.Ref `json:"workload,omitempty"`
+	Pod            string      `json:"pod,omitempty"`
+	Container      string      `json:"container,omitempty"`
+	ContainerType  string      `json:"containerType,omitempty"` // init | sidecar | main | ephemeral
+	Image          string      `json:"image,omitempty"`
+	Node           string      `json:"node,omitempty"`
+	NodePlatform   string      `json:"nodePlatform,omitempty"`
+	ImagePlatforms []string    `json:"imagePlatforms,omitempty"`
 	// Evidence holds the exact strings seen (log lines, messages, digests).
 	Evidence []string `json:"evidence,omitempty"`
 	Message  string   `json:"message"`

@@ -62,8 +62,10 @@ type Entry struct {
 	AttestsDigest string `json:"attestsDigest,omitempty"`
 	// Nested is the path of parent index digests for entries of nested indexes.
 	Nested []string `json:"nested,omitempty"`
-	// Skipped explains why an entry was not examined (unknown media type, ...).
-	Skipped string `json:"skipped,omitempty"`
+	// SkipReason says why an entry was not examined; Skipped says it in
+	// words (with the error seen). Both are empty for an examined entry.
+	SkipReason SkipReason `json:"skipReason,omitempty"`
+	Skipped    string     `json:"skipped,omitempty"`
 	// Mismatch describes a disagreement between the declared platform and
 	// the config or the entrypoint binary; empty when they agree.
 	Mismatch   string      `json:"mismatch,omitempty"`
@@ -72,6 +74,30 @@ type Entry struct {
 	GoVersion string `json:"goVersion,omitempty"`
 	Config    *Exec  `json:"exec,omitempty"`
 }
+
+// SkipReason is why an entry was not examined.
+type SkipReason string
+
+// Skip reasons. Only SkipUnreadable is transient: the others are answers
+// about content that cannot change (its digest names it).
+const (
+	SkipNestedTooDeep    SkipReason = "nested-too-deep"
+	SkipSchema1          SkipReason = "schema1"
+	SkipUnknownMediaType SkipReason = "unknown-media-type"
+	// SkipNotFound: the registry answered 404 for a digest the index names.
+	SkipNotFound SkipReason = "not-found"
+	// SkipInvalid: content verified by its digest does not parse.
+	SkipInvalid SkipReason = "invalid"
+	// SkipUnreadable: the content could not be read this time (network,
+	// timeout, 5xx, rate limit, credentials): a later run may read it.
+	SkipUnreadable SkipReason = "unreadable"
+)
+
+// Transient reports whether a later run may get another answer.
+func (r SkipReason) Transient() bool { return r == SkipUnreadable }
+
+// skip marks the entry as not examined.
+func (e *Entry) skip(reason SkipReason, msg string) { e.SkipReason, e.Skipped = reason, msg }
 
 // Exec is the part of the image config that decides what runs.
 type Exec struct {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -47,10 +49,15 @@ func isIndex(mt string) bool    { return mt == mediaTypeOCIIndex || mt == mediaT
 func isManifest(mt string) bool { return mt == mediaTypeOCIManifest || mt == mediaTypeDockerV2 }
 func isSchema1(mt string) bool  { return mt == mediaTypeSchema1 || mt == mediaTypeSchema1Plain }
 
-// Override is what a pod says runs instead of the image's Entrypoint/Cmd.
+// Override is what a pod says runs instead of the image's Entrypoint/Cmd,
+// and the PATH its env sets (which replaces the image's for the lookup of a
+// bare command name).
 type Override struct {
 	Command []string `json:"command,omitempty"`
 	Args    []string `json:"args,omitempty"`
+	Path    string   `json:"path,omitempty"`
+	// PathSet distinguishes PATH="" from no PATH in the pod's env.
+	PathSet bool `json:"pathSet,omitempty"`
 }
 
 // Verifier finds and checks the entrypoint binary of one image manifest
@@ -121,10 +128,18 @@ func WithConcurrency(n int) Option {
 // WithTagTTL sets how long a tag->digest answer is trusted without a HEAD.
 func WithTagTTL(d time.Duration) Option { return func(r *Resolver) error { r.tagTTL = d; return nil } }
 
-// WithNodes sets the node platforms "what would each node pull" is computed
-// for (default linux/amd64 and linux/arm64/v8).
+// WithNodes adds node platforms (a cluster's) to those "what would each
+// node pull" is computed for: linux/amd64 and linux/arm64/v8 always.
 func WithNodes(p ...specs.Platform) Option {
-	return func(r *Resolver) error { r.nodes = p; return nil }
+	return func(r *Resolver) error {
+		for _, n := range p {
+			if !slices.ContainsFunc(r.nodes, func(o specs.Platform) bool { return platform.String(&o) == platform.String(&n) }) {
+				r.nodes = append(r.nodes, n)
+			}
+		}
+		sort.Slice(r.nodes, func(i, j int) bool { return platform.String(&r.nodes[i]) < platform.String(&r.nodes[j]) })
+		return nil
+	}
 }
 
 // WithInsecure allows plain HTTP to the given registries (loopback and
@@ -315,17 +330,45 @@ func (r *Resolver) reportKey(dgst string, q Request) string {
 
 // cacheable reports whether a report holds only answers that cannot change:
 // no errors, no entry skipped for a transient reason, no unverifiable
-// verdict.
+// verdict (which may come from a read that failed this time).
 func cacheable(rep *Report) bool {
 	if rep.Error != nil {
 		return false
 	}
 	for _, e := range rep.Entries {
-		if strings.Contains(e.Skipped, "unreadable") || e.Entrypoint != nil && e.Entrypoint.Verdict == VerdictUnverifiable {
+		if e.SkipReason.Transient() || e.Entrypoint != nil && e.Entrypoint.Verdict == VerdictUnverifiable {
 			return false
 		}
 	}
 	return true
+}
+
+// definitiveError marks an error about content that was verified by its
+// digest (it does not parse): reading it again gives the same answer.
+type definitiveError struct{ err error }
+
+func (e definitiveError) Error() string { return e.err.Error() }
+func (e definitiveError) Unwrap() error { return e.err }
+
+func definitive(err error) error { return definitiveError{err} }
+
+// skipReasonOf classifies why an entry could not be read: a 404 for a
+// digest and content that does not parse are answers; anything else
+// (network, timeout, 5xx, 429, credentials, a digest mismatch) may differ
+// next time and must not be remembered.
+func skipReasonOf(err error) SkipReason {
+	var d definitiveError
+	if errors.As(err, &d) {
+		return SkipInvalid
+	}
+	var he *registry.HTTPError
+	if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+		return SkipNotFound
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return SkipNotFound // an OCI layout without the blob
+	}
+	return SkipUnreadable
 }
 
 type statsMu struct {
@@ -476,12 +519,12 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 		case e.Attestation:
 		case isIndex(m.MediaType):
 			if depth+1 >= maxNestedIndexDepth {
-				e.Skipped = fmt.Sprintf("nested index deeper than %d levels", maxNestedIndexDepth)
+				e.skip(SkipNestedTooDeep, fmt.Sprintf("nested index deeper than %d levels", maxNestedIndexDepth))
 				break
 			}
 			child, err := r.manifestByDigest(ctx, ref.Context(), e.Digest, m.MediaType, st)
 			if err != nil {
-				e.Skipped = "nested index unreadable: " + err.Error()
+				e.skip(skipReasonOf(err), "nested index unreadable: "+err.Error())
 				break
 			}
 			rep.Notes = append(rep.Notes, fmt.Sprintf("entry %s is a nested index; its entries are listed with nested=[...]", short(e.Digest)))
@@ -490,16 +533,16 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 			}
 			continue
 		case isSchema1(m.MediaType):
-			e.Skipped = "Docker schema 1 manifest: refused by containerd >= 2.1"
+			e.skip(SkipSchema1, "Docker schema 1 manifest: refused by containerd >= 2.1")
 		case !isManifest(m.MediaType):
-			e.Skipped = fmt.Sprintf("unknown media type %q", m.MediaType)
+			e.skip(SkipUnknownMediaType, fmt.Sprintf("unknown media type %q", m.MediaType))
 		}
 		rep.Entries = append(rep.Entries, e)
 	}
 	// Entries are examined concurrently; each one is independent.
 	for i := start; i < len(rep.Entries); i++ {
 		e := &rep.Entries[i]
-		if e.Attestation || e.Skipped != "" || len(e.Nested) != len(parents) {
+		if e.Attestation || e.SkipReason != "" || len(e.Nested) != len(parents) {
 			continue
 		}
 		if e.Platform == nil || q.Verify {
@@ -511,11 +554,11 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 		g.Go(func() error {
 			md, err := r.manifestByDigest(gctx, ref.Context(), e.Digest, e.MediaType, st)
 			if err != nil {
-				e.Skipped = "manifest unreadable: " + err.Error()
+				e.skip(skipReasonOf(err), "manifest unreadable: "+err.Error())
 				return nil
 			}
 			if err := r.entry(gctx, ref, e, md.raw, q.Verify, q, st); err != nil {
-				e.Skipped = err.Error()
+				e.skip(skipReasonOf(err), err.Error())
 			}
 			return nil
 		})
@@ -529,7 +572,7 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw []byte, verify bool, q Request, st *statsMu) error {
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return fmt.Errorf("parsing manifest %s: %w", e.Digest, err)
+		return definitive(fmt.Errorf("parsing manifest %s: %w", e.Digest, err))
 	}
 	cfgRaw, err := r.blob(ctx, ref.Context(), m.Config.Digest.String(), st)
 	if err != nil {
@@ -537,7 +580,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	}
 	cf, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
 	if err != nil {
-		return fmt.Errorf("parsing config %s: %w", m.Config.Digest, err)
+		return definitive(fmt.Errorf("parsing config %s: %w", m.Config.Digest, err))
 	}
 	e.ConfigPlatform = &specs.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
 	e.Config = &Exec{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, WorkingDir: cf.Config.WorkingDir, Path: pathFromEnv(cf.Config.Env)}
@@ -557,6 +600,10 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	// file the kernel executes), so pods that start the same image with the
 	// same program but other arguments share one verification.
 	vkey := fmt.Sprintf("%s|%s|%q", e.Digest, want, argv0(cf.Config, q.Override))
+	if a := argv0(cf.Config, q.Override); q.Override != nil && q.Override.PathSet && !strings.Contains(a, "/") {
+		// A bare name is looked up on the pod's own PATH.
+		vkey += fmt.Sprintf("|PATH=%q", q.Override.Path)
+	}
 	var ep Entrypoint
 	if r.cache.getJSON("verify", vkey, &ep) {
 		r.hit(st)
@@ -651,7 +698,7 @@ func baseFromAnnotations(a map[string]string) *BaseImage {
 }
 
 // runnable reports whether an entry is a real image a node could run.
-func (e *Entry) runnable() bool { return !e.Attestation && e.Skipped == "" }
+func (e *Entry) runnable() bool { return !e.Attestation && e.SkipReason == "" }
 
 // EffectivePlatform is the platform a runtime matches the entry by: the
 // index's, or its config's when the index declares none.

@@ -30,15 +30,12 @@ func audited(t *testing.T) *audit.Result {
 	for i, r := range refs {
 		reqs[i] = image.Request{Ref: r, Verify: true}
 	}
-	reps := map[string]*image.Report{}
-	for i, rep := range res.InspectAll(context.Background(), reqs) {
-		reps[refs[i]] = rep
-	}
+	reps := image.NewSet(reqs, res.InspectAll(context.Background(), reqs))
 	snap, docErrs, err := cluster.LoadFiles(context.Background(), []string{"testdata/fleet.yaml"}, nil)
 	if err != nil || len(docErrs) > 0 {
 		t.Fatal(err, docErrs)
 	}
-	return audit.Run(snap, reps, audit.Options{})
+	return audit.Run(snap, reps, audit.Options{Verify: true})
 }
 
 func TestBuild(t *testing.T) {

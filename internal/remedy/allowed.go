@@ -6,25 +6,21 @@ package remedy
 
 import (
 	"fmt"
+
 	"slices"
 	"strings"
+
+	"github.com/archfit/archfit/internal/cluster"
 )
 
 // CodeArchConstraintConflict is the finding code (DESIGN.md) for a workload
 // whose constraints or images admit no architecture that exists.
 const CodeArchConstraintConflict = "arch-constraint-conflict"
 
-// Role of a container in a pod template.
-type Role string
-
-// Roles. Ephemeral containers are not part of a template (they are added to
+// Role of a container in a pod template: archfit's one role type.
+// Ephemeral containers are not part of a template (they are added to
 // running pods by `kubectl debug`), so they never restrict the template.
-const (
-	RoleInit      Role = "init"
-	RoleSidecar   Role = "sidecar" // init container with restartPolicy: Always
-	RoleMain      Role = "main"
-	RoleEphemeral Role = "ephemeral"
-)
+type Role = cluster.Role
 
 // Container is one container of a pod template and what its image can run.
 type Container struct {
@@ -84,7 +80,7 @@ func AllowedArchitectures(containers []Container, nodeArchs []string) Allowed {
 	var set []string // nil: unrestricted so far
 	universe := sortedSet(nodeArchs)
 	for _, c := range containers {
-		if c.Role == RoleEphemeral {
+		if c.Role == cluster.RoleEphemeral {
 			continue
 		}
 		if c.Unknown {
@@ -118,7 +114,7 @@ func AllowedArchitectures(containers []Container, nodeArchs []string) Allowed {
 	// Empty intersection: say who excludes what.
 	c := &Conflict{Code: CodeArchConstraintConflict}
 	for _, ct := range containers {
-		if ct.Role == RoleEphemeral || ct.Unknown {
+		if ct.Role == cluster.RoleEphemeral || ct.Unknown {
 			continue
 		}
 		runs := sortedSet(ct.Architectures)
@@ -157,7 +153,7 @@ func AllowedArchitectures(containers []Container, nodeArchs []string) Allowed {
 func imagesIntersection(containers []Container) []string {
 	var set []string
 	for _, c := range containers {
-		if c.Role == RoleEphemeral || c.Unknown {
+		if c.Role == cluster.RoleEphemeral || c.Unknown {
 			continue
 		}
 		if set == nil {

@@ -1,6 +1,8 @@
 package remedy
 
 import (
+	"github.com/archfit/archfit/internal/cluster"
+
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,8 +19,8 @@ func TestAllowedArchitectures(t *testing.T) {
 		{
 			name: "all multi-arch, mixed cluster",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Architectures: multi},
-				{Name: "proxy", Role: RoleSidecar, Architectures: []string{"arm64", "amd64", "s390x"}},
+				{Name: "app", Role: cluster.RoleMain, Architectures: multi},
+				{Name: "proxy", Role: cluster.RoleSidecar, Architectures: []string{"arm64", "amd64", "s390x"}},
 			},
 			nodes: []string{"arm64", "amd64", "amd64"},
 			want:  Allowed{Architectures: multi},
@@ -26,8 +28,8 @@ func TestAllowedArchitectures(t *testing.T) {
 		{
 			name: "single-arch init container restricts the pod",
 			containers: []Container{
-				{Name: "migrate", Role: RoleInit, Image: "db-migrate:1", Architectures: []string{"amd64"}},
-				{Name: "app", Role: RoleMain, Architectures: multi},
+				{Name: "migrate", Role: cluster.RoleInit, Image: "db-migrate:1", Architectures: []string{"amd64"}},
+				{Name: "app", Role: cluster.RoleMain, Architectures: multi},
 			},
 			nodes: multi,
 			want:  Allowed{Architectures: []string{"amd64"}},
@@ -35,7 +37,7 @@ func TestAllowedArchitectures(t *testing.T) {
 		{
 			name: "nodes limit the result",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Architectures: []string{"amd64", "arm64", "ppc64le"}},
+				{Name: "app", Role: cluster.RoleMain, Architectures: []string{"amd64", "arm64", "ppc64le"}},
 			},
 			nodes: []string{"arm64"},
 			want:  Allowed{Architectures: []string{"arm64"}},
@@ -43,15 +45,15 @@ func TestAllowedArchitectures(t *testing.T) {
 		{
 			name: "unknown nodes: images alone decide",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Architectures: multi},
+				{Name: "app", Role: cluster.RoleMain, Architectures: multi},
 			},
 			want: Allowed{Architectures: multi},
 		},
 		{
 			name: "uninspectable image does not restrict but is listed",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Architectures: []string{"arm64"}},
-				{Name: "vendor", Role: RoleSidecar, Unknown: true},
+				{Name: "app", Role: cluster.RoleMain, Architectures: []string{"arm64"}},
+				{Name: "vendor", Role: cluster.RoleSidecar, Unknown: true},
 			},
 			nodes: multi,
 			want:  Allowed{Architectures: []string{"arm64"}, Unverified: []string{"vendor"}},
@@ -59,8 +61,8 @@ func TestAllowedArchitectures(t *testing.T) {
 		{
 			name: "ephemeral containers are not part of the template",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Architectures: multi},
-				{Name: "debugger", Role: RoleEphemeral, Architectures: []string{"amd64"}},
+				{Name: "app", Role: cluster.RoleMain, Architectures: multi},
+				{Name: "debugger", Role: cluster.RoleEphemeral, Architectures: []string{"amd64"}},
 			},
 			nodes: multi,
 			want:  Allowed{Architectures: multi},
@@ -68,52 +70,52 @@ func TestAllowedArchitectures(t *testing.T) {
 		{
 			name: "containers disagree",
 			containers: []Container{
-				{Name: "init-certs", Role: RoleInit, Image: "certs:1", Architectures: []string{"amd64"}},
-				{Name: "app", Role: RoleMain, Image: "app:2", Architectures: []string{"arm64"}},
-				{Name: "log", Role: RoleSidecar, Image: "log:3", Architectures: multi},
+				{Name: "init-certs", Role: cluster.RoleInit, Image: "certs:1", Architectures: []string{"amd64"}},
+				{Name: "app", Role: cluster.RoleMain, Image: "app:2", Architectures: []string{"arm64"}},
+				{Name: "log", Role: cluster.RoleSidecar, Image: "log:3", Architectures: multi},
 			},
 			nodes: multi,
 			want: Allowed{Conflict: &Conflict{
 				Code:    CodeArchConstraintConflict,
 				Message: `no architecture runs all containers: init container "init-certs" (certs:1) runs only amd64; main container "app" (app:2) runs only arm64; nodes are amd64, arm64`,
 				Containers: []Exclusion{
-					{Name: "init-certs", Role: RoleInit, Image: "certs:1", Runs: []string{"amd64"}, Excludes: []string{"arm64"}},
-					{Name: "app", Role: RoleMain, Image: "app:2", Runs: []string{"arm64"}, Excludes: []string{"amd64"}},
+					{Name: "init-certs", Role: cluster.RoleInit, Image: "certs:1", Runs: []string{"amd64"}, Excludes: []string{"arm64"}},
+					{Name: "app", Role: cluster.RoleMain, Image: "app:2", Runs: []string{"arm64"}, Excludes: []string{"amd64"}},
 				},
 			}},
 		},
 		{
 			name: "no node of the images' arch",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Image: "app:2", Architectures: []string{"arm64"}},
+				{Name: "app", Role: cluster.RoleMain, Image: "app:2", Architectures: []string{"arm64"}},
 			},
 			nodes: []string{"amd64"},
 			want: Allowed{Conflict: &Conflict{
 				Code:    CodeArchConstraintConflict,
 				Message: "every container runs on arm64, but the cluster has only amd64 nodes",
 				Containers: []Exclusion{
-					{Name: "app", Role: RoleMain, Image: "app:2", Runs: []string{"arm64"}, Excludes: []string{"amd64"}},
+					{Name: "app", Role: cluster.RoleMain, Image: "app:2", Runs: []string{"arm64"}, Excludes: []string{"amd64"}},
 				},
 			}},
 		},
 		{
 			name: "an image that runs nowhere",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Image: "broken:1", Architectures: nil},
+				{Name: "app", Role: cluster.RoleMain, Image: "broken:1", Architectures: nil},
 			},
 			nodes: multi,
 			want: Allowed{Conflict: &Conflict{
 				Code:    CodeArchConstraintConflict,
 				Message: `no architecture runs all containers: main container "app" (broken:1) runs no architecture; nodes are amd64, arm64`,
 				Containers: []Exclusion{
-					{Name: "app", Role: RoleMain, Image: "broken:1", Runs: []string{}, Excludes: multi},
+					{Name: "app", Role: cluster.RoleMain, Image: "broken:1", Runs: []string{}, Excludes: multi},
 				},
 			}},
 		},
 		{
 			name: "nothing known",
 			containers: []Container{
-				{Name: "app", Role: RoleMain, Unknown: true},
+				{Name: "app", Role: cluster.RoleMain, Unknown: true},
 			},
 			want: Allowed{Unverified: []string{"app"}},
 		},

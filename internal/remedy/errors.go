@@ -1,6 +1,8 @@
 package remedy
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"errors"
 	"fmt"
 )
@@ -24,8 +26,8 @@ var (
 // belongs there (a Deployment rather than its ReplicaSet, the Deployment an
 // Argo Rollout's spec.workloadRef names, the CronJob of a Job).
 type RedirectError struct {
-	From   ObjectRef
-	To     ObjectRef
+	From   object.Ref
+	To     object.Ref
 	Reason string
 }
 

@@ -1,6 +1,8 @@
 package remedy
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"fmt"
 	"strings"
 
@@ -8,29 +10,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// ObjectRef names a Kubernetes object.
-type ObjectRef struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Namespace  string `json:"namespace,omitempty"`
-	Name       string `json:"name"`
-}
-
-func (r ObjectRef) String() string {
-	if r.Namespace == "" {
-		return r.Kind + "/" + r.Name
-	}
-	return r.Kind + " " + r.Namespace + "/" + r.Name
-}
-
-// GroupVersion of the reference (zero when APIVersion is unparsable).
-func (r ObjectRef) groupVersion() schema.GroupVersion {
+// groupVersion of the reference (zero when APIVersion is unparsable).
+func groupVersion(r object.Ref) schema.GroupVersion {
 	gv, _ := schema.ParseGroupVersion(r.APIVersion)
 	return gv
 }
 
-func refOf(obj *unstructured.Unstructured) ObjectRef {
-	return ObjectRef{
+func refOf(obj *unstructured.Unstructured) object.Ref {
+	return object.Ref{
 		APIVersion: obj.GetAPIVersion(),
 		Kind:       obj.GetKind(),
 		Namespace:  obj.GetNamespace(),
@@ -64,8 +51,8 @@ var kinds = map[schema.GroupKind]kindInfo{
 	{Group: "argoproj.io", Kind: "Rollout"}:    {podSpec: []string{"spec", "template", "spec"}, resource: "rollout.argoproj.io"},
 }
 
-func lookupKind(ref ObjectRef) (kindInfo, error) {
-	gv := ref.groupVersion()
+func lookupKind(ref object.Ref) (kindInfo, error) {
+	gv := groupVersion(ref)
 	k, ok := kinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
 	if !ok {
 		return kindInfo{}, fmt.Errorf("%s %s: %w", ref.APIVersion, ref.Kind, ErrUnsupportedKind)

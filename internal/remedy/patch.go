@@ -1,6 +1,8 @@
 package remedy
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -104,7 +106,7 @@ type Operation struct {
 
 // Result is the interim patch of one workload.
 type Result struct {
-	Object ObjectRef `json:"object"`
+	Object object.Ref `json:"object"`
 	// PodSpecPath is the JSON pointer of the pod spec that is patched.
 	PodSpecPath string   `json:"podSpecPath"`
 	Allowed     []string `json:"allowedArchitectures"`
@@ -132,6 +134,10 @@ type Result struct {
 	patched *unstructured.Unstructured
 	source  []byte
 }
+
+// Original returns the object the patch was computed against (the owner a
+// redirect led to, when there was one).
+func (r *Result) Original() *unstructured.Unstructured { return r.orig }
 
 // Patched returns a copy of the object with the patch applied.
 func (r *Result) Patched() *unstructured.Unstructured { return r.patched.DeepCopy() }
@@ -352,10 +358,10 @@ func suspendedNeverStarted(obj *unstructured.Unstructured) bool {
 }
 
 // redirect refuses objects whose pod template belongs to someone else.
-func redirect(obj *unstructured.Unstructured, ref ObjectRef, ignoreOwner bool) error {
+func redirect(obj *unstructured.Unstructured, ref object.Ref, ignoreOwner bool) error {
 	if ref.Kind == "Rollout" {
 		if wr, ok, _ := unstructured.NestedMap(obj.Object, "spec", "workloadRef"); ok {
-			to := ObjectRef{Namespace: ref.Namespace}
+			to := object.Ref{Namespace: ref.Namespace}
 			to.APIVersion, _ = wr["apiVersion"].(string)
 			to.Kind, _ = wr["kind"].(string)
 			to.Name, _ = wr["name"].(string)
@@ -367,7 +373,7 @@ func redirect(obj *unstructured.Unstructured, ref ObjectRef, ignoreOwner bool) e
 	}
 	for _, or := range obj.GetOwnerReferences() {
 		if or.Controller != nil && *or.Controller {
-			to := ObjectRef{APIVersion: or.APIVersion, Kind: or.Kind, Namespace: ref.Namespace, Name: or.Name}
+			to := object.Ref{APIVersion: or.APIVersion, Kind: or.Kind, Namespace: ref.Namespace, Name: or.Name}
 			return &RedirectError{From: ref, To: to, Reason: "its controller would revert the change"}
 		}
 	}

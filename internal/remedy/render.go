@@ -146,7 +146,7 @@ type KustomizePatch struct {
 
 // Kustomize returns the patch as a kustomize patch file plus its target.
 func (r *Result) Kustomize() (KustomizePatch, error) {
-	gv := r.Object.groupVersion()
+	gv := groupVersion(r.Object)
 	kp := KustomizePatch{FileName: fmt.Sprintf("archfit-%s-%s.yaml", strings.ToLower(r.Object.Kind), r.Object.Name)}
 	target := []string{}
 	if gv.Group != "" {

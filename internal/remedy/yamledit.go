@@ -1,6 +1,8 @@
 package remedy
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -15,7 +17,7 @@ import (
 // editYAML applies the add operations of a JSON patch to the document of
 // src that holds obj, at the node level, so that comments, key order,
 // quoting and the other documents of the file are kept.
-func editYAML(src []byte, obj ObjectRef, ops []Operation) ([]byte, error) {
+func editYAML(src []byte, obj object.Ref, ops []Operation) ([]byte, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var docs []*yaml.Node
 	for {
@@ -65,7 +67,7 @@ func editYAML(src []byte, obj ObjectRef, ops []Operation) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func matches(n *yaml.Node, obj ObjectRef) bool {
+func matches(n *yaml.Node, obj object.Ref) bool {
 	get := func(m *yaml.Node, key string) *yaml.Node {
 		if m == nil || m.Kind != yaml.MappingNode {
 			return nil

@@ -11,8 +11,11 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/platform"
+	"github.com/archfit/archfit/internal/remedy"
 )
 
 // Document is the top-level result of a command. Its JSON shape is a
@@ -21,13 +24,50 @@ type Document struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"` // Inspection, Diagnosis, Audit, Plan
 	Findings   []finding.Finding `json:"findings"`
-	Remedies   []any             `json:"remedies"`
+	Remedies   []*remedy.Remedy  `json:"remedies"`
 	Images     []*image.Report   `json:"images"`
-	Nodes      []any             `json:"nodes"`
+	Nodes      []Node            `json:"nodes"`
 	// Sections lets commands add their own blocks (coverage, plan, stats).
 	Extra map[string]any `json:"extra,omitempty"`
 	// Text renders command-specific human output; nil uses the default.
 	Text func(w io.Writer, d *Document) error `json:"-"`
+}
+
+// Node is one cluster node as every command reports it.
+type Node struct {
+	Name     string `json:"name"`
+	Platform string `json:"platform"`
+	// Runtime is the node's containerRuntimeVersion; Matchers the index
+	// entry choices archfit models for it.
+	Runtime  string   `json:"runtime,omitempty"`
+	Matchers []string `json:"matchers,omitempty"`
+	Pool     string   `json:"pool,omitempty"`
+	Taints   []string `json:"taints,omitempty"`
+	// Unschedulable: cordoned.
+	Unschedulable bool `json:"unschedulable,omitempty"`
+}
+
+// Nodes summarizes a snapshot's nodes.
+func Nodes(ns []*cluster.Node) []Node {
+	out := make([]Node, 0, len(ns))
+	for _, n := range ns {
+		ni := Node{Name: n.Name, Platform: platform.String(&n.Platform), Pool: n.Pool, Unschedulable: n.Unschedulable}
+		if n.Runtime.Name != "" {
+			ni.Runtime = n.Runtime.Name + "://" + n.Runtime.Version
+		}
+		for _, m := range n.Runtime.Matchers {
+			ni.Matchers = append(ni.Matchers, string(m))
+		}
+		for _, t := range n.Taints {
+			s := t.Key
+			if t.Value != "" {
+				s += "=" + t.Value
+			}
+			ni.Taints = append(ni.Taints, s+":"+string(t.Effect))
+		}
+		out = append(out, ni)
+	}
+	return out
 }
 
 // Formats lists the output formats every command supports.
@@ -61,13 +101,13 @@ func (d *Document) normalize() {
 		d.Findings = []finding.Finding{}
 	}
 	if d.Remedies == nil {
-		d.Remedies = []any{}
+		d.Remedies = []*remedy.Remedy{}
 	}
 	if d.Images == nil {
 		d.Images = []*image.Report{}
 	}
 	if d.Nodes == nil {
-		d.Nodes = []any{}
+		d.Nodes = []Node{}
 	}
 	SortFindings(d.Findings)
 }

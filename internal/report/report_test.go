@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/archfit/archfit/internal/object"
+
 	"bytes"
 	"encoding/json"
 	"strings"
@@ -14,7 +16,7 @@ import (
 
 func sample() *Document {
 	f := finding.New(finding.WrongArchBinary, "container app ran an amd64 binary on an arm64 node")
-	f.Workload = &finding.WorkloadRef{Kind: "Deployment", Namespace: "shop", Name: "api"}
+	f.Workload = &object.Ref{Kind: "Deployment", Namespace: "shop", Name: "api"}
 	f.Container, f.ContainerType, f.Image, f.Node, f.NodePlatform = "app", "main", "example.com/api:1", "arm-1", "linux/arm64/v8"
 	f.Evidence = []string{"exec /app: exec format error"}
 	w := finding.New(finding.SingleArchAtRisk, "at risk")

@@ -154,7 +154,7 @@ func imageText(w io.Writer, r *image.Report) error {
 				ep += " of " + shortDigest(e.AttestsDigest)
 			}
 			verdict = "not runnable"
-		case e.Skipped != "":
+		case e.SkipReason != "":
 			verdict = "skipped: " + e.Skipped
 		case e.Entrypoint != nil:
 			ep = describeEntrypoint(e.Entrypoint)
