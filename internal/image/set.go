@@ -111,4 +111,3 @@ func Requests(qs []Request) []Request {
 	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].Key(), out[j].Key()) < 0 })
 	return out
 }
-

@@ -77,7 +77,7 @@ func TestTransientSkipIsNotCached(t *testing.T) {
 
 	// A definitive answer is cached: a third run reads no blob.
 	before = blobs.Load()
-	resolver(30 * time.Second).Inspect(context.Background(), Request{Ref: ref})
+	resolver(30*time.Second).Inspect(context.Background(), Request{Ref: ref})
 	if n := blobs.Load() - before; n != 0 {
 		t.Errorf("third run read %d blob(s); the healthy answer should be cached", n)
 	}
