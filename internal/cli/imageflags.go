@@ -3,9 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/pflag"
 
 	"github.com/archfit/archfit/internal/finding"
@@ -19,6 +21,7 @@ type imageOptions struct {
 	ociLayout      string
 	registryConfig string
 	insecure       bool
+	insecureRegs   []string
 	cacheDir       string
 	noCache        bool
 	concurrency    int
@@ -34,7 +37,8 @@ type imageOptions struct {
 func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ociLayout, "oci-layout", "", "read images from this OCI image layout directory instead of registries (air-gapped use)")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "docker config.json with registry credentials (default: ~/.docker/config.json, $DOCKER_CONFIG, podman auth.json, credential helpers)")
-	fs.BoolVar(&o.insecure, "plain-http", false, "talk plain HTTP to registries (loopback and private addresses already do)")
+	fs.BoolVar(&o.insecure, "plain-http", false, "allow plain HTTP, and credentials over it, to every registry (HTTPS is still tried first)")
+	fs.StringArrayVar(&o.insecureRegs, "insecure-registry", nil, "allow plain HTTP, and credentials over it, to this registry, HOST (any port) or HOST:PORT; repeatable (loopback registries get plain HTTP without credentials anyway)")
 	fs.StringVar(&o.cacheDir, "cache-dir", image.DefaultCacheDir(), "where manifests, configs and verdicts are cached by digest")
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not read or write the on-disk cache")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "registry requests in flight at once")
@@ -50,6 +54,11 @@ func (o *imageOptions) validate() error {
 	if o.retries < 0 {
 		return fmt.Errorf("--registry-retries must not be negative")
 	}
+	for _, r := range o.insecureRegs {
+		if _, err := name.NewRegistry(r, name.StrictValidation); err != nil || strings.ContainsAny(r, "/@") {
+			return fmt.Errorf("--insecure-registry %q: want HOST or HOST:PORT", r)
+		}
+	}
 	return nil
 }
 
@@ -58,9 +67,6 @@ func (o *imageOptions) resolver(verify bool) (*image.Resolver, error) {
 	opts := []image.Option{image.WithConcurrency(o.concurrency), image.WithTagTTL(o.tagTTL)}
 	if !o.noCache {
 		opts = append(opts, image.WithCacheDir(o.cacheDir))
-	}
-	if o.insecure {
-		opts = append(opts, image.WithInsecure())
 	}
 	if verify {
 		opts = append(opts, image.WithVerifier(verifyEntrypoint))
@@ -75,8 +81,13 @@ func (o *imageOptions) resolver(verify bool) (*image.Resolver, error) {
 		if o.pullSecrets != nil {
 			kc = authn.NewMultiKeychain(kc, o.pullSecrets)
 		}
-		c := registry.New(registry.WithKeychain(kc), registry.WithTimeout(o.timeout),
-			registry.WithRetry(o.retries, time.Minute, 250*time.Millisecond), registry.WithUserAgent("archfit/"+versionString()))
+		copts := []registry.Option{registry.WithKeychain(kc), registry.WithTimeout(o.timeout),
+			registry.WithRetry(o.retries, time.Minute, 250*time.Millisecond), registry.WithUserAgent("archfit/" + versionString()),
+			registry.WithInsecureRegistries(o.insecureRegs...)}
+		if o.insecure {
+			copts = append(copts, registry.WithPlainHTTP())
+		}
+		c := registry.New(copts...)
 		opts = append(opts, image.WithRegistryClient(c))
 	}
 	return image.NewResolver(opts...)

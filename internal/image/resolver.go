@@ -69,6 +69,7 @@ type Resolver struct {
 	nodes       []specs.Platform
 	nameOpts    []name.Option
 	client      *registry.Client
+	plainHTTP   bool
 
 	sem    chan struct{}
 	flight singleflight.Group
@@ -127,10 +128,13 @@ func WithNodes(p ...specs.Platform) Option {
 	return func(r *Resolver) error { r.nodes = p; return nil }
 }
 
-// WithInsecure allows plain HTTP to the given registries (loopback and
-// private addresses already use it).
+// WithInsecure names every registry insecure for the resolver's default
+// client: HTTPS is still tried first, plain HTTP allowed after it, and
+// credentials may then travel in cleartext. A client given with
+// WithRegistryClient carries its own setting (registry.WithPlainHTTP,
+// registry.WithInsecureRegistries).
 func WithInsecure() Option {
-	return func(r *Resolver) error { r.nameOpts = append(r.nameOpts, name.Insecure); return nil }
+	return func(r *Resolver) error { r.plainHTTP = true; return nil }
 }
 
 // NewResolver builds a Resolver; without a source option it reads
@@ -148,7 +152,11 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		}
 	}
 	if r.src == nil {
-		r.client = registry.New()
+		var o []registry.Option
+		if r.plainHTTP {
+			o = append(o, registry.WithPlainHTTP())
+		}
+		r.client = registry.New(o...)
 		r.src = registrySource{r.client}
 	}
 	if r.cache == nil {
