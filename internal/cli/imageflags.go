@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/pflag"
 
@@ -29,9 +28,9 @@ type imageOptions struct {
 	timeout        time.Duration
 	retries        int
 
-	// pullSecrets holds credentials from the pods' imagePullSecrets (live
-	// cluster), tried after the user's own.
-	pullSecrets authn.Keychain
+	// pullSecrets are the pods' imagePullSecrets (live cluster), each pod's
+	// given to its own images only (withCredentials), after the user's own.
+	pullSecrets *pullSecrets
 }
 
 func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
@@ -78,9 +77,6 @@ func (o *imageOptions) resolver(verify bool) (*image.Resolver, error) {
 		if err != nil {
 			return nil, err
 		}
-		if o.pullSecrets != nil {
-			kc = authn.NewMultiKeychain(kc, o.pullSecrets)
-		}
 		copts := []registry.Option{registry.WithKeychain(kc), registry.WithTimeout(o.timeout),
 			registry.WithRetry(o.retries, time.Minute, 250*time.Millisecond), registry.WithUserAgent("archfit/" + versionString()),
 			registry.WithInsecureRegistries(o.insecureRegs...)}
@@ -91,6 +87,20 @@ func (o *imageOptions) resolver(verify bool) (*image.Resolver, error) {
 		opts = append(opts, image.WithRegistryClient(c))
 	}
 	return image.NewResolver(opts...)
+}
+
+// withCredentials gives each request the credentials of the pods that run
+// its image (live cluster; nothing otherwise).
+func (o *imageOptions) withCredentials(reqs []image.Request, errOut io.Writer) error {
+	if o.pullSecrets == nil || o.ociLayout != "" {
+		return nil
+	}
+	kc, err := keychain(o.registryConfig)
+	if err != nil {
+		return err
+	}
+	o.pullSecrets.attach(reqs, kc, errOut)
+	return nil
 }
 
 // imageFindings turns what is wrong with images themselves into findings.
