@@ -188,7 +188,7 @@ func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
 	for _, w := range snap.Workloads {
 		pods = append(pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec})
 	}
-	if o.images.pullSecrets, err = pullSecretKeychain(ctx, o.configFlags, pods, o.streams.ErrOut); err != nil {
+	if o.images.pullSecrets, err = readPullSecrets(ctx, o.configFlags, pods, true, o.streams.ErrOut); err != nil {
 		return nil, err
 	}
 	return snap, nil
@@ -218,6 +218,9 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 		return nil, err
 	}
 	reqs := audit.Requests(snap, o.verify)
+	if err := o.images.withCredentials(reqs, o.streams.ErrOut); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	stop := progress(o.streams.ErrOut, fmt.Sprintf("inspecting %d image(s)", len(reqs)))
 	reps := res.InspectAll(ctx, reqs)

@@ -134,9 +134,12 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 			for _, p := range snap.FailingPods() {
 				pods = append(pods, p.Pod)
 			}
-			if o.images.pullSecrets, err = pullSecretKeychain(cmd.Context(), o.configFlags, pods, o.streams.ErrOut); err != nil {
+			if o.images.pullSecrets, err = readPullSecrets(cmd.Context(), o.configFlags, pods, false, o.streams.ErrOut); err != nil {
 				return err
 			}
+		}
+		if err := o.images.withCredentials(reqs, o.streams.ErrOut); err != nil {
+			return err
 		}
 		if res, err = o.images.resolver(true, snap.NodePlatforms()...); err != nil {
 			return err

@@ -3,9 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/pflag"
 
@@ -20,6 +21,7 @@ type imageOptions struct {
 	ociLayout      string
 	registryConfig string
 	insecure       bool
+	insecureRegs   []string
 	cacheDir       string
 	noCache        bool
 	concurrency    int
@@ -27,15 +29,16 @@ type imageOptions struct {
 	timeout        time.Duration
 	retries        int
 
-	// pullSecrets holds credentials from the pods' imagePullSecrets (live
-	// cluster), tried after the user's own.
-	pullSecrets authn.Keychain
+	// pullSecrets are the pods' imagePullSecrets (live cluster), each pod's
+	// given to its own images only (withCredentials), after the user's own.
+	pullSecrets *pullSecrets
 }
 
 func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ociLayout, "oci-layout", "", "read images from this OCI image layout directory instead of registries (air-gapped use)")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "docker config.json with registry credentials (default: ~/.docker/config.json, $DOCKER_CONFIG, podman auth.json, credential helpers)")
-	fs.BoolVar(&o.insecure, "plain-http", false, "talk plain HTTP to registries (loopback and private addresses already do)")
+	fs.BoolVar(&o.insecure, "plain-http", false, "allow plain HTTP, and credentials over it, to every registry (HTTPS is still tried first)")
+	fs.StringArrayVar(&o.insecureRegs, "insecure-registry", nil, "allow plain HTTP, and credentials over it, to this registry, HOST (any port) or HOST:PORT; repeatable (loopback registries get plain HTTP without credentials anyway)")
 	fs.StringVar(&o.cacheDir, "cache-dir", image.DefaultCacheDir(), "where manifests, configs and verdicts are cached by digest")
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not read or write the on-disk cache")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "registry requests in flight at once")
@@ -51,6 +54,11 @@ func (o *imageOptions) validate() error {
 	if o.retries < 0 {
 		return fmt.Errorf("--registry-retries must not be negative")
 	}
+	for _, r := range o.insecureRegs {
+		if _, err := name.NewRegistry(r, name.StrictValidation); err != nil || strings.ContainsAny(r, "/@") {
+			return fmt.Errorf("--insecure-registry %q: want HOST or HOST:PORT", r)
+		}
+	}
 	return nil
 }
 
@@ -65,9 +73,6 @@ func (o *imageOptions) resolver(verify bool, nodes ...specs.Platform) (*image.Re
 	if !o.noCache {
 		opts = append(opts, image.WithCacheDir(o.cacheDir))
 	}
-	if o.insecure {
-		opts = append(opts, image.WithInsecure())
-	}
 	if verify {
 		opts = append(opts, image.WithVerifier(verifyEntrypoint))
 	}
@@ -78,14 +83,30 @@ func (o *imageOptions) resolver(verify bool, nodes ...specs.Platform) (*image.Re
 		if err != nil {
 			return nil, err
 		}
-		if o.pullSecrets != nil {
-			kc = authn.NewMultiKeychain(kc, o.pullSecrets)
+		copts := []registry.Option{registry.WithKeychain(kc), registry.WithTimeout(o.timeout),
+			registry.WithRetry(o.retries, time.Minute, 250*time.Millisecond), registry.WithUserAgent("archfit/" + versionString()),
+			registry.WithInsecureRegistries(o.insecureRegs...)}
+		if o.insecure {
+			copts = append(copts, registry.WithPlainHTTP())
 		}
-		c := registry.New(registry.WithKeychain(kc), registry.WithTimeout(o.timeout),
-			registry.WithRetry(o.retries, time.Minute, 250*time.Millisecond), registry.WithUserAgent("archfit/"+versionString()))
+		c := registry.New(copts...)
 		opts = append(opts, image.WithRegistryClient(c))
 	}
 	return image.NewResolver(opts...)
+}
+
+// withCredentials gives each request the credentials of the pods that run
+// its image (live cluster; nothing otherwise).
+func (o *imageOptions) withCredentials(reqs []image.Request, errOut io.Writer) error {
+	if o.pullSecrets == nil || o.ociLayout != "" {
+		return nil
+	}
+	kc, err := keychain(o.registryConfig)
+	if err != nil {
+		return err
+	}
+	o.pullSecrets.attach(reqs, kc, errOut)
+	return nil
 }
 
 // imageFindings turns what is wrong with images themselves into findings.

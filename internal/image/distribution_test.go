@@ -119,7 +119,9 @@ func TestAgainstDistributionWithAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := NewResolver(WithRegistryClient(regclient.New(regclient.WithKeychain(kc))), WithVerifier(headerVerifier))
+	// Plain HTTP on loopback: credentials go only to a registry named insecure.
+	insecure := regclient.WithInsecureRegistries(addr)
+	res, err := NewResolver(WithRegistryClient(regclient.New(regclient.WithKeychain(kc), insecure)), WithVerifier(headerVerifier))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestAgainstDistributionWithAuth(t *testing.T) {
 	// Wrong credentials: the image is uninspectable for an auth reason, and
 	// nothing of the password leaks into the report.
 	bad, _ := regclient.DockerConfigKeychain([]byte(`{"auths":{"` + addr + `":{"username":"ci","password":"nope-secret"}}}`))
-	res, _ = NewResolver(WithRegistryClient(regclient.New(regclient.WithKeychain(bad))))
+	res, _ = NewResolver(WithRegistryClient(regclient.New(regclient.WithKeychain(bad), insecure)))
 	rep := res.Inspect(context.Background(), Request{Ref: mref})
 	if rep.Error == nil || rep.Error.Reason != "auth" {
 		t.Fatalf("bad credentials: %+v", rep.Error)

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -76,12 +77,14 @@ type Resolver struct {
 	nodes       []specs.Platform
 	nameOpts    []name.Option
 	client      *registry.Client
+	plainHTTP   bool
 
-	sem    chan struct{}
-	flight singleflight.Group
-	hits   atomic.Int64
-	mu     sync.Mutex
-	memo   map[string]*Report
+	sem     chan struct{}
+	flight  singleflight.Group
+	hits    atomic.Int64
+	mu      sync.Mutex
+	memo    map[string]*Report
+	clients map[string]*registry.Client // Credentials.ID -> its client
 }
 
 // Option configures a Resolver.
@@ -142,10 +145,13 @@ func WithNodes(p ...specs.Platform) Option {
 	}
 }
 
-// WithInsecure allows plain HTTP to the given registries (loopback and
-// private addresses already use it).
+// WithInsecure names every registry insecure for the resolver's default
+// client: HTTPS is still tried first, plain HTTP allowed after it, and
+// credentials may then travel in cleartext. A client given with
+// WithRegistryClient carries its own setting (registry.WithPlainHTTP,
+// registry.WithInsecureRegistries).
 func WithInsecure() Option {
-	return func(r *Resolver) error { r.nameOpts = append(r.nameOpts, name.Insecure); return nil }
+	return func(r *Resolver) error { r.plainHTTP = true; return nil }
 }
 
 // NewResolver builds a Resolver; without a source option it reads
@@ -163,7 +169,11 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		}
 	}
 	if r.src == nil {
-		r.client = registry.New()
+		var o []registry.Option
+		if r.plainHTTP {
+			o = append(o, registry.WithPlainHTTP())
+		}
+		r.client = registry.New(o...)
 		r.src = registrySource{r.client}
 	}
 	if r.cache == nil {
@@ -197,6 +207,25 @@ type Request struct {
 	Ref      string
 	Verify   bool
 	Override *Override
+	// Credentials, when set, are the only ones the image is read with,
+	// instead of the resolver's client's keychain.
+	Credentials *Credentials
+}
+
+// Credentials are one request's registry credentials: the kubelet pulls a
+// pod's images with the imagePullSecrets of the pod's own namespace only, so
+// archfit reads them with the user's keychain plus exactly those secrets.
+// Requests with the same ID share one registry client (its tokens) and one
+// answer. Such a request takes nothing from what other credentials fetched
+// before reading its reference itself with its own (one HEAD of the tag or
+// digest, or the GET, per ID and reference in a run): an image it cannot
+// read fails as the kubelet's pull would. After that, what is addressed by
+// digest (manifests, configs, verdicts, whole reports) is shared, since the
+// requester has shown it can pull the image that names it. Registry
+// sources only; an OCI layout ignores Credentials.
+type Credentials struct {
+	ID       string
+	Keychain authn.Keychain
 }
 
 // InspectAll inspects every request concurrently (bounded), deduplicating
@@ -220,6 +249,9 @@ func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 // answer.
 func (r *Resolver) Inspect(ctx context.Context, q Request) *Report {
 	key := fmt.Sprintf("%s|%t|%v", q.Ref, q.Verify, overrideKey(q.Override))
+	if q.Credentials != nil {
+		key += "|credentials " + q.Credentials.ID
+	}
 	v, _, _ := r.flight.Do("report "+key, func() (any, error) {
 		r.mu.Lock()
 		if rep, ok := r.memo[key]; ok {
@@ -270,7 +302,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 		rep.Error = &Failure{Reason: "invalid-reference", Detail: err.Error()}
 		return rep
 	}
-	var st statsMu
+	st := statsMu{src: r.sourceFor(q), prove: q.Credentials != nil && r.client != nil}
 	top, err := r.top(ctx, ref, &st)
 	if err != nil {
 		rep.Error = failure(err, ref, r.layout != nil)
@@ -371,9 +403,49 @@ func skipReasonOf(err error) SkipReason {
 	return SkipUnreadable
 }
 
+// statsMu is one inspection's counters, and the source and proof rule of
+// its Credentials (see Credentials).
 type statsMu struct {
-	mu sync.Mutex
-	s  Stats
+	mu    sync.Mutex
+	s     Stats
+	src   source // nil: the resolver's
+	prove bool   // read the reference itself before using the cache
+}
+
+func (r *Resolver) source(st *statsMu) source {
+	if st.src != nil {
+		return st.src
+	}
+	return r.src
+}
+
+// sourceFor is the registry client of q's Credentials, one per ID.
+func (r *Resolver) sourceFor(q Request) source {
+	if q.Credentials == nil || r.client == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.clients == nil {
+		r.clients = map[string]*registry.Client{}
+	}
+	c, ok := r.clients[q.Credentials.ID]
+	if !ok {
+		c = r.client.ForKeychain(q.Credentials.Keychain)
+		r.clients[q.Credentials.ID] = c
+	}
+	return registrySource{c}
+}
+
+// proveAccess reads a digest reference with the request's own credentials
+// (HEAD, or GET where a registry refuses HEAD) before cached content is used.
+func (r *Resolver) proveAccess(ctx context.Context, ref name.Reference, st *statsMu) error {
+	src := r.source(st)
+	err := r.callSt(ctx, st, func() (err error) { _, err = src.Head(ctx, ref); return })
+	if err != nil {
+		err = r.callSt(ctx, st, func() (err error) { _, _, err = src.Manifest(ctx, ref); return })
+	}
+	return err
 }
 
 func (s *statsMu) add(f func(*Stats)) { s.mu.Lock(); f(&s.s); s.mu.Unlock() }
@@ -384,11 +456,16 @@ func (s *statsMu) get() Stats         { s.mu.Lock(); defer s.mu.Unlock(); return
 // costs nothing; a tag seen before costs one HEAD; a new tag one GET.
 func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (doc, error) {
 	if d, ok := ref.(name.Digest); ok {
+		if st.prove {
+			if err := r.proveAccess(ctx, ref, st); err != nil {
+				return doc{}, err
+			}
+		}
 		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", st)
 	}
 	key := ref.Name()
 	if te, ok := r.cache.tag(key); ok {
-		if time.Since(te.Seen) < r.tagTTL {
+		if time.Since(te.Seen) < r.tagTTL && !st.prove {
 			if b, ok := r.cache.blob(te.Digest); ok {
 				r.hit(st)
 				return doc{raw: b, desc: registry.Descriptor{MediaType: te.MediaType, Digest: te.Digest, Size: int64(len(b))}}, nil
@@ -396,7 +473,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 		}
 		if r.src.remote() {
 			var hd registry.Descriptor
-			err := r.callSt(ctx, st, func() (err error) { hd, err = r.src.Head(ctx, ref); return })
+			err := r.callSt(ctx, st, func() (err error) { hd, err = r.source(st).Head(ctx, ref); return })
 			if err == nil {
 				if b, ok := r.cache.blob(hd.Digest); ok {
 					r.hit(st)
@@ -413,7 +490,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 		}
 	}
 	var d doc
-	err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.src.Manifest(ctx, ref); return })
+	err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.source(st).Manifest(ctx, ref); return })
 	if err != nil {
 		return doc{}, err
 	}
@@ -458,7 +535,7 @@ func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, d
 	v, err, _ := r.flight.Do("manifest "+dgst, func() (any, error) {
 		ref := repo.Digest(dgst)
 		var d doc
-		err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.src.Manifest(ctx, ref); return })
+		err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.source(st).Manifest(ctx, ref); return })
 		if err != nil {
 			return doc{}, err
 		}
@@ -485,7 +562,7 @@ func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, 
 	}
 	v, err, _ := r.flight.Do("blob "+dgst, func() (any, error) {
 		var b []byte
-		err := r.callSt(ctx, st, func() (err error) { b, err = r.src.Blob(ctx, repo, dgst); return })
+		err := r.callSt(ctx, st, func() (err error) { b, err = r.source(st).Blob(ctx, repo, dgst); return })
 		if err != nil {
 			return nil, err
 		}
@@ -611,7 +688,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		e.GoVersion = ep.GoSettings["GOVERSION"]
 	} else {
 		v, err, _ := r.flight.Do("verify "+vkey, func() (any, error) {
-			img, err := toV1Image(ctx, r.src, ref.Context(), raw, e.MediaType, cfgRaw)
+			img, err := toV1Image(ctx, r.source(st), ref.Context(), raw, e.MediaType, cfgRaw)
 			if err != nil {
 				return nil, err
 			}

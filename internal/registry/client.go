@@ -3,16 +3,26 @@
 // them (Basic or Bearer, tokens cached per scope), HEAD for tags, retries that
 // honour Retry-After, size limits and digest verification on everything read.
 // Credentials come from go-containerregistry's authn keychains.
+//
+// Where credentials go: only to the registry's own scheme://host:port and to
+// the token realm a 401 from that origin names. Redirects (blob storage,
+// CDNs) carry no Authorization header; a 401 from any other origin is an
+// error, never a login. HTTPS is tried first everywhere; plain HTTP follows
+// only for loopback registries and those named insecure, and credentials
+// (Basic, or a token from an http:// realm) go over plain HTTP only to the
+// latter.
 package registry
 
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,7 +50,8 @@ var manifestAccept = strings.Join([]string{
 // Client talks to registries. It is safe for concurrent use.
 type Client struct {
 	keychain    authn.Keychain
-	http        *http.Client
+	http        *http.Client // follows redirects without Authorization
+	tokenHTTP   *http.Client // token requests: no redirects at all
 	userAgent   string
 	maxManifest int64
 	maxBlob     int64
@@ -48,8 +59,12 @@ type Client struct {
 	maxWait     time.Duration
 	backoff     time.Duration
 	sleep       func(context.Context, time.Duration) error
+	plainAll    bool     // --plain-http: every registry is named insecure
+	insecure    []string // registries named insecure: HOST (any port) or HOST:PORT
 
-	requests atomic.Int64
+	// Shared with the clients ForKeychain derives.
+	requests *atomic.Int64
+	schemes  *sync.Map // registry -> "http" once HTTPS was refused and HTTP is allowed
 
 	mu     sync.Mutex
 	tokens map[string]token      // registry + scope -> bearer token
@@ -92,6 +107,22 @@ func WithRetry(retries int, maxWait, backoff time.Duration) Option {
 	return func(c *Client) { c.retries, c.maxWait, c.backoff = retries, maxWait, backoff }
 }
 
+// WithInsecureRegistries names registries that may be reached over plain
+// HTTP, and that get credentials over it: "HOST" (any port) or "HOST:PORT".
+// HTTPS is still tried first.
+func WithInsecureRegistries(regs ...string) Option {
+	return func(c *Client) {
+		for _, r := range regs {
+			if r != "" {
+				c.insecure = append(c.insecure, normalizeRegistry(r))
+			}
+		}
+	}
+}
+
+// WithPlainHTTP names every registry insecure (--plain-http).
+func WithPlainHTTP() Option { return func(c *Client) { c.plainAll = true } }
+
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
@@ -113,6 +144,8 @@ func New(opts ...Option) *Client {
 		maxWait:     60 * time.Second,
 		backoff:     250 * time.Millisecond,
 		sleep:       sleepCtx,
+		requests:    &atomic.Int64{},
+		schemes:     &sync.Map{},
 		tokens:      map[string]token{},
 		basic:       map[string]bool{},
 		bearer:      map[string]*challenge{},
@@ -120,12 +153,118 @@ func New(opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	// Go keeps Authorization on a redirect to the same hostname (any port,
+	// and https -> http): redirects here carry none. Token requests follow
+	// no redirect, since a 307 would resend a refresh token in the body.
+	c.http.CheckRedirect = stripAuthorization
+	c.tokenHTTP = &http.Client{Transport: c.http.Transport, Timeout: c.http.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return c
 }
 
+// ForKeychain returns a client that takes credentials from k instead: same
+// transport, limits, request count and scheme memory, but its own tokens
+// and challenges, since a token is worth what the credentials it was
+// obtained with are worth.
+func (c *Client) ForKeychain(k authn.Keychain) *Client {
+	return &Client{
+		keychain: k, http: c.http, tokenHTTP: c.tokenHTTP, userAgent: c.userAgent,
+		maxManifest: c.maxManifest, maxBlob: c.maxBlob, retries: c.retries, maxWait: c.maxWait,
+		backoff: c.backoff, sleep: c.sleep, plainAll: c.plainAll, insecure: c.insecure,
+		requests: c.requests, schemes: c.schemes,
+		tokens: map[string]token{}, basic: map[string]bool{}, bearer: map[string]*challenge{},
+	}
+}
+
+func stripAuthorization(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	req.Header.Del("Authorization")
+	return nil
+}
+
 // Requests is the number of HTTP requests sent so far (token requests and
-// retries included).
+// retries included; an HTTPS attempt a plain-HTTP registry refused is not).
 func (c *Client) Requests() int64 { return c.requests.Load() }
+
+// named reports whether the user named reg insecure.
+func (c *Client) named(reg string) bool {
+	if c.plainAll {
+		return true
+	}
+	reg = normalizeRegistry(reg)
+	host := hostOf(reg)
+	for _, n := range c.insecure {
+		if n == reg || n == host {
+			return true
+		}
+	}
+	return false
+}
+
+// plainAllowed reports whether reg may be reached over plain HTTP after
+// HTTPS failed: loopback, or named insecure.
+func (c *Client) plainAllowed(reg string) bool {
+	if c.named(reg) {
+		return true
+	}
+	h := hostOf(reg)
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// scheme is the scheme reg is talked to with: https unless it refused TLS
+// and plain HTTP is allowed for it.
+func (c *Client) scheme(reg string) string {
+	if v, ok := c.schemes.Load(reg); ok {
+		return v.(string)
+	}
+	return "https"
+}
+
+// credentialsAllowed reports whether credentials may travel to reg over
+// scheme.
+func (c *Client) credentialsAllowed(scheme, reg string) bool {
+	return scheme == "https" || c.named(reg)
+}
+
+// hostOf is reg without its port.
+func hostOf(reg string) string {
+	if h, _, err := net.SplitHostPort(reg); err == nil {
+		return h
+	}
+	return strings.Trim(reg, "[]")
+}
+
+func normalizeRegistry(r string) string {
+	r = strings.ToLower(strings.TrimSpace(r))
+	if r == "docker.io" {
+		return name.DefaultRegistry
+	}
+	return r
+}
+
+// tlsRefused reports whether an HTTPS attempt failed because the server
+// speaks plain HTTP (or nothing listens on 443 of a registry named without a
+// port), the cases containerd also falls back on.
+func tlsRefused(err error, reg string) bool {
+	var rh tls.RecordHeaderError
+	if errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rh) {
+		return true
+	}
+	if strings.Contains(err.Error(), "TLS handshake timeout") {
+		return true
+	}
+	var oe *net.OpError
+	if _, _, perr := net.SplitHostPort(reg); perr != nil && errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	return false
+}
 
 // defaultTransport keeps enough idle connections per registry for a
 // concurrent run (net/http keeps 2 by default, so most requests would open
@@ -157,8 +296,7 @@ type Descriptor struct {
 // Manifest GETs a manifest by tag or digest. The content is verified against
 // the requested digest, or the Docker-Content-Digest header for a tag.
 func (c *Client) Manifest(ctx context.Context, ref name.Reference) ([]byte, Descriptor, error) {
-	u := manifestURL(ref)
-	resp, err := c.do(ctx, http.MethodGet, ref.Context(), u, manifestAccept)
+	resp, err := c.do(ctx, http.MethodGet, ref.Context(), manifestPath(ref), manifestAccept)
 	if err != nil {
 		return nil, Descriptor{}, err
 	}
@@ -183,7 +321,7 @@ func (c *Client) Manifest(ctx context.Context, ref name.Reference) ([]byte, Desc
 // Head asks for a manifest's descriptor without its body: no pull counted
 // against Docker Hub's quota.
 func (c *Client) Head(ctx context.Context, ref name.Reference) (Descriptor, error) {
-	resp, err := c.do(ctx, http.MethodHead, ref.Context(), manifestURL(ref), manifestAccept)
+	resp, err := c.do(ctx, http.MethodHead, ref.Context(), manifestPath(ref), manifestAccept)
 	if err != nil {
 		return Descriptor{}, err
 	}
@@ -220,17 +358,18 @@ func (c *Client) Blob(ctx context.Context, repo name.Repository, digest string) 
 // BlobStream opens a blob for streaming (layers). The caller bounds and
 // verifies what it reads.
 func (c *Client) BlobStream(ctx context.Context, repo name.Repository, digest string) (io.ReadCloser, error) {
-	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), digest)
-	resp, err := c.do(ctx, http.MethodGet, repo, u, "")
+	resp, err := c.do(ctx, http.MethodGet, repo, fmt.Sprintf("/v2/%s/blobs/%s", repo.RepositoryStr(), digest), "")
 	if err != nil {
 		return nil, err
 	}
 	return resp.Body, nil
 }
 
-func manifestURL(ref name.Reference) string {
-	repo := ref.Context()
-	return fmt.Sprintf("%s://%s/v2/%s/manifests/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), ref.Identifier())
+// manifestPath is where a manifest lives on its registry. The scheme is the
+// client's choice (see scheme), never name.Registry.Scheme(), which says
+// http for every private address range.
+func manifestPath(ref name.Reference) string {
+	return fmt.Sprintf("/v2/%s/manifests/%s", ref.Context().RepositoryStr(), ref.Identifier())
 }
 
 func mediaType(ct string) string {
@@ -249,15 +388,18 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// do sends one logical request: authenticating when challenged, retrying
-// 429 (per Retry-After), 5xx and network errors with bounded backoff. On
-// success the response body is the caller's to close.
-func (c *Client) do(ctx context.Context, method string, repo name.Repository, url, accept string) (*http.Response, error) {
+// do sends one logical request for path (with its query) on repo's
+// registry: authenticating when the registry itself challenges, retrying 429
+// (per Retry-After), 5xx and network errors with bounded backoff. On success
+// the response body is the caller's to close.
+func (c *Client) do(ctx context.Context, method string, repo name.Repository, path, accept string) (*http.Response, error) {
 	scope := "repository:" + repo.RepositoryStr() + ":pull"
 	reg := repo.RegistryStr()
 	authed := false
 	backoff := c.backoff
 	for attempt := 0; ; attempt++ {
+		scheme := c.scheme(reg)
+		url := scheme + "://" + reg + path
 		req, err := http.NewRequestWithContext(ctx, method, url, nil)
 		if err != nil {
 			return nil, err
@@ -271,11 +413,18 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, ur
 		}
 		c.requests.Add(1)
 		resp, err := c.http.Do(req)
+		if err != nil && scheme == "https" && ctx.Err() == nil && c.plainAllowed(reg) && tlsRefused(err, reg) {
+			// A plain-HTTP registry this client may talk plain HTTP to.
+			c.requests.Add(-1)
+			c.schemes.Store(reg, "http")
+			attempt--
+			continue
+		}
 		if err != nil {
 			// Connection failures get fewer retries than 429/5xx: a
 			// registry that is down should not hold an audit for long.
 			if ctx.Err() != nil || attempt >= min(c.retries, 2) {
-				return nil, fmt.Errorf("%s %s: %w", method, url, err)
+				return nil, fmt.Errorf("%s %s: %w", method, redact(url), redactError(err))
 			}
 			if err := c.sleep(ctx, backoff); err != nil {
 				return nil, err
@@ -289,8 +438,17 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, ur
 		case resp.StatusCode == http.StatusUnauthorized && !authed:
 			ch := parseChallenge(resp.Header.Get("WWW-Authenticate"))
 			drain(resp)
+			if from := resp.Request.URL; from.Scheme != scheme || !strings.EqualFold(from.Host, reg) {
+				// A redirect target (blob storage, a CDN) asked for
+				// credentials: they are not its to have.
+				return nil, &HTTPError{Method: method, URL: redact(from.String()), StatusCode: resp.StatusCode,
+					Message: fmt.Sprintf("a redirect from %s asked for credentials; they are sent only to %s", reg, reg)}
+			}
 			if ch == nil {
 				return nil, &HTTPError{Method: method, URL: redact(url), StatusCode: resp.StatusCode, Message: "no usable WWW-Authenticate challenge"}
+			}
+			if msg := c.refuseChallenge(scheme, reg, ch); msg != "" {
+				return nil, &HTTPError{Method: method, URL: redact(url), StatusCode: resp.StatusCode, Message: msg}
 			}
 			if err := c.login(ctx, repo, reg, scope, ch); err != nil {
 				return nil, err
@@ -318,6 +476,38 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, ur
 		resp.Body.Close()
 		return nil, newHTTPError(resp, body)
 	}
+}
+
+// refuseChallenge says why a challenge from reg (reached over scheme) is
+// not answered, or "" when it is: no credentials in cleartext, and no
+// plain-HTTP token realm, unless the user named reg insecure.
+func (c *Client) refuseChallenge(scheme, reg string, ch *challenge) string {
+	hint := fmt.Sprintf("name it with --insecure-registry %s (or --plain-http) to allow that", reg)
+	if ch.scheme == "basic" && !c.credentialsAllowed(scheme, reg) {
+		return fmt.Sprintf("registry %s asks for credentials over plain HTTP; they were not sent: %s", reg, hint)
+	}
+	if ch.scheme == "bearer" {
+		u, err := url.Parse(ch.realm)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			return fmt.Sprintf("registry %s names an unusable token realm %q", reg, redact(ch.realm))
+		case u.Scheme == "http" && !c.named(reg):
+			return fmt.Sprintf("registry %s names a plain-HTTP token realm %s; no credentials were sent: %s", reg, redact(ch.realm), hint)
+		case scheme == "http" && !c.named(reg):
+			return fmt.Sprintf("registry %s asks for a token over plain HTTP; no credentials were sent: %s", reg, hint)
+		}
+	}
+	return ""
+}
+
+// redactError drops the query string of the URL a *url.Error quotes (the
+// HTTP client's errors name the redirect target, a pre-signed URL).
+func redactError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact(ue.URL)
+	}
+	return err
 }
 
 func drain(resp *http.Response) {
@@ -365,7 +555,7 @@ func (c *Client) authorize(ctx context.Context, req *http.Request, repo name.Rep
 		if tok.value != "" {
 			req.Header.Set("Authorization", "Bearer "+tok.value)
 		}
-	case basic:
+	case basic && c.credentialsAllowed(req.URL.Scheme, reg):
 		cfg, err := c.credentials(ctx, repo)
 		if err != nil {
 			return err
@@ -435,13 +625,13 @@ func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *chall
 			"service": {ch.service}, "scope": {scope}, "client_id": {"archfit"}}
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, ch.realm, strings.NewReader(form.Encode()))
 		if err != nil {
-			return token{}, fmt.Errorf("token realm %q: %w", ch.realm, err)
+			return token{}, fmt.Errorf("token realm %q: %w", redact(ch.realm), redactError(err))
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	} else {
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, ch.realm, nil)
 		if err != nil {
-			return token{}, fmt.Errorf("token realm %q: %w", ch.realm, err)
+			return token{}, fmt.Errorf("token realm %q: %w", redact(ch.realm), redactError(err))
 		}
 		q := req.URL.Query()
 		if ch.service != "" {
@@ -458,9 +648,9 @@ func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *chall
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 	c.requests.Add(1)
-	resp, err := c.http.Do(req)
+	resp, err := c.tokenHTTP.Do(req)
 	if err != nil {
-		return token{}, fmt.Errorf("fetching token: %w", err)
+		return token{}, fmt.Errorf("fetching token: %w", redactError(err))
 	}
 	defer resp.Body.Close()
 	body, err := readLimited(resp.Body, 1<<20)
@@ -559,12 +749,26 @@ func parseParams(s string) map[string]string {
 	return out
 }
 
+// maxTagPages bounds the pages of one tag list: 10,000 tags at the 1,000
+// a page asked for, with room for registries that page smaller.
+const maxTagPages = 100
+
 // Tags lists a repository's tags (following Link pagination), at most max.
+// A Link to another origin, back to a page already read, or past
+// maxTagPages pages is refused with ErrPagination.
 func (c *Client) Tags(ctx context.Context, repo name.Repository, max int) ([]string, error) {
-	u := fmt.Sprintf("%s://%s/v2/%s/tags/list?n=%d", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), min(max, 1000))
+	path := fmt.Sprintf("/v2/%s/tags/list?n=%d", repo.RepositoryStr(), min(max, 1000))
+	seen := map[string]bool{}
 	var tags []string
-	for u != "" && len(tags) < max {
-		resp, err := c.do(ctx, http.MethodGet, repo, u, "application/json")
+	for pages := 0; path != "" && len(tags) < max; pages++ {
+		if pages >= maxTagPages {
+			return nil, fmt.Errorf("listing tags of %s: %w: more than %d pages", repo, ErrPagination, maxTagPages)
+		}
+		if seen[path] {
+			return nil, fmt.Errorf("listing tags of %s: %w: Link leads back to %s, a page already read", repo, ErrPagination, redact(path))
+		}
+		seen[path] = true
+		resp, err := c.do(ctx, http.MethodGet, repo, path, "application/json")
 		if err != nil {
 			return nil, err
 		}
@@ -580,7 +784,9 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository, max int) ([]str
 			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
 		}
 		tags = append(tags, page.Tags...)
-		u = nextLink(resp, repo)
+		if path, err = nextLink(resp); err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+		}
 	}
 	if len(tags) > max {
 		tags = tags[:max]
@@ -588,19 +794,26 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository, max int) ([]str
 	return tags, nil
 }
 
-// nextLink reads an RFC 5988 Link: <...>; rel="next" header.
-func nextLink(resp *http.Response, repo name.Repository) string {
+// nextLink reads an RFC 8288 Link: <...>; rel="next" header and returns the
+// path and query of the next page, resolved against the page's own URL. A
+// next page on another origin (scheme, host or port) is refused: the tag
+// list is the registry's, and only the registry gets its credentials.
+func nextLink(resp *http.Response) (string, error) {
 	l := resp.Header.Get("Link")
 	if l == "" {
-		return ""
+		return "", nil
 	}
 	start, end := strings.IndexByte(l, '<'), strings.IndexByte(l, '>')
 	if start < 0 || end <= start || !strings.Contains(l[end:], `rel="next"`) {
-		return ""
+		return "", nil
 	}
-	next := l[start+1 : end]
-	if strings.HasPrefix(next, "/") {
-		next = fmt.Sprintf("%s://%s%s", repo.Registry.Scheme(), repo.RegistryStr(), next)
+	base := resp.Request.URL
+	next, err := base.Parse(l[start+1 : end])
+	if err != nil {
+		return "", fmt.Errorf("%w: unreadable Link %q", ErrPagination, redact(l[start+1:end]))
 	}
-	return next
+	if next.Scheme != base.Scheme || !strings.EqualFold(next.Host, base.Host) {
+		return "", fmt.Errorf("%w: Link to another origin %s", ErrPagination, redact(next.String()))
+	}
+	return next.RequestURI(), nil
 }

@@ -158,7 +158,9 @@ func TestBearerAuth(t *testing.T) {
 	}
 	locked.Store(true)
 	kc := staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "s3cret"})}
-	c := New(WithKeychain(kc))
+	// Credentials over plain HTTP need the registry named insecure.
+	insecure := WithInsecureRegistries(r.Context().RegistryStr())
+	c := New(WithKeychain(kc), insecure)
 	ctx := context.Background()
 	if _, _, err := c.Manifest(ctx, r); err != nil {
 		t.Fatal(err)
@@ -171,7 +173,7 @@ func TestBearerAuth(t *testing.T) {
 		t.Errorf("requests %d (want 4), token calls %d (want 1)", got, calls)
 	}
 	// Wrong credentials: a clear auth error, no credentials in it.
-	bad := New(WithKeychain(staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "wrong"})}))
+	bad := New(WithKeychain(staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "wrong"})}), insecure)
 	_, _, err := bad.Manifest(ctx, r)
 	var he *HTTPError
 	if !errors.As(err, &he) || he.Reason() != "auth" || strings.Contains(err.Error(), "wrong") {
@@ -284,7 +286,8 @@ func TestIdentityTokenExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	locked.Store(true)
-	c := New(WithKeychain(staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "00000000-0000-0000-0000-000000000000", IdentityToken: "refresh-123"})}))
+	c := New(WithKeychain(staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "00000000-0000-0000-0000-000000000000", IdentityToken: "refresh-123"})}),
+		WithInsecureRegistries(r.Context().RegistryStr()))
 	if _, _, err := c.Manifest(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}

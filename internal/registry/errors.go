@@ -14,6 +14,10 @@ var ErrTooLarge = errors.New("response exceeds size limit")
 // ErrDigestMismatch is returned when content does not hash to its digest.
 var ErrDigestMismatch = errors.New("content does not match its digest")
 
+// ErrPagination is returned when a tag list's Link pagination is refused:
+// a Link to another origin, a loop, or too many pages.
+var ErrPagination = errors.New("tag list pagination refused")
+
 // HTTPError is a registry response with an unexpected status. It carries the
 // distribution error codes (MANIFEST_UNKNOWN, DENIED, TOOMANYREQUESTS, ...).
 type HTTPError struct {
@@ -84,9 +88,10 @@ func newHTTPError(resp *http.Response, body []byte) *HTTPError {
 	return e
 }
 
-// redact drops query strings (pre-signed blob URLs carry credentials).
+// redact drops query strings and fragments (pre-signed blob URLs carry
+// credentials in them).
 func redact(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
 		return u[:i] + "?<redacted>"
 	}
 	return u

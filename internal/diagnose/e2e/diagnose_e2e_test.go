@@ -159,7 +159,7 @@ func TestDiagnoseLiveCluster(t *testing.T) {
 	var last result
 	var stderr string
 	err := testenv.Poll(ctx, 3*time.Minute, func(ctx context.Context) (bool, error) {
-		last, stderr = diagnose(ctx, t, env.Kubeconfig, "-n", ns)
+		last, stderr = diagnose(ctx, t, env.Kubeconfig, "-n", ns, "--insecure-registry", reg) // credentials over plain HTTP
 		got = codesByWorkload(last)
 		return cmp.Diff(want, got) == "", nil
 	})
