@@ -34,15 +34,26 @@ const SourcePrefix = "# Source: "
 // comment. NOTES.txt and the crds/ directory are left out. Workloads whose
 // template names no namespace get the release namespace, where helm
 // install would create them.
-func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+//
+// The chart is not trusted: files that resolve outside it (symbolic links,
+// archive entries with .. or absolute names) and schema references to
+// other documents are refused, and the render stops at the time and output
+// limits (WithTimeout, WithMaxOutput) or when ctx is done.
+func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string, opts ...Option) ([]byte, error) {
+	return bounded(ctx, newOptions(opts), "chart "+chartPath, func() ([]byte, error) {
+		return helmChart(chartPath, valuesFiles, set, releaseName, namespace)
+	})
+}
+
+func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string) ([]byte, error) {
 	if releaseName == "" {
 		releaseName = DefaultReleaseName
 	}
 	if namespace == "" {
 		namespace = "default"
+	}
+	if err := checkLinks(chartPath); err != nil {
+		return nil, fmt.Errorf("loading chart %s: %w", chartPath, err)
 	}
 	chrt, err := loader.Load(chartPath)
 	if err != nil {
@@ -60,6 +71,9 @@ func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set 
 	}
 	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
 		return nil, fmt.Errorf("chart %s: processing dependencies: %w", chartPath, err)
+	}
+	if err := checkSchemaRefs(chrt); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", chartPath, err)
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
 	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
