@@ -47,7 +47,7 @@ func TestAuditLoopingChartCanceled(t *testing.T) {
 	chart := t.TempDir()
 	for name, data := range map[string]string{
 		"Chart.yaml":          "apiVersion: v2\nname: loop\nversion: 0.1.0\n",
-		"templates/loop.yaml": "{{- range until 100000 }}{{- range until 100000 }}{{- end }}{{- end }}\n",
+		"templates/loop.yaml": "{{- range until 3000 }}{{- range until 10000 }}{{- end }}{{- end }}\n",
 	} {
 		os.MkdirAll(filepath.Join(chart, filepath.Dir(name)), 0o755)
 		if err := os.WriteFile(filepath.Join(chart, name), []byte(data), 0o644); err != nil {

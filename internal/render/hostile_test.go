@@ -34,12 +34,13 @@ func writeTree(t *testing.T, dir string, files map[string]string) string {
 
 const chartYAML = "apiVersion: v2\nname: evil\nversion: 0.1.0\n"
 
-// loopingChart has a template that takes hours: 10^10 iterations that print
-// nothing, so the abandoned render costs CPU but no memory.
+// loopingChart has a template that takes seconds (3*10^7 iterations that
+// print nothing): far longer than the tests wait, short enough that the
+// abandoned renders do not slow the rest of the tests for long.
 func loopingChart(t *testing.T) string {
 	return writeTree(t, t.TempDir(), map[string]string{
 		"Chart.yaml":          chartYAML,
-		"templates/loop.yaml": "{{- range until 100000 }}{{- range until 100000 }}{{- end }}{{- end }}\n",
+		"templates/loop.yaml": "{{- range until 3000 }}{{- range until 10000 }}{{- end }}{{- end }}\n",
 	})
 }
 
@@ -271,13 +272,13 @@ func TestHelmChartLimits(t *testing.T) {
 	}
 	big := writeTree(t, t.TempDir(), map[string]string{
 		"Chart.yaml":         chartYAML,
-		"templates/big.yaml": "{{- range until 1000 }}\n---\n# {{ repeat 1000 \"x\" }}\n{{- end }}\n",
+		"templates/big.yaml": "# {{ repeat 200000 \"x\" }}\n",
 	})
 	if _, err := HelmChart(context.Background(), big, nil, nil, "", "", WithMaxOutput(100_000)); !errors.Is(err, ErrOutputTooLarge) {
-		t.Errorf("1 MB output, limit 100 kB: error %v, want ErrOutputTooLarge", err)
+		t.Errorf("200 kB output, limit 100 kB: error %v, want ErrOutputTooLarge", err)
 	}
 	if _, err := HelmChart(context.Background(), big, nil, nil, "", ""); err != nil {
-		t.Errorf("1 MB output, default limit: %v", err)
+		t.Errorf("200 kB output, default limit: %v", err)
 	}
 }
 
@@ -313,5 +314,21 @@ func TestKustomizeCanceled(t *testing.T) {
 	cancel()
 	if _, err := Kustomize(ctx, "testdata/kustomize/base"); !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
+	}
+}
+
+// kustomize itself reads files only from inside the kustomization root,
+// through symbolic links too.
+func TestKustomizeFileLinkOutside(t *testing.T) {
+	outside := writeTree(t, t.TempDir(), map[string]string{"secret.txt": "host-secret"})
+	dir := writeTree(t, t.TempDir(), map[string]string{
+		"kustomization.yaml": "configMapGenerator:\n- name: c\n  files:\n  - secret.txt\n",
+	})
+	if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(dir, "secret.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Kustomize(context.Background(), dir)
+	if err == nil || bytes.Contains(out, []byte("host-secret")) {
+		t.Errorf("error %v, output:\n%s", err, out)
 	}
 }
