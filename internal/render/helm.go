@@ -40,12 +40,13 @@ const SourcePrefix = "# Source: "
 // other documents are refused, and the render stops at the time and output
 // limits (WithTimeout, WithMaxOutput) or when ctx is done.
 func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string, opts ...Option) ([]byte, error) {
-	return bounded(ctx, newOptions(opts), "chart "+chartPath, func() ([]byte, error) {
-		return helmChart(chartPath, valuesFiles, set, releaseName, namespace)
+	o := newOptions(opts)
+	return bounded(ctx, o, "chart "+chartPath, true, func() ([]byte, error) {
+		return helmChart(chartPath, valuesFiles, set, releaseName, namespace, o.maxOutput)
 	})
 }
 
-func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string) ([]byte, error) {
+func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string, maxOutput int) ([]byte, error) {
 	if releaseName == "" {
 		releaseName = DefaultReleaseName
 	}
@@ -89,10 +90,16 @@ func helmChart(chartPath string, valuesFiles []string, set []string, releaseName
 		// Helm's message names the template file and line.
 		return nil, fmt.Errorf("rendering chart %s: %w", chartPath, err)
 	}
-	for name := range files {
+	size := 0
+	for name, f := range files {
 		if path.Base(name) == "NOTES.txt" {
 			delete(files, name)
 		}
+		size += len(f)
+	}
+	// Before Helm parses it all.
+	if size > maxOutput {
+		return nil, fmt.Errorf("rendering chart %s: %w (%d bytes, the limit is %d)", chartPath, ErrOutputTooLarge, size, maxOutput)
 	}
 	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -279,6 +280,15 @@ func TestHelmChartLimits(t *testing.T) {
 	}
 	if _, err := HelmChart(context.Background(), big, nil, nil, "", ""); err != nil {
 		t.Errorf("200 kB output, default limit: %v", err)
+	}
+	// A template that prints in a loop is stopped by the memory it takes
+	// before it ends (here it would print 100 MB).
+	bomb := writeTree(t, t.TempDir(), map[string]string{
+		"Chart.yaml":          chartYAML,
+		"templates/bomb.yaml": "{{- range until 10000 }}{{ repeat 10000 \"x\" }}{{- end }}\n",
+	})
+	if _, err := HelmChart(context.Background(), bomb, nil, nil, "", "", WithMaxOutput(1<<20)); !errors.Is(err, ErrOutputTooLarge) || !strings.Contains(fmt.Sprint(err), "of memory") {
+		t.Errorf("100 MB output in a loop, limit 1 MiB: error %v, want ErrOutputTooLarge for the memory taken", err)
 	}
 }
 

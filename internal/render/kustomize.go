@@ -28,7 +28,7 @@ func Kustomize(ctx context.Context, dir string, opts ...Option) ([]byte, error) 
 	if err := checkKustomization(dir, o.allowRemote, map[string]bool{}); err != nil {
 		return nil, fmt.Errorf("building kustomization %s: %w", dir, err)
 	}
-	return bounded(ctx, o, "kustomization "+dir, func() ([]byte, error) {
+	return bounded(ctx, o, "kustomization "+dir, false, func() ([]byte, error) {
 		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 		m, err := k.Run(filesys.MakeFsOnDisk(), dir)
 		if err != nil {
