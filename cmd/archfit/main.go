@@ -5,23 +5,59 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/archfit/archfit/internal/cli"
 )
 
+// grace is how long archfit waits after SIGINT or SIGTERM for the command
+// to return on its own (its context is cancelled) before exiting anyway.
+const grace = 2 * time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	err := cli.NewCmdRoot(streams).ExecuteContext(ctx)
+	os.Exit(run(cli.NewCmdRoot(streams), os.Stderr, grace))
+}
+
+// run executes cmd and returns the exit code. SIGINT or SIGTERM cancel the
+// command's context; if the command has not returned grace later (some
+// library call ignores its context), or on a second signal, archfit exits
+// at once with ExitFailure.
+func run(cmd *cobra.Command, stderr io.Writer, grace time.Duration) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		// Keep catching the signals, so a second one does not kill
+		// archfit with the runtime's exit status: it exits here instead.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		select {
+		case <-done:
+			return
+		case <-again:
+		case <-time.After(grace):
+		}
+		fmt.Fprintln(stderr, "archfit: interrupted")
+		os.Exit(cli.ExitFailure)
+	}()
+	err := cmd.ExecuteContext(ctx)
+	close(done)
 	stop()
 	code := cli.ExitCode(err)
 	if err != nil && code == cli.ExitFailure {
-		fmt.Fprintln(os.Stderr, "archfit:", err)
+		fmt.Fprintln(stderr, "archfit:", err)
 	}
-	os.Exit(code)
+	return code
 }

@@ -42,6 +42,7 @@ type fleetOptions struct {
 	helmSet       []string
 	releaseName   string
 	kustomize     string
+	allowRemote   bool
 
 	assume  []specs.Platform
 	waivers []audit.Waiver
@@ -62,6 +63,7 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
 	cmd.Flags().StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name (the release namespace is -n, else \"default\")")
 	cmd.Flags().StringVarP(&o.kustomize, "kustomize", "k", "", "build this kustomization directory as kustomize build does and read the result instead of the cluster")
+	cmd.Flags().BoolVar(&o.allowRemote, "allow-remote-resources", false, "with -k, let the kustomization fetch remote resources and bases (HTTP, git); refused by default")
 }
 
 func (o *fleetOptions) complete() error {
@@ -110,7 +112,7 @@ func (o *fleetOptions) renderInputs(ctx context.Context, dir string) ([]rendered
 		out = append(out, rendered{what: "helm chart " + o.helmChart, file: "helm-" + filepath.Base(filepath.Clean(o.helmChart)) + ".yaml", data: data})
 	}
 	if o.kustomize != "" {
-		data, err := renderer.Kustomize(o.kustomize)
+		data, err := renderer.Kustomize(ctx, o.kustomize, renderer.AllowRemote(o.allowRemote))
 		if err != nil {
 			return nil, err
 		}

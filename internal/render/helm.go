@@ -34,15 +34,27 @@ const SourcePrefix = "# Source: "
 // comment. NOTES.txt and the crds/ directory are left out. Workloads whose
 // template names no namespace get the release namespace, where helm
 // install would create them.
-func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+//
+// The chart is not trusted: files that resolve outside it (symbolic links,
+// archive entries with .. or absolute names) and schema references to
+// other documents are refused, and the render stops at the time and output
+// limits (WithTimeout, WithMaxOutput) or when ctx is done.
+func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string, opts ...Option) ([]byte, error) {
+	o := newOptions(opts)
+	return bounded(ctx, o, "chart "+chartPath, true, func() ([]byte, error) {
+		return helmChart(chartPath, valuesFiles, set, releaseName, namespace, o.maxOutput)
+	})
+}
+
+func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string, maxOutput int) ([]byte, error) {
 	if releaseName == "" {
 		releaseName = DefaultReleaseName
 	}
 	if namespace == "" {
 		namespace = "default"
+	}
+	if err := checkLinks(chartPath); err != nil {
+		return nil, fmt.Errorf("loading chart %s: %w", chartPath, err)
 	}
 	chrt, err := loader.Load(chartPath)
 	if err != nil {
@@ -61,6 +73,9 @@ func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set 
 	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
 		return nil, fmt.Errorf("chart %s: processing dependencies: %w", chartPath, err)
 	}
+	if err := checkSchemaRefs(chrt); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", chartPath, err)
+	}
 	caps := chartutil.DefaultCapabilities.Copy()
 	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
 		return nil, fmt.Errorf("chart %s requires kubeVersion %s, incompatible with Kubernetes %s", chartPath, kv, caps.KubeVersion.String())
@@ -75,10 +90,16 @@ func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set 
 		// Helm's message names the template file and line.
 		return nil, fmt.Errorf("rendering chart %s: %w", chartPath, err)
 	}
-	for name := range files {
+	size := 0
+	for name, f := range files {
 		if path.Base(name) == "NOTES.txt" {
 			delete(files, name)
 		}
+		size += len(f)
+	}
+	// Before Helm parses it all.
+	if size > maxOutput {
+		return nil, fmt.Errorf("rendering chart %s: %w (%d bytes, the limit is %d)", chartPath, ErrOutputTooLarge, size, maxOutput)
 	}
 	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
 	if err != nil {

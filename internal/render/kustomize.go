@@ -1,24 +1,144 @@
 package render
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 
+	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Kustomize builds the kustomization in dir as `kustomize build` does with
 // its defaults: files only from inside the kustomization root, no plugins
 // and no Helm inflation (those run external programs).
-func Kustomize(dir string) ([]byte, error) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
+//
+// The kustomization is not trusted: unless AllowRemote is given, remote
+// resources and bases (URLs, which kustomize fetches over HTTP, and git
+// repositories, which it clones with the git program) are refused before
+// anything is fetched, so the build is offline. helmCharts are refused.
+// The build stops at the time and output limits or when ctx is done.
+func Kustomize(ctx context.Context, dir string, opts ...Option) ([]byte, error) {
+	o := newOptions(opts)
+	if err := checkKustomization(dir, o.allowRemote, map[string]bool{}); err != nil {
 		return nil, fmt.Errorf("building kustomization %s: %w", dir, err)
 	}
-	out, err := m.AsYaml()
-	if err != nil {
-		return nil, fmt.Errorf("building kustomization %s: %w", dir, err)
+	return bounded(ctx, o, "kustomization "+dir, false, func() ([]byte, error) {
+		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+		m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+		if err != nil {
+			return nil, fmt.Errorf("building kustomization %s: %w", dir, err)
+		}
+		out, err := m.AsYaml()
+		if err != nil {
+			return nil, fmt.Errorf("building kustomization %s: %w", dir, err)
+		}
+		return out, nil
+	})
+}
+
+// checkKustomization reads the kustomization in dir and those of the local
+// directories it builds on, and refuses remote references (unless
+// allowRemote) and helmCharts. Files and directories that do not exist
+// or do not parse are left for kustomize to report.
+func checkKustomization(dir string, allowRemote bool, seen map[string]bool) error {
+	if isRemote(dir) {
+		if allowRemote {
+			return nil
+		}
+		return fmt.Errorf("%s is remote: %w", dir, ErrRemote)
 	}
-	return out, nil
+	abs, err := filepath.Abs(dir)
+	if err != nil || seen[abs] {
+		return nil
+	}
+	seen[abs] = true
+	var k types.Kustomization
+	for _, name := range konfig.RecognizedKustomizationFileNames() {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		if err := k.Unmarshal(data); err != nil {
+			return nil
+		}
+		break
+	}
+	if len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 {
+		return fmt.Errorf("%s uses helmCharts, which archfit does not inflate (kustomize runs the helm program for them): render the chart with --helm-chart instead", dir)
+	}
+	// Fields kustomize may read as a directory, a git repository or a file.
+	var bases []string
+	bases = append(bases, k.Resources...)
+	bases = append(bases, k.Bases...)
+	bases = append(bases, k.Components...)
+	bases = append(bases, k.Generators...)
+	bases = append(bases, k.Transformers...)
+	bases = append(bases, k.Validators...)
+	// Fields kustomize reads as files, over HTTP(S) if they are URLs.
+	files := append([]string{}, k.Crds...)
+	files = append(files, k.Configurations...)
+	for _, p := range k.PatchesStrategicMerge {
+		files = append(files, string(p))
+	}
+	for _, p := range append(append([]types.Patch{}, k.Patches...), k.PatchesJson6902...) {
+		files = append(files, p.Path)
+	}
+	for _, r := range k.Replacements {
+		files = append(files, r.Path)
+	}
+	files = append(files, k.OpenAPI["path"])
+	var kvs []types.KvPairSources
+	for _, g := range k.ConfigMapGenerator {
+		kvs = append(kvs, g.KvPairSources)
+	}
+	for _, g := range k.SecretGenerator {
+		kvs = append(kvs, g.KvPairSources)
+	}
+	for _, kv := range kvs {
+		for _, f := range kv.FileSources {
+			if _, p, ok := strings.Cut(f, "="); ok {
+				f = p
+			}
+			files = append(files, f)
+		}
+		files = append(files, kv.EnvSources...)
+		files = append(files, kv.EnvSource)
+	}
+	for _, ref := range append(bases, files...) {
+		if !allowRemote && !strings.Contains(ref, "\n") && isRemote(ref) {
+			return fmt.Errorf("%s refers to the remote %s: %w", dir, ref, ErrRemote)
+		}
+	}
+	for _, b := range bases {
+		if strings.Contains(b, "\n") || isRemote(b) || filepath.IsAbs(b) {
+			continue
+		}
+		p := filepath.Join(dir, b)
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			if err := checkKustomization(p, allowRemote, seen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var scpUser = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]*@`)
+
+// isRemote tells whether kustomize could fetch ref over the network or
+// with git rather than read it from disk: a URL (http, https, ssh, file
+// and any other scheme), a go-getter style git:: reference, an SCP-style
+// user@host:path, or a github.com/ shorthand. It errs on the side of
+// remote: a local directory named like a URL is refused too (kustomize
+// would clone it anyway).
+func isRemote(ref string) bool {
+	l := strings.ToLower(strings.TrimSpace(ref))
+	return strings.Contains(l, "://") || strings.HasPrefix(l, "git::") || scpUser.MatchString(l) ||
+		strings.HasPrefix(l, "github.com/") || strings.HasPrefix(l, "github.com:")
 }

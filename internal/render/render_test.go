@@ -129,7 +129,7 @@ func TestSourceAt(t *testing.T) {
 func TestKustomize(t *testing.T) {
 	for _, dir := range []string{"base", "overlay"} {
 		t.Run(dir, func(t *testing.T) {
-			got, err := Kustomize(filepath.Join("testdata/kustomize", dir))
+			got, err := Kustomize(context.Background(), filepath.Join("testdata/kustomize", dir))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func TestKustomize(t *testing.T) {
 
 func TestKustomizeErrors(t *testing.T) {
 	for _, dir := range []string{"testdata/kustomize/none", "testdata/chart/web"} {
-		if _, err := Kustomize(dir); err == nil || !strings.Contains(err.Error(), "building kustomization "+dir) {
+		if _, err := Kustomize(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "building kustomization "+dir) {
 			t.Errorf("%s: error %v", dir, err)
 		}
 	}
