@@ -463,6 +463,12 @@ func judge(w *cluster.Workload, pools []Pool, rem *remedy.Remedy, images *image.
 				f.ImagePlatforms = rep.Platforms
 			}
 			f.Evidence = how
+			for _, p := range w.Pods {
+				if p.Node != nil {
+					f.Evidence = append(f.Evidence, fmt.Sprintf("runs today on %s (%s)", p.Node.Name, platform.String(&p.Node.Platform)))
+					break
+				}
+			}
 			fs = append(fs, f)
 		}
 		aw.Containers = append(aw.Containers, ac)
@@ -496,6 +502,24 @@ func judge(w *cluster.Workload, pools []Pool, rem *remedy.Remedy, images *image.
 		aw.MultiArchProven = false
 	}
 	return aw, fs
+}
+
+// AtRisk judges the given workloads of snap (diagnose's healthy ones)
+// against the snapshot's pools, exactly as Run does, and returns only their
+// single-arch-at-risk findings.
+func AtRisk(snap *cluster.Snapshot, ws []*cluster.Workload, images *image.Set, verify bool) []finding.Finding {
+	ps := pools(snap, nil)
+	var out []finding.Finding
+	for _, w := range ws {
+		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Images: images, Verify: verify})
+		_, fs := judge(w, ps, rem, images, verify)
+		for _, f := range fs {
+			if f.Code == finding.SingleArchAtRisk {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // atRisk reports whether a container fails on a pool the pods may use.

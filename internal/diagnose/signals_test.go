@@ -3,7 +3,6 @@ package diagnose
 import (
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -68,36 +67,6 @@ func TestPullCause(t *testing.T) {
 		if got := pullCause(tc.in); got != tc.want {
 			t.Errorf("pullCause(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-	}
-}
-
-func TestAdmittedArchs(t *testing.T) {
-	// Parsed from YAML so the table reads like pod specs.
-	for _, tc := range []struct {
-		name string
-		spec string
-		want []string
-	}{
-		{"none", `{}`, nil},
-		{"nodeSelector", `{nodeSelector: {kubernetes.io/arch: arm64}}`, []string{"arm64"}},
-		{"beta nodeSelector", `{nodeSelector: {beta.kubernetes.io/arch: amd64}}`, []string{"amd64"}},
-		{"terms ORed", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
-			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]},
-			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64]}]}]}}}}`, []string{"amd64", "arm64"}},
-		{"term without arch admits all", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
-			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]},
-			{matchExpressions: [{key: pool, operator: In, values: [a]}]}]}}}}`, knownArchs},
-		{"NotIn", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
-			{matchExpressions: [{key: kubernetes.io/arch, operator: NotIn, values: [amd64, arm, "386", ppc64le, riscv64, s390x]}]}]}}}}`, []string{"arm64"}},
-		{"selector and affinity both hold", `{nodeSelector: {kubernetes.io/arch: amd64}, affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
-			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]}]}}}}`, []string{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			spec := mustPodSpec(t, tc.spec)
-			if diff := cmp.Diff(tc.want, admittedArchs(spec)); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
 	}
 }
 

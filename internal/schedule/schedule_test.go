@@ -1,0 +1,52 @@
+package schedule
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func TestPinnedArchs(t *testing.T) {
+	// Parsed from YAML so the table reads like pod specs.
+	for _, tc := range []struct {
+		name string
+		spec string
+		want []string
+	}{
+		{"none", `{}`, nil},
+		{"nodeSelector", `{nodeSelector: {kubernetes.io/arch: arm64}}`, []string{"arm64"}},
+		{"beta nodeSelector", `{nodeSelector: {beta.kubernetes.io/arch: amd64}}`, []string{"amd64"}},
+		{"terms ORed", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]},
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64]}]}]}}}}`, []string{"amd64", "arm64"}},
+		{"term without arch admits all", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]},
+			{matchExpressions: [{key: pool, operator: In, values: [a]}]}]}}}}`, KnownArchs},
+		{"NotIn", `{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: NotIn, values: [amd64, arm, "386", ppc64le, riscv64, s390x]}]}]}}}}`, []string{"arm64"}},
+		{"selector and affinity both hold", `{nodeSelector: {kubernetes.io/arch: amd64}, affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+			{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]}]}}}}`, []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := mustPodSpec(t, tc.spec)
+			got, pinned := PinnedArchs(spec)
+			if pinned != (tc.want != nil) {
+				t.Errorf("pinned = %v", pinned)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func mustPodSpec(t *testing.T, s string) *corev1.PodSpec {
+	t.Helper()
+	var spec corev1.PodSpec
+	if err := yaml.UnmarshalStrict([]byte(s), &spec); err != nil {
+		t.Fatal(err)
+	}
+	return &spec
+}
