@@ -4,7 +4,6 @@
 package plan
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -355,24 +354,17 @@ func specPath(w *cluster.Workload) string {
 	return "/" + strings.ReplaceAll(w.TemplatePath, ".", "/") + "/spec"
 }
 
-// Op is one RFC 6902 operation.
-type Op struct {
-	Op    string `json:"op"`
-	Path  string `json:"path"`
-	Value any    `json:"value,omitempty"`
-}
-
 // TolerationOps is the JSON patch that adds the Arm toleration (and the
 // preferred arm64 affinity) to a workload's pod template.
-func TolerationOps(w *cluster.Workload, preferArm bool) []Op {
+func TolerationOps(w *cluster.Workload, preferArm bool) []remedy.Operation {
 	sp := specPath(w)
 	spec := w.Template.Spec
 	tol := corev1.Toleration{Key: ArmTaint.Key, Operator: corev1.TolerationOpEqual, Value: ArmTaint.Value, Effect: ArmTaint.Effect}
-	var ops []Op
+	var ops []remedy.Operation
 	if len(spec.Tolerations) == 0 {
-		ops = append(ops, Op{"add", sp + "/tolerations", []corev1.Toleration{tol}})
+		ops = append(ops, remedy.NewOp("add", sp+"/tolerations", []corev1.Toleration{tol}))
 	} else {
-		ops = append(ops, Op{"add", sp + "/tolerations/-", tol})
+		ops = append(ops, remedy.NewOp("add", sp+"/tolerations/-", tol))
 	}
 	if preferArm {
 		term := corev1.PreferredSchedulingTerm{Weight: 50, Preference: corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{
@@ -380,55 +372,46 @@ func TolerationOps(w *cluster.Workload, preferArm bool) []Op {
 		a := spec.Affinity
 		switch {
 		case a == nil:
-			ops = append(ops, Op{"add", sp + "/affinity", map[string]any{"nodeAffinity": map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{term}}}})
+			ops = append(ops, remedy.NewOp("add", sp+"/affinity", map[string]any{"nodeAffinity": map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{term}}}))
 		case a.NodeAffinity == nil:
-			ops = append(ops, Op{"add", sp + "/affinity/nodeAffinity", map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{term}}})
+			ops = append(ops, remedy.NewOp("add", sp+"/affinity/nodeAffinity", map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{term}}))
 		case len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0:
-			ops = append(ops, Op{"add", sp + "/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution", []any{term}})
+			ops = append(ops, remedy.NewOp("add", sp+"/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution", []any{term}))
 		default:
-			ops = append(ops, Op{"add", sp + "/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution/-", term})
+			ops = append(ops, remedy.NewOp("add", sp+"/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution/-", term))
 		}
 	}
 	return ops
 }
 
 // rollbackOps removes what TolerationOps added, by index.
-func rollbackOps(w *cluster.Workload, preferArm bool) []Op {
+func rollbackOps(w *cluster.Workload, preferArm bool) []remedy.Operation {
 	sp := specPath(w)
 	spec := w.Template.Spec
-	var ops []Op
+	var ops []remedy.Operation
 	if preferArm {
 		a := spec.Affinity
 		switch {
 		case a == nil:
-			ops = append(ops, Op{Op: "remove", Path: sp + "/affinity"})
+			ops = append(ops, remedy.NewOp("remove", sp+"/affinity", nil))
 		case a.NodeAffinity == nil:
-			ops = append(ops, Op{Op: "remove", Path: sp + "/affinity/nodeAffinity"})
+			ops = append(ops, remedy.NewOp("remove", sp+"/affinity/nodeAffinity", nil))
 		case len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0:
-			ops = append(ops, Op{Op: "remove", Path: sp + "/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution"})
+			ops = append(ops, remedy.NewOp("remove", sp+"/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution", nil))
 		default:
-			ops = append(ops, Op{Op: "remove", Path: fmt.Sprintf("%s/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution/%d", sp, len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution))})
+			ops = append(ops, remedy.NewOp("remove", fmt.Sprintf("%s/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution/%d", sp, len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution)), nil))
 		}
 	}
 	if len(spec.Tolerations) == 0 {
-		ops = append(ops, Op{Op: "remove", Path: sp + "/tolerations"})
+		ops = append(ops, remedy.NewOp("remove", sp+"/tolerations", nil))
 	} else {
-		ops = append(ops, Op{Op: "remove", Path: fmt.Sprintf("%s/tolerations/%d", sp, len(spec.Tolerations))})
+		ops = append(ops, remedy.NewOp("remove", fmt.Sprintf("%s/tolerations/%d", sp, len(spec.Tolerations)), nil))
 	}
 	return ops
 }
 
-func kubectlPatch(w *cluster.Workload, ops []Op) string {
-	b, _ := json.Marshal(ops)
-	kind := strings.ToLower(w.Kind)
-	if w.Kind == cluster.KindRollout {
-		kind = "rollouts.argoproj.io"
-	}
-	ns := ""
-	if w.Namespace != "" {
-		ns = " -n " + w.Namespace
-	}
-	return fmt.Sprintf("kubectl patch %s %s%s --type=json -p '%s'", kind, w.Name, ns, strings.ReplaceAll(string(b), "'", `'\''`))
+func kubectlPatch(w *cluster.Workload, ops []remedy.Operation) string {
+	return remedy.KubectlPatch(w.Ref, w.APIVersion, ops)
 }
 
 func tolerationCommand(w *audit.Workload, preferArm bool) string {

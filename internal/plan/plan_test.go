@@ -13,6 +13,7 @@ import (
 	"github.com/archfit/archfit/internal/audit"
 	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/remedy"
 	"github.com/archfit/archfit/internal/verify"
 )
 
@@ -60,7 +61,7 @@ func TestBuild(t *testing.T) {
 		"addOrUpdateTaints=[{key=kubernetes.io/arch,value=arm64,effect=NO_SCHEDULE}]",
 		"removeTaints=",
 		"taints:\n      - key: kubernetes.io/arch",
-		"kubectl patch daemonset agent -n kube-system", // the multi-arch DaemonSet tolerates first
+		"kubectl patch daemonset.apps agent -n kube-system", // the multi-arch DaemonSet tolerates first
 	} {
 		if !strings.Contains(text, s) {
 			t.Errorf("phase 1 lacks %q:\n%s", s, text)
@@ -93,7 +94,7 @@ func TestBuild(t *testing.T) {
 		t.Errorf("the last phase must not remove GKE's own taint:\n%s", p5)
 	}
 	p3 := dump(p.Phases[2])
-	if !strings.Contains(p3, "deployment catalog") || strings.Contains(p3, "deployment api ") {
+	if !strings.Contains(p3, "deployment.apps catalog") || strings.Contains(p3, "deployment.apps api ") {
 		t.Errorf("phase 3 should patch catalog only:\n%s", p3)
 	}
 }
@@ -120,7 +121,7 @@ func TestTolerationPatchRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			apply := func(doc []byte, ops []Op) []byte {
+			apply := func(doc []byte, ops []remedy.Operation) []byte {
 				b, _ := json.Marshal(ops)
 				p, err := jsonpatch.DecodePatch(b)
 				if err != nil {

@@ -101,7 +101,16 @@ type TermDecision struct {
 type Operation struct {
 	Op    string          `json:"op"`
 	Path  string          `json:"path"`
-	Value json.RawMessage `json:"value"`
+	// Value is absent for remove (and present, possibly null, otherwise).
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+// NewOp builds an operation; value nil means none (remove).
+func NewOp(kind, path string, value any) Operation {
+	if value == nil && kind == "remove" {
+		return Operation{Op: kind, Path: path}
+	}
+	return op(kind, path, value)
 }
 
 // Result is the interim patch of one workload.

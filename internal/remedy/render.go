@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/archfit/archfit/internal/object"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -218,6 +219,21 @@ func (r *Result) kubectl() ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "kubectl patch %s %s%s --type json -p %s\n", r.kind.resource, shellQuote(r.Object.Name), nsFlag(r.Object.Namespace), shellQuote(string(p)))
 	return b.Bytes(), nil
+}
+
+// KubectlPatch is the one kubectl command builder: `kubectl patch` of the
+// object with a JSON patch, names quoted for a POSIX shell.
+func KubectlPatch(ref object.Ref, apiVersion string, ops []Operation) string {
+	ref.APIVersion = apiVersion
+	resource := strings.ToLower(ref.Kind)
+	if k, err := lookupKind(ref); err == nil {
+		resource = k.resource
+	}
+	p, err := json.Marshal(ops)
+	if err != nil {
+		panic(fmt.Sprintf("remedy: marshalling a patch: %v", err)) // only our own types get here
+	}
+	return fmt.Sprintf("kubectl patch %s %s%s --type json -p %s", resource, shellQuote(ref.Name), nsFlag(ref.Namespace), shellQuote(string(p)))
 }
 
 func nsFlag(ns string) string {
