@@ -152,7 +152,7 @@ type Options struct {
 // Run audits every workload of snap against the run's image reports; a
 // container without a report is unknown.
 func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
-	res := &Result{Pools: pools(snap, opts.AssumePlatforms)}
+	res := &Result{Pools: pools(snap, opts.AssumePlatforms), Blockers: []Blocker{}}
 	var nodeArchs, assumed []string
 	for _, p := range res.Pools {
 		nodeArchs = append(nodeArchs, p.Arch)

@@ -77,7 +77,7 @@ func TestPlanCommand(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
-	for _, s := range []string{"Phase 1: Taint the Arm pools", "kubectl patch deployment catalog -n shop --type=json", "Rollback:", "Gate:"} {
+	for _, s := range []string{"Phase 1: Taint the Arm pools", "kubectl patch deployment.apps catalog -n shop --type json", "Rollback:", "Gate:"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("plan lacks %q", s)
 		}

@@ -31,7 +31,7 @@ func NotArchFailures(snap *cluster.Snapshot, fs []finding.Finding) []NotArch {
 		}
 	}
 	seen := map[string]bool{}
-	var out []NotArch
+	out := []NotArch{}
 	for _, p := range snap.FailingPods() {
 		ref := object.Ref{Kind: cluster.KindPod, Namespace: p.Namespace, Name: p.Name}
 		if w := p.Workload; w != nil {

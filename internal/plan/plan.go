@@ -92,6 +92,9 @@ func Build(r *audit.Result, opts Options) *Plan {
 	}
 	for i := range p.Phases {
 		p.Phases[i].Number = i + 1
+		if p.Phases[i].Rollback == nil {
+			p.Phases[i].Rollback = []Step{}
+		}
 	}
 	return p
 }

@@ -99,8 +99,8 @@ type TermDecision struct {
 
 // Operation is one RFC 6902 JSON patch operation.
 type Operation struct {
-	Op    string          `json:"op"`
-	Path  string          `json:"path"`
+	Op   string `json:"op"`
+	Path string `json:"path"`
 	// Value is absent for remove (and present, possibly null, otherwise).
 	Value json.RawMessage `json:"value,omitempty"`
 }

@@ -99,7 +99,7 @@ func ForWorkload(in Input) *Remedy {
 				c.Architectures = ok
 				rem.Notes = append(rem.Notes, fmt.Sprintf("%s was not inspected: taken to run on %s, where its pods run", ct.Image, strings.Join(ok, ", ")))
 			} else {
-				c.Unknown = true
+				c.Unknown, c.Architectures = true, []string{}
 			}
 		} else {
 			c.Architectures = RunsOn(rep, nodes)
