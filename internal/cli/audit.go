@@ -190,7 +190,7 @@ func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
 	for _, w := range snap.Workloads {
 		pods = append(pods, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec})
 	}
-	if o.images.pullSecrets, err = readPullSecrets(ctx, o.configFlags, pods, true, o.streams.ErrOut); err != nil {
+	if o.images.pullSecrets, err = cluster.ReadPullSecrets(ctx, o.configFlags, pods, true, o.streams.ErrOut); err != nil {
 		return nil, err
 	}
 	return snap, nil

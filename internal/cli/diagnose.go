@@ -134,7 +134,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 			for _, p := range snap.FailingPods() {
 				pods = append(pods, p.Pod)
 			}
-			if o.images.pullSecrets, err = readPullSecrets(cmd.Context(), o.configFlags, pods, false, o.streams.ErrOut); err != nil {
+			if o.images.pullSecrets, err = cluster.ReadPullSecrets(cmd.Context(), o.configFlags, pods, false, o.streams.ErrOut); err != nil {
 				return err
 			}
 		}

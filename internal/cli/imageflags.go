@@ -10,10 +10,12 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/pflag"
 
+	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/image"
 	"github.com/archfit/archfit/internal/registry"
 	"github.com/archfit/archfit/internal/report"
+	"github.com/archfit/archfit/internal/verify"
 )
 
 // imageOptions are the flags of every command that reads images.
@@ -31,7 +33,7 @@ type imageOptions struct {
 
 	// pullSecrets are the pods' imagePullSecrets (live cluster), each pod's
 	// given to its own images only (withCredentials), after the user's own.
-	pullSecrets *pullSecrets
+	pullSecrets *cluster.PullSecrets
 }
 
 func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
@@ -65,7 +67,7 @@ func (o *imageOptions) validate() error {
 // resolver builds the image resolver these flags describe; nodes are the
 // cluster's node platforms to predict pulls for (none: linux/amd64 and
 // linux/arm64/v8).
-func (o *imageOptions) resolver(verify bool, nodes ...specs.Platform) (*image.Resolver, error) {
+func (o *imageOptions) resolver(verifyEntries bool, nodes ...specs.Platform) (*image.Resolver, error) {
 	opts := []image.Option{image.WithConcurrency(o.concurrency), image.WithTagTTL(o.tagTTL)}
 	if len(nodes) > 0 {
 		opts = append(opts, image.WithNodes(nodes...))
@@ -73,13 +75,13 @@ func (o *imageOptions) resolver(verify bool, nodes ...specs.Platform) (*image.Re
 	if !o.noCache {
 		opts = append(opts, image.WithCacheDir(o.cacheDir))
 	}
-	if verify {
-		opts = append(opts, image.WithVerifier(verifyEntrypoint))
+	if verifyEntries {
+		opts = append(opts, image.WithVerifier(verify.Verifier))
 	}
 	if o.ociLayout != "" {
 		opts = append(opts, image.WithOCILayout(o.ociLayout))
 	} else {
-		kc, err := keychain(o.registryConfig)
+		kc, err := registry.Keychain(o.registryConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -101,37 +103,12 @@ func (o *imageOptions) withCredentials(reqs []image.Request, errOut io.Writer) e
 	if o.pullSecrets == nil || o.ociLayout != "" {
 		return nil
 	}
-	kc, err := keychain(o.registryConfig)
+	kc, err := registry.Keychain(o.registryConfig)
 	if err != nil {
 		return err
 	}
-	o.pullSecrets.attach(reqs, kc, errOut)
+	o.pullSecrets.Attach(reqs, kc, errOut)
 	return nil
-}
-
-// imageFindings turns what is wrong with images themselves into findings.
-func imageFindings(reps []*image.Report) []finding.Finding {
-	var out []finding.Finding
-	for _, r := range reps {
-		if r.Error != nil {
-			f := finding.New(finding.ImageUninspectable, fmt.Sprintf("cannot read %s: %s", r.Reference, r.Error.Reason))
-			f.Image = r.Reference
-			f.Evidence = []string{r.Error.Detail}
-			if r.Error.Tried != "" {
-				f.Evidence = append(f.Evidence, "tried: "+r.Error.Tried)
-			}
-			out = append(out, f)
-			continue
-		}
-		for _, p := range r.Problems {
-			f := finding.New(p.Code, fmt.Sprintf("%s entry %s: %s", r.Reference, p.Entry, p.Detail))
-			f.Image = r.Reference
-			f.ImagePlatforms = r.Platforms
-			f.Evidence = []string{p.Detail}
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // render writes doc in format and maps findings to the exit code.

@@ -113,7 +113,7 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 	}
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) in %s: %d registry request(s), %d cache hit(s)\n",
 		len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
-	doc := &report.Document{Kind: "Inspection", Images: reps, Findings: imageFindings(reps)}
+	doc := &report.Document{Kind: "Inspection", Images: reps, Findings: image.Findings(reps)}
 	doc.Text = func(w io.Writer, d *report.Document) error { return report.ImagesText(w, d.Images) }
 	return render(o.streams.Out, o.output, o.failSeverity, doc)
 }

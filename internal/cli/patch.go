@@ -461,7 +461,7 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 		// Live: the workload's own pull secrets open its private registry.
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec}
 		var err error
-		if o.images.pullSecrets, err = readPullSecrets(ctx, o.configFlags, []*corev1.Pod{pod}, true, o.streams.ErrOut); err != nil {
+		if o.images.pullSecrets, err = cluster.ReadPullSecrets(ctx, o.configFlags, []*corev1.Pod{pod}, true, o.streams.ErrOut); err != nil {
 			return nil, err
 		}
 		if err := o.images.withCredentials(reqs, o.streams.ErrOut); err != nil {

@@ -58,3 +58,12 @@ func (k configKeychain) Resolve(target authn.Resource) (authn.Authenticator, err
 	}
 	return authn.Anonymous, nil
 }
+
+// Keychain is the docker config file at path when given (--registry-config), else the usual places docker,
+// podman and credential helpers keep credentials.
+func Keychain(path string) (authn.Keychain, error) {
+	if path != "" {
+		return DockerConfigFileKeychain(path)
+	}
+	return authn.DefaultKeychain, nil
+}

@@ -1,4 +1,4 @@
-package cli
+package cluster
 
 import (
 	"context"
@@ -21,26 +21,26 @@ import (
 // secretRef is one imagePullSecret of a pod (or of its service account).
 type secretRef struct{ namespace, name string }
 
-// pullSecrets are the imagePullSecrets of the pods archfit inspects, kept
+// PullSecrets are the imagePullSecrets of the pods archfit inspects, kept
 // per pod as the kubelet uses them: a pod's images are pulled with the
 // secrets it names, read from its own namespace, never with another
 // namespace's. images maps each image to the credential sets (IDs) of the
 // pods that run it.
-type pullSecrets struct {
+type PullSecrets struct {
 	keychains map[secretRef]authn.Keychain
 	sets      map[string][]secretRef // ID -> its secrets
 	images    map[string]map[string]bool
 }
 
-// readPullSecrets reads the dockerconfigjson pull secrets the pods use. For
+// ReadPullSecrets reads the dockerconfigjson pull secrets the pods use. For
 // pod templates (template true), a template that names none gets those of
 // its service account, as the ServiceAccount admission plugin fills them in
 // when the pod is created; a running pod already carries them. A secret or
 // service account that cannot be read (RBAC, deleted) is reported on errOut
 // and skipped: the images it would open become image-uninspectable, nothing
 // else is lost. Credentials are never printed.
-func readPullSecrets(ctx context.Context, flags *genericclioptions.ConfigFlags, pods []*corev1.Pod, template bool, errOut io.Writer) (*pullSecrets, error) {
-	ps := &pullSecrets{keychains: map[secretRef]authn.Keychain{}, sets: map[string][]secretRef{}, images: map[string]map[string]bool{}}
+func ReadPullSecrets(ctx context.Context, flags *genericclioptions.ConfigFlags, pods []*corev1.Pod, template bool, errOut io.Writer) (*PullSecrets, error) {
+	ps := &PullSecrets{keychains: map[secretRef]authn.Keychain{}, sets: map[string][]secretRef{}, images: map[string]map[string]bool{}}
 	var cs kubernetes.Interface
 	client := func() (kubernetes.Interface, error) {
 		if cs != nil {
@@ -134,7 +134,7 @@ func why(err error) string {
 }
 
 // add records that pod runs its images with the secrets named.
-func (ps *pullSecrets) add(p *corev1.Pod, names []string) {
+func (ps *PullSecrets) add(p *corev1.Pod, names []string) {
 	var set []secretRef
 	seen := map[string]bool{}
 	for _, n := range names {
@@ -168,13 +168,13 @@ func (ps *pullSecrets) add(p *corev1.Pod, names []string) {
 	}
 }
 
-// attach gives each request the credentials of the pods that run its
+// Attach gives each request the credentials of the pods that run its
 // image: the user's keychain plus those pods' secrets. The requests come
 // deduplicated by image, so an image that pods with different secrets run
 // is read with the user's own credentials only, never with one namespace's
 // secrets for another's pod, and a warning says so. A nil ps attaches
 // nothing (files, OCI layouts).
-func (ps *pullSecrets) attach(reqs []image.Request, user authn.Keychain, errOut io.Writer) {
+func (ps *PullSecrets) Attach(reqs []image.Request, user authn.Keychain, errOut io.Writer) {
 	if ps == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package cli
+package cluster
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func TestPullSecretsStayInTheirNamespace(t *testing.T) {
 		}
 		return p
 	}
-	ps := &pullSecrets{keychains: map[secretRef]authn.Keychain{}, sets: map[string][]secretRef{}, images: map[string]map[string]bool{}}
+	ps := &PullSecrets{keychains: map[secretRef]authn.Keychain{}, sets: map[string][]secretRef{}, images: map[string]map[string]bool{}}
 	ps.add(pod("shop", []string{"regcred"}, "reg.example.com/shop/api:1", "reg.example.com/base:1"), []string{"regcred"})
 	ps.add(pod("other", nil, "reg.example.com/shop/api:2", "reg.example.com/base:1"), nil)
 	kc, err := registry.DockerConfigKeychain([]byte(`{"auths":{"reg.example.com":{"username":"shop","password":"shop-pw"}}}`))
@@ -40,7 +40,7 @@ func TestPullSecretsStayInTheirNamespace(t *testing.T) {
 
 	reqs := []image.Request{{Ref: "reg.example.com/shop/api:1"}, {Ref: "reg.example.com/shop/api:2"}, {Ref: "reg.example.com/base:1"}}
 	var errOut bytes.Buffer
-	ps.attach(reqs, authn.NewMultiKeychain(), &errOut)
+	ps.Attach(reqs, authn.NewMultiKeychain(), &errOut)
 
 	password := func(q image.Request) string {
 		t.Helper()
