@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/archfit/archfit/internal/registry"
 )
 
 // cache keeps immutable things by digest (manifests, configs, verify
@@ -47,7 +49,7 @@ func keyHash(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// blob returns content whose sha256 is digest.
+// blob returns content that digest (sha256 or sha512) names.
 func (c *cache) blob(digest string) ([]byte, bool) {
 	c.mu.Lock()
 	b, ok := c.mem["blob "+digest]
@@ -55,15 +57,11 @@ func (c *cache) blob(digest string) ([]byte, bool) {
 	if ok {
 		return b, true
 	}
-	if c.dir == "" || !strings.HasPrefix(digest, "sha256:") {
+	if c.dir == "" || registry.CheckDigest(digest) != nil {
 		return nil, false
 	}
 	b, err := os.ReadFile(c.blobPath(digest))
-	if err != nil {
-		return nil, false
-	}
-	sum := sha256.Sum256(b)
-	if "sha256:"+hex.EncodeToString(sum[:]) != digest {
+	if err != nil || registry.VerifyDigest(digest, b) != nil {
 		return nil, false
 	}
 	c.mu.Lock()
@@ -76,7 +74,7 @@ func (c *cache) putBlob(digest string, b []byte) {
 	c.mu.Lock()
 	c.mem["blob "+digest] = b
 	c.mu.Unlock()
-	if c.dir != "" && strings.HasPrefix(digest, "sha256:") {
+	if c.dir != "" && registry.CheckDigest(digest) == nil {
 		writeAtomic(c.blobPath(digest), b)
 	}
 }
