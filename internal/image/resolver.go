@@ -532,7 +532,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 	}
 	key := ref.Name()
 	if te, ok := r.cache.tag(key); ok {
-		if time.Since(te.Seen) < r.tagTTL && !st.prove {
+		if fresh(te.Seen, r.tagTTL) && !st.prove {
 			if b, ok := r.cache.blob(te.Digest); ok {
 				r.hit(st)
 				return doc{raw: b, desc: registry.Descriptor{MediaType: te.MediaType, Digest: te.Digest, Size: int64(len(b))}}, nil
