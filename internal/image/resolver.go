@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -353,7 +354,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 	rep.Digest, rep.MediaType = top.desc.Digest, top.desc.MediaType
 	// A whole report is a pure function of immutable content (the digest),
 	// the request and the node platforms: a warm run reads it in one piece.
-	rkey := r.reportKey(rep.Digest, q)
+	rkey := r.reportKey(rep.Digest, r.origin(ref), q)
 	var cached Report
 	if r.cache.getJSON("reports", rkey, &cached) {
 		r.hit(&st)
@@ -398,12 +399,29 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 	return rep
 }
 
-func (r *Resolver) reportKey(dgst string, q Request) string {
+func (r *Resolver) reportKey(dgst, origin string, q Request) string {
 	var nodes []string
 	for _, n := range r.nodes {
 		nodes = append(nodes, platform.String(&n))
 	}
-	return fmt.Sprintf("v1|%s|%t|%s|%s", dgst, q.Verify && r.verifier != nil, overrideKey(q.Override), strings.Join(nodes, ","))
+	return fmt.Sprintf("v2|%s|%s|%t|%s|%s", dgst, origin, q.Verify && r.verifier != nil, overrideKey(q.Override), strings.Join(nodes, ","))
+}
+
+// origin names where an image's layer bytes come from: its registry
+// (host:port), or the OCI layout directory. Verdicts, and the whole reports
+// that hold them, are kept per origin: layers are streamed and verification
+// stops early, so their bytes are never checked against their digest, and
+// one registry's bytes must not answer for another's image of the same
+// manifest digest. Manifests and configs are verified, so they are shared.
+func (r *Resolver) origin(ref name.Reference) string {
+	if r.layout != nil {
+		dir, err := filepath.Abs(string(r.layout.path))
+		if err != nil {
+			dir = string(r.layout.path)
+		}
+		return "oci-layout " + dir
+	}
+	return "registry " + ref.Context().RegistryStr()
 }
 
 // cacheable reports whether a report holds only answers that cannot change:
@@ -768,7 +786,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	// What runs depends only on argv[0] (the arguments never change which
 	// file the kernel executes), so pods that start the same image with the
 	// same program but other arguments share one verification.
-	vkey := fmt.Sprintf("%s|%s|%q", e.Digest, want, argv0(cf.Config, q.Override))
+	vkey := fmt.Sprintf("%s|%s|%s|%q", e.Digest, r.origin(ref), want, argv0(cf.Config, q.Override))
 	if a := argv0(cf.Config, q.Override); q.Override != nil && q.Override.PathSet && !strings.Contains(a, "/") {
 		// A bare name is looked up on the pod's own PATH.
 		vkey += fmt.Sprintf("|PATH=%q", q.Override.Path)
