@@ -4,21 +4,30 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/archfit/archfit/internal/registry"
 )
 
 // cache keeps immutable things by digest (manifests, configs, verify
 // verdicts) and tag->digest with a time, on disk when dir is set and in
 // memory always. Entries are written atomically; a corrupt or mismatching
 // file is ignored and rewritten.
+//
+// The disk cache is trusted only as far as nobody else can write it:
+// directories are created 0700 and files 0600, and a file (or its
+// directory) that is not owned by the user or is open to group or others is
+// ignored (blobs are checked against their digest in any case).
 type cache struct {
-	dir string
-	mu  sync.Mutex
-	mem map[string][]byte
+	dir  string
+	mu   sync.Mutex
+	mem  map[string][]byte
+	once sync.Once
 }
 
 func newCache(dir string) *cache { return &cache{dir: dir, mem: map[string][]byte{}} }
@@ -37,6 +46,14 @@ type tagEntry struct {
 	Seen      time.Time `json:"seen"`
 }
 
+// fresh reports whether an answer seen at seen is younger than ttl. One
+// dated in the future (a clock set back, a planted file) is stale: it would
+// otherwise be trusted forever.
+func fresh(seen time.Time, ttl time.Duration) bool {
+	age := time.Since(seen)
+	return age >= 0 && age < ttl
+}
+
 func (c *cache) blobPath(digest string) string {
 	algo, hexd, _ := strings.Cut(digest, ":")
 	return filepath.Join(c.dir, "v1", "blobs", algo, hexd)
@@ -47,7 +64,7 @@ func keyHash(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// blob returns content whose sha256 is digest.
+// blob returns content that digest (sha256 or sha512) names.
 func (c *cache) blob(digest string) ([]byte, bool) {
 	c.mu.Lock()
 	b, ok := c.mem["blob "+digest]
@@ -55,15 +72,11 @@ func (c *cache) blob(digest string) ([]byte, bool) {
 	if ok {
 		return b, true
 	}
-	if c.dir == "" || !strings.HasPrefix(digest, "sha256:") {
+	if c.dir == "" || registry.CheckDigest(digest) != nil {
 		return nil, false
 	}
-	b, err := os.ReadFile(c.blobPath(digest))
-	if err != nil {
-		return nil, false
-	}
-	sum := sha256.Sum256(b)
-	if "sha256:"+hex.EncodeToString(sum[:]) != digest {
+	b, ok = c.read(c.blobPath(digest))
+	if !ok || registry.VerifyDigest(digest, b) != nil {
 		return nil, false
 	}
 	c.mu.Lock()
@@ -72,12 +85,13 @@ func (c *cache) blob(digest string) ([]byte, bool) {
 	return b, true
 }
 
+// putBlob keeps b, which the caller verified against digest.
 func (c *cache) putBlob(digest string, b []byte) {
 	c.mu.Lock()
 	c.mem["blob "+digest] = b
 	c.mu.Unlock()
-	if c.dir != "" && strings.HasPrefix(digest, "sha256:") {
-		writeAtomic(c.blobPath(digest), b)
+	if c.dir != "" && registry.CheckDigest(digest) == nil {
+		c.write(c.blobPath(digest), b)
 	}
 }
 
@@ -94,9 +108,7 @@ func (c *cache) getJSON(kind, key string, v any) bool {
 	b, ok := c.mem[kind+" "+key]
 	c.mu.Unlock()
 	if !ok && c.dir != "" {
-		var err error
-		b, err = os.ReadFile(filepath.Join(c.dir, "v1", kind, keyHash(key)+".json"))
-		ok = err == nil
+		b, ok = c.read(filepath.Join(c.dir, "v1", kind, keyHash(key)+".json"))
 	}
 	return ok && json.Unmarshal(b, v) == nil
 }
@@ -110,14 +122,68 @@ func (c *cache) putJSON(kind, key string, v any) {
 	c.mem[kind+" "+key] = b
 	c.mu.Unlock()
 	if c.dir != "" {
-		writeAtomic(filepath.Join(c.dir, "v1", kind, keyHash(key)+".json"), b)
+		c.write(filepath.Join(c.dir, "v1", kind, keyHash(key)+".json"), b)
 	}
 }
 
-// writeAtomic writes via a temporary file and rename; cache write errors are
-// not fatal to an inspection, so they are dropped.
-func writeAtomic(path string, b []byte) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// read returns a cache file's content if the file and its directory are
+// private to the user.
+func (c *cache) read(path string) ([]byte, bool) {
+	c.tighten()
+	if !private(filepath.Dir(path)) {
+		return nil, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || !privateInfo(fi) {
+		return nil, false
+	}
+	b, err := os.ReadFile(path)
+	return b, err == nil
+}
+
+// tighten makes the directories of a cache an earlier version created
+// (0755) private, when they are the user's own; once per run. Files it
+// wrote 0644 are ignored, and replaced when written again.
+func (c *cache) tighten() {
+	c.once.Do(func() {
+		v1 := filepath.Join(c.dir, "v1")
+		dirs := []string{c.dir, v1}
+		for _, parent := range []string{v1, filepath.Join(v1, "blobs")} {
+			ents, _ := os.ReadDir(parent)
+			for _, e := range ents {
+				if e.IsDir() {
+					dirs = append(dirs, filepath.Join(parent, e.Name()))
+				}
+			}
+		}
+		for _, d := range dirs {
+			if fi, err := os.Lstat(d); err == nil && fi.IsDir() && ownedByUser(fi) && fi.Mode().Perm()&0o077 != 0 {
+				_ = os.Chmod(d, 0o700)
+			}
+		}
+	})
+}
+
+// private reports whether path is owned by the user and open to nobody else.
+func private(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && privateInfo(fi)
+}
+
+func privateInfo(fi fs.FileInfo) bool {
+	return ownedByUser(fi) && fi.Mode().Perm()&0o077 == 0
+}
+
+// write writes via a temporary file (0600) and rename; cache write errors
+// are not fatal to an inspection, so they are dropped.
+func (c *cache) write(path string, b []byte) {
+	c.tighten()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")

@@ -91,6 +91,15 @@ const (
 	// SkipUnreadable: the content could not be read this time (network,
 	// timeout, 5xx, rate limit, credentials): a later run may read it.
 	SkipUnreadable SkipReason = "unreadable"
+	// SkipTooManyEntries: the image already had MaxManifestsPerImage
+	// manifests or MaxNestedIndexes nested indexes; the entry stands for
+	// the rest of its index, which was not read.
+	SkipTooManyEntries SkipReason = "too-many-entries"
+	// SkipCycle: a nested index that is one of its own parents.
+	SkipCycle SkipReason = "cycle"
+	// SkipRepeatedIndex: a nested index already walked for this image;
+	// its entries are listed once, where it was first seen.
+	SkipRepeatedIndex SkipReason = "repeated-index"
 )
 
 // Transient reports whether a later run may get another answer.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -44,6 +45,15 @@ const (
 	defaultConcurrency     = 16
 	defaultTagTTL          = time.Minute
 	attestationManifestRef = "attestation-manifest"
+)
+
+// Bounds on one image's index tree: nested indexes are walked at most
+// maxNestedIndexDepth deep, MaxNestedIndexes of them, and MaxManifestsPerImage
+// entries in all (a hostile registry can otherwise fan out 30 entries on
+// each of four levels: 810,000 manifests). Real images have a few dozen.
+const (
+	MaxManifestsPerImage = 1000
+	MaxNestedIndexes     = 64
 )
 
 func isIndex(mt string) bool    { return mt == mediaTypeOCIIndex || mt == mediaTypeDockerList }
@@ -259,13 +269,45 @@ func (r *Resolver) Inspect(ctx context.Context, q Request) *Report {
 			return rep, nil
 		}
 		r.mu.Unlock()
-		rep := r.inspect(ctx, q)
+		rep := r.inspectSafely(ctx, q)
 		r.mu.Lock()
 		r.memo[key] = rep
 		r.mu.Unlock()
 		return rep, nil
 	})
 	return v.(*Report)
+}
+
+// inspectSafely is inspect with a panic made the image's error: a bug
+// triggered by one image's content must not end the run for the others.
+func (r *Resolver) inspectSafely(ctx context.Context, q Request) (rep *Report) {
+	defer func() {
+		if p := recover(); p != nil {
+			rep = &Report{Reference: q.Ref, Error: internalFailure(p)}
+		}
+	}()
+	return r.inspect(ctx, q)
+}
+
+// panicError is a panic recovered while judging one image.
+type panicError struct{ value any }
+
+func (e panicError) Error() string { return fmt.Sprintf("internal error: panic: %v", e.value) }
+
+// recovered turns a panic of fn into a panicError.
+func recovered(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError{p}
+		}
+	}()
+	return fn()
+}
+
+// internalFailure is the Report.Error of an image whose inspection
+// panicked: the panic value, not the stack.
+func internalFailure(p any) *Failure {
+	return &Failure{Reason: "internal-error", Detail: panicError{p}.Error()}
 }
 
 func overrideKey(o *Override) string {
@@ -312,7 +354,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 	rep.Digest, rep.MediaType = top.desc.Digest, top.desc.MediaType
 	// A whole report is a pure function of immutable content (the digest),
 	// the request and the node platforms: a warm run reads it in one piece.
-	rkey := r.reportKey(rep.Digest, q)
+	rkey := r.reportKey(rep.Digest, r.origin(ref), q)
 	var cached Report
 	if r.cache.getJSON("reports", rkey, &cached) {
 		r.hit(&st)
@@ -327,7 +369,8 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 	switch {
 	case isIndex(top.desc.MediaType):
 		rep.Kind = KindIndex
-		err = r.index(ctx, ref, top, nil, 0, q, rep, &st)
+		w := &walk{seen: map[string]bool{top.desc.Digest: true}}
+		err = r.index(ctx, ref, top, nil, 0, q, rep, &st, w)
 	case isManifest(top.desc.MediaType):
 		rep.Kind = KindManifest
 		e := Entry{Digest: top.desc.Digest, MediaType: top.desc.MediaType, Size: top.desc.Size}
@@ -339,6 +382,10 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 		r.schema1(top.raw, rep)
 	default:
 		rep.Error = &Failure{Reason: "unsupported", Detail: fmt.Sprintf("%s is %q, not an image manifest or index", ref, top.desc.MediaType)}
+	}
+	st.recordPanic(err)
+	if p := st.panicked(); p != nil {
+		rep.Error = internalFailure(p.value)
 	}
 	if err != nil && rep.Error == nil {
 		rep.Error = failure(err, ref, r.layout != nil)
@@ -352,12 +399,29 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 	return rep
 }
 
-func (r *Resolver) reportKey(dgst string, q Request) string {
+func (r *Resolver) reportKey(dgst, origin string, q Request) string {
 	var nodes []string
 	for _, n := range r.nodes {
 		nodes = append(nodes, platform.String(&n))
 	}
-	return fmt.Sprintf("v1|%s|%t|%s|%s", dgst, q.Verify && r.verifier != nil, overrideKey(q.Override), strings.Join(nodes, ","))
+	return fmt.Sprintf("v2|%s|%s|%t|%s|%s", dgst, origin, q.Verify && r.verifier != nil, overrideKey(q.Override), strings.Join(nodes, ","))
+}
+
+// origin names where an image's layer bytes come from: its registry
+// (host:port), or the OCI layout directory. Verdicts, and the whole reports
+// that hold them, are kept per origin: layers are streamed and verification
+// stops early, so their bytes are never checked against their digest, and
+// one registry's bytes must not answer for another's image of the same
+// manifest digest. Manifests and configs are verified, so they are shared.
+func (r *Resolver) origin(ref name.Reference) string {
+	if r.layout != nil {
+		dir, err := filepath.Abs(string(r.layout.path))
+		if err != nil {
+			dir = string(r.layout.path)
+		}
+		return "oci-layout " + dir
+	}
+	return "registry " + ref.Context().RegistryStr()
 }
 
 // cacheable reports whether a report holds only answers that cannot change:
@@ -390,7 +454,7 @@ func definitive(err error) error { return definitiveError{err} }
 // next time and must not be remembered.
 func skipReasonOf(err error) SkipReason {
 	var d definitiveError
-	if errors.As(err, &d) {
+	if errors.As(err, &d) || errors.Is(err, registry.ErrUnsupportedDigest) {
 		return SkipInvalid
 	}
 	var he *registry.HTTPError
@@ -410,6 +474,27 @@ type statsMu struct {
 	s     Stats
 	src   source // nil: the resolver's
 	prove bool   // read the reference itself before using the cache
+	panic *panicError
+}
+
+// recordPanic keeps the first panic of an inspection's goroutines.
+func (s *statsMu) recordPanic(err error) {
+	var p panicError
+	if errors.As(err, &p) {
+		s.mu.Lock()
+		if s.panic == nil {
+			s.panic = &p
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *statsMu) panicked() *panicError { s.mu.Lock(); defer s.mu.Unlock(); return s.panic }
+
+// walk is what one image's index walk has read so far.
+type walk struct {
+	manifests, indexes int
+	seen               map[string]bool // index digests walked
 }
 
 func (r *Resolver) source(st *statsMu) source {
@@ -465,7 +550,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 	}
 	key := ref.Name()
 	if te, ok := r.cache.tag(key); ok {
-		if time.Since(te.Seen) < r.tagTTL && !st.prove {
+		if fresh(te.Seen, r.tagTTL) && !st.prove {
 			if b, ok := r.cache.blob(te.Digest); ok {
 				r.hit(st)
 				return doc{raw: b, desc: registry.Descriptor{MediaType: te.MediaType, Digest: te.Digest, Size: int64(len(b))}}, nil
@@ -576,7 +661,7 @@ func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, 
 }
 
 // index walks an index (nested ones too), filling rep.Entries in order.
-func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents []string, depth int, q Request, rep *Report, st *statsMu) error {
+func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents []string, depth int, q Request, rep *Report, st *statsMu, w *walk) error {
 	var idx specs.Index
 	if err := json.Unmarshal(d.raw, &idx); err != nil {
 		return fmt.Errorf("parsing index %s: %w", d.desc.Digest, err)
@@ -586,26 +671,47 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 	}
 	var jobs []*Entry
 	start := len(rep.Entries)
-	for _, m := range idx.Manifests {
+	for k, m := range idx.Manifests {
+		if w.manifests >= MaxManifestsPerImage {
+			rep.Entries = append(rep.Entries, Entry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Nested: parents,
+				SkipReason: SkipTooManyEntries, Skipped: fmt.Sprintf("%d more entries of this index not read: an image is read up to %d manifests", len(idx.Manifests)-k, MaxManifestsPerImage)})
+			break
+		}
+		w.manifests++
 		e := Entry{Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size, Platform: m.Platform, Nested: parents}
 		if m.Annotations[annotationRefType] == attestationManifestRef || platform.IsUnknown(m.Platform) {
 			e.Attestation = true
 			e.AttestsDigest = m.Annotations[annotationRefDigest]
 		}
+		if err := registry.CheckDigest(e.Digest); err != nil {
+			e.skip(SkipInvalid, err.Error())
+		}
 		switch {
+		case e.SkipReason != "":
 		case e.Attestation:
 		case isIndex(m.MediaType):
-			if depth+1 >= maxNestedIndexDepth {
+			switch {
+			case e.Digest == rep.Digest || slices.Contains(parents, e.Digest):
+				e.skip(SkipCycle, "nested index is one of its own parents")
+			case w.seen[e.Digest]:
+				e.skip(SkipRepeatedIndex, "nested index already listed in this image")
+			case depth+1 >= maxNestedIndexDepth:
 				e.skip(SkipNestedTooDeep, fmt.Sprintf("nested index deeper than %d levels", maxNestedIndexDepth))
+			case w.indexes >= MaxNestedIndexes:
+				e.skip(SkipTooManyEntries, fmt.Sprintf("nested index not read: an image is read up to %d nested indexes", MaxNestedIndexes))
+			}
+			if e.SkipReason != "" {
 				break
 			}
+			w.seen[e.Digest] = true
+			w.indexes++
 			child, err := r.manifestByDigest(ctx, ref.Context(), e.Digest, m.MediaType, st)
 			if err != nil {
 				e.skip(skipReasonOf(err), "nested index unreadable: "+err.Error())
 				break
 			}
 			rep.Notes = append(rep.Notes, fmt.Sprintf("entry %s is a nested index; its entries are listed with nested=[...]", short(e.Digest)))
-			if err := r.index(ctx, ref, child, append(slices.Clone(parents), e.Digest), depth+1, q, rep, st); err != nil {
+			if err := r.index(ctx, ref, child, append(slices.Clone(parents), e.Digest), depth+1, q, rep, st, w); err != nil {
 				return err
 			}
 			continue
@@ -629,14 +735,18 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 	g, gctx := errgroup.WithContext(ctx)
 	for _, e := range jobs {
 		g.Go(func() error {
-			md, err := r.manifestByDigest(gctx, ref.Context(), e.Digest, e.MediaType, st)
-			if err != nil {
-				e.skip(skipReasonOf(err), "manifest unreadable: "+err.Error())
+			st.recordPanic(recovered(func() error {
+				md, err := r.manifestByDigest(gctx, ref.Context(), e.Digest, e.MediaType, st)
+				if err != nil {
+					e.skip(skipReasonOf(err), "manifest unreadable: "+err.Error())
+					return nil
+				}
+				if err := r.entry(gctx, ref, e, md.raw, q.Verify, q, st); err != nil {
+					st.recordPanic(err)
+					e.skip(skipReasonOf(err), err.Error())
+				}
 				return nil
-			}
-			if err := r.entry(gctx, ref, e, md.raw, q.Verify, q, st); err != nil {
-				e.skip(skipReasonOf(err), err.Error())
-			}
+			}))
 			return nil
 		})
 	}
@@ -676,7 +786,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	// What runs depends only on argv[0] (the arguments never change which
 	// file the kernel executes), so pods that start the same image with the
 	// same program but other arguments share one verification.
-	vkey := fmt.Sprintf("%s|%s|%q", e.Digest, want, argv0(cf.Config, q.Override))
+	vkey := fmt.Sprintf("%s|%s|%s|%q", e.Digest, r.origin(ref), want, argv0(cf.Config, q.Override))
 	if a := argv0(cf.Config, q.Override); q.Override != nil && q.Override.PathSet && !strings.Contains(a, "/") {
 		// A bare name is looked up on the pod's own PATH.
 		vkey += fmt.Sprintf("|PATH=%q", q.Override.Path)
@@ -693,7 +803,9 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 				return nil, err
 			}
 			var res *Entrypoint
-			err = r.callSt(ctx, st, func() (err error) { res, err = r.verifier(ctx, img, want, q.Override); return })
+			err = r.callSt(ctx, st, func() error {
+				return recovered(func() (err error) { res, err = r.verifier(ctx, img, want, q.Override); return })
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -705,6 +817,9 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 			}
 			return res, nil
 		})
+		if errors.As(err, new(panicError)) {
+			return err
+		}
 		if err != nil {
 			e.Entrypoint = &Entrypoint{Verdict: VerdictUnverifiable, Detail: err.Error()}
 		} else {
@@ -909,6 +1024,9 @@ func (r *Resolver) runtimeIndex(rep *Report, top doc) platform.Index {
 	idx := platform.Index{Ref: rep.Reference, Digest: digest.Digest(top.desc.Digest), MediaType: top.desc.MediaType, Raw: top.raw,
 		ConfigPlatform: map[digest.Digest]specs.Platform{}}
 	for _, e := range rep.Entries {
+		if e.SkipReason == SkipTooManyEntries && isIndex(e.MediaType) && e.Platform == nil {
+			continue // stands for the unread rest of an index, not an entry
+		}
 		d := specs.Descriptor{MediaType: e.MediaType, Digest: digest.Digest(e.Digest), Size: e.Size, Platform: e.Platform}
 		if e.Attestation {
 			d.Annotations = map[string]string{annotationRefType: attestationManifestRef}
@@ -940,7 +1058,7 @@ func failure(err error, ref name.Reference, layout bool) *Failure {
 	switch {
 	case errors.As(err, &he):
 		f.Reason, f.Status = he.Reason(), he.StatusCode
-	case errors.Is(err, registry.ErrTooLarge), errors.Is(err, registry.ErrDigestMismatch):
+	case errors.Is(err, registry.ErrTooLarge), errors.Is(err, registry.ErrDigestMismatch), errors.Is(err, registry.ErrUnsupportedDigest):
 		f.Reason = "invalid"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		f.Reason = "timeout"

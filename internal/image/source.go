@@ -2,8 +2,6 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -130,7 +128,7 @@ func (s *layoutSource) Manifest(_ context.Context, ref name.Reference) ([]byte, 
 	if err != nil {
 		return nil, registry.Descriptor{}, err
 	}
-	b, err := s.read(d.Digest.String(), 4<<20)
+	b, err := s.read(d.Digest.String(), registry.DefaultMaxManifest)
 	if err != nil {
 		return nil, registry.Descriptor{}, err
 	}
@@ -142,10 +140,13 @@ func (s *layoutSource) Manifest(_ context.Context, ref name.Reference) ([]byte, 
 }
 
 func (s *layoutSource) Blob(_ context.Context, _ name.Repository, digest string) ([]byte, error) {
-	return s.read(digest, 16<<20)
+	return s.read(digest, registry.DefaultMaxBlob)
 }
 
 func (s *layoutSource) BlobStream(_ context.Context, _ name.Repository, digest string) (io.ReadCloser, error) {
+	if err := registry.CheckDigest(digest); err != nil {
+		return nil, err
+	}
 	h, err := v1.NewHash(digest)
 	if err != nil {
 		return nil, err
@@ -156,6 +157,9 @@ func (s *layoutSource) BlobStream(_ context.Context, _ name.Repository, digest s
 func (*layoutSource) remote() bool { return false }
 
 func (s *layoutSource) read(digest string, limit int64) ([]byte, error) {
+	if err := registry.CheckDigest(digest); err != nil {
+		return nil, err
+	}
 	rc, err := s.BlobStream(context.Background(), name.Repository{}, digest)
 	if err != nil {
 		return nil, &registry.HTTPError{Method: "GET", URL: "oci-layout:" + digest, StatusCode: http.StatusNotFound, Codes: []string{"BLOB_UNKNOWN"}, Message: err.Error()}
@@ -168,9 +172,8 @@ func (s *layoutSource) read(digest string, limit int64) ([]byte, error) {
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("blob %s: %w", digest, registry.ErrTooLarge)
 	}
-	sum := sha256.Sum256(b)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
-		return nil, fmt.Errorf("blob %s: %w: got %s", digest, registry.ErrDigestMismatch, got)
+	if err := registry.VerifyDigest(digest, b); err != nil {
+		return nil, fmt.Errorf("blob %s: %w", digest, err)
 	}
 	return b, nil
 }

@@ -138,8 +138,8 @@ func New(opts ...Option) *Client {
 		keychain:    authn.NewMultiKeychain(),
 		http:        &http.Client{Transport: defaultTransport(), Timeout: 2 * time.Minute},
 		userAgent:   "archfit",
-		maxManifest: 4 << 20,
-		maxBlob:     16 << 20,
+		maxManifest: DefaultMaxManifest,
+		maxBlob:     DefaultMaxBlob,
 		retries:     5,
 		maxWait:     60 * time.Second,
 		backoff:     250 * time.Millisecond,
@@ -296,6 +296,11 @@ type Descriptor struct {
 // Manifest GETs a manifest by tag or digest. The content is verified against
 // the requested digest, or the Docker-Content-Digest header for a tag.
 func (c *Client) Manifest(ctx context.Context, ref name.Reference) ([]byte, Descriptor, error) {
+	if d, ok := ref.(name.Digest); ok {
+		if err := CheckDigest(d.DigestStr()); err != nil {
+			return nil, Descriptor{}, err
+		}
+	}
 	resp, err := c.do(ctx, http.MethodGet, ref.Context(), manifestPath(ref), manifestAccept)
 	if err != nil {
 		return nil, Descriptor{}, err
@@ -311,8 +316,13 @@ func (c *Client) Manifest(ctx context.Context, ref name.Reference) ([]byte, Desc
 	if d, ok := ref.(name.Digest); ok {
 		want = d.DigestStr()
 	}
-	if want != "" && strings.HasPrefix(want, "sha256:") && want != dgst {
-		return nil, Descriptor{}, fmt.Errorf("manifest %s: %w: got %s, want %s", ref, ErrDigestMismatch, dgst, want)
+	// Every algorithm the spec allows is verified; the descriptor keeps the
+	// digest the content was asked for (or announced) by.
+	if want != "" {
+		if err := VerifyDigest(want, body); err != nil {
+			return nil, Descriptor{}, fmt.Errorf("manifest %s: %w", ref, err)
+		}
+		dgst = want
 	}
 	mt := mediaType(resp.Header.Get("Content-Type"))
 	return body, Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(body))}, nil
@@ -348,9 +358,8 @@ func (c *Client) Blob(ctx context.Context, repo name.Repository, digest string) 
 	if err != nil {
 		return nil, fmt.Errorf("reading blob %s: %w", digest, err)
 	}
-	sum := sha256.Sum256(body)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); strings.HasPrefix(digest, "sha256:") && got != digest {
-		return nil, fmt.Errorf("blob %s: %w: got %s", digest, ErrDigestMismatch, got)
+	if err := VerifyDigest(digest, body); err != nil {
+		return nil, fmt.Errorf("blob %s: %w", digest, err)
 	}
 	return body, nil
 }
@@ -358,6 +367,9 @@ func (c *Client) Blob(ctx context.Context, repo name.Repository, digest string) 
 // BlobStream opens a blob for streaming (layers). The caller bounds and
 // verifies what it reads.
 func (c *Client) BlobStream(ctx context.Context, repo name.Repository, digest string) (io.ReadCloser, error) {
+	if err := CheckDigest(digest); err != nil {
+		return nil, err
+	}
 	resp, err := c.do(ctx, http.MethodGet, repo, fmt.Sprintf("/v2/%s/blobs/%s", repo.RepositoryStr(), digest), "")
 	if err != nil {
 		return nil, err

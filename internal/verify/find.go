@@ -22,6 +22,9 @@ func (f *fsys) find(ctx context.Context, cands []string, accept func(hit) bool, 
 		hits := make([]hit, len(cands))
 		for i, c := range cands {
 			hits[i] = f.walk(c, true)
+			if f.err != nil {
+				return -1, hits, f.err
+			}
 			h := hits[i]
 			// The data of this candidate is streaming by right now: keep it,
 			// it is likely the answer and would cost a reread later.
@@ -73,6 +76,11 @@ func (f *fsys) capture(h hit, w want) error {
 
 func (f *fsys) readData(r io.Reader, size int64, w want) ([]byte, bool, error) {
 	n := min(size, max(w.min, headSize))
+	// Sizes come from the file (tar header, ELF offsets): never allocate
+	// more than the file limit, whatever they claim.
+	if n > f.limitFile {
+		return nil, false, &LimitError{What: "bytes read of one file", Limit: f.limitFile}
+	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return nil, false, err

@@ -51,6 +51,12 @@ const (
 	maxSymlinkHops = 40   // Linux MAXSYMLINKS
 	maxPath        = 4096 // Linux PATH_MAX: longer names cannot be looked up
 	headSize       = 16 << 10
+	// maxComponents bounds how deep a tar name or a lookup goes. Linux has
+	// no such limit below PATH_MAX (2,048 one-letter components), but every
+	// lookup checks each ancestor in each layer, so depth multiplies work;
+	// real images stay far below (deep node_modules trees reach ~100).
+	// Deeper tar entries are not indexed; a deeper lookup is unverifiable.
+	maxComponents = 256
 )
 
 type status uint8
@@ -95,6 +101,8 @@ type fsys struct {
 	waiting    map[string]bool // paths a lookup waits for in layer cur
 	data       map[dataKey]fileData
 	limitFile  int64
+	// err is a limit reached while looking up: it ends the verification.
+	err error
 }
 
 func newFS(layers []v1.Layer, b *budget) *fsys {
@@ -128,6 +136,9 @@ func (f *fsys) lookupFrom(p string, top int) hit {
 		if ix == nil {
 			return hit{status: pending}
 		}
+		if !f.work(p) {
+			return hit{status: missing, why: f.err.Error()}
+		}
 		if e, ok := ix.entries[p]; ok {
 			return hit{status: found, layer: l, path: p, e: e}
 		}
@@ -139,7 +150,10 @@ func (f *fsys) lookupFrom(p string, top int) hit {
 		if ix.whiteout[p] {
 			return hit{status: missing, why: fmt.Sprintf("%s is deleted by a whiteout in layer %d", p, l+1)}
 		}
-		for a := path.Dir(p); ; a = path.Dir(a) {
+		for a := range ancestors(p) {
+			if !f.work(a) {
+				return hit{status: missing, why: f.err.Error()}
+			}
 			if ix.opaque[a] {
 				return hit{status: missing, why: fmt.Sprintf("%s is hidden: %s is an opaque directory in layer %d", p, a, l+1)}
 			}
@@ -157,6 +171,37 @@ func (f *fsys) lookupFrom(p string, top int) hit {
 	return hit{status: missing, why: fmt.Sprintf("%s is in no layer", p)}
 }
 
+// work counts one probe of the layer indexes for key (hashing it costs its
+// length) and reports whether the budget allows it; once it does not,
+// f.err says why and every lookup stops.
+func (f *fsys) work(key string) bool {
+	if f.err != nil {
+		return false
+	}
+	f.b.lookups += 64 + int64(len(key))
+	if f.b.lookups > f.b.limits.Lookups {
+		f.err = &LimitError{What: "path bytes looked up", Limit: f.b.limits.Lookups}
+		return false
+	}
+	return true
+}
+
+// ancestors yields the parent directories of a clean absolute path p,
+// nearest first, ending with "/": slices of p, linear in its length
+// (path.Dir in a loop is quadratic).
+func ancestors(p string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+			if !yield(p[:i]) {
+				return
+			}
+		}
+		if p != "/" {
+			yield("/")
+		}
+	}
+}
+
 // walk resolves p as the kernel does: component by component, following
 // symlinks in every component (and in the last one when follow is set),
 // absolute targets from the image root, at most 40 hops.
@@ -164,7 +209,7 @@ func (f *fsys) walk(p string, follow bool) hit {
 	rest := split(p)
 	cur := "/"
 	last := hit{status: found, path: "/", e: entry{kind: kindDir}, layer: len(f.layers) - 1}
-	hops := 0
+	hops, depth := 0, 0
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
@@ -172,12 +217,19 @@ func (f *fsys) walk(p string, follow bool) hit {
 		case "", ".":
 			continue
 		case "..":
+			depth = max(depth-1, 0)
 			cur = path.Dir(cur)
 			last = f.dirHit(cur)
 			if last.status != found {
 				return last
 			}
 			continue
+		}
+		if depth++; depth > maxComponents || len(cur)+1+len(c) > maxPath {
+			if f.err == nil {
+				f.err = &LimitError{What: "path components (or PATH_MAX bytes) resolving " + short(p), Limit: maxComponents}
+			}
+			return hit{status: missing, why: f.err.Error()}
 		}
 		next := path.Join(cur, c)
 		h := f.lookupFrom(next, len(f.layers)-1)
@@ -194,7 +246,7 @@ func (f *fsys) walk(p string, follow bool) hit {
 				return hit{status: missing, why: fmt.Sprintf("%s is an empty symlink", next)}
 			}
 			if strings.HasPrefix(t, "/") {
-				cur = "/"
+				cur, depth = "/", 0
 			}
 			rest = append(split(t), rest...)
 			continue
@@ -300,24 +352,27 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("reading layer %d: %w", f.cur+1, err)
 	}
 	f.b.entries++
+	p, ok := f.index(f.idx[f.cur], hdr)
 	if f.b.entries > f.b.limits.Entries {
 		return false, &LimitError{What: "tar entries", Limit: int64(f.b.limits.Entries)}
 	}
-	p, ok := f.index(f.idx[f.cur], hdr)
 	if !ok {
 		return false, nil
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
 		f.streamPath = p
 	}
-	for a := p; ; a = path.Dir(a) {
-		if f.waiting[a] {
+	for w := range f.waiting {
+		if within(p, w) {
 			return true, nil
 		}
-		if a == "/" {
-			return false, nil
-		}
 	}
+	return false, nil
+}
+
+// within reports whether p is dir or under it (both clean and absolute).
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir) && p[len(dir)] == '/'
 }
 
 // index adds one tar header to ix and returns the path it touches.
@@ -328,6 +383,24 @@ func (f *fsys) index(ix *layerIndex, hdr *tar.Header) (string, bool) {
 	p := rooted(hdr.Name)
 	if p == "/" {
 		return "", false
+	}
+	if strings.Count(p, "/") > maxComponents {
+		// Too deep to index: keep the directories down to the limit, so a
+		// lookup that goes there stops at the limit (unverifiable) instead
+		// of finding nothing (not-found).
+		n := 0
+		p = p[:strings.IndexFunc(p, func(r rune) bool {
+			if r == '/' {
+				n++
+			}
+			return n > maxComponents
+		})]
+		if _, ok := ix.entries[p]; !ok {
+			f.b.entries++
+			ix.entries[p] = entry{kind: kindImplicitDir}
+			f.addParents(ix, p)
+		}
+		return p, true
 	}
 	dir, base := path.Split(p)
 	dir = path.Clean(dir)
@@ -340,7 +413,7 @@ func (f *fsys) index(ix *layerIndex, hdr *tar.Header) (string, bool) {
 		default:
 			ix.whiteout[path.Join(dir, base[len(".wh."):])] = true
 		}
-		addParents(ix, p)
+		f.addParents(ix, p)
 		return dir, true
 	}
 	e := entry{mode: hdr.Mode, size: hdr.Size}
@@ -361,20 +434,34 @@ func (f *fsys) index(ix *layerIndex, hdr *tar.Header) (string, bool) {
 		// so an answer given on the way stays true. A directory seen only
 		// through its children gets its own header's mode.
 		if !(old.kind == kindImplicitDir && e.kind == kindDir) {
-			addParents(ix, p)
+			f.addParents(ix, p)
 			return p, true
 		}
 	}
 	ix.entries[p] = e
-	addParents(ix, p)
+	f.addParents(ix, p)
 	return p, true
 }
 
-func addParents(ix *layerIndex, p string) {
-	for a := path.Dir(p); a != "/"; a = path.Dir(a) {
+// addParents records the directories above p as known. Each new one counts
+// as a tar entry: the index never holds more paths than the entry limit.
+func (f *fsys) addParents(ix *layerIndex, p string) {
+	for a := range ancestors(p) {
+		if a == "/" {
+			return
+		}
 		if _, ok := ix.entries[a]; ok {
 			return
 		}
+		f.b.entries++
 		ix.entries[a] = entry{kind: kindImplicitDir}
 	}
+}
+
+// short shortens a path for a message.
+func short(p string) string {
+	if len(p) > 64 {
+		return p[:30] + "..." + p[len(p)-30:]
+	}
+	return p
 }

@@ -12,8 +12,12 @@ type Limits struct {
 	// binary and its build info is wanted); bigger files are judged from
 	// their first bytes only.
 	File int64
-	// Entries is the most tar headers indexed, over all layers.
+	// Entries is the most paths indexed over all layers: tar headers, and
+	// the directories their names imply.
 	Entries int
+	// Lookups bounds the work of path lookups in the layer indexes: the
+	// bytes of the paths probed, each probe counting 64 more.
+	Lookups int64
 }
 
 // DefaultLimits are generous for real images and small enough that a gzip
@@ -25,6 +29,7 @@ func DefaultLimits() Limits {
 		Decompressed:      1 << 30,
 		File:              64 << 20,
 		Entries:           500_000,
+		Lookups:           1 << 30,
 	}
 }
 
@@ -44,6 +49,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Entries <= 0 {
 		l.Entries = d.Entries
+	}
+	if l.Lookups <= 0 {
+		l.Lookups = d.Lookups
 	}
 	return l
 }

@@ -22,6 +22,7 @@ type budget struct {
 	decompressed int64
 	opened       int
 	entries      int
+	lookups      int64
 }
 
 // stream is one pass over one layer: compressed bytes counted, then

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -248,6 +249,9 @@ func (v *verifier) main(ctx context.Context, argv0 string) (string, string, erro
 		r.Format = "elf"
 		in, err := v.elf(ctx, h, data, v.mainWant())
 		r.ELFMachine, r.ELFClass, r.Arch = int(in.machine), int(in.class), in.arch
+		if errors.Is(err, ErrLimit) {
+			return "", "", err
+		}
 		if err != nil {
 			return image.VerdictNotExecutable, fmt.Sprintf("%s: malformed ELF: %v", h.path, err), nil
 		}
@@ -337,6 +341,9 @@ func (v *verifier) judgeELF(ctx context.Context, p string, in elfInfo, loaderArc
 		return image.VerdictMissingInterp, fmt.Sprintf("the loader %s of %s is not ELF: the kernel fails with ELIBBAD", in.interp, p), nil
 	}
 	lin, err := v.elf(ctx, lh, ld, want{min: headSize})
+	if errors.Is(err, ErrLimit) {
+		return "", "", err
+	}
 	if err != nil {
 		return image.VerdictMissingInterp, fmt.Sprintf("the loader %s of %s is malformed: %v", in.interp, p, err), nil
 	}
@@ -445,6 +452,9 @@ func (v *verifier) interpreter(ctx context.Context, p, role string, depth int) (
 	switch {
 	case isELF(data):
 		in, err := v.elf(ctx, h, data, want{min: headSize})
+		if errors.Is(err, ErrLimit) {
+			return "", "", "", err
+		}
 		if err != nil {
 			return image.VerdictNotExecutable, fmt.Sprintf("%s (%s) is malformed ELF: %v", role, h.path, err), in.arch, nil
 		}
