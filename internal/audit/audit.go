@@ -143,6 +143,8 @@ type Result struct {
 	Readiness Readiness         `json:"readiness"`
 	Findings  []finding.Finding `json:"-"`
 	Remedies  []Remedy          `json:"-"`
+	// Warnings are waiver annotations that were refused or ignored.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Options tune Run.
@@ -151,6 +153,9 @@ type Options struct {
 	// (default linux/amd64 and linux/arm64).
 	AssumePlatforms []specs.Platform
 	Waivers         []Waiver
+	// NoAnnotationWaivers accepts waivers only from Waivers (the config
+	// file), not from the archfit.io/ignore annotation of the manifests.
+	NoAnnotationWaivers bool
 }
 
 // Run audits every workload of snap. reports maps an image reference (as
@@ -164,7 +169,9 @@ func Run(snap *cluster.Snapshot, reports map[string]*image.Report, opts Options)
 	blockers := map[string]*Blocker{}
 	for _, w := range snap.Workloads {
 		aw, fs := judge(w, res.Pools, nodeArchs, reports)
-		fs = applyWaivers(fs, w, opts.Waivers)
+		ws, warnings := workloadWaivers(w, opts.Waivers, opts.NoAnnotationWaivers)
+		res.Warnings = append(res.Warnings, warnings...)
+		fs = applyWaivers(fs, ws)
 		for _, f := range fs {
 			if f.Waived == "" {
 				aw.Findings++
@@ -177,7 +184,7 @@ func Run(snap *cluster.Snapshot, reports map[string]*image.Report, opts Options)
 		}
 		countBlockers(aw, blockers)
 	}
-	res.Findings = append(res.Findings, imageFindings(snap, reports, opts.Waivers)...)
+	res.Findings = append(res.Findings, imageFindings(snap, reports, opts)...)
 	res.Readiness = readiness(res.Workloads)
 	for _, b := range blockers {
 		if rep := reports[b.Image]; rep != nil && rep.Error == nil {
@@ -585,7 +592,7 @@ func constraintEvidence(spec *corev1.PodSpec) []string {
 
 // imageFindings reports problems of the images themselves once per
 // workload container that uses them, so waivers can name the workload.
-func imageFindings(snap *cluster.Snapshot, reports map[string]*image.Report, waivers []Waiver) []finding.Finding {
+func imageFindings(snap *cluster.Snapshot, reports map[string]*image.Report, opts Options) []finding.Finding {
 	var out []finding.Finding
 	for _, w := range snap.Workloads {
 		var fs []finding.Finding
@@ -623,7 +630,8 @@ func imageFindings(snap *cluster.Snapshot, reports map[string]*image.Report, wai
 				fs = append(fs, f)
 			}
 		}
-		out = append(out, applyWaivers(fs, w, waivers)...)
+		ws, _ := workloadWaivers(w, opts.Waivers, opts.NoAnnotationWaivers) // warned about in Run
+		out = append(out, applyWaivers(fs, ws)...)
 	}
 	return out
 }

@@ -45,6 +45,8 @@ type fleetOptions struct {
 
 	assume  []specs.Platform
 	waivers []audit.Waiver
+
+	noAnnotationWaivers bool
 }
 
 func (o *fleetOptions) addFlags(cmd *cobra.Command) {
@@ -57,6 +59,7 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&o.nodePlatforms, "node-platform", []string{"linux/amd64", "linux/arm64"}, "node platforms to assume as pools when the input has no nodes")
 	cmd.Flags().Int64Var(&o.chunkSize, "chunk-size", 500, "list the live cluster in pages of this many objects (as kubectl)")
 	cmd.Flags().StringVar(&o.configFile, "config", "", "waivers file (default .archfit.yaml in the current directory, if present)")
+	cmd.Flags().BoolVar(&o.noAnnotationWaivers, "no-annotation-waivers", false, "accept waivers only from the config file, not from the archfit.io/ignore annotation of the manifests")
 	cmd.Flags().StringVar(&o.helmChart, "helm-chart", "", "render this Helm chart (directory or .tgz) offline as helm template does and read the result instead of the cluster")
 	cmd.Flags().StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
 	cmd.Flags().StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
@@ -234,7 +237,7 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 			byRef[reqs[i].Ref] = r // per image, for blockers and build advice
 		}
 	}
-	result := audit.Run(snap, byRef, audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers})
+	result := audit.Run(snap, byRef, audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, NoAnnotationWaivers: o.noAnnotationWaivers})
 	return &fleetRun{snap: snap, reports: reps, result: result}, nil
 }
 
