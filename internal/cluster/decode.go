@@ -429,6 +429,9 @@ func (c *collector) endYAMLDoc(ctx context.Context, d yamlDoc, over bool) error 
 		return nil
 	}
 	if header, items, indent, ok := splitYAMLList(d); ok {
+		if hasAlias(d.data) && int64(len(d.data)) <= c.limits.object && c.decodeWholeList(d, items) {
+			return nil
+		}
 		return c.decodeYAMLList(ctx, d, header, items, indent)
 	}
 	c.decodeYAMLObject(d)
@@ -450,6 +453,45 @@ func (c *collector) decodeYAMLObject(d yamlDoc) {
 		return
 	}
 	c.decodeObject(js, d.line, nil)
+}
+
+// decodeWholeList reads a List that uses aliases (PyYAML writes an anchor
+// in one item and aliases to it in others) in one piece, as items parsed
+// alone would miss the anchors. It returns false, having recorded nothing,
+// if the document does not parse: the caller then reads it item by item to
+// name the broken item.
+func (c *collector) decodeWholeList(d yamlDoc, items []yamlDoc) bool {
+	js, err := yaml.YAMLToJSON(d.data)
+	if err != nil {
+		return false
+	}
+	c.decodeObject(js, d.line, func(i int) int {
+		if i < len(items) {
+			return items[i].line
+		}
+		return d.line
+	})
+	return true
+}
+
+// hasAlias says whether YAML text may hold an alias ("*name" where a node
+// starts). A false positive only costs reading the document whole.
+func hasAlias(data []byte) bool {
+	for i := bytes.IndexByte(data, '*'); i >= 0 && i+1 < len(data); {
+		prev := byte(' ')
+		if i > 0 {
+			prev = data[i-1]
+		}
+		if strings.IndexByte(" \t\n[{,", prev) >= 0 && strings.IndexByte(" \t\r\n,[]{}", data[i+1]) < 0 {
+			return true
+		}
+		j := bytes.IndexByte(data[i+1:], '*')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // decodeYAMLList reads a List whose items splitYAMLList found, item by item.

@@ -182,3 +182,26 @@ func TestDecodeStopsWhenCancelled(t *testing.T) {
 		}
 	}
 }
+
+// PyYAML writes an anchor in one item and aliases to it in later ones:
+// such a List is read whole, not item by item.
+func TestListWithAliases(t *testing.T) {
+	in := `apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a, namespace: default}
+  spec: &id001
+    containers:
+    - {name: c, image: nginx:1.27}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: b, namespace: default}
+  spec: *id001
+kind: List
+`
+	s, errs, err := LoadFiles(context.Background(), []string{"-"}, strings.NewReader(in))
+	if err != nil || len(errs) > 0 || len(s.Pods) != 2 || s.Pods[1].Spec.Containers[0].Image != "nginx:1.27" {
+		t.Errorf("err %v, errs %v, %d pods", err, errs, len(s.Pods))
+	}
+}
