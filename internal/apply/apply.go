@@ -143,24 +143,76 @@ func (a *Applier) Apply(ctx context.Context, before *unstructured.Unstructured, 
 	return a.patch(ctx, before, res, nil)
 }
 
-// guarded prepends a test of before's metadata.generation to ops. The
-// ops' own test ops guard the values they extend, but an "add" of a field
-// that was absent (the whole affinity, say) would replace one a concurrent
-// edit just set. The generation changes with every change of the spec and
-// not with status writes (which a workload in rollout gets many times a
-// second, so resourceVersion would make the patch fail for nothing): with
-// it, any spec change since the read fails the patch (ErrChanged).
+// guarded prepends test ops on what the patch was decided from, so that a
+// concurrent change makes the patch fail (ErrChanged) instead of landing:
+//   - metadata.generation: the ops' own test ops guard the values they
+//     extend, but an "add" of a field that was absent (the whole affinity,
+//     say) would replace one a concurrent edit just set. The generation
+//     changes with every change of the spec and not with status writes
+//     (which a workload in rollout gets many times a second, so
+//     resourceVersion would make the patch fail for nothing);
+//   - the ownership fields Owners and remedy's owner redirect read (the
+//     labels and annotations of Helm, Argo CD and Flux, ownerReferences):
+//     they change without a new generation, so a tool that takes the object
+//     over between the ownership check and the patch would go unnoticed.
+//     An absent key is tested as null; an absent labels or annotations map
+//     as a whole. managedFields are not tested: every status write touches
+//     them.
 func guarded(before *unstructured.Unstructured, ops []remedy.Operation) ([]byte, error) {
-	gen := before.GetGeneration()
-	if gen == 0 {
-		return json.Marshal(ops)
+	var tests []remedy.Operation
+	test := func(path string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		tests = append(tests, remedy.Operation{Op: "test", Path: path, Value: b})
+		return nil
 	}
-	v, err := json.Marshal(gen)
+	if gen := before.GetGeneration(); gen != 0 {
+		if err := test("/metadata/generation", gen); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct {
+		field string
+		keys  []string
+	}{
+		{"labels", ownershipLabels},
+		{"annotations", ownershipAnnotations},
+	} {
+		m, found, err := unstructured.NestedStringMap(before.Object, "metadata", f.field)
+		if err != nil {
+			return nil, fmt.Errorf("reading metadata.%s: %w", f.field, err)
+		}
+		if !found {
+			if err := test("/metadata/"+f.field, nil); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		for _, k := range f.keys {
+			var v any
+			if s, ok := m[k]; ok {
+				v = s
+			}
+			if err := test("/metadata/"+f.field+"/"+escapePointer(k), v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	refs, _, err := unstructured.NestedFieldNoCopy(before.Object, "metadata", "ownerReferences")
 	if err != nil {
 		return nil, err
 	}
-	test := remedy.Operation{Op: "test", Path: "/metadata/generation", Value: v}
-	return json.Marshal(append([]remedy.Operation{test}, ops...))
+	if err := test("/metadata/ownerReferences", refs); err != nil {
+		return nil, err
+	}
+	return json.Marshal(append(tests, ops...))
+}
+
+// escapePointer escapes a key for a JSON pointer (RFC 6901).
+func escapePointer(k string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
 
 func (a *Applier) patch(ctx context.Context, before *unstructured.Unstructured, res *remedy.Result, dryRun []string) (*unstructured.Unstructured, error) {

@@ -39,6 +39,14 @@ const (
 	labelFluxHelmNS         = "helm.toolkit.fluxcd.io/namespace"
 )
 
+// ownershipLabels and ownershipAnnotations are every key Owners reads: the
+// patch tests them (guarded).
+var (
+	ownershipLabels = []string{labelManagedBy, labelInstance, labelArgoInstance,
+		labelFluxKustomizeName, labelFluxKustomizeNS, labelFluxHelmName, labelFluxHelmNS}
+	ownershipAnnotations = []string{annotationHelmRelease, annotationHelmNamespace, annotationArgoTracking}
+)
+
 // managers maps managedFields managers to the tool they are. Argo CD uses
 // "argocd-controller" for server-side apply syncs; the others are the names
 // Helm 3 and the Flux controllers register.

@@ -136,6 +136,8 @@ type Result struct {
 	Findings  []finding.Finding `json:"-"`
 	// Remedies are those of the workloads with a container at risk.
 	Remedies []*remedy.Remedy `json:"-"`
+	// Warnings are waiver annotations that were refused or ignored.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Options tune Run.
@@ -147,6 +149,9 @@ type Options struct {
 	// Verify says whether the images were requested with entrypoint
 	// verification (Requests' verify).
 	Verify bool
+	// NoAnnotationWaivers accepts waivers only from Waivers (the config
+	// file), not from the archfit.io/ignore annotation of the manifests.
+	NoAnnotationWaivers bool
 }
 
 // Run audits every workload of snap against the run's image reports; a
@@ -165,7 +170,9 @@ func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
 		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Architectures: assumed,
 			Images: images, Verify: opts.Verify, Lookup: snap.Object})
 		aw, fs := judge(w, res.Pools, rem, images, opts.Verify)
-		fs = applyWaivers(fs, w, opts.Waivers)
+		ws, warnings := workloadWaivers(w, opts.Waivers, opts.NoAnnotationWaivers)
+		res.Warnings = append(res.Warnings, warnings...)
+		fs = applyWaivers(fs, ws)
 		for _, f := range fs {
 			if f.Waived == "" {
 				aw.Findings++
@@ -178,7 +185,7 @@ func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
 		}
 		countBlockers(aw, blockers)
 	}
-	res.Findings = append(res.Findings, imageFindings(snap, images, opts.Verify, opts.Waivers)...)
+	res.Findings = append(res.Findings, imageFindings(snap, images, opts)...)
 	res.Readiness = readiness(res.Workloads)
 	for _, b := range blockers {
 		if rep := images.Image(b.Image); rep != nil && rep.Error == nil {
@@ -576,13 +583,13 @@ func constraintEvidence(spec *corev1.PodSpec) []string {
 
 // imageFindings reports problems of the images themselves once per
 // workload container that uses them, so waivers can name the workload.
-func imageFindings(snap *cluster.Snapshot, images *image.Set, verify bool, waivers []Waiver) []finding.Finding {
+func imageFindings(snap *cluster.Snapshot, images *image.Set, opts Options) []finding.Finding {
 	var out []finding.Finding
 	for _, w := range snap.Workloads {
 		var fs []finding.Finding
 		r := ref(w)
 		for _, c := range w.Containers {
-			rep := reportFor(images, w, c, verify)
+			rep := reportFor(images, w, c, opts.Verify)
 			if rep == nil {
 				continue
 			}
@@ -614,7 +621,8 @@ func imageFindings(snap *cluster.Snapshot, images *image.Set, verify bool, waive
 				fs = append(fs, f)
 			}
 		}
-		out = append(out, applyWaivers(fs, w, waivers)...)
+		ws, _ := workloadWaivers(w, opts.Waivers, opts.NoAnnotationWaivers) // warned about in Run
+		out = append(out, applyWaivers(fs, ws)...)
 	}
 	return out
 }

@@ -41,6 +41,12 @@ func WriteText(w io.Writer, r *Result) error {
 	fmt.Fprintf(w, "\nArm64 readiness: %d of %d workloads (%.0f%%), %d of %d replicas (%.0f%%)",
 		rd.ReadyWorkloads, rd.Workloads, 100*rd.WorkloadShare, rd.ReadyReplicas, rd.Replicas, 100*rd.ReplicaShare)
 	fmt.Fprintf(w, "; blocked %d, conflicting %d, unknown %d\n", rd.BlockedWorkloads, rd.ConflictWorkloads, rd.UnknownWorkloads)
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(w, "\nWaivers not accepted (their findings count):")
+		for _, s := range r.Warnings {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+	}
 	if len(r.Blockers) > 0 {
 		fmt.Fprintln(w, "\nBlockers (fix the first ones first):")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -13,7 +13,9 @@ import (
 )
 
 // IgnoreAnnotation accepts findings on one object: one "<code>: <reason>"
-// per line (or separated by ";").
+// per line (or separated by ";"). Anyone who can edit a manifest can write
+// it, so each entry must name a known code and give a reason; "*" is
+// refused (Options.NoAnnotationWaivers turns the annotation off).
 const IgnoreAnnotation = "archfit.io/ignore"
 
 // Waiver accepts a known finding. Empty fields match anything; Namespace,
@@ -51,8 +53,8 @@ func LoadConfig(file string, optional bool) (*Config, error) {
 		if w.Code == "" {
 			return nil, fmt.Errorf("config %s: waiver %d has no code", file, i+1)
 		}
-		if _, ok := finding.Lookup(w.Code); !ok && w.Code != "*" {
-			return nil, fmt.Errorf("config %s: waiver %d: unknown code %q", file, i+1, w.Code)
+		if err := knownCode(w.Code); err != nil {
+			return nil, fmt.Errorf("config %s: waiver %d: %w", file, i+1, err)
 		}
 		if strings.TrimSpace(w.Reason) == "" {
 			return nil, fmt.Errorf("config %s: waiver %d (%s) has no reason: say why the finding is accepted", file, i+1, w.Code)
@@ -66,9 +68,29 @@ func LoadConfig(file string, optional bool) (*Config, error) {
 	return &c, nil
 }
 
+// knownCode refuses "*" and codes archfit does not have.
+func knownCode(code string) error {
+	if code == "*" {
+		return fmt.Errorf(`"*" waives every finding and is not accepted: name the codes to accept (%s)`, codeList())
+	}
+	if _, ok := finding.Lookup(code); !ok {
+		return fmt.Errorf("unknown code %q (known: %s)", code, codeList())
+	}
+	return nil
+}
+
+func codeList() string {
+	var codes []string
+	for _, r := range finding.Rules() {
+		codes = append(codes, r.Code)
+	}
+	return strings.Join(codes, ", ")
+}
+
 // AnnotationWaivers parses the ignore annotation of a workload (its object,
-// else its pod template).
-func AnnotationWaivers(w *cluster.Workload) []Waiver {
+// else its pod template). Entries that name no known code, name "*", or
+// give no reason are returned as errors and waive nothing.
+func AnnotationWaivers(w *cluster.Workload) ([]Waiver, []error) {
 	v := ""
 	if w.Original != nil {
 		v = w.Original.GetAnnotations()[IgnoreAnnotation]
@@ -77,22 +99,39 @@ func AnnotationWaivers(w *cluster.Workload) []Waiver {
 		v = w.Template.Annotations[IgnoreAnnotation]
 	}
 	var out []Waiver
+	var errs []error
 	for _, line := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == ';' }) {
 		code, reason, _ := strings.Cut(line, ":")
 		code, reason = strings.TrimSpace(code), strings.TrimSpace(reason)
 		if code == "" {
 			continue
 		}
+		if err := knownCode(code); err != nil {
+			errs = append(errs, fmt.Errorf("%s: annotation %s: %w", w.Ref, IgnoreAnnotation, err))
+			continue
+		}
 		if reason == "" {
-			reason = "(no reason given)"
+			errs = append(errs, fmt.Errorf(`%s: annotation %s: %s has no reason: write "%s: <why it is accepted>"`, w.Ref, IgnoreAnnotation, code, code))
+			continue
 		}
 		out = append(out, Waiver{Code: code, Reason: reason + " (annotation " + IgnoreAnnotation + ")"})
 	}
-	return out
+	return out, errs
+}
+
+// hasAnnotation says whether the workload carries the ignore annotation.
+func hasAnnotation(w *cluster.Workload) bool {
+	if w.Original != nil {
+		if _, ok := w.Original.GetAnnotations()[IgnoreAnnotation]; ok {
+			return true
+		}
+	}
+	_, ok := w.Template.Annotations[IgnoreAnnotation]
+	return ok
 }
 
 func (wv Waiver) matches(f finding.Finding) bool {
-	if wv.Code != "*" && wv.Code != f.Code {
+	if wv.Code != f.Code {
 		return false
 	}
 	var ns, kind, name string
@@ -110,10 +149,26 @@ func (wv Waiver) matches(f finding.Finding) bool {
 	return true
 }
 
-// applyWaivers sets Finding.Waived from the workload's annotation, then
-// from the config.
-func applyWaivers(fs []finding.Finding, w *cluster.Workload, config []Waiver) []finding.Finding {
-	ws := append(AnnotationWaivers(w), config...)
+// workloadWaivers are the waivers that apply to w: its annotation's (unless
+// noAnnotation), then the config's. The warnings say which annotation
+// entries were refused or ignored.
+func workloadWaivers(w *cluster.Workload, config []Waiver, noAnnotation bool) ([]Waiver, []string) {
+	if noAnnotation {
+		if hasAnnotation(w) {
+			return config, []string{fmt.Sprintf("%s: annotation %s not accepted: waivers come only from the config file here", w.Ref, IgnoreAnnotation)}
+		}
+		return config, nil
+	}
+	ws, errs := AnnotationWaivers(w)
+	var warnings []string
+	for _, e := range errs {
+		warnings = append(warnings, e.Error())
+	}
+	return append(ws, config...), warnings
+}
+
+// applyWaivers sets Finding.Waived from the waivers, first match wins.
+func applyWaivers(fs []finding.Finding, ws []Waiver) []finding.Finding {
 	for i := range fs {
 		for _, wv := range ws {
 			if wv.matches(fs[i]) {

@@ -46,6 +46,8 @@ type fleetOptions struct {
 
 	assume  []specs.Platform
 	waivers []audit.Waiver
+
+	noAnnotationWaivers bool
 }
 
 func (o *fleetOptions) addFlags(cmd *cobra.Command) {
@@ -58,6 +60,7 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&o.nodePlatforms, "node-platform", []string{"linux/amd64", "linux/arm64"}, "node platforms to assume as pools when the input has no nodes")
 	cmd.Flags().Int64Var(&o.chunkSize, "chunk-size", 500, "list the live cluster in pages of this many objects (as kubectl)")
 	cmd.Flags().StringVar(&o.configFile, "config", "", "waivers file (default .archfit.yaml in the current directory, if present)")
+	cmd.Flags().BoolVar(&o.noAnnotationWaivers, "no-annotation-waivers", false, "accept waivers only from the config file, not from the archfit.io/ignore annotation of the manifests")
 	cmd.Flags().StringVar(&o.helmChart, "helm-chart", "", "render this Helm chart (directory or .tgz) offline as helm template does and read the result instead of the cluster")
 	cmd.Flags().StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
 	cmd.Flags().StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
@@ -232,7 +235,7 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	}
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) of %d workload(s) in %s: %d registry request(s), %d cache hit(s)\n",
 		len(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
-	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify})
+	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify, NoAnnotationWaivers: o.noAnnotationWaivers})
 	return &fleetRun{snap: snap, reports: reps, result: result}, nil
 }
 
@@ -357,6 +360,9 @@ func auditDocument(fr *fleetRun) *report.Document {
 	r := fr.result
 	doc := &report.Document{Kind: "Audit", Findings: r.Findings, Images: fr.reports,
 		Extra: map[string]any{"pools": r.Pools, "readiness": r.Readiness, "blockers": r.Blockers, "workloads": r.Workloads}}
+	if len(r.Warnings) > 0 {
+		doc.Extra["warnings"] = r.Warnings
+	}
 	doc.Remedies = r.Remedies
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
 	doc.Text = func(w io.Writer, d *report.Document) error {

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -17,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
@@ -310,13 +307,13 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	}
 	var srcPath string
 	if o.fmt == remedy.FormatYAML && len(o.files) > 0 {
-		path, src, err := o.findSource(res.Original())
+		src, err := remedy.FindSource(o.files, o.recursive, remedy.SourceFile{Path: cluster.StdinName, Data: o.stdin}, res.Object)
 		if err != nil {
 			return err
 		}
 		if src != nil {
-			srcPath = path
-			if res, err = rem.Repatch(res.Original(), remedy.WithSource(src)); err != nil {
+			srcPath = src.Path
+			if res, err = rem.Repatch(res.Original(), remedy.WithSource(src.Data)); err != nil {
 				return err
 			}
 		} else if o.write {
@@ -335,12 +332,8 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 		if !res.Changed {
 			return nil
 		}
-		info, err := os.Stat(srcPath)
-		if err != nil {
+		if err := remedy.WriteFile(srcPath, out); err != nil {
 			return err
-		}
-		if err := os.WriteFile(srcPath, out, info.Mode().Perm()); err != nil {
-			return fmt.Errorf("writing %s: %w", srcPath, err)
 		}
 		fmt.Fprintf(o.streams.ErrOut, "wrote %s\n", srcPath)
 		return nil
@@ -505,87 +498,4 @@ func writeConflicts(w io.Writer, what string, cs []remedy.Conflict) {
 		}
 	}
 	fmt.Fprintln(w, "  fix the images (see `archfit diagnose` for the build advice) or the workload's own arch constraint; archfit never overwrites a pin")
-}
-
-// findSource returns the -f file that holds obj and its bytes, or nil when
-// none does (a List document, say).
-func (o *patchOptions) findSource(obj *unstructured.Unstructured) (string, []byte, error) {
-	var found []string
-	var src []byte
-	check := func(path string, b []byte) {
-		if holds(b, obj) {
-			if found == nil {
-				src = b
-			}
-			found = append(found, path)
-		}
-	}
-	for _, p := range o.files {
-		if p == "-" {
-			check(cluster.StdinName, o.stdin)
-			continue
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			return "", nil, err
-		}
-		if !info.IsDir() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return "", nil, err
-			}
-			check(p, b)
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if path != p && !o.recursive {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			switch strings.ToLower(filepath.Ext(path)) {
-			case ".yaml", ".yml", ".json":
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
-				check(path, b)
-			}
-			return nil
-		})
-		if err != nil {
-			return "", nil, err
-		}
-	}
-	if len(found) == 0 {
-		return "", nil, nil
-	}
-	if len(found) > 1 {
-		fmt.Fprintf(o.streams.ErrOut, "warning: %s is in %d files (%s): using %s\n", obj.GetName(), len(found), strings.Join(found, ", "), found[0])
-	}
-	return found[0], src, nil
-}
-
-// holds reports whether a YAML/JSON stream has a top-level document that is
-// obj (same kind, name and namespace, or no namespace).
-func holds(b []byte, obj *unstructured.Unstructured) bool {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
-			return false
-		}
-		if doc == nil {
-			continue
-		}
-		u := unstructured.Unstructured{Object: doc}
-		if u.GetKind() == obj.GetKind() && u.GetName() == obj.GetName() &&
-			(u.GetNamespace() == "" || u.GetNamespace() == obj.GetNamespace()) {
-			return true
-		}
-	}
 }

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	yamlv3 "go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,26 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// Input limits. A dump is read one YAML document (or one top-level JSON
+// value) at a time, and the items of a List one at a time, so memory grows
+// with the input, not with its square; these caps bound what one hostile
+// file can make archfit hold. A Kubernetes object is at most 1.5 MiB in
+// etcd, so MaxObjectBytes leaves a wide margin.
+const (
+	// MaxInputBytes is the most read from one file or from stdin.
+	MaxInputBytes = 1 << 30
+	// MaxDocumentBytes is the most one YAML document or one top-level JSON
+	// value may hold (a List of a whole cluster's pods is one document).
+	MaxDocumentBytes = 256 << 20
+	// MaxObjectBytes is the most one object, or one item of a List, may hold.
+	MaxObjectBytes = 16 << 20
+)
+
+// limits are the caps above; tests lower them.
+type limits struct{ input, document, object int64 }
+
+var defaultLimits = limits{input: MaxInputBytes, document: MaxDocumentBytes, object: MaxObjectBytes}
+
 // collector accumulates decoded objects, keeping the last of duplicates
 // (the same object in two files of one dump).
 type collector struct {
@@ -27,75 +48,190 @@ type collector struct {
 	seen   map[string]int // "kind/ns/name" -> index in its slice, per kind family
 	errs   []error
 	source string // current file name, for errors
+	limits limits
 }
 
 func newCollector() *collector {
-	return &collector{seen: map[string]int{}}
+	return &collector{seen: map[string]int{}, limits: defaultLimits}
 }
 
 func (c *collector) fail(line int, err error) {
 	c.errs = append(c.errs, &DocumentError{File: c.source, Line: line, Err: err})
 }
 
-// lineOf returns the 1-based line of byte offset off in data.
-func lineOf(data []byte, off int64) int {
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	return bytes.Count(data[:off], []byte("\n")) + 1
+// tooLarge is the error of a document or object over its cap.
+func tooLarge(what string, limit int64) error {
+	return fmt.Errorf("%w: %s larger than %s, skipped", ErrTooLarge, what, size(limit))
 }
 
-// decodeFile reads one input file: a JSON stream, or multi-document YAML.
-func (c *collector) decodeFile(name string, data []byte) {
-	c.source = name
-	data = bytes.TrimPrefix(data, []byte("\ufeff")) // a BOM from an editor on Windows
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		c.decodeJSONStream(data)
-		return
+func size(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
 	}
-	c.decodeYAMLStream(data)
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// capReader fails once more than n bytes were read.
+type capReader struct {
+	r io.Reader
+	n int64
+}
+
+var errInputCap = errors.New("input cap reached")
+
+func (r *capReader) Read(p []byte) (int, error) {
+	if r.n < 0 {
+		return 0, errInputCap
+	}
+	if int64(len(p)) > r.n+1 {
+		p = p[:r.n+1]
+	}
+	k, err := r.r.Read(p)
+	r.n -= int64(k)
+	if r.n < 0 {
+		return k, errInputCap
+	}
+	return k, err
+}
+
+// decodeFile reads one input: a JSON stream, or multi-document YAML. It
+// fails only when the input cannot be read, is over MaxInputBytes, or ctx
+// is done; broken documents are recorded and skipped.
+func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) error {
+	c.source = name
+	br := bufio.NewReaderSize(&capReader{r: r, n: c.limits.input}, 64<<10)
+	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\ufeff")) {
+		_, _ = br.Discard(3) // a BOM from an editor on Windows
+	}
+	var err error
+	if looksJSON(br) {
+		var data []byte
+		if data, err = io.ReadAll(br); err == nil {
+			err = c.decodeJSONStream(ctx, data)
+		}
+	} else {
+		err = c.decodeYAMLStream(ctx, br)
+	}
+	if errors.Is(err, errInputCap) {
+		return fmt.Errorf("reading %s: %w: more than %s in one input (archfit's limit)", name, ErrTooLarge, size(c.limits.input))
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	return err
+}
+
+// looksJSON says whether the first non-blank byte opens a JSON value.
+func looksJSON(br *bufio.Reader) bool {
+	for n := 1; n <= br.Size(); n++ {
+		b, err := br.Peek(n)
+		if len(b) < n {
+			return false
+		}
+		switch b[n-1] {
+		case ' ', '\t', '\r', '\n':
+			if err != nil {
+				return false
+			}
+			continue
+		case '{', '[':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// lineCounter turns byte offsets into lines, counting each byte once as long
+// as offsets only grow (they do: values are read in order).
+type lineCounter struct {
+	data []byte
+	off  int64
+	line int
+}
+
+func (l *lineCounter) at(off int64) int {
+	off = min(off, int64(len(l.data)))
+	if off < l.off {
+		l.off, l.line = 0, 1
+	}
+	l.line += bytes.Count(l.data[l.off:off], []byte("\n"))
+	l.off = off
+	return l.line
+}
+
+// skipJSON takes any JSON value without copying or building it.
+type skipJSON struct{}
+
+func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
+
+// span is a value's [start, end) in the input.
+type span struct{ start, end int64 }
+
+// jsonReader reads one JSON input value by value, keeping offsets.
+type jsonReader struct {
+	dec   *json.Decoder
+	data  []byte
+	base  int64 // offset of the decoder's input in data
+	lines *lineCounter
+}
+
+// next returns the offset where the next value starts, or len(data).
+func (j *jsonReader) next() int64 {
+	off := j.base + j.dec.InputOffset()
+	for off < int64(len(j.data)) && strings.IndexByte(", \t\r\n:", j.data[off]) >= 0 {
+		off++
+	}
+	return off
+}
+
+// skip reads the next value and returns its span.
+func (j *jsonReader) skip() (span, error) {
+	start := j.next()
+	var s skipJSON
+	if err := j.dec.Decode(&s); err != nil {
+		return span{}, err
+	}
+	return span{start, j.base + j.dec.InputOffset()}, nil
 }
 
 // decodeJSONStream reads concatenated JSON values (objects, Lists, or arrays
 // of objects). After a syntax error it resumes at the next line that starts
 // with "{", so one broken object does not hide the rest.
-func (c *collector) decodeJSONStream(data []byte) {
+func (c *collector) decodeJSONStream(ctx context.Context, data []byte) error {
+	lines := &lineCounter{data: data, line: 1}
 	base := int64(0)
 	for base < int64(len(data)) {
-		dec := json.NewDecoder(bytes.NewReader(data[base:]))
-		for {
-			var raw json.RawMessage
-			err := dec.Decode(&raw)
-			if err == io.EOF {
-				return
+		j := &jsonReader{dec: json.NewDecoder(bytes.NewReader(data[base:])), data: data, base: base, lines: lines}
+		var err error
+		for err == nil {
+			if err = ctx.Err(); err != nil {
+				return err
 			}
-			if err != nil {
-				off := base + dec.InputOffset()
-				var se *json.SyntaxError
-				if errors.As(err, &se) {
-					off = base + se.Offset
-				}
-				c.fail(lineOf(data, off), fmt.Errorf("invalid JSON: %w", err))
-				next := nextLineStarting(data, off, '{')
-				if next < 0 {
-					return
-				}
-				base = next
-				break
+			start := j.next()
+			if start >= int64(len(data)) {
+				return nil
 			}
-			end := base + dec.InputOffset()
-			start := end - int64(len(raw))
-			line := lineOf(data, start)
-			if raw[0] == '[' {
-				c.decodeJSONArray(data, raw, start)
-				continue
+			if data[start] == '[' {
+				err = c.decodeJSONArray(ctx, j)
+			} else {
+				err = c.decodeJSONValue(j)
 			}
-			c.decodeObject(raw, line, func(i int) int {
-				return lineOf(data, start+jsonItemOffset(raw, i))
-			})
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		off := base + j.dec.InputOffset()
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			off = base + se.Offset
+		}
+		c.fail(lines.at(off), fmt.Errorf("invalid JSON: %w", err))
+		if base = nextLineStarting(data, off, '{'); base < 0 {
+			return nil
 		}
 	}
+	return nil
 }
 
 // nextLineStarting returns the offset of the first line after off that
@@ -109,94 +245,389 @@ func nextLineStarting(data []byte, off int64, ch byte) int64 {
 	return -1
 }
 
-func (c *collector) decodeJSONArray(data, raw []byte, start int64) {
-	var elems []json.RawMessage
-	if err := json.Unmarshal(raw, &elems); err != nil {
-		c.fail(lineOf(data, start), err)
-		return
+// decodeJSONArray reads a top-level array of objects element by element.
+func (c *collector) decodeJSONArray(ctx context.Context, j *jsonReader) error {
+	if _, err := j.dec.Token(); err != nil {
+		return err
 	}
-	for i, e := range elems {
-		off := start + jsonItemOffsetIn(raw, i, false)
-		c.decodeObject(e, lineOf(data, off), func(j int) int { return lineOf(data, off+jsonItemOffset(e, j)) })
+	for j.dec.More() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := c.decodeJSONValue(j); err != nil {
+			return err
+		}
 	}
+	_, err := j.dec.Token()
+	return err
 }
 
-// jsonItemOffset returns the offset in obj of its items[i], 0 if not found.
-func jsonItemOffset(obj []byte, i int) int64 { return jsonItemOffsetIn(obj, i, true) }
-
-func jsonItemOffsetIn(obj []byte, i int, inItems bool) int64 {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if inItems {
-		if _, err := dec.Token(); err != nil { // {
-			return 0
+// decodeJSONValue reads one object. The items of a List are found as spans
+// while the object streams past, and decoded one by one once the List's
+// kind is known (kubectl prints "kind" after "items").
+func (c *collector) decodeJSONValue(j *jsonReader) error {
+	start := j.next()
+	if j.data[start] != '{' {
+		sp, err := j.skip()
+		if err != nil {
+			return err
 		}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return 0
+		c.fail(j.lines.at(start), fmt.Errorf("not an object: %.20s", j.data[sp.start:sp.end]))
+		return nil
+	}
+	if _, err := j.dec.Token(); err != nil {
+		return err
+	}
+	var apiVersion, kind span
+	var items []span
+	itemsNotArray := false
+	for j.dec.More() {
+		k, err := j.dec.Token()
+		if err != nil {
+			return err
+		}
+		if k == "items" {
+			if off := j.next(); off < int64(len(j.data)) && j.data[off] == '[' {
+				if _, err := j.dec.Token(); err != nil {
+					return err
+				}
+				for j.dec.More() {
+					sp, err := j.skip()
+					if err != nil {
+						return err
+					}
+					items = append(items, sp)
+				}
+				if _, err := j.dec.Token(); err != nil {
+					return err
+				}
+				continue
 			}
-			if k == "items" {
-				break
-			}
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return 0
-			}
+		}
+		sp, err := j.skip()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "apiVersion":
+			apiVersion = sp
+		case "kind":
+			kind = sp
+		case "items":
+			itemsNotArray = !bytes.Equal(j.data[sp.start:sp.end], []byte("null"))
 		}
 	}
-	if _, err := dec.Token(); err != nil { // [
-		return 0
+	if _, err := j.dec.Token(); err != nil {
+		return err
 	}
-	for n := 0; dec.More(); n++ {
-		off := dec.InputOffset()
-		if n == i {
-			// InputOffset is before the separating comma and spaces.
-			for off < int64(len(obj)) && strings.IndexByte(", \t\r\n", obj[off]) >= 0 {
-				off++
-			}
-			return off
+	obj := span{start, j.base + j.dec.InputOffset()}
+	line := j.lines.at(start)
+	var tm typeMeta
+	for _, f := range []struct {
+		sp  span
+		dst *string
+	}{{apiVersion, &tm.APIVersion}, {kind, &tm.Kind}} {
+		if f.sp.end == 0 {
+			continue
 		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return 0
+		if err := json.Unmarshal(j.data[f.sp.start:f.sp.end], f.dst); err != nil {
+			c.fail(line, err)
+			return nil
 		}
 	}
-	return 0
+	if obj.end-obj.start > c.limits.document {
+		c.fail(line, tooLarge("document", c.limits.document))
+		return nil
+	}
+	if tm.Kind == "" || tm.APIVersion == "" {
+		c.fail(line, ErrNoKind)
+		return nil
+	}
+	itemKind, isList := strings.CutSuffix(tm.Kind, "List")
+	if !isList {
+		if obj.end-obj.start > c.limits.object {
+			c.fail(line, tooLarge("object", c.limits.object))
+			return nil
+		}
+		if err := c.add(tm.APIVersion, tm.Kind, j.data[obj.start:obj.end]); err != nil {
+			c.fail(line, err)
+		}
+		return nil
+	}
+	if itemsNotArray {
+		c.fail(line, fmt.Errorf("%s: items is not an array", tm.Kind))
+		return nil
+	}
+	for _, it := range items {
+		l := func() int { return j.lines.at(it.start) }
+		if it.end-it.start > c.limits.object {
+			c.fail(l(), tooLarge("object", c.limits.object))
+			continue
+		}
+		c.decodeItem(j.data[it.start:it.end], tm.APIVersion, itemKind, l)
+	}
+	return nil
 }
 
-// yamlDoc is one document of a YAML stream and its first line in the file.
+// yamlDoc is one document of a YAML stream (or one item of a List) and its
+// first line in the file.
 type yamlDoc struct {
 	line int
 	data []byte
 }
 
-// splitYAML splits a stream on "---" lines, keeping each document's line.
-func splitYAML(data []byte) []yamlDoc {
-	var docs []yamlDoc
-	cur := yamlDoc{line: 1}
+// decodeYAMLStream reads a stream document by document, splitting on "---"
+// lines; only the current document is held.
+func (c *collector) decodeYAMLStream(ctx context.Context, br *bufio.Reader) error {
+	doc := yamlDoc{line: 1}
+	over := false // the document passed the cap: skip to the next one
 	lineNo := 0
-	for len(data) > 0 {
-		lineNo++
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i+1], data[i+1:]
-		} else {
-			l, data = data, nil
+	atStart := true // the next chunk starts a line
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
+			return err
 		}
-		t := bytes.TrimRight(l, " \t\r\n")
-		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) || bytes.Equal(t, []byte("...")) {
-			docs = append(docs, cur)
-			cur = yamlDoc{line: lineNo + 1}
+		if atStart && len(chunk) > 0 {
+			lineNo++
+			t := bytes.TrimRight(chunk, " \t\r\n")
+			if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) || bytes.Equal(t, []byte("...")) {
+				if err := c.endYAMLDoc(ctx, doc, over); err != nil {
+					return err
+				}
+				doc, over = yamlDoc{line: lineNo + 1}, false
+				// The rest of a very long "--- ..." line is dropped.
+				for errors.Is(err, bufio.ErrBufferFull) {
+					_, err = br.ReadSlice('\n')
+				}
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				continue
+			}
+		}
+		atStart = !errors.Is(err, bufio.ErrBufferFull)
+		if !over {
+			if int64(len(doc.data)+len(chunk)) > c.limits.document {
+				over, doc.data = true, nil
+				c.fail(doc.line, tooLarge("document", c.limits.document))
+			} else {
+				doc.data = append(doc.data, chunk...)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return c.endYAMLDoc(ctx, doc, over)
+		}
+	}
+}
+
+func (c *collector) endYAMLDoc(ctx context.Context, d yamlDoc, over bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if over || blank(d.data) {
+		return nil
+	}
+	if header, items, indent, ok := splitYAMLList(d); ok {
+		if hasAlias(d.data) && int64(len(d.data)) <= c.limits.object && c.decodeWholeList(d, items) {
+			return nil
+		}
+		return c.decodeYAMLList(ctx, d, header, items, indent)
+	}
+	c.decodeYAMLObject(d)
+	return nil
+}
+
+// decodeYAMLObject reads a document (or List item) as one object.
+func (c *collector) decodeYAMLObject(d yamlDoc) {
+	if int64(len(d.data)) > c.limits.object {
+		c.fail(d.line, tooLarge("object", c.limits.object))
+		return
+	}
+	js, err := yaml.YAMLToJSON(d.data)
+	if err != nil {
+		c.fail(yamlErrorLine(d, err), yamlError(err))
+		return
+	}
+	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
+		return
+	}
+	c.decodeObject(js, d.line, nil)
+}
+
+// decodeWholeList reads a List that uses aliases (PyYAML writes an anchor
+// in one item and aliases to it in others) in one piece, as items parsed
+// alone would miss the anchors. It returns false, having recorded nothing,
+// if the document does not parse: the caller then reads it item by item to
+// name the broken item.
+func (c *collector) decodeWholeList(d yamlDoc, items []yamlDoc) bool {
+	js, err := yaml.YAMLToJSON(d.data)
+	if err != nil {
+		return false
+	}
+	c.decodeObject(js, d.line, func(i int) int {
+		if i < len(items) {
+			return items[i].line
+		}
+		return d.line
+	})
+	return true
+}
+
+// hasAlias says whether YAML text may hold an alias ("*name" where a node
+// starts). A false positive only costs reading the document whole.
+func hasAlias(data []byte) bool {
+	for i := bytes.IndexByte(data, '*'); i >= 0 && i+1 < len(data); {
+		prev := byte(' ')
+		if i > 0 {
+			prev = data[i-1]
+		}
+		if strings.IndexByte(" \t\n[{,", prev) >= 0 && strings.IndexByte(" \t\r\n,[]{}", data[i+1]) < 0 {
+			return true
+		}
+		j := bytes.IndexByte(data[i+1:], '*')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// decodeYAMLList reads a List whose items splitYAMLList found, item by item.
+func (c *collector) decodeYAMLList(ctx context.Context, d, header yamlDoc, items []yamlDoc, indent int) error {
+	if int64(len(header.data)) > c.limits.object {
+		c.fail(d.line, tooLarge("object", c.limits.object))
+		return nil
+	}
+	js, err := yaml.YAMLToJSON(header.data)
+	if err != nil {
+		c.fail(yamlErrorLine(header, err), yamlError(err))
+		return nil
+	}
+	var tm typeMeta
+	if err := json.Unmarshal(js, &tm); err != nil {
+		c.fail(d.line, err)
+		return nil
+	}
+	itemKind, isList := strings.CutSuffix(tm.Kind, "List")
+	switch {
+	case tm.Kind == "" || tm.APIVersion == "":
+		c.fail(d.line, ErrNoKind)
+		return nil
+	case !isList: // an object with an "items" field
+		c.decodeYAMLObject(d)
+		return nil
+	}
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if int64(len(it.data)) > c.limits.object {
+			c.fail(it.line, tooLarge("object", c.limits.object))
 			continue
 		}
-		cur.data = append(cur.data, l...)
+		it.data[indent] = ' ' // "- key: v" becomes "  key: v", a mapping of its own
+		js, err := yaml.YAMLToJSON(it.data)
+		if err != nil {
+			c.fail(yamlErrorLine(it, err), yamlError(err))
+			continue
+		}
+		c.decodeItem(js, tm.APIVersion, itemKind, func() int { return it.line })
 	}
-	return append(docs, cur)
+	return nil
+}
+
+// splitYAMLList splits a document that has a top-level "items:" block
+// sequence (kubectl's layout, "- " at column 0, or indented under it) into
+// the document without its items (blank lines in their place, so lines
+// stay right) and the items with their lines; each item's "-" is at
+// column indent. The items share d's bytes. ok is false for any other
+// document. An alias to an anchor in another item does not resolve:
+// kubectl never writes anchors.
+func splitYAMLList(d yamlDoc) (header yamlDoc, items []yamlDoc, indent int, ok bool) {
+	const (
+		before = iota
+		first  // after "items:", before the first item
+		in     // in the items
+		after
+	)
+	state := before
+	var head []byte
+	header.line = d.line
+	item := -1 // start of the current item in d.data
+	itemLine := 0
+	end := func(at int) {
+		if item >= 0 {
+			items = append(items, yamlDoc{line: itemLine, data: d.data[item:at]})
+		}
+		item = -1
+	}
+	lineNo := d.line - 1
+	for off := 0; off < len(d.data); {
+		lineNo++
+		next := len(d.data)
+		if i := bytes.IndexByte(d.data[off:], '\n'); i >= 0 {
+			next = off + i + 1
+		}
+		l := d.data[off:next]
+		t := bytes.TrimRight(l, " \t\r\n")
+		trimmed := bytes.TrimLeft(t, " ")
+		sp := len(t) - len(trimmed)
+		comment := len(trimmed) == 0 || trimmed[0] == '#'
+		dash := len(trimmed) > 0 && trimmed[0] == '-' && (len(trimmed) == 1 || trimmed[1] == ' ')
+		switch {
+		case state == before && sp == 0 && isItemsKey(t):
+			state = first
+			head = append(head, '\n')
+		case state == before || state == after:
+			head = append(head, l...)
+		case comment: // blank or comment line among the items
+			head = append(head, '\n')
+		case state == first && !dash:
+			return yamlDoc{}, nil, 0, false // "items:" holds no block sequence
+		case dash && (state == first || sp == indent):
+			end(off)
+			state, indent = in, sp
+			item, itemLine = off, lineNo
+			head = append(head, '\n')
+		case sp > indent: // inside the item
+			head = append(head, '\n')
+		default: // back at the List's keys
+			end(off)
+			state = after
+			head = append(head, l...)
+		}
+		off = next
+	}
+	end(len(d.data))
+	if state == before || state == first {
+		return yamlDoc{}, nil, 0, false
+	}
+	header.data = head
+	return header, items, indent, true
+}
+
+// isItemsKey matches an "items:" line with nothing after the colon but a
+// comment.
+func isItemsKey(t []byte) bool {
+	rest, ok := bytes.CutPrefix(t, []byte("items:"))
+	if !ok {
+		return false
+	}
+	rest = bytes.TrimLeft(rest, " ")
+	return len(rest) == 0 || rest[0] == '#'
 }
 
 // blank reports whether a YAML document has only comments and blank lines.
 func blank(doc []byte) bool {
-	for _, l := range bytes.Split(doc, []byte("\n")) {
+	for len(doc) > 0 {
+		l := doc
+		if i := bytes.IndexByte(doc, '\n'); i >= 0 {
+			l, doc = doc[:i], doc[i+1:]
+		} else {
+			doc = nil
+		}
 		t := bytes.TrimSpace(l)
 		if len(t) > 0 && t[0] != '#' {
 			return false
@@ -229,102 +660,6 @@ func yamlError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
 	msg = yamlLine.ReplaceAllString(msg, "")
 	return fmt.Errorf("invalid YAML: %s", msg)
-}
-
-func (c *collector) decodeYAMLStream(data []byte) {
-	for _, d := range splitYAML(data) {
-		if blank(d.data) {
-			continue
-		}
-		js, err := yaml.YAMLToJSON(d.data)
-		if err != nil {
-			if !c.recoverYAMLList(d) {
-				c.fail(yamlErrorLine(d, err), yamlError(err))
-			}
-			continue
-		}
-		if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
-			continue
-		}
-		var lines []int // items' lines, parsed on the first error
-		doc := d
-		c.decodeObject(js, d.line, func(i int) int {
-			if lines == nil {
-				lines = yamlItemLines(doc.data)
-			}
-			if i < len(lines) {
-				return doc.line + lines[i] - 1
-			}
-			return doc.line
-		})
-	}
-}
-
-// recoverYAMLList reads the items of a broken "kind: List" document one by
-// one, as kubectl prints them ("- " at column 0 under "items:"), so one bad
-// item does not hide hundreds of good ones, and the error names the bad
-// item's own line. It returns false if d does not look like such a List.
-func (c *collector) recoverYAMLList(d yamlDoc) bool {
-	lines := bytes.SplitAfter(d.data, []byte("\n"))
-	inItems := false
-	var item []byte
-	itemLine := 0
-	var items []yamlDoc
-	for i, l := range lines {
-		switch {
-		case bytes.HasPrefix(l, []byte("items:")):
-			inItems = true
-			continue
-		case !inItems:
-			continue
-		case bytes.HasPrefix(l, []byte("- ")):
-			if item != nil {
-				items = append(items, yamlDoc{line: itemLine, data: item})
-			}
-			item, itemLine = append([]byte("  "), l[2:]...), d.line+i
-		case bytes.HasPrefix(l, []byte("  ")) || len(bytes.TrimSpace(l)) == 0:
-			item = append(item, l...)
-		default: // back at column 0: the List's other keys
-			if item != nil {
-				items = append(items, yamlDoc{line: itemLine, data: item})
-			}
-			item, inItems = nil, false
-		}
-	}
-	if item != nil {
-		items = append(items, yamlDoc{line: itemLine, data: item})
-	}
-	if len(items) == 0 {
-		return false
-	}
-	for _, it := range items {
-		js, err := yaml.YAMLToJSON(it.data)
-		if err != nil {
-			c.fail(yamlErrorLine(it, err), yamlError(err))
-			continue
-		}
-		c.decodeObject(js, it.line, nil)
-	}
-	return true
-}
-
-// yamlItemLines returns the lines (1-based, in doc) of the items of a List
-// document. It re-parses the document, so it is only called on errors.
-func yamlItemLines(doc []byte) []int {
-	lines := []int{}
-	var n yamlv3.Node
-	if err := yamlv3.Unmarshal(doc, &n); err != nil || len(n.Content) == 0 {
-		return lines
-	}
-	m := n.Content[0]
-	for k := 0; k+1 < len(m.Content); k += 2 {
-		if m.Content[k].Value == "items" {
-			for _, it := range m.Content[k+1].Content {
-				lines = append(lines, it.Line)
-			}
-		}
-	}
-	return lines
 }
 
 // typeMeta is what decodeObject dispatches on.

@@ -25,6 +25,10 @@ func (e *DocumentError) Unwrap() error { return e.Err }
 // ErrNoKind is a document without apiVersion or kind.
 var ErrNoKind = errors.New("object has no apiVersion or kind")
 
+// ErrTooLarge is an input, document or object over archfit's size limits
+// (MaxInputBytes, MaxDocumentBytes, MaxObjectBytes).
+var ErrTooLarge = errors.New("too large")
+
 // ErrBadTarget is a target that is not TYPE/NAME of a workload kind.
 var ErrBadTarget = errors.New("invalid target")
 

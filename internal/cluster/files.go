@@ -24,6 +24,7 @@ type FileOption func(*fileConfig)
 type fileConfig struct {
 	recursive     bool
 	logLimitBytes int
+	limits        limits
 }
 
 // Recursive makes LoadFiles walk directories recursively, like kubectl -R.
@@ -45,11 +46,12 @@ var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 // *DocumentError naming its file and line, and the rest is still used. The
 // error is for inputs that cannot be read at all (a missing file).
 func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...FileOption) (*Snapshot, []error, error) {
-	cfg := fileConfig{logLimitBytes: DefaultLogLimitBytes}
+	cfg := fileConfig{logLimitBytes: DefaultLogLimitBytes, limits: defaultLimits}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	c := newCollector()
+	c.limits = cfg.limits
 	logDirs := map[string]bool{}
 	readStdin := false
 	for _, p := range paths {
@@ -64,11 +66,9 @@ func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...Fil
 			if stdin == nil {
 				return nil, nil, fmt.Errorf("reading %s: no standard input", StdinName)
 			}
-			data, err := io.ReadAll(stdin)
-			if err != nil {
-				return nil, nil, fmt.Errorf("reading %s: %w", StdinName, err)
+			if err := c.decodeFile(ctx, StdinName, stdin); err != nil {
+				return nil, nil, err
 			}
-			c.decodeFile(StdinName, data)
 			continue
 		}
 		fi, err := os.Stat(p)
@@ -76,7 +76,7 @@ func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...Fil
 			return nil, nil, fmt.Errorf("reading %s: %w", p, err)
 		}
 		if !fi.IsDir() {
-			if err := c.readFile(p); err != nil {
+			if err := c.readFile(ctx, p); err != nil {
 				return nil, nil, err
 			}
 			logDirs[filepath.Join(filepath.Dir(p), "logs")] = true
@@ -97,13 +97,13 @@ func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...Fil
 	return build(&c.in), c.errs, nil
 }
 
-func (c *collector) readFile(p string) error {
-	data, err := os.ReadFile(p)
+func (c *collector) readFile(ctx context.Context, p string) error {
+	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
-	c.decodeFile(p, data)
-	return nil
+	defer f.Close()
+	return c.decodeFile(ctx, p, f)
 }
 
 // readDir reads the manifests of a directory. A directory named "logs" is a
@@ -131,7 +131,7 @@ func (c *collector) readDir(ctx context.Context, dir string, recursive bool, log
 		}
 		switch ext := filepath.Ext(p); {
 		case manifestExts[ext]:
-			return c.readFile(p)
+			return c.readFile(ctx, p)
 		case ext == ".log" && recursive:
 			logDirs[p] = true // a single log file
 		}
@@ -244,3 +244,6 @@ func readTail(p string, limit int) (string, bool, error) {
 	}
 	return string(b), truncated, nil
 }
+
+// withLimits lowers the size limits (for tests).
+func withLimits(l limits) FileOption { return func(c *fileConfig) { c.limits = l } }

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +24,6 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("kind: List\nitems:\n- kind: Pod\n  metadata: {name: x\n---\nkind: Node\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := newCollector()
-		c.decodeFile("fuzz.yaml", b)
+		_ = c.decodeFile(context.Background(), "fuzz.yaml", bytes.NewReader(b))
 	})
 }

@@ -51,9 +51,10 @@ func WithTaints(arch string, taints ...corev1.Taint) Option {
 	}
 }
 
-// WithSource gives the YAML file the object was read from, so that the
-// yaml format edits that file in place, keeping comments, field order and
-// the other documents of a multi-document file.
+// WithSource gives the file the object was read from, so that the yaml
+// format edits that file in place, keeping comments, field order and the
+// other documents of a multi-document file (a JSON file stays JSON). The
+// document edited is the one that is exactly the object (SourceOf).
 func WithSource(src []byte) Option {
 	return func(o *options) { o.source = src }
 }

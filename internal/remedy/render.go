@@ -30,7 +30,8 @@ const (
 	// FormatKubectl is a ready `kubectl patch` command line.
 	FormatKubectl Format = "kubectl"
 	// FormatYAML is the whole object patched; with WithSource, the source
-	// file edited in place (comments and field order kept).
+	// file edited in place (comments and field order kept; a JSON file
+	// stays JSON).
 	FormatYAML Format = "yaml"
 )
 
@@ -253,7 +254,7 @@ func shellQuote(s string) string {
 
 func (r *Result) yaml() ([]byte, error) {
 	if len(r.source) > 0 {
-		return editYAML(r.source, r.Object, r.Ops)
+		return editSource(r.source, r.Object, r.Ops)
 	}
 	return yaml.Marshal(r.patched.Object)
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/archfit/archfit/internal/object"
 
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,13 +12,30 @@ import (
 	"strconv"
 	"strings"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// editYAML applies the add operations of a JSON patch to the document of
-// src that holds obj, at the node level, so that comments, key order,
-// quoting and the other documents of the file are kept.
-func editYAML(src []byte, obj object.Ref, ops []Operation) ([]byte, error) {
+// editSource applies the add operations of a JSON patch to the document of
+// src that is obj (SourceOf), keeping the rest of the file as it is: YAML at
+// the node level (comments, key order, quoting, the other documents), JSON
+// as JSON.
+func editSource(src []byte, obj object.Ref, ops []Operation) ([]byte, error) {
+	s, err := SourceOf("", src, obj)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, fmt.Errorf("the source has no %s", obj)
+	}
+	if s.JSON {
+		return editJSON(s, ops)
+	}
+	return editYAML(s, ops)
+}
+
+func editYAML(s *Source, ops []Operation) ([]byte, error) {
+	src := s.Data
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var docs []*yaml.Node
 	for {
@@ -31,16 +49,10 @@ func editYAML(src []byte, obj object.Ref, ops []Operation) ([]byte, error) {
 		}
 		docs = append(docs, &d)
 	}
-	var target *yaml.Node
-	for _, d := range docs {
-		if len(d.Content) == 1 && matches(d.Content[0], obj) {
-			target = d.Content[0]
-			break
-		}
+	if s.Index >= len(docs) || len(docs[s.Index].Content) != 1 {
+		return nil, fmt.Errorf("the source YAML has no document %d", s.Index)
 	}
-	if target == nil {
-		return nil, fmt.Errorf("the source YAML has no %s", obj)
-	}
+	target := docs[s.Index].Content[0]
 	for _, o := range ops {
 		if o.Op != "add" {
 			continue
@@ -67,30 +79,42 @@ func editYAML(src []byte, obj object.Ref, ops []Operation) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func matches(n *yaml.Node, obj object.Ref) bool {
-	get := func(m *yaml.Node, key string) *yaml.Node {
-		if m == nil || m.Kind != yaml.MappingNode {
-			return nil
-		}
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if m.Content[i].Value == key {
-				return m.Content[i+1]
-			}
-		}
-		return nil
+// editJSON applies the patch to the JSON value of s and puts it back in
+// place, keeping its key order and indentation and the bytes around it.
+func editJSON(s *Source, ops []Operation) ([]byte, error) {
+	value := s.Data[s.start:s.end]
+	p, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
 	}
-	val := func(m *yaml.Node) string {
-		if m == nil {
-			return ""
-		}
-		return m.Value
+	patch, err := jsonpatch.DecodePatch(p)
+	if err != nil {
+		return nil, err
 	}
-	meta := get(n, "metadata")
-	if val(get(n, "kind")) != obj.Kind || val(get(meta, "name")) != obj.Name {
-		return false
+	var edited []byte
+	if indent := jsonIndent(value); indent == "" {
+		edited, err = patch.Apply(value)
+	} else {
+		edited, err = patch.ApplyIndent(value, indent)
 	}
-	ns := val(get(meta, "namespace"))
-	return ns == "" || ns == obj.Namespace
+	if err != nil {
+		return nil, fmt.Errorf("editing the source JSON: %w", err)
+	}
+	out := make([]byte, 0, len(s.Data)+len(edited)-len(value))
+	out = append(out, s.Data[:s.start]...)
+	out = append(out, edited...)
+	return append(out, s.Data[s.end:]...), nil
+}
+
+// jsonIndent is the indentation of a value's first nested line, "" when
+// the value is on one line.
+func jsonIndent(v []byte) string {
+	i := bytes.IndexByte(v, '\n')
+	if i < 0 {
+		return ""
+	}
+	rest := v[i+1:]
+	return string(rest[:len(rest)-len(bytes.TrimLeft(rest, " \t"))])
 }
 
 // addNode performs an RFC 6902 add of a JSON value at a JSON pointer.
