@@ -137,9 +137,14 @@ func (o *patchOptions) complete(cmd *cobra.Command, args []string) error {
 	}
 	sort.Strings(o.allowIn)
 	if contains(o.files, "-") && o.streams.In != nil {
-		b, err := io.ReadAll(o.streams.In)
+		// Read once (the loader and --format yaml both need it), bounded as
+		// the loader bounds every input.
+		b, err := io.ReadAll(io.LimitReader(o.streams.In, cluster.MaxInputBytes+1))
 		if err != nil {
 			return fmt.Errorf("reading stdin: %w", err)
+		}
+		if len(b) > cluster.MaxInputBytes {
+			return fmt.Errorf("reading stdin: %w (%d bytes)", cluster.ErrTooLarge, cluster.MaxInputBytes)
 		}
 		o.stdin = b
 	}
