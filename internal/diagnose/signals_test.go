@@ -2,9 +2,6 @@ package diagnose
 
 import (
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 )
 
 func TestClassifyText(t *testing.T) {
@@ -68,13 +65,4 @@ func TestPullCause(t *testing.T) {
 			t.Errorf("pullCause(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-}
-
-func mustPodSpec(t *testing.T, s string) *corev1.PodSpec {
-	t.Helper()
-	var spec corev1.PodSpec
-	if err := yaml.UnmarshalStrict([]byte(s), &spec); err != nil {
-		t.Fatal(err)
-	}
-	return &spec
 }

@@ -75,7 +75,7 @@ func checkKustomization(dir string, allowRemote bool, seen map[string]bool) erro
 	// Fields kustomize may read as a directory, a git repository or a file.
 	var bases []string
 	bases = append(bases, k.Resources...)
-	bases = append(bases, k.Bases...)
+	bases = append(bases, k.Bases...) //lint:ignore SA1019 kustomize still reads the deprecated field, so it is checked
 	bases = append(bases, k.Components...)
 	bases = append(bases, k.Generators...)
 	bases = append(bases, k.Transformers...)
@@ -83,9 +83,11 @@ func checkKustomization(dir string, allowRemote bool, seen map[string]bool) erro
 	// Fields kustomize reads as files, over HTTP(S) if they are URLs.
 	files := append([]string{}, k.Crds...)
 	files = append(files, k.Configurations...)
+	//lint:ignore SA1019 kustomize still reads the deprecated field, so it is checked
 	for _, p := range k.PatchesStrategicMerge {
 		files = append(files, string(p))
 	}
+	//lint:ignore SA1019 kustomize still reads the deprecated field, so it is checked
 	for _, p := range append(append([]types.Patch{}, k.Patches...), k.PatchesJson6902...) {
 		files = append(files, p.Path)
 	}
