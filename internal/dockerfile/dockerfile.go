@@ -601,7 +601,9 @@ func crossGo(l string) string {
 	if loc := goBuild.FindStringIndex(l); loc != nil {
 		return l[:loc[0]] + env + l[loc[0]:]
 	}
-	return l
+	// make and scripts that call go build: the environment reaches them.
+	i := len(runStart.FindString(l))
+	return l[:i] + env + l[i:]
 }
 
 func (c *checker) checkCompile(s *stage, n *parser.Node, t string, buildPlat, stageAware, toolchainInstalled bool) {
@@ -638,6 +640,9 @@ func (c *checker) compileFix(s *stage, line int, lang string) []string {
 		fix = append(fix, "# compile in a stage of its own; the image's stage keeps a plain FROM and COPY --from=build")
 	}
 	l := c.src(line)
+	if lang == "c" && strings.HasPrefix(s.base, "golang") {
+		lang = "go" // make in a Go image runs go build
+	}
 	switch lang {
 	case "go":
 		return append(fix, from, "ARG TARGETOS TARGETARCH", crossGo(l))
