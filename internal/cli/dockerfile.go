@@ -70,8 +70,8 @@ func (o *dockerfileOptions) validate() error {
 	return err
 }
 
-// run analyzes every file; a broken one is reported on stderr and makes
-// the run fail, after the others are rendered.
+// run analyzes every file; a broken one makes the run fail (main prints
+// the error on stderr), after the others are rendered.
 func (o *dockerfileOptions) run() error {
 	var failed []error
 	files := []string{}
@@ -94,16 +94,13 @@ func (o *dockerfileOptions) run() error {
 			findings = append(findings, a.Findings...)
 		}
 	}
-	for _, err := range failed {
-		fmt.Fprintln(o.streams.ErrOut, "archfit:", err)
-	}
 	doc := &report.Document{Kind: "DockerfileAnalysis", Findings: findings,
 		Extra: map[string]any{"files": files, "baseImages": bases}}
 	doc.Text = func(w io.Writer, d *report.Document) error { return report.SourceFindingsText(w, d.Findings) }
 	err := render(o.streams.Out, o.output, o.failSeverity, doc)
 	if len(failed) > 0 {
 		// archfit failed on some input: that outranks any finding.
-		return fmt.Errorf("%d of the Dockerfiles could not be analyzed: %w", len(failed), errors.Join(failed...))
+		return fmt.Errorf("%d Dockerfile path(s) could not be analyzed:\n%w", len(failed), errors.Join(failed...))
 	}
 	return err
 }

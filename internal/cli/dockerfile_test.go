@@ -140,7 +140,7 @@ func TestDockerfileBrokenInput(t *testing.T) {
 	if code != ExitFailure {
 		t.Errorf("exit %d, want %d", code, ExitFailure)
 	}
-	for _, want := range []string{broken + ":2: unterminated heredoc", big + ": larger than 1 MiB", "missing", "3 of the Dockerfiles could not be analyzed"} {
+	for _, want := range []string{broken + ":2: unterminated heredoc", big + ": larger than 1 MiB", "missing", "3 Dockerfile path(s) could not be analyzed"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, errOut)
 		}
