@@ -214,3 +214,18 @@ func TestDockerfileSARIF(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerfileREADME: the README shows the real output of the command
+// it names, run from the repository root.
+func TestDockerfileREADME(t *testing.T) {
+	t.Chdir("../..")
+	out, _, code := runArchfit(t, "", "dockerfile", "examples/dockerfile/Dockerfile")
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := "$ archfit dockerfile examples/dockerfile/Dockerfile\n" + out + "$ echo $?\n" + itoa(code) + "\n"
+	if !strings.Contains(string(readme), block) {
+		t.Errorf("README.md does not show this output of `archfit dockerfile examples/dockerfile/Dockerfile`:\n%s", block)
+	}
+}
