@@ -229,3 +229,22 @@ func TestDockerfileREADME(t *testing.T) {
 		t.Errorf("README.md does not show this output of `archfit dockerfile examples/dockerfile/Dockerfile`:\n%s", block)
 	}
 }
+
+// TestDockerfileMarkdown: a ticket gets each finding's file:line and its
+// rewritten lines as a dockerfile block.
+func TestDockerfileMarkdown(t *testing.T) {
+	out, _, code := runArchfit(t, "", "dockerfile", "-o", "markdown", "../../examples/dockerfile/Dockerfile")
+	if code != ExitFindings {
+		t.Errorf("exit %d", code)
+	}
+	for _, want := range []string{
+		"## archfit dockerfileanalysis",
+		"| error | `hardcoded-platform` | ../../examples/dockerfile/Dockerfile:5 |",
+		"### `hardcoded-goarch` ../../examples/dockerfile/Dockerfile:10",
+		"```dockerfile\nARG TARGETOS TARGETARCH\nRUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \\\n```",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+}
