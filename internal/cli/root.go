@@ -66,6 +66,7 @@ Image architecture is always checked against the registry, never a local daemon.
 	cmd.AddCommand(NewCmdAudit(streams))
 	cmd.AddCommand(NewCmdPlan(streams))
 	cmd.AddCommand(NewCmdPatch(streams))
+	cmd.AddCommand(NewCmdDockerfile(streams))
 	return cmd
 }
 

@@ -93,6 +93,7 @@ func TestSchemaEveryCommand(t *testing.T) {
 		{"audit cluster", append([]string{"audit"}, cluster...), "Audit"},
 		{"plan manifests", append([]string{"plan"}, exampleArgs...), "Plan"},
 		{"plan cluster", append([]string{"plan"}, cluster...), "Plan"},
+		{"dockerfile", []string{"dockerfile", "../../examples/dockerfile"}, "DockerfileAnalysis"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := runArchfit(t, "", append(tc.args, "-o", "json")...)

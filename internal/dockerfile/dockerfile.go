@@ -7,64 +7,53 @@ package dockerfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+
+	"github.com/archfit/archfit/internal/finding"
 )
 
-// Rules (Finding.Rule).
-const (
-	// RuleHardcodedPlatform: FROM --platform=linux/amd64 (a literal platform).
-	RuleHardcodedPlatform = "hardcoded-platform"
-	// RuleBuildPlatformFinal: the image's own stage runs on $BUILDPLATFORM,
-	// so every platform gets the build machine's filesystem.
-	RuleBuildPlatformFinal = "build-platform-final-stage"
-	// RuleArchDownload: a URL naming one architecture (curl, wget, ADD, or
-	// an ARG/ENV holding it) with no TARGETARCH in sight.
-	RuleArchDownload = "arch-specific-download"
-	// RuleHardcodedGOARCH: GOARCH set to a literal architecture.
-	RuleHardcodedGOARCH = "hardcoded-goarch"
-	// RuleEmulatedCompile: a compile step in a stage built for the target
-	// platform: under QEMU for every non-native platform.
-	RuleEmulatedCompile = "emulated-compile"
-	// RuleCrossCompileNoTarget: a compile step in a $BUILDPLATFORM stage that
-	// never looks at TARGETARCH: it builds for the build machine.
-	RuleCrossCompileNoTarget = "cross-compile-without-target"
-	// RuleArchPackage: apt/apk/dpkg packages pinned to one architecture.
-	RuleArchPackage = "arch-specific-package"
-	// RuleUndeclaredPlatformArg: $TARGETARCH & co used in a stage that does
-	// not declare them with ARG (they expand to nothing).
-	RuleUndeclaredPlatformArg = "undeclared-platform-arg"
-)
+// The rules are the Dockerfile codes of internal/finding (rules.yaml):
+// finding.HardcodedPlatform, BuildPlatformFinalStage, ArchSpecificDownload,
+// HardcodedGOARCH, EmulatedCompile, CrossCompileWithoutTarget,
+// ArchSpecificPackage and UndeclaredPlatformArg. Each finding has the
+// offending text as its only Evidence, File and Line, and Fix: the
+// rewritten line(s).
 
-// Severities.
-const (
-	SeverityError   = "error"   // the multi-arch image will be wrong
-	SeverityWarning = "warning" // slow or fragile, or wrong in some setups
-)
+// MaxSize bounds what is read of one Dockerfile: it is written by whoever
+// opened the pull request, and real ones are a few KiB.
+const MaxSize = 1 << 20
 
-// Finding is one problem, at a line of the Dockerfile.
-type Finding struct {
-	Rule     string `json:"rule"`
-	Severity string `json:"severity"`
-	File     string `json:"file"`
-	Line     int    `json:"line"`
-	// Evidence is the offending text (a URL, a flag, a package).
-	Evidence string `json:"evidence"`
-	Message  string `json:"message"`
-	Fix      string `json:"fix"`
+// ErrTooLarge: the Dockerfile is larger than MaxSize.
+var ErrTooLarge = errors.New("larger than 1 MiB")
+
+// ParseError says where a Dockerfile could not be parsed.
+type ParseError struct {
+	File string
+	Line int // 0 when the parser did not say
+	Err  error
 }
 
-// Position formats file:line.
-func (f Finding) Position() string { return fmt.Sprintf("%s:%d", f.File, f.Line) }
+func (e *ParseError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("parsing Dockerfile %s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("parsing Dockerfile %s: %v", e.File, e.Err)
+}
 
-// BaseImage is an image a FROM (or COPY --from) pulls in.
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// BaseImage is an image a FROM pulls in.
 type BaseImage struct {
+	File string `json:"file"`
 	// Ref as written, with the global ARG defaults substituted.
 	Ref   string `json:"ref"`
 	Stage string `json:"stage,omitempty"`
@@ -79,18 +68,22 @@ type BaseImage struct {
 
 // Analysis of one Dockerfile.
 type Analysis struct {
-	File       string      `json:"file"`
-	BaseImages []BaseImage `json:"baseImages"`
-	Findings   []Finding   `json:"findings"`
+	File       string            `json:"file"`
+	BaseImages []BaseImage       `json:"baseImages"`
+	Findings   []finding.Finding `json:"findings"`
 }
 
 // AnalyzeFile reads and analyzes a Dockerfile on disk.
 func AnalyzeFile(path string) (*Analysis, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
-	return Analyze(path, bytes.NewReader(b))
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading Dockerfile %s: not a regular file", path)
+	}
+	return Analyze(path, f)
 }
 
 // stage is what the rules need to know about one FROM ... block.
@@ -101,21 +94,37 @@ type stage struct {
 	platform string
 	line     int
 	final    bool
+	from     *parser.Node
 	nodes    []*parser.Node
 }
 
 // Analyze parses a Dockerfile (name is used in findings) and runs every rule.
 func Analyze(name string, r io.Reader) (*Analysis, error) {
-	src, err := io.ReadAll(r)
+	src, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil, fmt.Errorf("reading Dockerfile %s: %w", name, err)
+	}
+	if len(src) > MaxSize {
+		return nil, fmt.Errorf("reading Dockerfile %s: %w", name, ErrTooLarge)
+	}
+	if i := bytes.IndexByte(src, 0); i >= 0 {
+		return nil, &ParseError{File: name, Line: 1 + bytes.Count(src[:i], []byte("\n")), Err: errors.New("a NUL byte: not a text file")}
 	}
 	res, err := parser.Parse(bytes.NewReader(src))
 	if err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", name, err)
+		pe := &ParseError{File: name, Err: err}
+		var le *parser.LocationError
+		if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+			pe.Line = le.Locations[0][0].Start.Line
+			pe.Err = le.Unwrap()
+		}
+		return nil, pe
 	}
-	a := &Analysis{File: name, BaseImages: []BaseImage{}, Findings: []Finding{}}
-	lines := strings.Split(string(src), "\n")
+	if err := validate(name, res.AST); err != nil {
+		return nil, err
+	}
+	a := &Analysis{File: name, BaseImages: []BaseImage{}, Findings: []finding.Finding{}}
+	lines := strings.Split(strings.ReplaceAll(string(src), "\r\n", "\n"), "\n")
 	c := &checker{a: a, lines: lines, meta: map[string]string{}}
 
 	var stages []*stage
@@ -162,8 +171,31 @@ func Analyze(name string, r io.Reader) (*Analysis, error) {
 	for i := range a.BaseImages {
 		a.BaseImages[i].Final = a.BaseImages[i].Line == root.line
 	}
-	slices.SortStableFunc(a.Findings, func(x, y Finding) int { return x.Line - y.Line })
+	slices.SortStableFunc(a.Findings, func(x, y finding.Finding) int { return x.Line - y.Line })
 	return a, nil
+}
+
+// instructions BuildKit knows: anything else fails the build, so it is a
+// parse error here too, with its line.
+var instructions = map[string]bool{
+	"add": true, "arg": true, "cmd": true, "copy": true, "entrypoint": true, "env": true, "expose": true,
+	"from": true, "healthcheck": true, "label": true, "maintainer": true, "onbuild": true, "run": true,
+	"shell": true, "stopsignal": true, "user": true, "volume": true, "workdir": true,
+}
+
+// validate rejects what BuildKit's parser accepts but its build refuses:
+// an unknown instruction, a FROM without an image.
+func validate(name string, root *parser.Node) error {
+	for _, n := range root.Children {
+		cmd := strings.ToLower(n.Value)
+		switch {
+		case !instructions[cmd]:
+			return &ParseError{File: name, Line: n.StartLine, Err: fmt.Errorf("unknown instruction %q", strings.ToUpper(n.Value))}
+		case cmd == "from" && n.Next == nil:
+			return &ParseError{File: name, Line: n.StartLine, Err: errors.New("FROM needs an image")}
+		}
+	}
+	return nil
 }
 
 type checker struct {
@@ -172,9 +204,23 @@ type checker struct {
 	meta  map[string]string // global ARG defaults
 }
 
-func (c *checker) add(f Finding) {
-	f.File = c.a.File
+// add records a finding of code at line, with the rule's severity unless
+// sev is set.
+func (c *checker) add(code string, sev finding.Severity, line int, evidence, message string, fix ...string) {
+	f := finding.New(code, message)
+	if sev != "" {
+		f.Severity = sev
+	}
+	f.File, f.Line, f.Evidence, f.Fix = c.a.File, line, []string{evidence}, strings.Join(fix, "\n")
 	c.a.Findings = append(c.a.Findings, f)
+}
+
+// src is source line i (1-based) without its line ending.
+func (c *checker) src(i int) string {
+	if i < 1 || i > len(c.lines) {
+		return ""
+	}
+	return strings.TrimRight(c.lines[i-1], " \t\r")
 }
 
 // lineOf finds the source line of a node that holds needle, for multi-line
@@ -220,7 +266,7 @@ func platformFlag(n *parser.Node) string {
 
 func (c *checker) fromStage(n *parser.Node, index int) *stage {
 	a := args(n)
-	s := &stage{index: index, line: n.StartLine, platform: platformFlag(n)}
+	s := &stage{index: index, line: n.StartLine, platform: platformFlag(n), from: n}
 	if len(a) > 0 {
 		s.base = a[0]
 	}
@@ -252,7 +298,7 @@ func (c *checker) baseImage(s *stage, earlier map[string]*stage) {
 	if strings.EqualFold(ref, "scratch") || earlier[strings.ToLower(ref)] != nil {
 		return
 	}
-	c.a.BaseImages = append(c.a.BaseImages, BaseImage{Ref: ref, Stage: s.name, Line: s.line, Platform: s.platform, Unresolved: !ok})
+	c.a.BaseImages = append(c.a.BaseImages, BaseImage{File: c.a.File, Ref: ref, Stage: s.name, Line: s.line, Platform: s.platform, Unresolved: !ok})
 }
 
 var (
@@ -312,7 +358,6 @@ func compileStep(script string, withToolchain bool) (needle, lang string) {
 }
 
 func (c *checker) checkStage(s *stage) {
-	c.checkFrom(s)
 	buildPlat := strings.Contains(s.platform, "BUILDPLATFORM")
 	stageText := ""
 	for _, n := range s.nodes {
@@ -320,11 +365,18 @@ func (c *checker) checkStage(s *stage) {
 	}
 	stageAware := archAware.MatchString(stageText) || strings.Contains(stageText, "GOARCH=$") || strings.Contains(stageText, "GOARCH=${")
 	installsToolchain := false
+	compiles := false
 	for _, n := range s.nodes {
 		if strings.EqualFold(n.Value, "run") && installRe.MatchString(text(n)) && toolchain.MatchString(text(n)) {
 			installsToolchain = true
 		}
 	}
+	for _, n := range s.nodes {
+		if _, lang := compileStep(text(n), installsToolchain); strings.EqualFold(n.Value, "run") && (lang == "go" || lang == "rust" || lang == "c") {
+			compiles = true
+		}
+	}
+	c.checkFrom(s, compiles)
 
 	for _, n := range s.nodes {
 		cmd := strings.ToLower(n.Value)
@@ -333,101 +385,190 @@ func (c *checker) checkStage(s *stage) {
 		switch cmd {
 		case "run":
 			if !buildPlat {
-				c.checkDownloads(n, t, "RUN")
+				c.checkDownloads(s, n, t, "RUN")
 			}
-			c.checkGOARCH(n, t)
-			c.checkPackages(s, n, t, buildPlat)
+			c.checkGOARCH(s, n, t)
+			c.checkPackages(n, t, buildPlat)
 			c.checkCompile(s, n, t, buildPlat, stageAware, installsToolchain)
 		case "add":
 			if !buildPlat {
-				c.checkDownloads(n, t, "ADD")
+				c.checkDownloads(s, n, t, "ADD")
 			}
 		case "arg", "env":
 			if !buildPlat {
-				c.checkDownloads(n, t, strings.ToUpper(cmd))
+				c.checkDownloads(s, n, t, strings.ToUpper(cmd))
 			}
-			c.checkGOARCH(n, t)
+			c.checkGOARCH(s, n, t)
 		}
 	}
 }
 
-func (c *checker) checkFrom(s *stage) {
+var platformOpt = regexp.MustCompile(`(?i)--platform=\S+\s*`)
+
+// fromLine is the stage's FROM source line with its --platform flag set to
+// platform ("" removes it).
+func (c *checker) fromLine(s *stage, platform string) string {
+	l := c.src(c.lineOf(s.from, "--platform"))
+	if platform == "" {
+		return platformOpt.ReplaceAllString(l, "")
+	}
+	if platformOpt.MatchString(l) {
+		return platformOpt.ReplaceAllLiteralString(l, "--platform="+platform+" ")
+	}
+	// FROM base ... -> FROM --platform=... base ...
+	i := strings.IndexAny(l, " \t")
+	if i < 0 {
+		return l
+	}
+	return l[:i] + " --platform=" + platform + l[i:]
+}
+
+func (c *checker) checkFrom(s *stage, compiles bool) {
 	p := s.platform
+	line := c.lineOf(s.from, "--platform")
 	switch {
 	case p == "":
 	case !strings.Contains(p, "$"):
-		fix := "remove --platform so that each platform of `docker buildx build --platform ...` gets its own base image"
-		if !s.final {
-			fix += "; if this stage only produces build tools or cross-compiles, use --platform=$BUILDPLATFORM and ARG TARGETOS TARGETARCH"
+		fix := []string{c.fromLine(s, "")}
+		if !s.final && compiles {
+			// A compile stage: run it on the build machine, cross-compile.
+			fix = []string{c.fromLine(s, "$BUILDPLATFORM"), "ARG TARGETOS TARGETARCH"}
 		}
-		c.add(Finding{
-			Rule: RuleHardcodedPlatform, Severity: SeverityError, Line: s.line, Evidence: "--platform=" + p,
-			Message: fmt.Sprintf("FROM pins %s: every platform of a multi-arch build gets this stage's %s filesystem and binaries, so the other platforms' images are mislabeled", p, p),
-			Fix:     fix,
-		})
+		c.add(finding.HardcodedPlatform, "", line, "--platform="+p,
+			fmt.Sprintf("FROM pins %s: every platform of a multi-arch build gets this stage's %s filesystem and binaries, so the other platforms' images are mislabeled", p, p),
+			fix...)
 	case s.final && strings.Contains(p, "BUILDPLATFORM") && !strings.EqualFold(s.base, "scratch"):
-		c.add(Finding{
-			Rule: RuleBuildPlatformFinal, Severity: SeverityError, Line: s.line, Evidence: "--platform=" + p,
-			Message: "the image's own stage is built on $BUILDPLATFORM: its base image and everything its RUN steps install are the build machine's architecture, in every platform's image",
-			Fix:     "keep --platform=$BUILDPLATFORM on the compile stage only; start the final stage with a plain FROM (it defaults to $TARGETPLATFORM) and COPY --from the compile stage",
-		})
+		c.add(finding.BuildPlatformFinalStage, "", line, "--platform="+p,
+			"the image's own stage is built on $BUILDPLATFORM: its base image and everything its RUN steps install are the build machine's architecture, in every platform's image",
+			c.fromLine(s, ""))
 	}
 }
 
-func (c *checker) checkDownloads(n *parser.Node, t, instr string) {
+// archNames: how projects name an architecture in download URLs, and the
+// same name for the other architecture (for a case statement).
+var archNames = map[string][2]string{
+	"amd64": {"amd64", "arm64"}, "arm64": {"amd64", "arm64"},
+	"x86_64": {"x86_64", "aarch64"}, "aarch64": {"x86_64", "aarch64"}, "x86-64": {"x86-64", "aarch64"},
+	"x64": {"x64", "arm64"}, "linux64": {"linux64", "arm64"},
+}
+
+// archExpr is what a download URL should hold instead of token: a build
+// ARG when the project uses Go's names, else a shell variable the fix sets
+// (expr) in the RUN step, with the lines to add before the instruction.
+func archExpr(s *stage, n *parser.Node, token string) (repl, expr string, prelude []string) {
+	token = strings.ToLower(token)
+	if !declaredBefore(s, n, "TARGETARCH") {
+		prelude = []string{"ARG TARGETARCH"}
+	}
+	switch token {
+	case "amd64", "arm64":
+		return "${TARGETARCH}", "", prelude
+	case "x86_64", "aarch64":
+		// A RUN step runs on the target platform: uname says it.
+		return "${ARCH}", "ARCH=$(uname -m)", nil
+	}
+	names := archNames[token]
+	return "${ARCH}", fmt.Sprintf(`ARCH=$(case "$TARGETARCH" in amd64) echo %s ;; arm64) echo %s ;; esac)`, names[0], names[1]), prelude
+}
+
+// runStart: where a command starts on a line of a RUN (after RUN and its
+// flags, and a leading && or ;).
+var runStart = regexp.MustCompile(`^\s*(?i:RUN\s+(?:--\S+\s+)*)?(?:&&\s*|;\s*|\|\|\s*)?`)
+
+func (c *checker) checkDownloads(s *stage, n *parser.Node, t, instr string) {
 	if archAware.MatchString(t) {
 		return
 	}
 	for _, u := range urlRe.FindAllString(t, -1) {
-		m := archToken.FindStringSubmatch(u)
-		if m == nil {
+		loc := archToken.FindStringSubmatchIndex(u)
+		if loc == nil {
 			continue
 		}
+		token := u[loc[2]:loc[3]]
 		how := "downloads"
 		switch instr {
 		case "ARG", "ENV":
 			how = "sets a URL to"
 		}
-		c.add(Finding{
-			Rule: RuleArchDownload, Severity: SeverityError, Line: c.lineOf(n, u), Evidence: u,
-			Message: fmt.Sprintf("%s %s an artifact built for %s only: every platform's image gets that binary", instr, how, m[1]),
-			Fix:     "declare ARG TARGETARCH in the stage and build the URL from it (e.g. .../linux-${TARGETARCH}.tar.gz; map to x86_64/aarch64 with a case statement when the project names them so)",
-		})
+		line := c.lineOf(n, u)
+		repl, expr, fix := archExpr(s, n, token)
+		fixed := u[:loc[2]] + repl + u[loc[3]:]
+		l := c.src(line)
+		switch {
+		case expr == "":
+			fix = append(fix, strings.Replace(l, u, fixed, 1))
+		case instr == "RUN":
+			l = strings.Replace(l, u, fixed, 1)
+			i := len(runStart.FindString(l))
+			fix = append(fix, l[:i]+expr+" && "+l[i:])
+		default:
+			// ADD, ARG and ENV cannot run a shell: download in a RUN.
+			dest := "-O"
+			if a := args(n); instr == "ADD" && len(a) > 1 {
+				dest = "-o " + a[len(a)-1]
+				if strings.HasSuffix(dest, "/") {
+					dest += fixed[strings.LastIndex(fixed, "/")+1:]
+				}
+			}
+			fix = append(fix, fmt.Sprintf("RUN %s && curl -fsSL %q %s", expr, fixed, dest))
+		}
+		c.add(finding.ArchSpecificDownload, "", line, u,
+			fmt.Sprintf("%s %s an artifact built for %s only: every platform's image gets that binary", instr, how, token), fix...)
 	}
 }
 
-func (c *checker) checkGOARCH(n *parser.Node, t string) {
-	if m := goarchRe.FindStringSubmatch(t); m != nil {
-		c.add(Finding{
-			Rule: RuleHardcodedGOARCH, Severity: SeverityError, Line: c.lineOf(n, "GOARCH"), Evidence: m[0],
-			Message: fmt.Sprintf("GOARCH is hardcoded to %s: every platform's image gets a binary built for %s", m[1], m[1]),
-			Fix:     "ARG TARGETOS TARGETARCH, then GOOS=$TARGETOS GOARCH=$TARGETARCH go build (in a FROM --platform=$BUILDPLATFORM stage: no emulation)",
-		})
-		return
+var goarchAssign = regexp.MustCompile(`\bGOARCH(\s+|=)["']?(amd64|arm64|386|arm|ppc64le|s390x|riscv64)\b["']?`)
+var goosLinux = regexp.MustCompile(`\bGOOS=["']?linux\b["']?`)
+
+// targetArgs is the ARG line a fix needs, unless the stage declares it.
+func targetArgs(s *stage, n *parser.Node, withOS bool) []string {
+	switch {
+	case withOS && !(declaredBefore(s, n, "TARGETOS") && declaredBefore(s, n, "TARGETARCH")):
+		return []string{"ARG TARGETOS TARGETARCH"}
+	case !withOS && !declaredBefore(s, n, "TARGETARCH"):
+		return []string{"ARG TARGETARCH"}
 	}
-	// ENV GOARCH amd64 / ARG GOARCH=amd64 (the key=value form is above).
-	cmd := strings.ToLower(n.Value)
-	if cmd == "env" || cmd == "arg" {
-		a := args(n)
-		for i := 0; i+1 < len(a); i += 2 {
-			if a[i] == "GOARCH" && !strings.Contains(a[i+1], "$") && a[i+1] != "" {
-				c.add(Finding{
-					Rule: RuleHardcodedGOARCH, Severity: SeverityError, Line: n.StartLine, Evidence: "GOARCH=" + a[i+1],
-					Message: fmt.Sprintf("GOARCH is hardcoded to %s: every platform's image gets a binary built for %s", a[i+1], a[i+1]),
-					Fix:     "ARG TARGETARCH and GOARCH=$TARGETARCH",
-				})
+	return nil
+}
+
+func (c *checker) checkGOARCH(s *stage, n *parser.Node, t string) {
+	m := goarchRe.FindStringSubmatch(t)
+	if m == nil {
+		// ENV GOARCH amd64 / ARG GOARCH=amd64 (the key=value form is above).
+		cmd := strings.ToLower(n.Value)
+		if cmd == "env" || cmd == "arg" {
+			a := args(n)
+			for i := 0; i+1 < len(a); i += 2 {
+				if a[i] == "GOARCH" && !strings.Contains(a[i+1], "$") && a[i+1] != "" {
+					m = []string{"GOARCH=" + a[i+1], a[i+1]}
+				}
 			}
 		}
 	}
+	if m == nil {
+		return
+	}
+	line := c.lineOf(n, "GOARCH")
+	l := c.src(line)
+	withOS := goosLinux.MatchString(l)
+	l = goarchAssign.ReplaceAllString(l, "GOARCH${1}$$TARGETARCH")
+	l = goosLinux.ReplaceAllLiteralString(l, "GOOS=$TARGETOS")
+	c.add(finding.HardcodedGOARCH, "", line, m[0],
+		fmt.Sprintf("GOARCH is hardcoded to %s: every platform's image gets a binary built for %s", m[1], m[1]),
+		append(targetArgs(s, n, withOS), l)...)
 }
 
-func (c *checker) checkPackages(s *stage, n *parser.Node, t string, buildPlat bool) {
+var addArchCmd = regexp.MustCompile(`dpkg\s+--add-architecture\s+\S+\s*(?:&&\s*|;\s*)?`)
+
+func (c *checker) checkPackages(n *parser.Node, t string, buildPlat bool) {
 	if m := addArch.FindStringSubmatch(t); m != nil && !strings.Contains(m[1], "$") {
-		c.add(Finding{
-			Rule: RuleArchPackage, Severity: SeverityWarning, Line: c.lineOf(n, "--add-architecture"), Evidence: m[0],
-			Message: fmt.Sprintf("adds the %s dpkg architecture: packages of that arch get installed on every platform", m[1]),
-			Fix:     "drop it in the target-platform image; for cross builds do it in a FROM --platform=$BUILDPLATFORM stage with $(xx-info debian-arch) or a TARGETARCH mapping",
-		})
+		line := c.lineOf(n, "--add-architecture")
+		fix := []string{"# remove `" + m[0] + "` (cross builds: in a FROM --platform=$BUILDPLATFORM stage, with $(xx-info debian-arch))"}
+		if l := addArchCmd.ReplaceAllString(c.src(line), ""); len(strings.Fields(strings.TrimSuffix(l, "\\"))) > 1 {
+			fix = append(fix, l)
+		}
+		c.add(finding.ArchSpecificPackage, finding.Warning, line, m[0],
+			fmt.Sprintf("adds the %s dpkg architecture: packages of that arch get installed on every platform", m[1]), fix...)
 	}
 	if !installRe.MatchString(t) {
 		return
@@ -439,12 +580,30 @@ func (c *checker) checkPackages(s *stage, n *parser.Node, t string, buildPlat bo
 		if buildPlat {
 			continue // cross toolchain packages for the target belong here
 		}
-		c.add(Finding{
-			Rule: RuleArchPackage, Severity: SeverityError, Line: c.lineOf(n, m[0]), Evidence: m[0],
-			Message: fmt.Sprintf("installs %s, a package pinned to %s: on other platforms it is a foreign-arch library the binaries cannot use (or the install fails)", m[0], m[1]),
-			Fix:     fmt.Sprintf("install %s without the :%s suffix, so each platform gets its own", strings.TrimSuffix(m[0], ":"+m[1]), m[1]),
-		})
+		line := c.lineOf(n, m[0])
+		c.add(finding.ArchSpecificPackage, "", line, m[0],
+			fmt.Sprintf("installs %s, a package pinned to %s: on other platforms it is a foreign-arch library the binaries cannot use (or the install fails)", m[0], m[1]),
+			strings.Replace(c.src(line), m[0], strings.TrimSuffix(m[0], ":"+m[1]), 1))
 	}
+}
+
+var goBuild = regexp.MustCompile(`\bgo\s+(build|install)\b`)
+
+// crossGo is a go build line told the target: GOOS/GOARCH from the
+// platform ARGs, cgo off (cgo would need a cross C compiler).
+func crossGo(l string) string {
+	env := "GOOS=$TARGETOS GOARCH=$TARGETARCH "
+	if !strings.Contains(l, "CGO_ENABLED") {
+		env = "CGO_ENABLED=0 " + env
+	}
+	l = goarchAssign.ReplaceAllString(l, "")
+	l = goosLinux.ReplaceAllString(l, "")
+	if loc := goBuild.FindStringIndex(l); loc != nil {
+		return l[:loc[0]] + env + l[loc[0]:]
+	}
+	// make and scripts that call go build: the environment reaches them.
+	i := len(runStart.FindString(l))
+	return l[:i] + env + l[i:]
 }
 
 func (c *checker) checkCompile(s *stage, n *parser.Node, t string, buildPlat, stageAware, toolchainInstalled bool) {
@@ -455,28 +614,50 @@ func (c *checker) checkCompile(s *stage, n *parser.Node, t string, buildPlat, st
 	line := c.lineOf(n, needle)
 	if buildPlat {
 		if lang == "go" && !stageAware {
-			c.add(Finding{
-				Rule: RuleCrossCompileNoTarget, Severity: SeverityError, Line: line, Evidence: needle,
-				Message: "this stage runs on $BUILDPLATFORM but compiles without GOOS/GOARCH: the binary is for the build machine and is copied into every platform's image",
-				Fix:     "ARG TARGETOS TARGETARCH, then GOOS=$TARGETOS GOARCH=$TARGETARCH go build",
-			})
+			c.add(finding.CrossCompileWithoutTarget, "", line, needle,
+				"this stage runs on $BUILDPLATFORM but compiles without GOOS/GOARCH: the binary is for the build machine and is copied into every platform's image",
+				append(targetArgs(s, n, true), crossGo(c.src(line)))...)
 		}
 		return
 	}
 	if s.platform != "" && !strings.Contains(s.platform, "TARGETPLATFORM") {
 		return // a literal platform: reported by RuleHardcodedPlatform
 	}
-	fixes := map[string]string{
-		"go":   "FROM --platform=$BUILDPLATFORM golang:... AS build, ARG TARGETOS TARGETARCH, CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build: Go cross-compiles natively",
-		"rust": "FROM --platform=$BUILDPLATFORM rust:... AS build, ARG TARGETARCH, rustup target add for the target triple and a cross linker (tonistiigi/xx or cargo-zigbuild), cargo build --target",
-		"c":    "FROM --platform=$BUILDPLATFORM with a cross toolchain (tonistiigi/xx: xx-apk/xx-apt-get and xx-clang), ARG TARGETPLATFORM",
-		"node": "install native addons from prebuilt binaries (npm ci picks the target's prebuilds when run on it), or accept emulation for this step; keep pure-JS steps on $BUILDPLATFORM",
+	c.add(finding.EmulatedCompile, "", line, needle,
+		fmt.Sprintf("%s runs in a stage built for the target platform: for every platform other than the build machine's, BuildKit runs it under QEMU (often 5-20x slower, and some toolchains crash there)", needle),
+		c.compileFix(s, line, lang)...)
+}
+
+// compileFix moves a compile step to the build machine: the stage's FROM on
+// $BUILDPLATFORM, the platform ARGs, and the compile line told the target.
+func (c *checker) compileFix(s *stage, line int, lang string) []string {
+	from := c.fromLine(s, "$BUILDPLATFORM")
+	var fix []string
+	if s.final {
+		if s.name == "" {
+			from += " AS build"
+		}
+		fix = append(fix, "# compile in a stage of its own; the image's stage keeps a plain FROM and COPY --from=build")
 	}
-	c.add(Finding{
-		Rule: RuleEmulatedCompile, Severity: SeverityWarning, Line: line, Evidence: needle,
-		Message: fmt.Sprintf("%s runs in a stage built for the target platform: for every platform other than the build machine's, BuildKit runs it under QEMU (often 5-20x slower, and some toolchains crash there)", needle),
-		Fix:     fixes[lang],
-	})
+	l := c.src(line)
+	if lang == "c" && strings.HasPrefix(s.base, "golang") {
+		lang = "go" // make in a Go image runs go build
+	}
+	switch lang {
+	case "go":
+		return append(fix, from, "ARG TARGETOS TARGETARCH", crossGo(l))
+	case "rust":
+		// tonistiigi/xx sets up the target's linker and sysroot.
+		return append(fix, from, "COPY --from=tonistiigi/xx / /", "ARG TARGETPLATFORM",
+			"RUN xx-apt-get install -y gcc libc6-dev  # xx-apk add musl-dev gcc on Alpine",
+			strings.Replace(l, "cargo build", "xx-cargo build", 1))
+	case "c":
+		return append(fix, from, "COPY --from=tonistiigi/xx / /", "ARG TARGETPLATFORM",
+			"RUN xx-apt-get install -y gcc libc6-dev  # the target's libraries; xx-apk add on Alpine",
+			"# then compile with the target's compiler: CC=xx-clang (./configure --host=$(xx-clang --print-target-triple), make CC=xx-clang)")
+	}
+	// node: native addons are compiled by npm on the target.
+	return []string{"# keep this step (npm builds native addons for the platform it runs on), or use addons with prebuilt binaries for linux/arm64; run pure-JS steps (bundling, tests) in a FROM --platform=$BUILDPLATFORM stage"}
 }
 
 func (c *checker) checkPlatformArgs(s *stage, n *parser.Node, t string) {
@@ -490,11 +671,9 @@ func (c *checker) checkPlatformArgs(s *stage, n *parser.Node, t string) {
 			continue
 		}
 		seen[arg] = true
-		c.add(Finding{
-			Rule: RuleUndeclaredPlatformArg, Severity: SeverityError, Line: c.lineOf(n, arg), Evidence: "$" + arg,
-			Message: fmt.Sprintf("$%s is used but the stage does not declare ARG %s: inside a stage it expands to an empty string", arg, arg),
-			Fix:     fmt.Sprintf("add `ARG %s` in this stage, before its first use", arg),
-		})
+		c.add(finding.UndeclaredPlatformArg, "", c.lineOf(n, arg), "$"+arg,
+			fmt.Sprintf("$%s is used but the stage does not declare ARG %s: inside a stage it expands to an empty string", arg, arg),
+			"ARG "+arg, c.src(n.StartLine))
 	}
 }
 
@@ -513,4 +692,40 @@ func declaredBefore(s *stage, n *parser.Node, arg string) bool {
 		}
 	}
 	return false
+}
+
+// ErrNoDockerfile: a directory holds no Dockerfile.
+var ErrNoDockerfile = errors.New("no Dockerfile, *.Dockerfile, Dockerfile.* or Containerfile")
+
+// IsDockerfile reports whether a file name is one of a Dockerfile's usual
+// names: Dockerfile, Dockerfile.*, *.Dockerfile, Containerfile.
+func IsDockerfile(name string) bool {
+	l := strings.ToLower(name)
+	return l == "dockerfile" || l == "containerfile" || strings.HasPrefix(l, "dockerfile.") || strings.HasSuffix(l, ".dockerfile")
+}
+
+// Files expands a command-line path: a file is itself, a directory is its
+// Dockerfiles (not recursive), sorted.
+func Files(path string) ([]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	if !fi.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading directory %s: %w", path, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && IsDockerfile(e.Name()) {
+			out = append(out, filepath.Join(path, e.Name()))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoDockerfile)
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,7 +34,10 @@ func render(a *Analysis) string {
 		b.WriteByte('\n')
 	}
 	for _, f := range a.Findings {
-		fmt.Fprintf(&b, "%s %s %s %q\n    %s\n    fix: %s\n", f.Position(), f.Severity, f.Rule, f.Evidence, f.Message, f.Fix)
+		fmt.Fprintf(&b, "%s %s %s %q\n    %s\n", f.Position(), f.Severity, f.Code, f.Evidence[0], f.Message)
+		for _, l := range strings.Split(f.Fix, "\n") {
+			fmt.Fprintf(&b, "    fix: %s\n", l)
+		}
 	}
 	return b.String()
 }
@@ -100,11 +104,96 @@ func TestAnalyzeErrors(t *testing.T) {
 	if _, err := Analyze("empty", strings.NewReader("# nothing\n")); err == nil {
 		t.Error("a Dockerfile with no instruction: want an error")
 	}
+	for _, tc := range []struct {
+		name, src string
+		line      int
+		want      string
+	}{
+		{"unterminated heredoc", "FROM alpine\nRUN <<EOF\necho hi\n", 2, "unterminated heredoc"},
+		{"unknown instruction", "FROM alpine\nRUN true\nFORM alpine\n", 3, `unknown instruction "FORM"`},
+		{"FROM without image", "# x\nFROM\n", 2, "FROM needs an image"},
+		{"ENV without value", "FROM alpine\nENV A\n", 2, "ENV must have two arguments"},
+		{"binary", "FROM alpine\nRUN \x00\x01\n", 2, "NUL byte"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Analyze("bad/Dockerfile", strings.NewReader(tc.src))
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v, want a *ParseError", err)
+			}
+			if pe.File != "bad/Dockerfile" || pe.Line != tc.line || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%+v (%q), want line %d and %q", pe, err, tc.line, tc.want)
+			}
+			if want := fmt.Sprintf("bad/Dockerfile:%d:", tc.line); !strings.Contains(err.Error(), want) {
+				t.Errorf("%q does not name %s", err, want)
+			}
+		})
+	}
+	big := "FROM alpine\n" + strings.Repeat("# padding\n", MaxSize/10)
+	if _, err := Analyze("big", strings.NewReader(big)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a Dockerfile over 1 MiB: %v, want ErrTooLarge", err)
+	}
 	a, err := Analyze("args-only", strings.NewReader("ARG X=1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(a.Findings) != 0 || len(a.BaseImages) != 0 {
 		t.Errorf("a Dockerfile without FROM: %+v", a)
+	}
+}
+
+func TestFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"Dockerfile", "api.Dockerfile", "Dockerfile.prod", "Containerfile", "README.md", "Dockerfile.golden.txt.bak"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("FROM alpine\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "Dockerfile.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Files(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, g := range got {
+		names = append(names, filepath.Base(g))
+	}
+	want := []string{"Containerfile", "Dockerfile", "Dockerfile.golden.txt.bak", "Dockerfile.prod", "api.Dockerfile"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("Files (-want +got):\n%s", diff)
+	}
+	if got, err := Files(filepath.Join(dir, "README.md")); err != nil || len(got) != 1 {
+		t.Errorf("a file given by name is analyzed whatever its name: %v %v", got, err)
+	}
+	if _, err := Files(t.TempDir()); !errors.Is(err, ErrNoDockerfile) {
+		t.Errorf("empty directory: %v, want ErrNoDockerfile", err)
+	}
+	if _, err := Files(filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing path: no error")
+	}
+}
+
+// TestLineInsideMultiLineRun: a finding is on the line of the offending
+// text, not on the RUN's first line.
+func TestLineInsideMultiLineRun(t *testing.T) {
+	src := "FROM debian:12\n" + // 1
+		"RUN apt-get update \\\n" + // 2
+		" && apt-get install -y curl \\\n" + // 3
+		" && curl -fsSLo /k https://dl.k8s.io/release/v1.30.2/bin/linux/amd64/kubectl \\\n" + // 4
+		" && CGO_ENABLED=0 GOARCH=arm64 \\\n" + // 5
+		"    go build ./...\n" // 6
+	a, err := Analyze("Dockerfile", strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, f := range a.Findings {
+		got[f.Code] = f.Line
+	}
+	want := map[string]int{"arch-specific-download": 4, "hardcoded-goarch": 5, "emulated-compile": 6}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lines (-want +got):\n%s", diff)
 	}
 }

@@ -25,6 +25,19 @@ const (
 	ImageUninspectable     = "image-uninspectable"
 )
 
+// Dockerfile codes: what keeps a Dockerfile from building a working
+// multi-arch image (internal/dockerfile, `archfit dockerfile`).
+const (
+	HardcodedPlatform         = "hardcoded-platform"
+	BuildPlatformFinalStage   = "build-platform-final-stage"
+	ArchSpecificDownload      = "arch-specific-download"
+	HardcodedGOARCH           = "hardcoded-goarch"
+	EmulatedCompile           = "emulated-compile"
+	CrossCompileWithoutTarget = "cross-compile-without-target"
+	ArchSpecificPackage       = "arch-specific-package"
+	UndeclaredPlatformArg     = "undeclared-platform-arg"
+)
+
 // Severity levels, ordered.
 type Severity string
 
@@ -122,6 +135,23 @@ type Finding struct {
 	Missing    []string `json:"missing,omitempty"`
 	// Waived holds the reason when a waiver accepted this finding.
 	Waived string `json:"waived,omitempty"`
+	// File and Line locate a finding in a source file (a Dockerfile):
+	// the path as given on the command line, and the 1-based line.
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	// Fix is the concrete fix for this finding: the rewritten lines.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Position is file:line, or "" for a finding without a file.
+func (f Finding) Position() string {
+	if f.File == "" {
+		return ""
+	}
+	if f.Line == 0 {
+		return f.File
+	}
+	return fmt.Sprintf("%s:%d", f.File, f.Line)
 }
 
 // New returns a finding of code with the rule's severity.

@@ -7,6 +7,8 @@ func TestEveryCodeHasARule(t *testing.T) {
 		WrongArchBinary: Error, MissingPlatform: Error, MislabeledPlatform: Error, CPULevelUnsupported: Error,
 		NotAnExecutable: Error, ArchConstraintConflict: Error, SingleArchAtRisk: Warning,
 		PullFailureNotArch: Warning, ImageUninspectable: Warning,
+		HardcodedPlatform: Error, BuildPlatformFinalStage: Error, ArchSpecificDownload: Error, HardcodedGOARCH: Error,
+		EmulatedCompile: Warning, CrossCompileWithoutTarget: Error, ArchSpecificPackage: Error, UndeclaredPlatformArg: Error,
 	}
 	for code, sev := range codes {
 		r, ok := Lookup(code)

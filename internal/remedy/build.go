@@ -120,7 +120,7 @@ func Build(r image.Report, opts ...BuildOption) BuildAdvice {
 	}
 	a.Needed = true
 	if len(a.Broken) > 0 {
-		a.Notes = append(a.Notes, "mislabeled entries usually come from a Dockerfile that downloads or COPYs a prebuilt binary for the build machine's arch, or sets GOARCH: check it with --dockerfile, then rebuild every platform")
+		a.Notes = append(a.Notes, "mislabeled entries usually come from a Dockerfile that downloads or COPYs a prebuilt binary for the build machine's arch, or sets GOARCH: check it with `archfit dockerfile PATH`, then rebuild every platform")
 	}
 
 	platforms := make([]string, len(o.want))

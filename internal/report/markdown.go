@@ -18,7 +18,7 @@ func Markdown(w io.Writer, d *Document) error {
 		fmt.Fprintln(w, "| severity | code | workload | container | image | node |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|")
 		for _, f := range d.Findings {
-			wl := ""
+			wl := f.Position()
 			if f.Workload != nil {
 				wl = f.Workload.String()
 			}
@@ -33,7 +33,10 @@ func Markdown(w io.Writer, d *Document) error {
 				}
 				fmt.Fprintln(w, "```")
 			}
-			if r, ok := finding.Lookup(f.Code); ok {
+			switch r, ok := finding.Lookup(f.Code); {
+			case f.Fix != "":
+				fmt.Fprintf(w, "\nFix:\n\n```dockerfile\n%s\n```\n", f.Fix)
+			case ok:
 				fmt.Fprintf(w, "\nFix: %s\n", r.Remediation)
 			}
 		}
@@ -65,6 +68,9 @@ func titleOf(f finding.Finding) string {
 	}
 	if f.Container != "" {
 		where += " container " + f.Container
+	}
+	if where == "" {
+		where = f.Position()
 	}
 	return where
 }

@@ -112,7 +112,8 @@ func (d *Document) normalize() {
 	SortFindings(d.Findings)
 }
 
-// SortFindings orders by severity (worst first), workload, container, code.
+// SortFindings orders by severity (worst first), workload, container,
+// file and line, code.
 func SortFindings(fs []finding.Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {
 		a, b := fs[i], fs[j]
@@ -131,6 +132,12 @@ func SortFindings(fs []finding.Finding) {
 		}
 		if a.Container != b.Container {
 			return a.Container < b.Container
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
 		}
 		return a.Code < b.Code
 	})

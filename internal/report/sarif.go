@@ -3,6 +3,8 @@ package report
 import (
 	"encoding/json"
 	"io"
+	"path/filepath"
+	"strings"
 
 	"github.com/archfit/archfit/internal/finding"
 )
@@ -14,20 +16,35 @@ func SARIF(w io.Writer, d *Document) error {
 	type msg struct {
 		Text string `json:"text"`
 	}
+	type config struct {
+		Level string `json:"level"`
+	}
 	type rule struct {
-		ID               string            `json:"id"`
-		Name             string            `json:"name"`
-		ShortDescription msg               `json:"shortDescription"`
-		FullDescription  msg               `json:"fullDescription"`
-		Help             msg               `json:"help"`
-		Properties       map[string]string `json:"properties"`
+		ID                   string            `json:"id"`
+		Name                 string            `json:"name"`
+		ShortDescription     msg               `json:"shortDescription"`
+		FullDescription      msg               `json:"fullDescription"`
+		Help                 msg               `json:"help"`
+		DefaultConfiguration config            `json:"defaultConfiguration"`
+		Properties           map[string]string `json:"properties"`
 	}
 	type logicalLocation struct {
 		FullyQualifiedName string `json:"fullyQualifiedName"`
 		Kind               string `json:"kind"`
 	}
+	type artifactLocation struct {
+		URI string `json:"uri"`
+	}
+	type region struct {
+		StartLine int `json:"startLine"`
+	}
+	type physicalLocation struct {
+		ArtifactLocation artifactLocation `json:"artifactLocation"`
+		Region           *region          `json:"region,omitempty"`
+	}
 	type location struct {
-		LogicalLocations []logicalLocation `json:"logicalLocations"`
+		PhysicalLocation *physicalLocation `json:"physicalLocation,omitempty"`
+		LogicalLocations []logicalLocation `json:"logicalLocations,omitempty"`
 	}
 	type result struct {
 		RuleID     string         `json:"ruleId"`
@@ -39,21 +56,29 @@ func SARIF(w io.Writer, d *Document) error {
 	var rules []rule
 	for _, r := range finding.Rules() {
 		rules = append(rules, rule{ID: r.Code, Name: r.Code, ShortDescription: msg{r.Title}, FullDescription: msg{r.Explanation},
-			Help: msg{r.Remediation}, Properties: map[string]string{"severity": string(r.Severity)}})
+			Help: msg{r.Remediation}, DefaultConfiguration: config{sarifLevel(r.Severity)}, Properties: map[string]string{"severity": string(r.Severity)}})
 	}
 	results := []result{}
 	for _, f := range d.Findings {
-		level := "warning"
-		switch f.Severity {
-		case finding.Error:
-			level = "error"
-		case finding.Info:
-			level = "note"
+		text := f.Message
+		if f.Fix != "" {
+			text += "\nFix:\n" + f.Fix
 		}
-		res := result{RuleID: f.Code, Level: level, Message: msg{f.Message},
+		res := result{RuleID: f.Code, Level: sarifLevel(f.Severity), Message: msg{text},
 			Properties: map[string]any{"evidence": f.Evidence, "image": f.Image, "container": f.Container, "node": f.Node}}
+		var loc location
+		if f.File != "" {
+			loc.PhysicalLocation = &physicalLocation{ArtifactLocation: artifactLocation{URI: artifactURI(f.File)}}
+			if f.Line > 0 {
+				loc.PhysicalLocation.Region = &region{StartLine: f.Line}
+			}
+			res.Properties["fix"] = f.Fix
+		}
 		if f.Workload != nil {
-			res.Locations = []location{{LogicalLocations: []logicalLocation{{FullyQualifiedName: f.Workload.String(), Kind: "resource"}}}}
+			loc.LogicalLocations = []logicalLocation{{FullyQualifiedName: f.Workload.String(), Kind: "resource"}}
+		}
+		if loc.PhysicalLocation != nil || loc.LogicalLocations != nil {
+			res.Locations = []location{loc}
 		}
 		results = append(results, res)
 	}
@@ -70,4 +95,20 @@ func SARIF(w io.Writer, d *Document) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
+}
+
+func sarifLevel(s finding.Severity) string {
+	switch s {
+	case finding.Error:
+		return "error"
+	case finding.Info:
+		return "note"
+	}
+	return "warning"
+}
+
+// artifactURI is a path as a SARIF relative URI: forward slashes, no
+// leading "./" (code scanning resolves it against the repository root).
+func artifactURI(path string) string {
+	return strings.TrimPrefix(filepath.ToSlash(filepath.Clean(path)), "./")
 }

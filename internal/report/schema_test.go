@@ -18,6 +18,7 @@ import (
 
 	"github.com/archfit/archfit/internal/audit"
 	"github.com/archfit/archfit/internal/diagnose"
+	"github.com/archfit/archfit/internal/dockerfile"
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/image"
 	"github.com/archfit/archfit/internal/object"
@@ -143,6 +144,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		"phase":              plan.Phase{},
 		"step":               plan.Step{},
 		"candidate":          plan.Candidate{},
+		"dockerfileBase":     dockerfile.BaseImage{},
 	}
 	// Objects archfit does not own: the schema names some of their fields
 	// and leaves the others open.
@@ -156,7 +158,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 	sections := map[string]any{"auditExtra": audit.Result{}}
 	// Built as maps in internal/cli: checked on real output by
 	// internal/cli's TestSchemaEveryCommand only.
-	fromMaps := []string{"diagnosisExtra", "diagnosisStats", "planExtra"}
+	fromMaps := []string{"diagnosisExtra", "diagnosisStats", "planExtra", "dockerfileExtra"}
 	for name, v := range merge(closed, sections) {
 		def := top
 		if name != "" {

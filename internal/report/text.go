@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -76,6 +77,37 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 		}
 	}
 	return nil
+}
+
+// SourceFindingsText prints findings located in source files (Dockerfiles)
+// as file:line, so that editors and terminals can jump to them; by file
+// and line, each with its evidence, why, and the rewritten line(s).
+func SourceFindingsText(w io.Writer, fs []finding.Finding) error {
+	if len(fs) == 0 {
+		_, err := fmt.Fprintln(w, "No findings.")
+		return err
+	}
+	fs = slices.Clone(fs)
+	slices.SortStableFunc(fs, func(a, b finding.Finding) int {
+		if c := strings.Compare(a.File, b.File); c != 0 {
+			return c
+		}
+		return a.Line - b.Line
+	})
+	count := map[finding.Severity]int{}
+	for _, f := range fs {
+		count[f.Severity]++
+		fmt.Fprintf(w, "%s: %s [%s] %s\n", f.Position(), f.Severity, f.Code, strings.Join(f.Evidence, " "))
+		fmt.Fprintf(w, "    %s\n", f.Message)
+		if f.Fix != "" {
+			fmt.Fprintln(w, "    fix:")
+			for _, l := range strings.Split(f.Fix, "\n") {
+				fmt.Fprintf(w, "      %s\n", l)
+			}
+		}
+	}
+	_, err := fmt.Fprintf(w, "%d finding(s): %d error, %d warning\n", len(fs), count[finding.Error], count[finding.Warning])
+	return err
 }
 
 var runtimeTitle = map[platform.Runtime]string{
