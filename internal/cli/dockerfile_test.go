@@ -118,11 +118,6 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-func itoa(i int) string {
-	b, _ := json.Marshal(i)
-	return string(b)
-}
-
 // TestDockerfileBrokenInput: a file that cannot be analyzed is named with
 // its line on stderr and fails the run (exit 1), but the other files are
 // still analyzed and printed.
