@@ -307,23 +307,21 @@ func observedArchs(w *cluster.Workload, name, img string, failed bool) []string 
 // suffix (app:1.0-arm64 beside app:1.0-amd64): joining them into one index
 // needs no rebuild.
 func perArchImages(set *image.Set, ref string) map[string]string {
-	repo, tag := splitRef(ref)
-	if tag == "" {
-		return nil
+	i := strings.LastIndex(ref, ":")
+	if i < 0 || i < strings.LastIndex(ref, "/") || strings.Contains(ref, "@") {
+		return nil // no tag
 	}
-	base := tag
+	repo, base := ref[:i], ref[i+1:]
 	for _, a := range []string{"amd64", "arm64"} {
-		base = strings.TrimSuffix(base, "-"+a)
+		base = strings.TrimSuffix(strings.TrimSuffix(base, "-"+a), "_"+a)
 	}
 	out := map[string]string{}
-	for _, r := range set.All() {
-		rr, rt := splitRef(r.Reference)
-		if rr != repo || r.Error != nil || len(r.Architectures) != 1 {
-			continue
-		}
-		a := r.Architectures[0]
-		if rt == base+"-"+a || rt == base+"_"+a {
-			out[a] = r.Reference
+	for _, a := range []string{"amd64", "arm64"} {
+		for _, sep := range []string{"-", "_"} {
+			r := set.Image(repo + ":" + base + sep + a)
+			if r != nil && r.Error == nil && len(r.Architectures) == 1 && r.Architectures[0] == a {
+				out[a] = r.Reference
+			}
 		}
 	}
 	if len(out) < 2 {
