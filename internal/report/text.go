@@ -30,18 +30,7 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 		_, err := fmt.Fprintln(w, "No findings.")
 		return err
 	}
-	var order []string
-	groups := map[string][]finding.Finding{}
-	for _, f := range fs {
-		k := "(no workload)"
-		if f.Workload != nil {
-			k = f.Workload.String()
-		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], f)
-	}
+	order, groups := byWorkload(fs)
 	for _, k := range order {
 		g := groups[k]
 		fmt.Fprintf(w, "%s %s: %s\n", strings.ToUpper(string(g[0].Severity)), k, g[0].Message)
@@ -76,6 +65,23 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 		}
 	}
 	return nil
+}
+
+// byWorkload groups findings by workload ("(no workload)" for none), in
+// the order the workloads first appear.
+func byWorkload(fs []finding.Finding) (order []string, groups map[string][]finding.Finding) {
+	groups = map[string][]finding.Finding{}
+	for _, f := range fs {
+		k := "(no workload)"
+		if f.Workload != nil {
+			k = f.Workload.String()
+		}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], f)
+	}
+	return order, groups
 }
 
 var runtimeTitle = map[platform.Runtime]string{
