@@ -15,13 +15,6 @@ import (
 	"github.com/archfit/archfit/internal/platform"
 )
 
-// Confidence levels.
-const (
-	High   = "high"
-	Medium = "medium"
-	Low    = "low"
-)
-
 // What can be missing from the evidence (Finding.Missing).
 const (
 	MissingLog       = "container log"
@@ -267,21 +260,21 @@ func (c *containerCase) judgePull() []finding.Finding {
 	case len(noMatch) > 0:
 		return []finding.Finding{c.missingPlatform(append(noMatch, c.nodeEvidence()), pl, "")}
 	case cause != "":
-		return []finding.Finding{c.pullNotArch(cause, append(notArch, c.nodeEvidence()), High, nil)}
+		return []finding.Finding{c.pullNotArch(cause, append(notArch, c.nodeEvidence()), finding.High, nil)}
 	}
 	// No message says why (an old dump, events expired): decide from the image.
 	ev := append(msgs, c.nodeEvidence())
 	switch {
 	case c.rep != nil && c.rep.Error != nil:
-		f := c.pullNotArch(failureCause(c.rep.Error), append(ev, "archfit reading the image: "+c.rep.Error.Detail), Medium, []string{MissingPullError})
+		f := c.pullNotArch(failureCause(c.rep.Error), append(ev, "archfit reading the image: "+c.rep.Error.Detail), finding.Medium, []string{MissingPullError})
 		return []finding.Finding{f}
 	case pl != nil && pl.pull.Error != "":
 		return []finding.Finding{c.missingPlatform(ev, pl, MissingPullError)}
 	case pl != nil:
-		f := c.pullNotArch("unknown (the image has an entry this node pulls)", ev, Low, []string{MissingPullError})
+		f := c.pullNotArch("unknown (the image has an entry this node pulls)", ev, finding.Low, []string{MissingPullError})
 		return []finding.Finding{f}
 	}
-	f := c.pullNotArch("unknown", ev, Low, []string{MissingPullError, MissingImage})
+	f := c.pullNotArch("unknown", ev, finding.Low, []string{MissingPullError, MissingImage})
 	return []finding.Finding{f}
 }
 
@@ -306,9 +299,9 @@ func (c *containerCase) missingPlatform(ev []string, pl *pulled, missing string)
 	}
 	msg := fmt.Sprintf("image %s has no entry that the %s node can pull (index platforms: %s)", c.cs.Image, orUnknown(nodePlat(c.pod.Node)), plats)
 	f := c.base(finding.MissingPlatform, msg)
-	f.Confidence = High
+	f.Confidence = finding.High
 	if missing != "" {
-		f.Confidence = Medium
+		f.Confidence = finding.Medium
 		f.Missing = append(f.Missing, missing)
 	}
 	switch {
@@ -325,14 +318,14 @@ func (c *containerCase) missingPlatform(ev []string, pl *pulled, missing string)
 		// default pull path finds one: the node probably uses another path
 		// (containerd with mirrors/auths in its CRI config takes the local one).
 		ev = append(ev, fmt.Sprintf("archfit: %s on %s would pull %s (%s)", pl.pull.Runtime, pl.pull.Node, short(pl.pull.Digest), pl.pull.Platform))
-		f.Confidence = Medium
+		f.Confidence = finding.Medium
 		f.Message += "; archfit's model of this runtime finds an entry, so the node's pull path differs from its default"
 	}
 	f.Evidence = dedup(ev)
 	return f
 }
 
-func (c *containerCase) pullNotArch(cause string, ev []string, conf string, missing []string) finding.Finding {
+func (c *containerCase) pullNotArch(cause string, ev []string, conf finding.Confidence, missing []string) finding.Finding {
 	f := c.base(finding.PullFailureNotArch, fmt.Sprintf("pulling %s fails: %s; this is not an architecture problem", c.cs.Image, cause))
 	f.Evidence = dedup(ev)
 	f.Confidence = conf
@@ -484,11 +477,11 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 		if e != nil && !runs {
 			// An illegal instruction under qemu: the binary is another arch
 			// and binfmt_misc emulation ran it.
-			return append(out, c.archFinding(e, pl, why, ev, High, missing, "it ran under qemu emulation and crashed"))
+			return append(out, c.archFinding(e, pl, why, ev, finding.High, missing, "it ran under qemu emulation and crashed"))
 		}
-		conf := High
+		conf := finding.High
 		if len(sigTexts) == 0 || !strings.Contains(strings.Join(sigTexts, " "), ":") {
-			conf = Medium
+			conf = finding.Medium
 		}
 		f := c.base(finding.CPULevelUnsupported, fmt.Sprintf("%s is built for a newer CPU level than node %s provides (right architecture, not an arch mismatch)", c.cs.Image, c.nodeName()))
 		if lvl := goamd64(ep); lvl != "" {
@@ -496,7 +489,7 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 		}
 		if exit == 132 && len(sigTexts) == 0 {
 			ev = append([]string{"exit code 132 = 128 + SIGILL (illegal instruction)"}, ev...)
-			conf = Medium
+			conf = finding.Medium
 		}
 		f.Evidence, f.Confidence, f.Missing = dedup(ev), conf, missing
 		return append(out, f)
@@ -504,14 +497,14 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 	case sigExecFormat:
 		switch {
 		case e != nil && !runs:
-			return append(out, c.archFinding(e, pl, why, ev, High, missing, ""))
+			return append(out, c.archFinding(e, pl, why, ev, finding.High, missing, ""))
 		case ep != nil && (ep.Verdict == image.VerdictNotExecutable || ep.Verdict == image.VerdictMissingInterp):
-			return append(out, c.notExecutable(ep, ev, High, missing))
+			return append(out, c.notExecutable(ep, ev, finding.High, missing))
 		case e != nil && arm32OnArm64(e, arch):
-			f := c.archFinding(e, pl, "the node pulled the 32-bit "+platform.String(e.EffectivePlatform())+" entry (containerd's local path falls back to arm/v7 when there is no arm64 entry) and this CPU cannot run AArch32", ev, High, missing, "")
+			f := c.archFinding(e, pl, "the node pulled the 32-bit "+platform.String(e.EffectivePlatform())+" entry (containerd's local path falls back to arm/v7 when there is no arm64 entry) and this CPU cannot run AArch32", ev, finding.High, missing, "")
 			return append(out, f)
 		case e != nil && len(pl.alt) > 0 && altBroken(c.rep, pl.alt, arch):
-			f := c.archFinding(e, pl, "under the runtime's other pull path the node gets an entry that is not "+arch, ev, Medium, missing, "")
+			f := c.archFinding(e, pl, "under the runtime's other pull path the node gets an entry that is not "+arch, ev, finding.Medium, missing, "")
 			return append(out, f)
 		}
 		// Nothing in the image explains it: use the workload's other pods.
@@ -519,25 +512,25 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 		switch {
 		case ep != nil && ep.Verdict == image.VerdictOK:
 			f := c.base(finding.WrongArchBinary, fmt.Sprintf("%s: exec format error, but the entrypoint %s is a %s binary as the node needs: a file it executes is built for another architecture", c.cs.Image, ep.Path, ep.Arch))
-			f.Evidence, f.Confidence, f.Missing = dedup(ev), Low, append(missing, "which file failed to execute")
+			f.Evidence, f.Confidence, f.Missing = dedup(ev), finding.Low, append(missing, "which file failed to execute")
 			return append(out, f)
 		case len(okArchs) > 0 && !okArchs[arch]:
 			f := c.base(finding.WrongArchBinary, fmt.Sprintf("%s fails with exec format error on %s nodes but runs on %s nodes: its binary is not built for %s", c.cs.Image, orUnknown(arch), keys(okArchs), orUnknown(arch)))
-			f.Evidence, f.Confidence, f.Missing = dedup(ev), Medium, missing
+			f.Evidence, f.Confidence, f.Missing = dedup(ev), finding.Medium, missing
 			return append(out, f)
 		case len(badArchs) > 1:
 			f := c.base(finding.NotAnExecutable, fmt.Sprintf("%s fails with exec format error on every architecture (%s): its entrypoint is not an executable (script without #!?), not an architecture problem", c.cs.Image, keys(badArchs)))
-			f.Evidence, f.Confidence, f.Missing = dedup(ev), Medium, missing
+			f.Evidence, f.Confidence, f.Missing = dedup(ev), finding.Medium, missing
 			return append(out, f)
 		}
 		if stale := c.staleImage(); stale != "" {
 			f := c.base(finding.WrongArchBinary, fmt.Sprintf("%s: exec format error on %s node %s, which runs an older image %s cached under the same tag; the current %s runs on %s: re-pull it (imagePullPolicy: Always, or pin the digest)",
 				c.cs.Image, orUnknown(arch), c.nodeName(), short(stale), short(c.rep.Digest), orNone(strings.Join(c.rep.Architectures, ", "))))
-			f.Evidence, f.Confidence, f.Missing = dedup(ev), Medium, missing
+			f.Evidence, f.Confidence, f.Missing = dedup(ev), finding.Medium, missing
 			return append(out, f)
 		}
 		f := c.base(finding.WrongArchBinary, fmt.Sprintf("%s: exec format error on %s node %s: most likely a binary for another architecture (a script without #! looks the same)", c.cs.Image, orUnknown(arch), c.nodeName()))
-		f.Evidence, f.Confidence, f.Missing = dedup(ev), Low, missing
+		f.Evidence, f.Confidence, f.Missing = dedup(ev), finding.Low, missing
 		if len(missing) == 0 {
 			f.Missing = []string{"entrypoint verdict"}
 		}
@@ -546,16 +539,16 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 	case sigNoSuchFile:
 		switch {
 		case ep != nil && (ep.Verdict == image.VerdictNotExecutable || ep.Verdict == image.VerdictMissingInterp || ep.Verdict == image.VerdictNotFound):
-			return append(out, c.notExecutable(ep, ev, High, missing))
+			return append(out, c.notExecutable(ep, ev, finding.High, missing))
 		case e != nil && !runs:
 			// A foreign dynamic binary run through binfmt emulation whose
 			// loader is missing fails with ENOENT, not ENOEXEC.
-			return append(out, c.archFinding(e, pl, why, ev, Medium, missing, "its loader is not found"))
+			return append(out, c.archFinding(e, pl, why, ev, finding.Medium, missing, "its loader is not found"))
 		}
 		f := c.base(finding.NotAnExecutable, fmt.Sprintf("%s: the entrypoint cannot be executed (no such file or directory): a missing interpreter or loader, a CRLF shebang, or a wrong path; not an architecture problem", c.cs.Image))
-		conf := Medium
+		conf := finding.Medium
 		if ep != nil && ep.Verdict == image.VerdictOK {
-			conf = Low
+			conf = finding.Low
 		}
 		f.Evidence, f.Confidence, f.Missing = dedup(ev), conf, missing
 		return append(out, f)
@@ -574,17 +567,17 @@ func (c *containerCase) judgeCrash() []finding.Finding {
 	if e == nil {
 		return out
 	}
-	conf := Medium
+	conf := finding.Medium
 	switch {
 	case !runs:
 		return append(out, c.archFinding(e, pl, why, ev, conf, missing, ""))
 	case ep != nil && (ep.Verdict == image.VerdictNotExecutable || ep.Verdict == image.VerdictMissingInterp):
 		return append(out, c.notExecutable(ep, ev, conf, missing))
 	case arm32OnArm64(e, arch) && (exit == 255 || exit == 1):
-		return append(out, c.archFinding(e, pl, "the node pulled the 32-bit "+platform.String(e.EffectivePlatform())+" entry; on CPUs without AArch32 it cannot run", ev, Low, missing, ""))
+		return append(out, c.archFinding(e, pl, "the node pulled the 32-bit "+platform.String(e.EffectivePlatform())+" entry; on CPUs without AArch32 it cannot run", ev, finding.Low, missing, ""))
 	case goamd64(ep) != "" && arch == "amd64" && exit == 1:
 		f := c.base(finding.CPULevelUnsupported, fmt.Sprintf("%s is a Go binary built with GOAMD64=%s; exit 1 with no log on node %s fits a CPU below that level", c.cs.Image, goamd64(ep), c.nodeName()))
-		f.Evidence, f.Confidence, f.Missing = dedup(ev), Low, missing
+		f.Evidence, f.Confidence, f.Missing = dedup(ev), finding.Low, missing
 		return append(out, f)
 	}
 	return out
@@ -632,7 +625,7 @@ func (c *containerCase) pullEvidence(pl *pulled) string {
 
 // archFinding is wrong-arch-binary, or mislabeled-platform when the entry
 // the node pulled claims the node's architecture.
-func (c *containerCase) archFinding(e *image.Entry, pl *pulled, why string, ev []string, conf string, missing []string, extra string) finding.Finding {
+func (c *containerCase) archFinding(e *image.Entry, pl *pulled, why string, ev []string, conf finding.Confidence, missing []string, extra string) finding.Finding {
 	arch := c.nodeArch()
 	declared := e.Platform
 	if declared == nil && c.rep.Kind == image.KindManifest {
@@ -670,7 +663,7 @@ func (c *containerCase) archFinding(e *image.Entry, pl *pulled, why string, ev [
 	return f
 }
 
-func (c *containerCase) notExecutable(ep *image.Entrypoint, ev []string, conf string, missing []string) finding.Finding {
+func (c *containerCase) notExecutable(ep *image.Entrypoint, ev []string, conf finding.Confidence, missing []string) finding.Finding {
 	what := ep.Detail
 	if what == "" {
 		what = ep.Verdict
@@ -758,12 +751,12 @@ func altBroken(r *image.Report, alt []*image.Pull, arch string) bool {
 	return false
 }
 
-func downgrade(c string) string {
+func downgrade(c finding.Confidence) finding.Confidence {
 	switch c {
-	case High:
-		return Medium
+	case finding.High:
+		return finding.Medium
 	}
-	return Low
+	return finding.Low
 }
 
 func dedup(ss []string) []string {

@@ -56,7 +56,7 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 			for _, e := range f.Evidence {
 				fmt.Fprintf(w, "    evidence: %s\n", e)
 			}
-			if f.Confidence != "" && f.Confidence != "high" {
+			if f.Confidence != "" && f.Confidence != finding.High {
 				fmt.Fprintf(w, "    confidence: %s (missing: %s)\n", f.Confidence, strings.Join(f.Missing, ", "))
 			}
 			if f.Waived != "" {
