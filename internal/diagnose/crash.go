@@ -47,8 +47,7 @@ type crash struct {
 	pl       *pulled  // what the node pulled; nil if unknown or the tag moved
 	e        *image.Entry
 	ep       *image.Entrypoint
-	runs     bool   // e runs on arch (true when either is unknown)
-	why      string // why e does not run
+	runs     bool // e runs on arch (true when either is unknown)
 
 	okArchs, badArchs map[string]bool // peerArchs, read by the rules that need them
 }
@@ -144,7 +143,7 @@ func (k *crash) readPull() {
 	}
 	k.ep = entrypointOf(k.e)
 	if k.e != nil && k.arch != "" {
-		k.runs, k.why = k.e.Runs(k.arch)
+		k.runs, _ = k.e.Runs(k.arch)
 	}
 }
 

@@ -30,13 +30,13 @@ var crashRules = []crashRule{
 	// An illegal instruction (SIGILL, GOAMD64 or x86-64-vN messages, exit 132).
 	{name: "foreign binary under emulation", signal: sigCPULevel, code: finding.WrongArchBinary, when: (*crash).foreignEntry,
 		finding: func(k *crash) finding.Finding {
-			return k.archFinding(k.why, finding.High, "it ran under qemu emulation and crashed")
+			return k.archFinding("", finding.High, "it ran under qemu emulation and crashed")
 		}},
 	{name: "CPU level too new", signal: sigCPULevel, code: finding.CPULevelUnsupported, finding: (*crash).cpuLevel},
 
 	// exec format error.
 	{name: "foreign entry", signal: sigExecFormat, code: finding.WrongArchBinary, when: (*crash).foreignEntry,
-		finding: func(k *crash) finding.Finding { return k.archFinding(k.why, finding.High, "") }},
+		finding: func(k *crash) finding.Finding { return k.archFinding("", finding.High, "") }},
 	{name: "entrypoint not executable", signal: sigExecFormat, code: finding.NotAnExecutable, when: (*crash).entrypointNotExecutable,
 		finding: func(k *crash) finding.Finding { return k.notExecutable(finding.High) }},
 	{name: "32-bit arm entry on arm64", signal: sigExecFormat, code: finding.WrongArchBinary, when: (*crash).arm32Entry,
@@ -83,7 +83,7 @@ var crashRules = []crashRule{
 	// A foreign dynamic binary run through binfmt emulation whose loader is
 	// missing fails with ENOENT, not ENOEXEC.
 	{name: "foreign entry without its loader", signal: sigNoSuchFile, code: finding.WrongArchBinary, when: (*crash).foreignEntry,
-		finding: func(k *crash) finding.Finding { return k.archFinding(k.why, finding.Medium, "its loader is not found") }},
+		finding: func(k *crash) finding.Finding { return k.archFinding("", finding.Medium, "its loader is not found") }},
 	{name: "no such file, nothing more known", signal: sigNoSuchFile, code: finding.NotAnExecutable,
 		finding: func(k *crash) finding.Finding {
 			conf := finding.Medium
@@ -98,7 +98,7 @@ var crashRules = []crashRule{
 	{name: "exit code not an exec failure", signal: sigNone, when: func(k *crash) bool { return !k.execExit() }},
 	{name: "no entry known", signal: sigNone, when: func(k *crash) bool { return k.e == nil }},
 	{name: "silent foreign entry", signal: sigNone, code: finding.WrongArchBinary, when: (*crash).foreignEntry,
-		finding: func(k *crash) finding.Finding { return k.archFinding(k.why, finding.Medium, "") }},
+		finding: func(k *crash) finding.Finding { return k.archFinding("", finding.Medium, "") }},
 	{name: "silent entrypoint not executable", signal: sigNone, code: finding.NotAnExecutable, when: (*crash).entrypointNotExecutable,
 		finding: func(k *crash) finding.Finding { return k.notExecutable(finding.Medium) }},
 	{name: "silent 32-bit arm entry on arm64", signal: sigNone, code: finding.WrongArchBinary,
@@ -183,7 +183,7 @@ func (k *crash) found(code string, conf finding.Confidence, msg string) finding.
 // when a message says so in words.
 func (k *crash) cpuLevel() finding.Finding {
 	conf := finding.High
-	if len(k.sigTexts) == 0 || !strings.Contains(strings.Join(k.sigTexts, " "), ":") {
+	if len(k.sigTexts) == 0 {
 		conf = finding.Medium
 	}
 	f := k.found(finding.CPULevelUnsupported, conf, fmt.Sprintf("%s is built for a newer CPU level than node %s provides (right architecture, not an arch mismatch)", k.cs.Image, k.nodeName()))
@@ -197,7 +197,9 @@ func (k *crash) cpuLevel() finding.Finding {
 }
 
 // archFinding is wrong-arch-binary, or mislabeled-platform when the entry
-// the node pulled claims the node's architecture.
+// the node pulled claims the node's architecture. why is the rule's own
+// explanation for wrong-arch-binary ("" when the binary's arch says it all);
+// extra is added to either.
 func (k *crash) archFinding(why string, conf finding.Confidence, extra string) finding.Finding {
 	e, arch, ev := k.e, k.arch, k.ev
 	declared := e.Platform
@@ -225,7 +227,7 @@ func (k *crash) archFinding(why string, conf finding.Confidence, extra string) f
 		if k.rep.Kind == image.KindManifest {
 			f.Message += " (a single-platform manifest is pulled whatever its platform; it fails only at exec)"
 		}
-		if why != "" && !strings.Contains(f.Message, why) && !strings.HasPrefix(why, "entrypoint") && !strings.HasPrefix(why, "config") {
+		if why != "" {
 			f.Message += ": " + why
 		}
 	}

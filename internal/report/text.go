@@ -204,7 +204,7 @@ func imageText(w io.Writer, r *image.Report) error {
 					cell = p.Platform + " (exec fails)"
 				case notArchFailure(r, p.Digest):
 					cell = p.Platform + " (exec fails, not arch)"
-				case p.Reason != "" && !strings.HasPrefix(p.Reason, "single manifest"):
+				case p.Reason != "" && r.Kind != image.KindManifest:
 					cell = p.Platform + " ok*"
 				default:
 					cell = p.Platform + " ok"
@@ -219,7 +219,7 @@ func imageText(w io.Writer, r *image.Report) error {
 		seen := map[string]bool{}
 		for _, p := range r.Pulls {
 			msg := p.Error
-			if msg == "" && (p.Runs != nil && !*p.Runs || !strings.HasPrefix(p.Reason, "single manifest")) {
+			if msg == "" && (p.Runs != nil && !*p.Runs || r.Kind != image.KindManifest) {
 				msg = p.Reason
 			}
 			if msg != "" && p.Error == "" && p.Runs != nil && *p.Runs {
