@@ -330,7 +330,9 @@ func cell(rep *image.Report, p Pool) Cell {
 				fails = append(fails, fmt.Sprintf("exec format error under %s: pulls %s, %s", rt, pull.Platform, pull.Reason))
 			default:
 				r := fmt.Sprintf("runs under %s (pulls %s)", rt, pull.Platform)
-				if pull.Reason != "" && !strings.HasPrefix(pull.Reason, "single manifest") {
+				// A single manifest's reason always says it is pulled
+				// whatever its platform: no caveat when it runs.
+				if pull.Reason != "" && rep.Kind != image.KindManifest {
 					caveats = append(caveats, pull.Reason)
 					r = fmt.Sprintf("runs under %s (pulls %s; %s)", rt, pull.Platform, pull.Reason)
 				}

@@ -345,7 +345,7 @@ func (o *auditOptions) runAudit(ctx context.Context) error {
 	doc := auditDocument(fr)
 	if o.output == "html" {
 		report.SortFindings(doc.Findings)
-		if err := audit.WriteHTML(o.streams.Out, fr.result, doc.Findings, planSections(fr.result)); err != nil {
+		if err := report.HTML(o.streams.Out, fr.result, doc.Findings, planSections(fr.result)); err != nil {
 			return fmt.Errorf("writing output: %w", err)
 		}
 		return render(io.Discard, "json", o.failSeverity, doc)
@@ -365,19 +365,6 @@ func auditDocument(fr *fleetRun) *report.Document {
 	}
 	doc.Remedies = r.Remedies
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
-	doc.Text = func(w io.Writer, d *report.Document) error {
-		if err := audit.WriteText(w, r); err != nil {
-			return err
-		}
-		audit.WriteRemediesText(w, r.Remedies)
-		fmt.Fprintln(w, "\nFindings:")
-		if err := report.FindingsText(w, d.Findings); err != nil {
-			return err
-		}
-		if n := audit.Waived(d.Findings); n > 0 {
-			fmt.Fprintf(w, "\n%d finding(s) waived (reasons above).\n", n)
-		}
-		return nil
-	}
+	doc.Text = report.AuditText(r)
 	return doc
 }

@@ -71,42 +71,22 @@ func (o *planOptions) runPlan(ctx context.Context) error {
 	doc.Remedies = fr.result.Remedies
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
 	doc.Extra["pools"] = fr.result.Pools
-	doc.Text = func(w io.Writer, _ *report.Document) error { return plan.WriteText(w, p) }
+	doc.Text = func(w io.Writer, _ *report.Document) error { return report.PlanText(w, p) }
 	switch o.output {
 	case "html":
 		report.SortFindings(doc.Findings)
-		if err := audit.WriteHTML(o.streams.Out, fr.result, doc.Findings, htmlPlan(p)); err != nil {
+		if err := report.HTML(o.streams.Out, fr.result, doc.Findings, report.PlanSections(p)); err != nil {
 			return fmt.Errorf("writing output: %w", err)
 		}
 		return nil
 	case "markdown", "md":
-		return plan.WriteMarkdown(o.streams.Out, p)
+		return report.PlanMarkdown(o.streams.Out, p)
 	}
 	// The plan is advice: findings do not change its exit code.
 	return render(o.streams.Out, o.output, finding.Never, doc)
 }
 
 // planSections is the plan of an audit as HTML sections.
-func planSections(r *audit.Result) []audit.HTMLSection {
-	return htmlPlan(plan.Build(r, plan.Options{}))
-}
-
-func htmlPlan(p *plan.Plan) []audit.HTMLSection {
-	var out []audit.HTMLSection
-	for _, ph := range p.Phases {
-		s := audit.HTMLSection{Title: fmt.Sprintf("Plan, phase %d: %s", ph.Number, ph.Name), Intro: ph.Goal}
-		add := func(prefix string, steps []plan.Step) {
-			for _, st := range steps {
-				s.Items = append(s.Items, audit.HTMLItem{Title: prefix + st.Title, Code: st.Text})
-			}
-		}
-		add("", ph.Steps)
-		for _, n := range ph.Notes {
-			s.Items = append(s.Items, audit.HTMLItem{Text: n})
-		}
-		add("Gate: ", ph.Gate)
-		add("Rollback: ", ph.Rollback)
-		out = append(out, s)
-	}
-	return out
+func planSections(r *audit.Result) []report.HTMLSection {
+	return report.PlanSections(plan.Build(r, plan.Options{}))
 }

@@ -204,7 +204,7 @@ func runCase(t *testing.T, path string) (caseFile, *cluster.Snapshot, *Images, [
 func project(fs []finding.Finding) []want {
 	out := []want{}
 	for _, f := range fs {
-		w := want{Code: f.Code, Container: f.Container, ContainerType: f.ContainerType, Confidence: f.Confidence, Missing: f.Missing}
+		w := want{Code: f.Code, Container: f.Container, ContainerType: f.ContainerType, Confidence: string(f.Confidence), Missing: f.Missing}
 		if f.Workload != nil {
 			w.Workload = f.Workload.String()
 		}
@@ -233,7 +233,7 @@ func TestCases(t *testing.T) {
 			for i := range exp {
 				switch exp[i].Confidence {
 				case "":
-					exp[i].Confidence = High
+					exp[i].Confidence = string(finding.High)
 				case "none":
 					exp[i].Confidence = ""
 				}

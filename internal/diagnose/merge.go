@@ -42,7 +42,7 @@ func merge(fs []finding.Finding) []finding.Finding {
 				g.Evidence = append(g.Evidence, e)
 			}
 		}
-		if rank(f.Confidence) > rank(g.Confidence) {
+		if f.Confidence.Rank() > g.Confidence.Rank() {
 			g.Confidence, g.Missing = f.Confidence, f.Missing
 		}
 	}
@@ -52,18 +52,6 @@ func merge(fs []finding.Finding) []finding.Finding {
 		}
 	}
 	return out
-}
-
-func rank(c string) int {
-	switch c {
-	case High:
-		return 3
-	case Medium:
-		return 2
-	case Low:
-		return 1
-	}
-	return 0
 }
 
 func contains(ss []string, s string) bool {

@@ -69,9 +69,9 @@ func judgeUnschedulable(snap *cluster.Snapshot, p *cluster.Pod, images *Images) 
 	f := c.base(finding.ArchConstraintConflict, fmt.Sprintf("pinned to %s by nodeSelector/affinity, but %s", orNone(strings.Join(pinned, ", ")), strings.Join(problems, "; ")))
 	f.Container, f.ContainerType, f.Image = "", "", ""
 	f.Evidence = dedup(ev)
-	f.Confidence = High
+	f.Confidence = finding.High
 	if len(ev) == 0 {
-		f.Confidence, f.Missing = Medium, []string{MissingEvents}
+		f.Confidence, f.Missing = finding.Medium, []string{MissingEvents}
 	}
 	return f, true
 }
@@ -112,7 +112,7 @@ func atRisk(snap *cluster.Snapshot, images *Images, failing map[*cluster.Workloa
 				break
 			}
 		}
-		fs[i].Confidence = High
+		fs[i].Confidence = finding.High
 	}
 	return fs
 }
@@ -173,7 +173,7 @@ func pinnedConflicts(snap *cluster.Snapshot, images *Images, fs []finding.Findin
 		ev = append([]string{"pod template pins kubernetes.io/arch to " + orNone(strings.Join(pinned, ", "))}, ev...)
 		f := finding.New(finding.ArchConstraintConflict, fmt.Sprintf("pinned to %s by nodeSelector/affinity, but %s", orNone(strings.Join(pinned, ", ")), strings.Join(problems, "; ")))
 		f.Workload = &ref
-		f.Evidence, f.Confidence = ev, High
+		f.Evidence, f.Confidence = ev, finding.High
 		out = append(out, f)
 	}
 	return out

@@ -63,6 +63,29 @@ func (s Severity) Rank() int {
 	return 0
 }
 
+// Confidence says how sure a finding is; its Missing says what evidence was
+// not available when it is below High.
+type Confidence string
+
+const (
+	High   Confidence = "high"   // the runtime's own words and the image agree
+	Medium Confidence = "medium" // one of them is missing
+	Low    Confidence = "low"    // archfit guesses
+)
+
+// Rank orders confidences: higher is surer; 0 for none.
+func (c Confidence) Rank() int {
+	switch c {
+	case High:
+		return 3
+	case Medium:
+		return 2
+	case Low:
+		return 1
+	}
+	return 0
+}
+
 // ParseSeverity reads a --fail-on value.
 func ParseSeverity(s string) (Severity, error) {
 	switch Severity(s) {
@@ -131,8 +154,8 @@ type Finding struct {
 	Message  string   `json:"message"`
 	// Confidence is high, medium or low; Missing says what evidence was
 	// not available when confidence is below high.
-	Confidence string   `json:"confidence,omitempty"`
-	Missing    []string `json:"missing,omitempty"`
+	Confidence Confidence `json:"confidence,omitempty"`
+	Missing    []string   `json:"missing,omitempty"`
 	// Waived holds the reason when a waiver accepted this finding.
 	Waived string `json:"waived,omitempty"`
 	// File and Line locate a finding in a source file (a Dockerfile):

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/klog/v2"
 )
@@ -190,171 +188,28 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 	if len(allowed) == 0 {
 		return nil, ErrNoArchitecture
 	}
-	ref := refOf(obj)
-	kind, err := lookupKind(ref)
+	res, spec, err := readPodSpec(obj, allowed, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := redirect(obj, ref, o.ignoreOwner); err != nil {
-		return nil, err
-	}
-	rawSpec, found, err := unstructured.NestedMap(obj.Object, kind.podSpec...)
-	if err != nil || !found {
-		return nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, strings.Join(kind.podSpec, "."))
-	}
-	var spec corev1.PodSpec
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rawSpec, &spec); err != nil {
-		return nil, fmt.Errorf("reading the pod spec of %s: %w", ref, err)
-	}
-
-	res := &Result{
-		Object:      ref,
-		PodSpecPath: pointer(kind.podSpec...),
-		Allowed:     allowed,
-		Recreate:    kind.recreate,
-		Immutable:   kind.immutable && !suspendedNeverStarted(obj),
-		kind:        kind,
-		podSpec:     kind.podSpec,
-		orig:        obj.DeepCopy(),
-		source:      o.source,
-	}
-	specPath := kind.podSpec
-
-	// nodeSelector and required affinity must both hold: a nodeSelector
-	// that pins allowed archs is enough for the whole pod.
-	podPinned := false
-	if reqs := selectorRequirements(spec.NodeSelector); len(reqs) > 0 {
-		admits, safe, _ := archAdmission(reqs, allowed)
-		switch {
-		case len(intersect(admits, allowed)) == 0:
-			res.Conflicts = append(res.Conflicts, Conflict{
-				Code:    CodeArchConstraintConflict,
-				Path:    pointer(append(slices.Clone(specPath), "nodeSelector")...),
-				Pinned:  admits,
-				Message: fmt.Sprintf("nodeSelector %s admits %s, but the workload can run only on %s", formatSelector(spec.NodeSelector), describe(admits), strings.Join(allowed, ", ")),
-			})
-		case safe:
-			podPinned = true
-		}
-	}
-
-	var na *corev1.NodeAffinity
-	if spec.Affinity != nil {
-		na = spec.Affinity.NodeAffinity
-	}
-	required := na != nil && na.RequiredDuringSchedulingIgnoredDuringExecution != nil
-	termsPath := append(slices.Clone(specPath), "affinity", "nodeAffinity", requiredField, "nodeSelectorTerms")
-	var toAdd []int
-	if required {
-		for i, term := range na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-			d := decideTerm(term, allowed)
-			d.Index = i
-			d.Path = pointer(append(slices.Clone(termsPath), strconv.Itoa(i))...)
-			res.Terms = append(res.Terms, d)
-			switch d.Action {
-			case TermConflict:
-				res.Conflicts = append(res.Conflicts, Conflict{
-					Code:    CodeArchConstraintConflict,
-					Path:    d.Path,
-					Pinned:  d.Admits,
-					Message: fmt.Sprintf("required nodeSelectorTerm %d admits %s, but the workload can run only on %s", i, describe(d.Admits), strings.Join(allowed, ", ")),
-				})
-			case TermAdded:
-				toAdd = append(toAdd, i)
-			}
-		}
-	}
+	podPinned := res.judgeNodeSelector(spec.NodeSelector)
+	toAdd := res.judgeTerms(requiredTerms(spec))
 	if len(res.Conflicts) > 0 {
-		for i := range res.Terms {
-			if res.Terms[i].Action == TermAdded {
-				res.Terms[i].Action = TermBlocked
-			}
-		}
-		res.Ops = []Operation{}
-		res.patched = obj.DeepCopy()
-		res.Notes = append(res.Notes, "the workload pins an architecture it cannot run on: fix the constraint by hand; archfit does not overwrite it")
+		res.block(obj)
 		return res, nil
 	}
+	var ops []Operation
 	if podPinned {
 		// The terms were only inspected for conflicts: nothing to add.
-		for i := range res.Terms {
-			if res.Terms[i].Action == TermAdded {
-				res.Terms[i].Action = TermPinned
-			}
-		}
-		toAdd = nil
-	}
-
-	req := archRequirement(allowed)
-	var ops []Operation
-	switch {
-	case podPinned:
-	case spec.Affinity == nil:
-		ops = append(ops, op("add", pointer(append(slices.Clone(specPath), "affinity")...), map[string]any{
-			"nodeAffinity": map[string]any{requiredField: newRequired(req)},
-		}))
-	case na == nil:
-		p := append(slices.Clone(specPath), "affinity")
-		ops = append(ops,
-			testOp(obj, p),
-			op("add", pointer(append(p, "nodeAffinity")...), map[string]any{requiredField: newRequired(req)}))
-	case !required:
-		p := append(slices.Clone(specPath), "affinity", "nodeAffinity")
-		ops = append(ops,
-			testOp(obj, p),
-			op("add", pointer(append(p, requiredField)...), newRequired(req)))
-	case len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) == 0:
-		res.Notes = append(res.Notes, "requiredDuringSchedulingIgnoredDuringExecution has no nodeSelectorTerms: the pod admits no node, and adding a term would change that")
-	case len(toAdd) > 0:
-		ops = append(ops, testOp(obj, termsPath))
-		for _, i := range toAdd {
-			tp := append(slices.Clone(termsPath), strconv.Itoa(i))
-			if len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[i].MatchExpressions) > 0 {
-				ops = append(ops, op("add", pointer(append(tp, "matchExpressions", "-")...), req))
-			} else {
-				ops = append(ops, op("add", pointer(append(tp, "matchExpressions")...), []corev1.NodeSelectorRequirement{req}))
-			}
-		}
-	}
-
-	// Tolerations for the tainted pools the workload may now use.
-	tols := missingTolerations(spec.Tolerations, allowed, o.taints)
-	res.AddedTolerations = tols
-	if len(tols) > 0 {
-		p := append(slices.Clone(specPath), "tolerations")
-		if len(spec.Tolerations) == 0 {
-			ops = append(ops, op("add", pointer(p...), tols))
-		} else {
-			for _, t := range tols {
-				ops = append(ops, op("add", pointer(append(p, "-")...), t))
-			}
-		}
-	}
-
-	if ops == nil {
-		ops = []Operation{}
-	}
-	res.Ops = ops
-	res.Changed = slices.ContainsFunc(ops, func(o Operation) bool { return o.Op != "test" })
-	if !res.Changed {
-		res.Ops = []Operation{}
-		res.Notes = append(res.Notes, fmt.Sprintf("%s already admits only nodes of allowed architectures (%s): nothing to patch", ref, strings.Join(allowed, ", ")))
-		res.patched = obj.DeepCopy()
+		res.markPinned()
 	} else {
-		res.patched, err = applyOps(obj, res.Ops)
-		if err != nil {
-			return nil, fmt.Errorf("applying the patch of %s: %w", ref, err)
-		}
+		ops = res.affinityOps(obj, spec, toAdd)
 	}
-	if kind.recreate {
-		res.Notes = append(res.Notes, "a running Pod's affinity cannot change: delete the Pod and create it again from the patched manifest (better: run it under a Deployment)")
+	ops = append(ops, res.tolerationOps(spec.Tolerations, o.taints)...)
+	if err := res.finish(obj, ops); err != nil {
+		return nil, err
 	}
-	switch {
-	case res.Immutable:
-		res.Notes = append(res.Notes, "a Job's pod template is immutable once created (scheduling fields change only while it is suspended and has never started): delete the Job and create it again from the patched manifest, or patch what creates it")
-	case kind.immutable:
-		res.Notes = append(res.Notes, "the Job is suspended and has never started, so the API server accepts new scheduling directives; apply before resuming it")
-	}
+	res.kindNotes()
 	return res, nil
 }
 

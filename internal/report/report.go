@@ -1,6 +1,7 @@
-// Package report renders archfit's results: one Document, many formats
-// (text for people, json/yaml for scripts, markdown for tickets, sarif for
-// code scanning). Formatters write to an injected io.Writer.
+// Package report is the last stage: it renders archfit's results, one
+// Document in many formats (text for people, json/yaml for scripts, markdown
+// for tickets, sarif for code scanning, html for the audit). It reads the
+// judges' types; they never print. Formatters write to an injected io.Writer.
 package report
 
 import (

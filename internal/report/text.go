@@ -31,18 +31,7 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 		_, err := fmt.Fprintln(w, "No findings.")
 		return err
 	}
-	var order []string
-	groups := map[string][]finding.Finding{}
-	for _, f := range fs {
-		k := "(no workload)"
-		if f.Workload != nil {
-			k = f.Workload.String()
-		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], f)
-	}
+	order, groups := byWorkload(fs)
 	for _, k := range order {
 		g := groups[k]
 		fmt.Fprintf(w, "%s %s: %s\n", strings.ToUpper(string(g[0].Severity)), k, g[0].Message)
@@ -68,7 +57,7 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 			for _, e := range f.Evidence {
 				fmt.Fprintf(w, "    evidence: %s\n", e)
 			}
-			if f.Confidence != "" && f.Confidence != "high" {
+			if f.Confidence != "" && f.Confidence != finding.High {
 				fmt.Fprintf(w, "    confidence: %s (missing: %s)\n", f.Confidence, strings.Join(f.Missing, ", "))
 			}
 			if f.Waived != "" {
@@ -110,6 +99,23 @@ func SourceFindingsText(w io.Writer, fs []finding.Finding) error {
 	return err
 }
 
+// byWorkload groups findings by workload ("(no workload)" for none), in
+// the order the workloads first appear.
+func byWorkload(fs []finding.Finding) (order []string, groups map[string][]finding.Finding) {
+	groups = map[string][]finding.Finding{}
+	for _, f := range fs {
+		k := "(no workload)"
+		if f.Workload != nil {
+			k = f.Workload.String()
+		}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], f)
+	}
+	return order, groups
+}
+
 var runtimeTitle = map[platform.Runtime]string{
 	platform.ContainerdLocal:    "containerd<=2.0",
 	platform.ContainerdTransfer: "containerd>=2.1",
@@ -138,23 +144,31 @@ func imageText(w io.Writer, r *image.Report) error {
 		}
 		return nil
 	}
-	kind := r.Kind
-	switch r.MediaType {
-	case "application/vnd.oci.image.index.v1+json":
-		kind += " (OCI)"
-	case "application/vnd.docker.distribution.manifest.list.v2+json":
-		kind += " (Docker manifest list)"
-	case "application/vnd.oci.image.manifest.v1+json":
-		kind += " (OCI)"
-	case "application/vnd.docker.distribution.manifest.v2+json":
-		kind += " (Docker v2)"
+	imageHeader(w, r)
+	if err := entriesTable(w, r); err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "%s\n  %s %s\n", r.Reference, kind, r.Digest)
-	runnable := strings.Join(r.Platforms, ", ")
-	if runnable == "" {
-		runnable = "none"
+	if len(r.Pulls) > 0 {
+		if err := pullsTable(w, r); err != nil {
+			return err
+		}
+		pullNotes(w, r)
 	}
-	fmt.Fprintf(w, "  runnable platforms: %s", runnable)
+	imageFooter(w, r)
+	return nil
+}
+
+var mediaTypeTitle = map[string]string{
+	"application/vnd.oci.image.index.v1+json":                   " (OCI)",
+	"application/vnd.docker.distribution.manifest.list.v2+json": " (Docker manifest list)",
+	"application/vnd.oci.image.manifest.v1+json":                " (OCI)",
+	"application/vnd.docker.distribution.manifest.v2+json":      " (Docker v2)",
+}
+
+// imageHeader: reference, kind, digest, what it runs on, its base image.
+func imageHeader(w io.Writer, r *image.Report) {
+	fmt.Fprintf(w, "%s\n  %s%s %s\n", r.Reference, r.Kind, mediaTypeTitle[r.MediaType], r.Digest)
+	fmt.Fprintf(w, "  runnable platforms: %s", orNone(strings.Join(r.Platforms, ", ")))
 	if r.EffectivelySingleArch {
 		fmt.Fprint(w, "  (effectively single-arch)")
 	}
@@ -163,7 +177,11 @@ func imageText(w io.Writer, r *image.Report) error {
 	if r.Base != nil {
 		fmt.Fprintf(w, "  base image: %s %s\n", r.Base.Name, r.Base.Digest)
 	}
+}
 
+// entriesTable: one row per entry with its declared and config platform,
+// its entrypoint and the verdict.
+func entriesTable(w io.Writer, r *image.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ENTRY\tPLATFORM\tCONFIG\tENTRYPOINT\tVERDICT")
 	for _, e := range r.Entries {
@@ -178,85 +196,100 @@ func imageText(w io.Writer, r *image.Report) error {
 		if cfg == "" {
 			cfg = "-"
 		}
-		ep, verdict := "-", "-"
-		switch {
-		case e.Attestation:
-			ep = "attestation"
-			if e.AttestsDigest != "" {
-				ep += " of " + shortDigest(e.AttestsDigest)
-			}
-			verdict = "not runnable"
-		case e.SkipReason != "":
-			verdict = "skipped: " + e.Skipped
-		case e.Entrypoint != nil:
-			ep = describeEntrypoint(e.Entrypoint)
-			verdict = e.Entrypoint.Verdict
-		}
-		if e.Mismatch != "" {
-			verdict = "MISLABELED: " + e.Mismatch
-		}
+		ep, verdict := entryVerdict(e)
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", shortDigest(e.Digest), plat, cfg, ep, verdict)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	return tw.Flush()
+}
 
-	if len(r.Pulls) > 0 {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprint(tw, "  NODE")
+// entryVerdict is the ENTRYPOINT and VERDICT columns of an entry.
+func entryVerdict(e image.Entry) (ep, verdict string) {
+	ep, verdict = "-", "-"
+	switch {
+	case e.Attestation:
+		ep = "attestation"
+		if e.AttestsDigest != "" {
+			ep += " of " + shortDigest(e.AttestsDigest)
+		}
+		verdict = "not runnable"
+	case e.SkipReason != "":
+		verdict = "skipped: " + e.Skipped
+	case e.Entrypoint != nil:
+		ep = describeEntrypoint(e.Entrypoint)
+		verdict = e.Entrypoint.Verdict
+	}
+	if e.Mismatch != "" {
+		verdict = "MISLABELED: " + e.Mismatch
+	}
+	return ep, verdict
+}
+
+// pullsTable: what each node platform pulls under each runtime.
+func pullsTable(w io.Writer, r *image.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "  NODE")
+	for _, rt := range platform.Runtimes {
+		fmt.Fprintf(tw, "\t%s", runtimeTitle[rt])
+	}
+	fmt.Fprintln(tw)
+	byNode := map[string]map[platform.Runtime]image.Pull{}
+	var nodes []string
+	for _, p := range r.Pulls {
+		if byNode[p.Node] == nil {
+			byNode[p.Node] = map[platform.Runtime]image.Pull{}
+			nodes = append(nodes, p.Node)
+		}
+		byNode[p.Node][p.Runtime] = p
+	}
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "  %s", n)
 		for _, rt := range platform.Runtimes {
-			fmt.Fprintf(tw, "\t%s", runtimeTitle[rt])
+			cell := "-"
+			if p, ok := byNode[n][rt]; ok {
+				cell = pullCell(r, p)
+			}
+			fmt.Fprintf(tw, "\t%s", cell)
 		}
 		fmt.Fprintln(tw)
-		byNode := map[string]map[platform.Runtime]image.Pull{}
-		var nodes []string
-		for _, p := range r.Pulls {
-			if byNode[p.Node] == nil {
-				byNode[p.Node] = map[platform.Runtime]image.Pull{}
-				nodes = append(nodes, p.Node)
-			}
-			byNode[p.Node][p.Runtime] = p
+	}
+	return tw.Flush()
+}
+
+// pullCell: the platform pulled and whether it runs (ok* with a caveat).
+func pullCell(r *image.Report, p image.Pull) string {
+	switch {
+	case p.Error != "":
+		return "pull fails"
+	case p.Runs != nil && !*p.Runs:
+		return p.Platform + " (exec fails)"
+	case notArchFailure(r, p.Digest):
+		return p.Platform + " (exec fails, not arch)"
+	case p.Reason != "" && r.Kind != image.KindManifest:
+		return p.Platform + " ok*"
+	}
+	return p.Platform + " ok"
+}
+
+// pullNotes: why a pull fails or has a caveat, once per node and message.
+func pullNotes(w io.Writer, r *image.Report) {
+	seen := map[string]bool{}
+	for _, p := range r.Pulls {
+		msg := p.Error
+		if msg == "" && (p.Runs != nil && !*p.Runs || r.Kind != image.KindManifest) {
+			msg = p.Reason
 		}
-		for _, n := range nodes {
-			fmt.Fprintf(tw, "  %s", n)
-			for _, rt := range platform.Runtimes {
-				p, ok := byNode[n][rt]
-				cell := "-"
-				switch {
-				case !ok:
-				case p.Error != "":
-					cell = "pull fails"
-				case p.Runs != nil && !*p.Runs:
-					cell = p.Platform + " (exec fails)"
-				case notArchFailure(r, p.Digest):
-					cell = p.Platform + " (exec fails, not arch)"
-				case p.Reason != "" && !strings.HasPrefix(p.Reason, "single manifest"):
-					cell = p.Platform + " ok*"
-				default:
-					cell = p.Platform + " ok"
-				}
-				fmt.Fprintf(tw, "\t%s", cell)
-			}
-			fmt.Fprintln(tw)
+		if msg != "" && p.Error == "" && p.Runs != nil && *p.Runs {
+			msg = "* " + msg
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, p := range r.Pulls {
-			msg := p.Error
-			if msg == "" && (p.Runs != nil && !*p.Runs || !strings.HasPrefix(p.Reason, "single manifest")) {
-				msg = p.Reason
-			}
-			if msg != "" && p.Error == "" && p.Runs != nil && *p.Runs {
-				msg = "* " + msg
-			}
-			if msg != "" && !seen[p.Node+msg] {
-				seen[p.Node+msg] = true
-				fmt.Fprintf(w, "    %s, %s: %s\n", p.Node, runtimeTitle[p.Runtime], msg)
-			}
+		if msg != "" && !seen[p.Node+msg] {
+			seen[p.Node+msg] = true
+			fmt.Fprintf(w, "    %s, %s: %s\n", p.Node, runtimeTitle[p.Runtime], msg)
 		}
 	}
+}
+
+// imageFooter: problems, multi-arch alternatives, notes, registry work.
+func imageFooter(w io.Writer, r *image.Report) {
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  PROBLEM [%s] %s: %s\n", p.Code, shortDigest(p.Entry), p.Detail)
 	}
@@ -273,7 +306,6 @@ func imageText(w io.Writer, r *image.Report) error {
 	if r.Stats.Requests > 0 || r.Stats.CacheHits > 0 || r.Stats.Bytes > 0 {
 		fmt.Fprintf(w, "  (%d registry requests, %d from cache, %s of layers read)\n", r.Stats.Requests, r.Stats.CacheHits, humanBytes(r.Stats.Bytes))
 	}
-	return nil
 }
 
 // notArchFailure reports whether the entry's entrypoint cannot run for a

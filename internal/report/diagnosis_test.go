@@ -1,4 +1,4 @@
-package diagnose
+package report
 
 import (
 	"bytes"
@@ -10,20 +10,38 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/archfit/archfit/internal/cluster"
+	"github.com/archfit/archfit/internal/diagnose"
 	"github.com/archfit/archfit/internal/image"
-	"github.com/archfit/archfit/internal/report"
+	"github.com/archfit/archfit/internal/verify"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // exampleDocument diagnoses examples/cluster against examples/images, as
 // `archfit diagnose -f examples/cluster --oci-layout examples/images` does.
-func exampleDocument(t *testing.T) *report.Document {
+func exampleDocument(t *testing.T) *Document {
 	t.Helper()
 	ctx := context.Background()
-	snap, docErrs, err := cluster.LoadFiles(ctx, []string{"../../examples/cluster"}, nil)
+	snap, res := example(t, "../../examples/cluster")
+	reqs := diagnose.Requests(snap)
+	images := diagnose.NewImages(reqs, res.InspectAll(ctx, reqs))
+	fs := diagnose.Diagnose(snap, images)
+	doc := &Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: DiagnosisText,
+		Extra: map[string]any{"notArch": diagnose.NotArchFailures(snap, fs)}}
+	for _, r := range diagnose.Remedies(snap, images, fs) {
+		doc.Remedies = append(doc.Remedies, r)
+	}
+	return doc
+}
+
+// example loads the dump at dir and a resolver over examples/images that
+// verifies entrypoints.
+func example(t *testing.T, dir string) (*cluster.Snapshot, *image.Resolver) {
+	t.Helper()
+	snap, docErrs, err := cluster.LoadFiles(context.Background(), []string{dir}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,15 +52,17 @@ func exampleDocument(t *testing.T) *report.Document {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqs := Requests(snap)
-	images := NewImages(reqs, res.InspectAll(ctx, reqs))
-	fs := Diagnose(snap, images)
-	doc := &report.Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: Text,
-		Extra: map[string]any{"notArch": NotArchFailures(snap, fs)}}
-	for _, r := range Remedies(snap, images, fs) {
-		doc.Remedies = append(doc.Remedies, r)
+	return snap, res
+}
+
+// verifier reads the entrypoint as the pod would run it (its command and
+// args override the image's).
+func verifier(ctx context.Context, img v1.Image, wantArch string, o *image.Override) (*image.Entrypoint, error) {
+	opts := []verify.Option{verify.WithArch(wantArch)}
+	if o != nil {
+		opts = append(opts, verify.WithCommand(o.Command, o.Args))
 	}
-	return doc
+	return verify.Entrypoint(ctx, img, opts...)
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -72,7 +92,7 @@ func TestExample(t *testing.T) {
 		{"markdown", "example.md.golden"},
 	} {
 		t.Run(tc.format, func(t *testing.T) {
-			f, err := report.For(tc.format)
+			f, err := For(tc.format)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package audit
+package report
 
 import (
 	"bytes"
@@ -10,15 +10,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/archfit/archfit/internal/audit"
+	"github.com/archfit/archfit/internal/image"
 )
 
 func exampleHTML(t *testing.T) []byte {
 	t.Helper()
-	snap := load(t, "../../../examples/manifests/workloads")
-	r := Run(snap, exampleReports(t), Options{Verify: true})
+	ctx := context.Background()
+	snap, res := example(t, "../../examples/manifests/workloads")
+	refs := res.LayoutReferences()
+	reqs := make([]image.Request, len(refs))
+	for i, r := range refs {
+		reqs[i] = image.Request{Ref: r, Verify: true}
+	}
+	r := audit.Run(snap, image.NewSet(reqs, res.InspectAll(ctx, reqs)), audit.Options{Verify: true})
 	var b bytes.Buffer
 	sections := []HTMLSection{{Title: "Plan, phase 1: Taint the Arm pools", Items: []HTMLItem{{Title: "Taint", Code: "kubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule"}}}}
-	if err := WriteHTML(&b, r, r.Findings, sections); err != nil {
+	if err := HTML(&b, r, r.Findings, sections); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

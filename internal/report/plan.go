@@ -1,14 +1,16 @@
-package plan
+package report
 
 import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/archfit/archfit/internal/plan"
 )
 
-// WriteText prints the plan for people: each phase with its steps, gate and
+// PlanText prints the plan for people: each phase with its steps, gate and
 // rollback; commands indented so they copy cleanly.
-func WriteText(w io.Writer, p *Plan) error {
+func PlanText(w io.Writer, p *plan.Plan) error {
 	if len(p.ArmPools) > 0 {
 		fmt.Fprintf(w, "Arm pools: %s\n", strings.Join(p.ArmPools, ", "))
 	} else {
@@ -16,14 +18,14 @@ func WriteText(w io.Writer, p *Plan) error {
 	}
 	for _, ph := range p.Phases {
 		fmt.Fprintf(w, "\nPhase %d: %s\n  %s\n", ph.Number, ph.Name, ph.Goal)
-		steps(w, "", ph.Steps)
+		planSteps(w, "", ph.Steps)
 		for _, n := range ph.Notes {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}
-		steps(w, "Gate: ", ph.Gate)
-		steps(w, "Rollback: ", ph.Rollback)
+		planSteps(w, "Gate: ", ph.Gate)
+		planSteps(w, "Rollback: ", ph.Rollback)
 	}
-	var notReady []Candidate
+	var notReady []plan.Candidate
 	for _, c := range p.Candidates {
 		if !c.Ready {
 			notReady = append(notReady, c)
@@ -38,7 +40,7 @@ func WriteText(w io.Writer, p *Plan) error {
 	return nil
 }
 
-func steps(w io.Writer, prefix string, ss []Step) {
+func planSteps(w io.Writer, prefix string, ss []plan.Step) {
 	for _, s := range ss {
 		fmt.Fprintf(w, "  %s%s\n", prefix, s.Title)
 		if s.Text != "" {
@@ -49,22 +51,22 @@ func steps(w io.Writer, prefix string, ss []Step) {
 	}
 }
 
-// WriteMarkdown prints the plan as a document for a migration review.
-func WriteMarkdown(w io.Writer, p *Plan) error {
+// PlanMarkdown prints the plan as a document for a migration review.
+func PlanMarkdown(w io.Writer, p *plan.Plan) error {
 	fmt.Fprintln(w, "## archfit rollout plan")
 	for _, ph := range p.Phases {
 		fmt.Fprintf(w, "\n### Phase %d: %s\n\n%s\n", ph.Number, ph.Name, ph.Goal)
-		mdSteps(w, "", ph.Steps)
+		planMarkdownSteps(w, "", ph.Steps)
 		for _, n := range ph.Notes {
 			fmt.Fprintf(w, "\n> %s\n", n)
 		}
-		mdSteps(w, "Gate: ", ph.Gate)
-		mdSteps(w, "Rollback: ", ph.Rollback)
+		planMarkdownSteps(w, "Gate: ", ph.Gate)
+		planMarkdownSteps(w, "Rollback: ", ph.Rollback)
 	}
 	return nil
 }
 
-func mdSteps(w io.Writer, prefix string, ss []Step) {
+func planMarkdownSteps(w io.Writer, prefix string, ss []plan.Step) {
 	for _, s := range ss {
 		if prefix != "" {
 			fmt.Fprintf(w, "\n- **%s** %s\n", strings.TrimSpace(prefix), s.Title)
@@ -75,4 +77,25 @@ func mdSteps(w io.Writer, prefix string, ss []Step) {
 			fmt.Fprintf(w, "\n```%s\n%s\n```\n", s.Lang, s.Text)
 		}
 	}
+}
+
+// PlanSections is the plan as sections of the HTML audit page.
+func PlanSections(p *plan.Plan) []HTMLSection {
+	var out []HTMLSection
+	for _, ph := range p.Phases {
+		s := HTMLSection{Title: fmt.Sprintf("Plan, phase %d: %s", ph.Number, ph.Name), Intro: ph.Goal}
+		add := func(prefix string, steps []plan.Step) {
+			for _, st := range steps {
+				s.Items = append(s.Items, HTMLItem{Title: prefix + st.Title, Code: st.Text})
+			}
+		}
+		add("", ph.Steps)
+		for _, n := range ph.Notes {
+			s.Items = append(s.Items, HTMLItem{Text: n})
+		}
+		add("Gate: ", ph.Gate)
+		add("Rollback: ", ph.Rollback)
+		out = append(out, s)
+	}
+	return out
 }

@@ -1,13 +1,13 @@
-package diagnose
+package report
 
 import (
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/archfit/archfit/internal/diagnose"
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/remedy"
-	"github.com/archfit/archfit/internal/report"
 )
 
 // nextStep is the one thing to do first, per code.
@@ -23,14 +23,14 @@ var nextStep = map[string]string{
 	finding.ImageUninspectable:     "give archfit access to the image (--registry-config, or --oci-layout) and run again",
 }
 
-// Text renders a diagnosis for people: per workload one headline (root
-// cause and next step), the evidence as seen below it, then what to do
-// today and for good.
-func Text(w io.Writer, d *report.Document) error {
-	if err := findingsText(w, d); err != nil {
+// DiagnosisText renders a diagnosis for people (the Document.Text of
+// `archfit diagnose`): per workload one headline (root cause and next step),
+// the evidence as seen below it, then what to do today and for good.
+func DiagnosisText(w io.Writer, d *Document) error {
+	if err := diagnosisFindingsText(w, d); err != nil {
 		return err
 	}
-	others, _ := d.Extra["notArch"].([]NotArch)
+	others, _ := d.Extra["notArch"].([]diagnose.NotArch)
 	if len(others) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Also failing, with no sign of an architecture problem:")
@@ -45,7 +45,7 @@ func Text(w io.Writer, d *report.Document) error {
 	return nil
 }
 
-func findingsText(w io.Writer, d *report.Document) error {
+func diagnosisFindingsText(w io.Writer, d *Document) error {
 	if len(d.Findings) == 0 {
 		_, err := fmt.Fprintln(w, "No failing pod has an architecture-related cause; nothing at risk among the images inspected.")
 		return err
@@ -54,18 +54,7 @@ func findingsText(w io.Writer, d *report.Document) error {
 	for _, r := range d.Remedies {
 		rems[r.Workload.String()] = r
 	}
-	var order []string
-	groups := map[string][]finding.Finding{}
-	for _, f := range d.Findings {
-		k := "(no workload)"
-		if f.Workload != nil {
-			k = f.Workload.String()
-		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], f)
-	}
+	order, groups := byWorkload(d.Findings)
 	for i, k := range order {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -122,13 +111,13 @@ func findingsText(w io.Writer, d *report.Document) error {
 			}
 		}
 		if rem, ok := rems[k]; ok {
-			remedyText(w, rem)
+			diagnosisRemedyText(w, rem)
 		}
 	}
 	return nil
 }
 
-func remedyText(w io.Writer, r *remedy.Remedy) {
+func diagnosisRemedyText(w io.Writer, r *remedy.Remedy) {
 	switch {
 	case r.Conflict != nil:
 		fmt.Fprintf(w, "  today: no architecture works: %s\n", r.Conflict.Message)
@@ -164,4 +153,11 @@ func remedyText(w io.Writer, r *remedy.Remedy) {
 			fmt.Fprintf(w, "    how: %s (-o yaml shows every recipe)\n", b.Recipes[0].Title)
 		}
 	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-package audit
+package report
 
 import (
 	"fmt"
@@ -6,14 +6,34 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/archfit/archfit/internal/audit"
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/remedy"
 )
 
-// symbol is the one-character cell of the coverage matrix.
-func symbol(c Cell) string {
-	s := map[Verdict]string{Runs: "ok", Fails: "FAIL", Unknown: "?"}[c.Verdict]
-	if c.Verdict == Runs && c.How != "" {
+// AuditText returns the Document.Text of `archfit audit`: pools, readiness,
+// blockers and the coverage matrix of r, its remedies, then the findings.
+func AuditText(r *audit.Result) func(io.Writer, *Document) error {
+	return func(w io.Writer, d *Document) error {
+		if err := auditText(w, r); err != nil {
+			return err
+		}
+		remediesText(w, r.Remedies)
+		fmt.Fprintln(w, "\nFindings:")
+		if err := FindingsText(w, d.Findings); err != nil {
+			return err
+		}
+		if n := waived(d.Findings); n > 0 {
+			fmt.Fprintf(w, "\n%d finding(s) waived (reasons above).\n", n)
+		}
+		return nil
+	}
+}
+
+// cellSymbol is the one-character cell of the coverage matrix.
+func cellSymbol(c audit.Cell) string {
+	s := map[audit.Verdict]string{audit.Runs: "ok", audit.Fails: "FAIL", audit.Unknown: "?"}[c.Verdict]
+	if c.Verdict == audit.Runs && c.How != "" {
 		s += "*"
 	}
 	if !c.Admitted {
@@ -22,9 +42,9 @@ func symbol(c Cell) string {
 	return s
 }
 
-// WriteText prints the audit for people: pools, readiness, blockers, the
-// coverage matrix, then the findings (printed by the caller's formatter).
-func WriteText(w io.Writer, r *Result) error {
+// auditText prints the audit for people: pools, readiness, blockers, the
+// coverage matrix.
+func auditText(w io.Writer, r *audit.Result) error {
 	fmt.Fprintln(w, "Node pools:")
 	for _, p := range r.Pools {
 		extra := fmt.Sprintf("%d node(s)", p.Nodes)
@@ -79,7 +99,7 @@ func WriteText(w io.Writer, r *Result) error {
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s", name, c.Name, c.Role, c.Image)
 			for _, cl := range c.Cells {
-				fmt.Fprintf(tw, "\t%s", symbol(cl))
+				fmt.Fprintf(tw, "\t%s", cellSymbol(cl))
 			}
 			allowed := ""
 			if i == 0 {
@@ -110,7 +130,7 @@ func WriteText(w io.Writer, r *Result) error {
 	return nil
 }
 
-func allowedText(wl *Workload) string {
+func allowedText(wl *audit.Workload) string {
 	switch {
 	case wl.Allowed.Conflict != nil:
 		return "CONFLICT"
@@ -124,8 +144,8 @@ func allowedText(wl *Workload) string {
 	return s
 }
 
-// WriteRemediesText prints the interim patches in kubectl form.
-func WriteRemediesText(w io.Writer, rms []*remedy.Remedy) {
+// remediesText prints the interim patches in kubectl form.
+func remediesText(w io.Writer, rms []*remedy.Remedy) {
 	if len(rms) == 0 {
 		return
 	}
@@ -151,8 +171,8 @@ func WriteRemediesText(w io.Writer, rms []*remedy.Remedy) {
 	}
 }
 
-// Waived counts waived findings.
-func Waived(fs []finding.Finding) int {
+// waived counts waived findings.
+func waived(fs []finding.Finding) int {
 	n := 0
 	for _, f := range fs {
 		if f.Waived != "" {

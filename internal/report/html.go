@@ -1,4 +1,4 @@
-package audit
+package report
 
 import (
 	"fmt"
@@ -6,11 +6,11 @@ import (
 	"io"
 	"strings"
 
+	"github.com/archfit/archfit/internal/audit"
 	"github.com/archfit/archfit/internal/finding"
 )
 
-// HTMLSection is an extra block of the page (the rollout plan), so this
-// package needs not know about it.
+// HTMLSection is an extra block of the audit page (the rollout plan).
 type HTMLSection struct {
 	Title string
 	Intro string
@@ -24,11 +24,13 @@ type HTMLItem struct {
 	Code  string
 }
 
-var page = template.Must(template.New("audit").Funcs(template.FuncMap{
-	"pct":     func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
-	"join":    strings.Join,
-	"class":   func(c Cell) string { return string(c.Verdict) + map[bool]string{true: "", false: " off"}[c.Admitted] },
-	"sym":     symbol,
+var htmlPage = template.Must(template.New("audit").Funcs(template.FuncMap{
+	"pct":  func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
+	"join": strings.Join,
+	"class": func(c audit.Cell) string {
+		return string(c.Verdict) + map[bool]string{true: "", false: " off"}[c.Admitted]
+	},
+	"sym":     cellSymbol,
 	"add":     func(a, b int) int { return a + b },
 	"allowed": allowedText,
 }).Parse(`<!DOCTYPE html>
@@ -65,12 +67,12 @@ pre{background:#f6f8fa;padding:.6em;overflow-x:auto}.waived{color:#777}
 </body></html>
 `))
 
-// WriteHTML writes one self-contained page (no external resources): the
-// readiness, blockers, the coverage matrix as a coloured grid, findings and
-// the extra sections (the rollout plan).
-func WriteHTML(w io.Writer, r *Result, fs []finding.Finding, sections []HTMLSection) error {
-	return page.Execute(w, struct {
-		R *Result
+// HTML writes the audit r as one self-contained page (no external
+// resources): the readiness, blockers, the coverage matrix as a coloured
+// grid, findings and the extra sections (the rollout plan).
+func HTML(w io.Writer, r *audit.Result, fs []finding.Finding, sections []HTMLSection) error {
+	return htmlPage.Execute(w, struct {
+		R *audit.Result
 		F []finding.Finding
 		S []HTMLSection
 	}{r, fs, sections})

@@ -1,0 +1,224 @@
+package remedy
+
+// The steps of Patch, in the order it takes them.
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// readPodSpec finds obj's kind and pod spec (following an owner unless told
+// not to) and starts its Result.
+func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*Result, *corev1.PodSpec, error) {
+	ref := refOf(obj)
+	kind, err := lookupKind(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := redirect(obj, ref, o.ignoreOwner); err != nil {
+		return nil, nil, err
+	}
+	rawSpec, found, err := unstructured.NestedMap(obj.Object, kind.podSpec...)
+	if err != nil || !found {
+		return nil, nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, strings.Join(kind.podSpec, "."))
+	}
+	var spec corev1.PodSpec
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rawSpec, &spec); err != nil {
+		return nil, nil, fmt.Errorf("reading the pod spec of %s: %w", ref, err)
+	}
+	res := &Result{
+		Object:      ref,
+		PodSpecPath: pointer(kind.podSpec...),
+		Allowed:     allowed,
+		Recreate:    kind.recreate,
+		Immutable:   kind.immutable && !suspendedNeverStarted(obj),
+		kind:        kind,
+		podSpec:     kind.podSpec,
+		orig:        obj.DeepCopy(),
+		source:      o.source,
+	}
+	return res, &spec, nil
+}
+
+// specPath is the path of a field under the pod spec.
+func (r *Result) specPath(fields ...string) []string {
+	return append(slices.Clone(r.podSpec), fields...)
+}
+
+// judgeNodeSelector judges a nodeSelector on the arch labels: a conflict,
+// or true when it pins allowed archs, which is enough for the whole pod
+// (nodeSelector and required affinity must both hold).
+func (r *Result) judgeNodeSelector(sel map[string]string) bool {
+	reqs := selectorRequirements(sel)
+	if len(reqs) == 0 {
+		return false
+	}
+	admits, safe, _ := archAdmission(reqs, r.Allowed)
+	if len(intersect(admits, r.Allowed)) == 0 {
+		r.Conflicts = append(r.Conflicts, Conflict{
+			Code:    CodeArchConstraintConflict,
+			Path:    pointer(r.specPath("nodeSelector")...),
+			Pinned:  admits,
+			Message: fmt.Sprintf("nodeSelector %s admits %s, but the workload can run only on %s", formatSelector(sel), describe(admits), strings.Join(r.Allowed, ", ")),
+		})
+		return false
+	}
+	return safe
+}
+
+// requiredTerms is the pod's required node affinity, nil if none.
+func requiredTerms(spec *corev1.PodSpec) *corev1.NodeSelector {
+	if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil {
+		return nil
+	}
+	return spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+}
+
+// termsPath is the path of the required nodeSelectorTerms.
+func (r *Result) termsPath() []string {
+	return r.specPath("affinity", "nodeAffinity", requiredField, "nodeSelectorTerms")
+}
+
+// judgeTerms decides every required nodeSelectorTerm (decideTerm), records
+// the conflicts, and returns the indexes of the terms that get the arch
+// requirement.
+func (r *Result) judgeTerms(required *corev1.NodeSelector) []int {
+	if required == nil {
+		return nil
+	}
+	var toAdd []int
+	for i, term := range required.NodeSelectorTerms {
+		d := decideTerm(term, r.Allowed)
+		d.Index = i
+		d.Path = pointer(append(r.termsPath(), strconv.Itoa(i))...)
+		r.Terms = append(r.Terms, d)
+		switch d.Action {
+		case TermConflict:
+			r.Conflicts = append(r.Conflicts, Conflict{
+				Code:    CodeArchConstraintConflict,
+				Path:    d.Path,
+				Pinned:  d.Admits,
+				Message: fmt.Sprintf("required nodeSelectorTerm %d admits %s, but the workload can run only on %s", i, describe(d.Admits), strings.Join(r.Allowed, ", ")),
+			})
+		case TermAdded:
+			toAdd = append(toAdd, i)
+		}
+	}
+	return toAdd
+}
+
+// block: a conflict stops the whole patch; the terms that would have got
+// the requirement are blocked and the object stays as it is.
+func (r *Result) block(obj *unstructured.Unstructured) {
+	r.retarget(TermBlocked)
+	r.Ops = []Operation{}
+	r.patched = obj.DeepCopy()
+	r.Notes = append(r.Notes, "the workload pins an architecture it cannot run on: fix the constraint by hand; archfit does not overwrite it")
+}
+
+// markPinned: the nodeSelector pins the pod already, no term gets the
+// requirement.
+func (r *Result) markPinned() { r.retarget(TermPinned) }
+
+// retarget turns the terms that would get the requirement into action a.
+func (r *Result) retarget(a TermAction) {
+	for i := range r.Terms {
+		if r.Terms[i].Action == TermAdded {
+			r.Terms[i].Action = a
+		}
+	}
+}
+
+// affinityOps adds the arch requirement: a whole required node affinity
+// where there is none, else to each term of toAdd (with a test of what is
+// there, so a concurrent edit fails the patch instead of being overwritten).
+func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpec, toAdd []int) []Operation {
+	req := archRequirement(r.Allowed)
+	required := requiredTerms(spec)
+	switch {
+	case spec.Affinity == nil:
+		return []Operation{op("add", pointer(r.specPath("affinity")...), map[string]any{
+			"nodeAffinity": map[string]any{requiredField: newRequired(req)},
+		})}
+	case spec.Affinity.NodeAffinity == nil:
+		p := r.specPath("affinity")
+		return []Operation{testOp(obj, p), op("add", pointer(append(p, "nodeAffinity")...), map[string]any{requiredField: newRequired(req)})}
+	case required == nil:
+		p := r.specPath("affinity", "nodeAffinity")
+		return []Operation{testOp(obj, p), op("add", pointer(append(p, requiredField)...), newRequired(req))}
+	case len(required.NodeSelectorTerms) == 0:
+		r.Notes = append(r.Notes, "requiredDuringSchedulingIgnoredDuringExecution has no nodeSelectorTerms: the pod admits no node, and adding a term would change that")
+		return nil
+	case len(toAdd) == 0:
+		return nil
+	}
+	ops := []Operation{testOp(obj, r.termsPath())}
+	for _, i := range toAdd {
+		tp := append(r.termsPath(), strconv.Itoa(i))
+		if len(required.NodeSelectorTerms[i].MatchExpressions) > 0 {
+			ops = append(ops, op("add", pointer(append(tp, "matchExpressions", "-")...), req))
+		} else {
+			ops = append(ops, op("add", pointer(append(tp, "matchExpressions")...), []corev1.NodeSelectorRequirement{req}))
+		}
+	}
+	return ops
+}
+
+// tolerationOps adds the tolerations for the tainted pools the workload may
+// now use (missingTolerations).
+func (r *Result) tolerationOps(have []corev1.Toleration, taints map[string][]corev1.Taint) []Operation {
+	tols := missingTolerations(have, r.Allowed, taints)
+	r.AddedTolerations = tols
+	if len(tols) == 0 {
+		return nil
+	}
+	p := r.specPath("tolerations")
+	if len(have) == 0 {
+		return []Operation{op("add", pointer(p...), tols)}
+	}
+	var ops []Operation
+	for _, t := range tols {
+		ops = append(ops, op("add", pointer(append(p, "-")...), t))
+	}
+	return ops
+}
+
+// finish records the operations and the patched object; when nothing
+// changes, a note says so and the patch is empty.
+func (r *Result) finish(obj *unstructured.Unstructured, ops []Operation) error {
+	if ops == nil {
+		ops = []Operation{}
+	}
+	r.Ops = ops
+	r.Changed = slices.ContainsFunc(ops, func(o Operation) bool { return o.Op != "test" })
+	if !r.Changed {
+		r.Ops = []Operation{}
+		r.Notes = append(r.Notes, fmt.Sprintf("%s already admits only nodes of allowed architectures (%s): nothing to patch", r.Object, strings.Join(r.Allowed, ", ")))
+		r.patched = obj.DeepCopy()
+		return nil
+	}
+	var err error
+	if r.patched, err = applyOps(obj, r.Ops); err != nil {
+		return fmt.Errorf("applying the patch of %s: %w", r.Object, err)
+	}
+	return nil
+}
+
+// kindNotes says what the kind demands to make the patch take effect.
+func (r *Result) kindNotes() {
+	if r.kind.recreate {
+		r.Notes = append(r.Notes, "a running Pod's affinity cannot change: delete the Pod and create it again from the patched manifest (better: run it under a Deployment)")
+	}
+	switch {
+	case r.Immutable:
+		r.Notes = append(r.Notes, "a Job's pod template is immutable once created (scheduling fields change only while it is suspended and has never started): delete the Job and create it again from the patched manifest, or patch what creates it")
+	case r.kind.immutable:
+		r.Notes = append(r.Notes, "the Job is suspended and has never started, so the API server accepts new scheduling directives; apply before resuming it")
+	}
+}
