@@ -75,25 +75,26 @@ func (s *Set) Image(ref string) *Report {
 	return s.byRef[ref]
 }
 
-// All returns the distinct reports, by reference then digest.
+// All returns the distinct reports in the order of their requests' keys
+// (reference, then the container's command, args and PATH): the same
+// order on every run.
 func (s *Set) All() []*Report {
 	if s == nil {
 		return nil
 	}
+	keys := make([]string, 0, len(s.byKey))
+	for k := range s.byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	seen := map[*Report]bool{}
 	var out []*Report
-	for _, r := range s.byKey {
-		if !seen[r] {
+	for _, k := range keys {
+		if r := s.byKey[k]; !seen[r] {
 			seen[r] = true
 			out = append(out, r)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Reference != out[j].Reference {
-			return out[i].Reference < out[j].Reference
-		}
-		return out[i].Digest < out[j].Digest
-	})
 	return out
 }
 
