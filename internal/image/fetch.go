@@ -1,0 +1,237 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/archfit/archfit/internal/registry"
+)
+
+// Reading by digest, with the run's accounting, credentials and cache.
+
+// definitiveError marks an error about content that was verified by its
+// digest (it does not parse): reading it again gives the same answer.
+type definitiveError struct{ err error }
+
+func (e definitiveError) Error() string { return e.err.Error() }
+func (e definitiveError) Unwrap() error { return e.err }
+
+func definitive(err error) error { return definitiveError{err} }
+
+// skipReasonOf classifies why an entry could not be read: a 404 for a
+// digest and content that does not parse are answers; anything else
+// (network, timeout, 5xx, 429, credentials, a digest mismatch) may differ
+// next time and must not be remembered.
+func skipReasonOf(err error) SkipReason {
+	var d definitiveError
+	if errors.As(err, &d) || errors.Is(err, registry.ErrUnsupportedDigest) {
+		return SkipInvalid
+	}
+	var he *registry.HTTPError
+	if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+		return SkipNotFound
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return SkipNotFound // an OCI layout without the blob
+	}
+	return SkipUnreadable
+}
+
+// statsMu is one inspection's counters, and the source and proof rule of
+// its Credentials (see Credentials).
+type statsMu struct {
+	mu    sync.Mutex
+	s     Stats
+	src   source // nil: the resolver's
+	prove bool   // read the reference itself before using the cache
+	panic *panicError
+}
+
+// recordPanic keeps the first panic of an inspection's goroutines.
+func (s *statsMu) recordPanic(err error) {
+	var p panicError
+	if errors.As(err, &p) {
+		s.mu.Lock()
+		if s.panic == nil {
+			s.panic = &p
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *statsMu) panicked() *panicError { s.mu.Lock(); defer s.mu.Unlock(); return s.panic }
+
+// walk is what one image's index walk has read so far.
+type walk struct {
+	manifests, indexes int
+	seen               map[string]bool // index digests walked
+}
+
+func (r *Resolver) source(st *statsMu) source {
+	if st.src != nil {
+		return st.src
+	}
+	return r.src
+}
+
+// sourceFor is the registry client of q's Credentials, one per ID.
+func (r *Resolver) sourceFor(q Request) source {
+	if q.Credentials == nil || r.client == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.clients == nil {
+		r.clients = map[string]*registry.Client{}
+	}
+	c, ok := r.clients[q.Credentials.ID]
+	if !ok {
+		c = r.client.ForKeychain(q.Credentials.Keychain)
+		r.clients[q.Credentials.ID] = c
+	}
+	return registrySource{c}
+}
+
+// proveAccess reads a digest reference with the request's own credentials
+// (HEAD, or GET where a registry refuses HEAD) before cached content is used.
+func (r *Resolver) proveAccess(ctx context.Context, ref name.Reference, st *statsMu) error {
+	src := r.source(st)
+	err := r.callSt(ctx, st, func() (err error) { _, err = src.Head(ctx, ref); return })
+	if err != nil {
+		err = r.callSt(ctx, st, func() (err error) { _, _, err = src.Manifest(ctx, ref); return })
+	}
+	return err
+}
+
+func (s *statsMu) add(f func(*Stats)) { s.mu.Lock(); f(&s.s); s.mu.Unlock() }
+func (s *statsMu) get() Stats         { s.mu.Lock(); defer s.mu.Unlock(); return s.s }
+
+// top resolves the reference itself with as few round trips as the cache
+// allows: a digest already cached costs nothing; a tag seen within the TTL
+// costs nothing; a tag seen before costs one HEAD; a new tag one GET.
+func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (doc, error) {
+	if d, ok := ref.(name.Digest); ok {
+		if st.prove {
+			if err := r.proveAccess(ctx, ref, st); err != nil {
+				return doc{}, err
+			}
+		}
+		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", st)
+	}
+	key := ref.Name()
+	if te, ok := r.cache.tag(key); ok {
+		if fresh(te.Seen, r.tagTTL) && !st.prove {
+			if b, ok := r.cache.blob(te.Digest); ok {
+				r.hit(st)
+				return doc{raw: b, desc: registry.Descriptor{MediaType: te.MediaType, Digest: te.Digest, Size: int64(len(b))}}, nil
+			}
+		}
+		if r.src.remote() {
+			var hd registry.Descriptor
+			err := r.callSt(ctx, st, func() (err error) { hd, err = r.source(st).Head(ctx, ref); return })
+			if err == nil {
+				if b, ok := r.cache.blob(hd.Digest); ok {
+					r.hit(st)
+					mt := hd.MediaType
+					if mt == "" {
+						mt = te.MediaType
+					}
+					r.cache.putTag(key, tagEntry{Digest: hd.Digest, MediaType: mt, Seen: time.Now()})
+					return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: hd.Digest, Size: int64(len(b))}}, nil
+				}
+				return r.manifestByDigest(ctx, ref.Context(), hd.Digest, hd.MediaType, st)
+			}
+			// A failed HEAD (some registries refuse it) falls back to GET.
+		}
+	}
+	var d doc
+	err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.source(st).Manifest(ctx, ref); return })
+	if err != nil {
+		return doc{}, err
+	}
+	if d.desc.MediaType == "" || d.desc.MediaType == "application/json" || d.desc.MediaType == "text/plain" {
+		d.desc.MediaType = sniffMediaType(d.raw)
+	}
+	r.cache.putBlob(d.desc.Digest, d.raw)
+	r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
+	r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now()})
+	return d, nil
+}
+
+func (r *Resolver) hit(st *statsMu) {
+	r.hits.Add(1)
+	st.add(func(s *Stats) { s.CacheHits++ })
+}
+
+func (r *Resolver) callSt(ctx context.Context, st *statsMu, fn func() error) error {
+	var local Stats
+	err := r.call(ctx, &local, fn)
+	st.add(func(s *Stats) { s.Requests += local.Requests })
+	return err
+}
+
+// manifestByDigest returns a manifest from the cache or fetches it once,
+// however many reports need it at the same time.
+func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, dgst, mtHint string, st *statsMu) (doc, error) {
+	if b, ok := r.cache.blob(dgst); ok {
+		r.hit(st)
+		mt := mtHint
+		if mt == "" {
+			var cached string
+			if r.cache.getJSON("mediatypes", dgst, &cached) {
+				mt = cached
+			}
+		}
+		if mt == "" {
+			mt = sniffMediaType(b)
+		}
+		return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(b))}}, nil
+	}
+	v, err, _ := r.flight.Do("manifest "+dgst, func() (any, error) {
+		ref := repo.Digest(dgst)
+		var d doc
+		err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.source(st).Manifest(ctx, ref); return })
+		if err != nil {
+			return doc{}, err
+		}
+		if d.desc.MediaType == "" || d.desc.MediaType == "application/json" || d.desc.MediaType == "text/plain" {
+			d.desc.MediaType = sniffMediaType(d.raw)
+		}
+		if mtHint != "" && d.desc.MediaType == "" {
+			d.desc.MediaType = mtHint
+		}
+		r.cache.putBlob(dgst, d.raw)
+		r.cache.putJSON("mediatypes", dgst, d.desc.MediaType)
+		return d, nil
+	})
+	if err != nil {
+		return doc{}, err
+	}
+	return v.(doc), nil
+}
+
+func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, st *statsMu) ([]byte, error) {
+	if b, ok := r.cache.blob(dgst); ok {
+		r.hit(st)
+		return b, nil
+	}
+	v, err, _ := r.flight.Do("blob "+dgst, func() (any, error) {
+		var b []byte
+		err := r.callSt(ctx, st, func() (err error) { b, err = r.source(st).Blob(ctx, repo, dgst); return })
+		if err != nil {
+			return nil, err
+		}
+		r.cache.putBlob(dgst, b)
+		return b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}

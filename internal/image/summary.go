@@ -1,0 +1,201 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/archfit/archfit/internal/platform"
+	"github.com/archfit/archfit/internal/registry"
+)
+
+// What a report says in sum: runnable platforms and what each node pulls.
+
+// runnable reports whether an entry is a real image a node could run.
+func (e *Entry) runnable() bool { return !e.Attestation && e.SkipReason == "" }
+
+// EffectivePlatform is the platform a runtime matches the entry by: the
+// index's, or its config's when the index declares none.
+func (e *Entry) EffectivePlatform() *specs.Platform {
+	if e.Platform != nil {
+		return e.Platform
+	}
+	return e.ConfigPlatform
+}
+
+// Runs reports whether the entry's content really runs on a node of arch,
+// and why not. 386 runs on amd64 and 32-bit arm on arm64 (where the CPU has
+// AArch32), which is what the runtimes' fallbacks rely on.
+func (e *Entry) Runs(arch string) (bool, string) {
+	if ep := e.Entrypoint; ep != nil && ep.Arch != "" && (ep.Verdict == VerdictOK || ep.Verdict == VerdictWrongArch) {
+		if !compatible(ep.Arch, arch) {
+			return false, fmt.Sprintf("entrypoint %s is %s", ep.Path, ep.Arch)
+		}
+		return true, ""
+	}
+	if e.ConfigPlatform != nil && !compatible(platform.Arch(*e.ConfigPlatform), arch) {
+		return false, fmt.Sprintf("config says %s", platform.String(e.ConfigPlatform))
+	}
+	return true, ""
+}
+
+func compatible(binArch, nodeArch string) bool {
+	return binArch == nodeArch || nodeArch == "amd64" && binArch == "386" || nodeArch == "arm64" && binArch == "arm"
+}
+
+func summarize(rep *Report) {
+	seenP, seenA := map[string]bool{}, map[string]bool{}
+	for i := range rep.Entries {
+		e := &rep.Entries[i]
+		if !e.runnable() {
+			continue
+		}
+		p := e.EffectivePlatform()
+		if p == nil {
+			continue
+		}
+		if s := platform.String(p); !seenP[s] {
+			seenP[s] = true
+			rep.Platforms = append(rep.Platforms, s)
+		}
+		arch := platform.Arch(*p)
+		if ok, _ := e.Runs(arch); ok && !seenA[arch] {
+			seenA[arch] = true
+			rep.Architectures = append(rep.Architectures, arch)
+		}
+		if e.Mismatch != "" {
+			rep.Problems = append(rep.Problems, Problem{Code: "mislabeled-platform", Entry: e.Digest, Detail: e.Mismatch})
+		}
+		if ep := e.Entrypoint; ep != nil {
+			switch ep.Verdict {
+			case VerdictNotExecutable, VerdictMissingInterp:
+				rep.Problems = append(rep.Problems, Problem{Code: "not-an-executable", Entry: e.Digest, Detail: ep.Detail})
+			}
+			if lvl := ep.GoSettings["GOAMD64"]; lvl != "" && lvl != "v1" {
+				rep.Problems = append(rep.Problems, Problem{Code: "cpu-level-unsupported", Entry: e.Digest,
+					Detail: fmt.Sprintf("Go binary built with GOAMD64=%s: fails on amd64 CPUs below x86-64-%s", lvl, lvl)})
+			}
+		}
+	}
+	sort.Strings(rep.Architectures)
+	rep.EffectivelySingleArch = rep.Kind == KindIndex && len(rep.Platforms) == 1
+	if rep.EffectivelySingleArch {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("index with one runnable platform (%s): effectively single-arch", rep.Platforms[0]))
+	}
+}
+
+// pulls computes what each node type would pull, under each runtime.
+func (r *Resolver) pulls(rep *Report, top doc) {
+	if rep.Error != nil || len(rep.Entries) == 0 {
+		return
+	}
+	for _, node := range r.nodes {
+		nodeArch := platform.Arch(node)
+		for _, rt := range platform.Runtimes {
+			p := Pull{Node: platform.String(&node), Runtime: rt}
+			var chosen *Entry
+			if rep.Kind == KindIndex {
+				d, err := platform.Choose(rt, node, r.runtimeIndex(rep, top))
+				if err != nil {
+					p.Error = err.Error()
+					if rt != platform.CRIO {
+						p.Error = fmt.Sprintf("failed to pull and unpack image %q: %s", rep.Reference, err)
+					}
+					f := false
+					p.Runs = &f
+					rep.Pulls = append(rep.Pulls, p)
+					continue
+				}
+				for i := range rep.Entries {
+					if rep.Entries[i].Digest == d.Digest.String() {
+						chosen = &rep.Entries[i]
+						break
+					}
+				}
+			} else {
+				chosen = &rep.Entries[0]
+				p.Reason = "single manifest: pulled whatever its platform, fails only at exec"
+			}
+			if chosen == nil {
+				continue
+			}
+			p.Digest = chosen.Digest
+			p.Platform = platform.String(chosen.EffectivePlatform())
+			runs, why := chosen.Runs(nodeArch)
+			if runs && chosen.EffectivePlatform() != nil {
+				if a := platform.Arch(*chosen.EffectivePlatform()); a == "arm" && nodeArch == "arm64" {
+					why = "32-bit arm entry: runs only where the CPU and kernel support AArch32 (not Graviton4, not AmpereOne)"
+				}
+			}
+			p.Runs = &runs
+			if why != "" {
+				if p.Reason != "" {
+					p.Reason += "; "
+				}
+				p.Reason += why
+			}
+			rep.Pulls = append(rep.Pulls, p)
+		}
+	}
+}
+
+// runtimeIndex is the top index as a runtime sees it, with nested indexes
+// flattened in place (containerd walks into them) and config platforms of
+// entries that declare none.
+func (r *Resolver) runtimeIndex(rep *Report, top doc) platform.Index {
+	idx := platform.Index{Ref: rep.Reference, Digest: digest.Digest(top.desc.Digest), MediaType: top.desc.MediaType, Raw: top.raw,
+		ConfigPlatform: map[digest.Digest]specs.Platform{}}
+	for _, e := range rep.Entries {
+		if e.SkipReason == SkipTooManyEntries && isIndex(e.MediaType) && e.Platform == nil {
+			continue // stands for the unread rest of an index, not an entry
+		}
+		d := specs.Descriptor{MediaType: e.MediaType, Digest: digest.Digest(e.Digest), Size: e.Size, Platform: e.Platform}
+		if e.Attestation {
+			d.Annotations = map[string]string{annotationRefType: attestationManifestRef}
+		}
+		idx.Manifests = append(idx.Manifests, d)
+		if e.Platform == nil && e.ConfigPlatform != nil {
+			idx.ConfigPlatform[d.Digest] = *e.ConfigPlatform
+		}
+	}
+	return idx
+}
+
+func short(d string) string {
+	if _, h, ok := strings.Cut(d, ":"); ok && len(h) > 12 {
+		return h[:12]
+	}
+	return d
+}
+
+// failure classifies why an image could not be inspected.
+func failure(err error, ref name.Reference, layout bool) *Failure {
+	f := &Failure{Detail: err.Error(), Tried: "registry " + ref.Context().RegistryStr()}
+	if layout {
+		f.Tried = "OCI layout"
+	}
+	var he *registry.HTTPError
+	var ne net.Error
+	var ue *url.Error
+	switch {
+	case errors.As(err, &he):
+		f.Reason, f.Status = he.Reason(), he.StatusCode
+	case errors.Is(err, registry.ErrTooLarge), errors.Is(err, registry.ErrDigestMismatch), errors.Is(err, registry.ErrUnsupportedDigest):
+		f.Reason = "invalid"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		f.Reason = "timeout"
+	case errors.As(err, &ne), errors.As(err, &ue):
+		f.Reason = "unreachable"
+	default:
+		f.Reason = "error"
+	}
+	return f
+}
