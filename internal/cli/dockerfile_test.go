@@ -233,7 +233,7 @@ func TestDockerfileMarkdown(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 	for _, want := range []string{
-		"## archfit dockerfileanalysis",
+		"## archfit dockerfile analysis",
 		"| error | `hardcoded-platform` | ../../examples/dockerfile/Dockerfile:5 |",
 		"### `hardcoded-goarch` ../../examples/dockerfile/Dockerfile:10",
 		"```dockerfile\nARG TARGETOS TARGETARCH\nRUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \\\n```",

@@ -8,10 +8,23 @@ import (
 	"github.com/archfit/archfit/internal/finding"
 )
 
+// kindTitle is a document kind in words: "DockerfileAnalysis" is
+// "dockerfile analysis".
+func kindTitle(kind string) string {
+	var b strings.Builder
+	for i, r := range kind {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToLower(b.String())
+}
+
 // Markdown renders findings for pasting into an incident ticket.
 func Markdown(w io.Writer, d *Document) error {
 	d.normalize()
-	fmt.Fprintf(w, "## archfit %s\n\n", strings.ToLower(d.Kind))
+	fmt.Fprintf(w, "## archfit %s\n\n", kindTitle(d.Kind))
 	if len(d.Findings) == 0 {
 		fmt.Fprintln(w, "No findings.")
 	} else {
