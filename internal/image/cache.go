@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ type cache struct {
 	mu   sync.Mutex
 	mem  map[string][]byte
 	once sync.Once
+	dirs sync.Map // directory -> private (bool), checked once per run
 }
 
 func newCache(dir string) *cache { return &cache{dir: dir, mem: map[string][]byte{}} }
@@ -130,7 +132,7 @@ func (c *cache) putJSON(kind, key string, v any) {
 // private to the user.
 func (c *cache) read(path string) ([]byte, bool) {
 	c.tighten()
-	if !private(filepath.Dir(path)) {
+	if !c.privateDir(filepath.Dir(path)) {
 		return nil, false
 	}
 	f, err := os.Open(path)
@@ -142,8 +144,19 @@ func (c *cache) read(path string) ([]byte, bool) {
 	if err != nil || !fi.Mode().IsRegular() || !privateInfo(fi) {
 		return nil, false
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f) // the file just checked, not the path again
 	return b, err == nil
+}
+
+// privateDir checks a cache directory once per run (every read used to
+// stat it again).
+func (c *cache) privateDir(dir string) bool {
+	if v, ok := c.dirs.Load(dir); ok {
+		return v.(bool)
+	}
+	ok := private(dir)
+	c.dirs.Store(dir, ok)
+	return ok
 }
 
 // tighten makes the directories of a cache an earlier version created
