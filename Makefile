@@ -7,7 +7,7 @@ BIN       := bin/archfit
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 
-.PHONY: all build example test unit lint fmt vet bench cluster-build cluster-up cluster-down install-plugin clean
+.PHONY: all build example test unit lint fmt vet staticcheck bench cluster-build cluster-up cluster-down install-plugin clean
 
 all: build
 
@@ -32,7 +32,15 @@ test: lint cluster-build
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
-lint: fmt vet
+lint: fmt vet staticcheck
+
+# staticcheck, pinned, built once from the module proxy into a cache outside
+# the clone (CI reuses it).
+STATICCHECK_VERSION := v0.8.2
+TOOLS_BIN := $(HOME)/.cache/archfit-tools/$(STATICCHECK_VERSION)
+staticcheck:
+	@test -x $(TOOLS_BIN)/staticcheck || GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(TOOLS_BIN)/staticcheck ./...
 
 fmt:
 	@out="$$(gofmt -l cmd internal examples)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -409,10 +409,6 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-func sortReports(rs []*image.Report) {
-	sort.Slice(rs, func(i, j int) bool { return rs[i].Reference < rs[j].Reference })
-}
-
 func nodePlat(n *cluster.Node) string {
 	if n == nil {
 		return ""

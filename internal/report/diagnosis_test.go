@@ -30,10 +30,7 @@ func exampleDocument(t *testing.T) *Document {
 	images := diagnose.NewImages(reqs, res.InspectAll(ctx, reqs))
 	fs := diagnose.Diagnose(snap, images)
 	doc := &Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: DiagnosisText,
-		Extra: map[string]any{"notArch": diagnose.NotArchFailures(snap, fs)}}
-	for _, r := range diagnose.Remedies(snap, images, fs) {
-		doc.Remedies = append(doc.Remedies, r)
-	}
+		Extra: map[string]any{"notArch": diagnose.NotArchFailures(snap, fs)}, Remedies: diagnose.Remedies(snap, images, fs)}
 	return doc
 }
 
