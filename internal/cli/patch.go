@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/archfit/archfit/internal/object"
+	"github.com/archfit/archfit/internal/report"
 
 	"bytes"
 	"context"
@@ -264,7 +265,7 @@ func (o *patchOptions) run(ctx context.Context) error {
 		fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
 	}
 	if rem.Conflict != nil {
-		writeConflicts(o.streams.Out, w.Ref.String(), []remedy.Conflict{*rem.Conflict})
+		report.ConflictsText(o.streams.Out, w.Ref.String(), []remedy.Conflict{*rem.Conflict})
 		return &FindingsError{Count: 1}
 	}
 	if len(rem.AllowedArchitectures) == 0 {
@@ -307,7 +308,7 @@ func (o *patchOptions) applier() (*apply.Applier, error) {
 // print renders the patch (no --apply).
 func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	if len(res.Conflicts) > 0 {
-		writeConflicts(o.streams.Out, res.Object.String(), res.Conflicts)
+		report.ConflictsText(o.streams.Out, res.Object.String(), res.Conflicts)
 		return &FindingsError{Count: len(res.Conflicts)}
 	}
 	var srcPath string
@@ -361,7 +362,7 @@ func (o *patchOptions) applyLive(ctx context.Context, a *apply.Applier, rem *rem
 		return err
 	}
 	if len(res.Conflicts) > 0 {
-		writeConflicts(o.streams.Out, res.Object.String(), res.Conflicts)
+		report.ConflictsText(o.streams.Out, res.Object.String(), res.Conflicts)
 		return &FindingsError{Count: len(res.Conflicts)}
 	}
 	if !res.Changed {
@@ -480,27 +481,4 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 		}
 	}
 	return image.NewSet(reqs, reps), nil
-}
-
-// writeConflicts explains why no patch is possible.
-func writeConflicts(w io.Writer, what string, cs []remedy.Conflict) {
-	fmt.Fprintf(w, "%s: %s: no patch is possible\n", what, remedy.CodeArchConstraintConflict)
-	for _, c := range cs {
-		fmt.Fprintf(w, "  %s\n", c.Message)
-		if c.Path != "" {
-			fmt.Fprintf(w, "    at %s", c.Path)
-			if len(c.Pinned) > 0 {
-				fmt.Fprintf(w, ", which admits only %s", strings.Join(c.Pinned, ", "))
-			}
-			fmt.Fprintln(w)
-		}
-		for _, e := range c.Containers {
-			runs := "nothing"
-			if len(e.Runs) > 0 {
-				runs = strings.Join(e.Runs, ", ")
-			}
-			fmt.Fprintf(w, "    %s container %s (%s) runs %s: excludes %s\n", e.Role, e.Name, e.Image, runs, strings.Join(e.Excludes, ", "))
-		}
-	}
-	fmt.Fprintln(w, "  fix the images (see `archfit diagnose` for the build advice) or the workload's own arch constraint; archfit never overwrites a pin")
 }
