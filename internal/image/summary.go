@@ -106,7 +106,10 @@ func (r *Resolver) pulls(rep *Report, top doc) {
 				d, err := platform.Choose(rt, node, r.runtimeIndex(rep, top))
 				if err != nil {
 					p.Error = err.Error()
-					if rt != platform.CRIO {
+					var nm *platform.NoMatchError
+					if rt != platform.CRIO && !(errors.As(err, &nm) && nm.AfterPull) {
+						// A failed download; a failed image.Config after a
+						// successful one is reported as is.
 						p.Error = fmt.Sprintf("failed to pull and unpack image %q: %s", rep.Reference, err)
 					}
 					f := false

@@ -98,6 +98,11 @@ type NoMatchError struct {
 	Runtime Runtime
 	Node    specs.Platform
 	Message string
+	// AfterPull is set when the download itself succeeded and the CRI's
+	// image.Config lookup that follows it failed ("get image config
+	// descriptor: ..."): the runtime reports Message as is, without the
+	// "failed to pull and unpack image" prefix of a failed download.
+	AfterPull bool
 }
 
 func (e *NoMatchError) Error() string { return e.Message }
@@ -108,20 +113,30 @@ func Choose(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error
 	switch rt {
 	case CRIO:
 		return chooseCRIO(node, idx)
-	case ContainerdTransfer:
-		return chooseContainerd(rt, platforms.Ordered(node), node, idx)
 	default:
-		return chooseContainerd(rt, platforms.Only(node), node, idx)
+		return chooseContainerd(rt, node, idx)
 	}
 }
 
-// chooseContainerd follows containerd's images.Manifest: keep entries whose
-// platform matches (or that have none), stable-sort them by the matcher's
-// preference with platform-less entries last, and take the first that is an
-// image manifest whose platform (declared or from its config) matches.
-func chooseContainerd(rt Runtime, m platforms.MatchComparer, node specs.Platform, idx Index) (specs.Descriptor, error) {
+// chooseContainerd follows containerd's CRI pull and then its images.Manifest
+// (image.Config): keep the image manifests whose platform platforms.Only(node)
+// matches (or that have none), stable-sort them by its preference with
+// platform-less entries last, and look at the FIRST only (images.Manifest
+// walks with a limit of one candidate):
+//   - a platform-less first candidate whose config is another platform fails
+//     with "no match for platform in manifest <index>", even when a later
+//     platform-less entry would match;
+//   - on the transfer path, which downloads only what platforms.Ordered(node)
+//     accepts, a first candidate that is a fallback (386 on amd64, 32-bit arm
+//     on arm64) was never fetched: its manifest is missing content.
+func chooseContainerd(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error) {
+	m := platforms.Only(node)
+	transfer := rt == ContainerdTransfer
 	var cands []specs.Descriptor
 	for _, d := range idx.Manifests {
+		if !isImageManifest(d.MediaType) {
+			continue
+		}
 		if d.Platform == nil || m.Match(*d.Platform) {
 			cands = append(cands, d)
 		}
@@ -135,23 +150,28 @@ func chooseContainerd(rt Runtime, m platforms.MatchComparer, node specs.Platform
 		}
 		return m.Less(*a.Platform, *b.Platform)
 	})
-	for _, d := range cands {
-		if !isImageManifest(d.MediaType) {
-			continue
+	configNoMatch := &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
+		Message: fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", idx.Digest)}
+	if len(cands) == 0 {
+		if transfer {
+			return specs.Descriptor{}, configNoMatch
 		}
-		if d.Platform == nil {
-			p, ok := idx.ConfigPlatform[d.Digest]
-			if !ok || !m.Match(p) {
-				continue
-			}
+		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, Message: "no match for platform in manifest: not found"}
+	}
+	d := cands[0]
+	if d.Platform == nil {
+		// containerd matches the config's OS and architecture only.
+		p, ok := idx.ConfigPlatform[d.Digest]
+		if !ok || !m.Match(platforms.Normalize(specs.Platform{OS: p.OS, Architecture: p.Architecture})) {
+			return specs.Descriptor{}, configNoMatch
 		}
 		return d, nil
 	}
-	msg := "no match for platform in manifest: not found"
-	if rt == ContainerdTransfer {
-		msg = fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", idx.Digest)
+	if transfer && !platforms.Ordered(node).Match(*d.Platform) {
+		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
+			Message: fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest)}
 	}
-	return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, Message: msg}
+	return d, nil
 }
 
 // chooseCRIO asks containers/image itself, the library CRI-O pulls with.

@@ -115,6 +115,12 @@ func TestChoose(t *testing.T) {
 			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 1}},
 		{"no-platform entry whose config is another arch", mkIndex(oci, "config:linux/amd64"), arm64,
 			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 1}},
+		{"no-platform entries: only the first is checked against its config", mkIndex(oci, "config:linux/amd64", "config:linux/arm64"), arm64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 1}},
+		{"no-platform entries: the first matching is pulled", mkIndex(oci, "config:linux/arm64", "config:linux/amd64"), arm64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 1}},
+		{"386 + arm64 on amd64: fallback on the local path only", mkIndex(oci, "linux/386", "linux/arm64"), amd64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 0, CRIO: 0}},
 		{"no-platform entries come last", mkIndex(oci, "config:linux/amd64", "linux/amd64"), amd64,
 			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
 		{"docker manifest list", mkIndex(dockerList, "linux/amd64", "linux/arm64/v8"), arm64,
@@ -204,3 +210,42 @@ func TestNodeAndNormalize(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestContainerdMessages checks the messages real containerd reports (issue
+// 12 points 1, 3, 4): the "get image config descriptor" failures come after a
+// successful download, so the runtime reports them without the "failed to
+// pull and unpack image" prefix.
+func TestContainerdMessages(t *testing.T) {
+	amd64, arm64 := Node("linux", "amd64"), Node("linux", "arm64")
+	noMatch := "get image config descriptor: no match for platform in manifest sha256:1111111111111111111111111111111111111111111111111111111111111111: not found"
+	content := func(i int) string {
+		return fmt.Sprintf("get image config descriptor: content digest sha256:%064d: not found", i)
+	}
+	cases := []struct {
+		name      string
+		rt        Runtime
+		node      specs.Platform
+		idx       Index
+		msg       string
+		afterPull bool
+	}{
+		{"first platform-less entry is another arch (local)", ContainerdLocal, arm64, mkIndex(oci, "config:linux/amd64", "config:linux/arm64"), noMatch, true},
+		{"first platform-less entry is another arch (transfer)", ContainerdTransfer, arm64, mkIndex(oci, "config:linux/amd64", "config:linux/arm64"), noMatch, true},
+		{"arm/v7 fallback on the transfer path", ContainerdTransfer, arm64, mkIndex(oci, "linux/amd64", "linux/arm/v7"), content(2), true},
+		{"386 fallback on the transfer path", ContainerdTransfer, amd64, mkIndex(oci, "linux/386", "linux/arm64"), content(1), true},
+		{"no candidate on the transfer path", ContainerdTransfer, arm64, mkIndex(oci, "linux/amd64"), noMatch, true},
+		{"no candidate on the local path", ContainerdLocal, arm64, mkIndex(oci, "linux/amd64"), "no match for platform in manifest: not found", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Choose(tc.rt, tc.node, tc.idx)
+			var nm *NoMatchError
+			if !errors.As(err, &nm) {
+				t.Fatalf("got %v, want a NoMatchError", err)
+			}
+			if nm.Message != tc.msg || nm.AfterPull != tc.afterPull {
+				t.Errorf("got %q (after pull %v), want %q (after pull %v)", nm.Message, nm.AfterPull, tc.msg, tc.afterPull)
+			}
+		})
+	}
+}
