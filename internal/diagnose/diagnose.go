@@ -139,6 +139,7 @@ func (c *containerCase) pulled() *pulled {
 	}
 	var res *pulled
 	for _, rt := range matchers {
+		rt = image.PullRuntime(c.rep, want, rt)
 		for i := range c.rep.Pulls {
 			pl := &c.rep.Pulls[i]
 			if pl.Node != want || pl.Runtime != rt {

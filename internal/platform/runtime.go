@@ -26,8 +26,37 @@ const (
 	CRIO Runtime = "cri-o"
 )
 
-// Runtimes lists every modelled runtime, in display order.
+// Runtimes lists every modelled runtime, in display order. The containerd
+// ones apply the rules of the containerd/platforms archfit links (v1.0.0-rc.5,
+// used by containerd >= 2.3).
 var Runtimes = []Runtime{ContainerdLocal, ContainerdTransfer, CRIO}
+
+// PreRC5 marks a containerd matcher with the rules of containerd/platforms
+// before v1.0.0-rc.5: containerd 1.x and 2.0 (v0.2.1 or older), 2.1 and 2.2
+// (v1.0.0-rc.1/rc.2). They ignore an entry's os.features where rc.5 refuses
+// a Linux entry listing os.features for a node that has none.
+const PreRC5 = "@pre-rc.5"
+
+// Matchers of containerd releases older than 2.3.
+const (
+	ContainerdLocalPreRC5    = ContainerdLocal + PreRC5
+	ContainerdTransferPreRC5 = ContainerdTransfer + PreRC5
+)
+
+// Variants are the matchers besides Runtimes that a node's runtime version may
+// select. A report lists their pulls only where they choose differently from
+// their Base.
+var Variants = []Runtime{ContainerdLocalPreRC5, ContainerdTransferPreRC5}
+
+// Base is the matcher without its rules variant: containerd-local for
+// containerd-local@pre-rc.5.
+func (rt Runtime) Base() Runtime {
+	b, _, _ := strings.Cut(string(rt), "@")
+	return Runtime(b)
+}
+
+// ignoresOSFeatures tells whether the matcher ignores os.features.
+func (rt Runtime) ignoresOSFeatures() bool { return strings.HasSuffix(string(rt), PreRC5) }
 
 // RuntimeInfo is what a node's status.nodeInfo.containerRuntimeVersion says.
 type RuntimeInfo struct {
@@ -57,6 +86,14 @@ func ParseRuntime(v string) RuntimeInfo {
 			info.Matchers = []Runtime{ContainerdTransfer, ContainerdLocal}
 		} else {
 			info.Matchers = []Runtime{ContainerdLocal}
+		}
+		// containerd/platforms by release (its go.mod): 1.7 v0.2.1, 2.1.4
+		// rc.1, 2.1.9 and 2.2 rc.2, 2.3 and later rc.5. Unparsable versions
+		// get the newest rules.
+		if ok && (major < 2 || major == 2 && minor < 3) {
+			for i, m := range info.Matchers {
+				info.Matchers[i] = m + PreRC5
+			}
 		}
 	default:
 		info.Matchers = []Runtime{ContainerdLocal}
@@ -110,7 +147,7 @@ func (e *NoMatchError) Error() string { return e.Message }
 // Choose returns the entry a node of platform node running rt would pull from
 // idx, or a *NoMatchError carrying the runtime's own message.
 func Choose(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error) {
-	switch rt {
+	switch rt.Base() {
 	case CRIO:
 		return chooseCRIO(node, idx)
 	default:
@@ -130,8 +167,11 @@ func Choose(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error
 //     accepts, a first candidate that is a fallback (386 on amd64, 32-bit arm
 //     on arm64) was never fetched: its manifest is missing content.
 func chooseContainerd(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error) {
-	m := platforms.Only(node)
-	transfer := rt == ContainerdTransfer
+	var m, ordered platforms.MatchComparer = platforms.Only(node), platforms.Ordered(node)
+	if rt.ignoresOSFeatures() {
+		m, ordered = noOSFeatures{m}, noOSFeatures{ordered}
+	}
+	transfer := rt.Base() == ContainerdTransfer
 	var cands []specs.Descriptor
 	for _, d := range idx.Manifests {
 		if !isImageManifest(d.MediaType) {
@@ -167,11 +207,25 @@ func chooseContainerd(rt Runtime, node specs.Platform, idx Index) (specs.Descrip
 		}
 		return d, nil
 	}
-	if transfer && !platforms.Ordered(node).Match(*d.Platform) {
+	if transfer && !ordered.Match(*d.Platform) {
 		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
 			Message: fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest)}
 	}
 	return d, nil
+}
+
+// noOSFeatures is a matcher of containerd/platforms before v1.0.0-rc.5,
+// which does not look at os.features.
+type noOSFeatures struct{ platforms.MatchComparer }
+
+func (n noOSFeatures) Match(p specs.Platform) bool {
+	p.OSFeatures = nil
+	return n.MatchComparer.Match(p)
+}
+
+func (n noOSFeatures) Less(a, b specs.Platform) bool {
+	a.OSFeatures, b.OSFeatures = nil, nil
+	return n.MatchComparer.Less(a, b)
 }
 
 // chooseCRIO asks containers/image itself, the library CRI-O pulls with.

@@ -179,11 +179,14 @@ func TestParseRuntime(t *testing.T) {
 		in   string
 		want []Runtime
 	}{
-		{"containerd://1.7.27", []Runtime{ContainerdLocal}},
-		{"containerd://2.0.5", []Runtime{ContainerdLocal}},
-		{"containerd://2.1.4", []Runtime{ContainerdTransfer, ContainerdLocal}},
-		{"containerd://2.2.0-rc.1", []Runtime{ContainerdTransfer, ContainerdLocal}},
-		{"containerd://v1.6.8-k3s1", []Runtime{ContainerdLocal}},
+		{"containerd://1.7.27", []Runtime{ContainerdLocalPreRC5}},
+		{"containerd://2.0.5", []Runtime{ContainerdLocalPreRC5}},
+		{"containerd://2.1.4", []Runtime{ContainerdTransferPreRC5, ContainerdLocalPreRC5}},
+		{"containerd://2.2.0-rc.1", []Runtime{ContainerdTransferPreRC5, ContainerdLocalPreRC5}},
+		{"containerd://2.3.0", []Runtime{ContainerdTransfer, ContainerdLocal}},
+		{"containerd://2.4.1", []Runtime{ContainerdTransfer, ContainerdLocal}},
+		{"containerd://v1.6.8-k3s1", []Runtime{ContainerdLocalPreRC5}},
+		{"containerd://weird", []Runtime{ContainerdLocal}},
 		{"cri-o://1.31.0", []Runtime{CRIO}},
 		{"docker://24.0.7", []Runtime{ContainerdLocal}},
 		{"", []Runtime{ContainerdLocal}},
@@ -247,5 +250,46 @@ func TestContainerdMessages(t *testing.T) {
 				t.Errorf("got %q (after pull %v), want %q (after pull %v)", nm.Message, nm.AfterPull, tc.msg, tc.afterPull)
 			}
 		})
+	}
+}
+
+// TestOSFeaturesByVersion: containerd/platforms rc.5 (containerd >= 2.3)
+// refuses a Linux entry listing os.features for a plain node; the matchers of
+// older releases (1.7.35 and 2.1.9 seen pulling such entries) ignore the field.
+func TestOSFeaturesByVersion(t *testing.T) {
+	amd64 := Node("linux", "amd64")
+	for _, tc := range []struct {
+		version string
+		idx     Index
+		want    int // 1-based chosen entry, 0 for a failed pull
+	}{
+		{"1.6.20", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"1.7.35", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.0.5", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.1.4", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.1.9", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.2.1", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.3.0", mkIndex(oci, "linux/amd64+feat"), 0},
+		{"2.4.0", mkIndex(oci, "linux/amd64+feat"), 0},
+		{"2.3.0", mkIndex(oci, "linux/amd64+feat", "linux/amd64"), 2},
+		{"2.1.9", mkIndex(oci, "linux/amd64+feat", "linux/amd64"), 1},
+	} {
+		for _, rt := range ParseRuntime("containerd://" + tc.version).Matchers {
+			d, err := Choose(rt, amd64, tc.idx)
+			got := 0
+			if err == nil {
+				for i, m := range tc.idx.Manifests {
+					if m.Digest == d.Digest {
+						got = i + 1
+					}
+				}
+			}
+			if got != tc.want {
+				t.Errorf("containerd %s %s: chose %d (%v), want %d", tc.version, rt, got, err, tc.want)
+			}
+		}
+	}
+	if ContainerdLocalPreRC5.Base() != ContainerdLocal || CRIO.Base() != CRIO {
+		t.Errorf("Base: %s, %s", ContainerdLocalPreRC5.Base(), CRIO.Base())
 	}
 }
