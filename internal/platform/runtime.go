@@ -26,6 +26,18 @@ const (
 	CRIO Runtime = "cri-o"
 )
 
+// LocalPullSettings are the CRI config settings that make containerd >= 2.1
+// pull on its local path instead of the transfer service (its CRI plugin
+// logs "Falling back to local image pull mode").
+var LocalPullSettings = []string{
+	"use_local_image_pull = true",
+	"registry mirrors, configs or auths",
+	"a non-default max_concurrent_downloads",
+	"an explicit disable_snapshot_annotations = false",
+	"discard_unpacked_layers",
+	"image_pull_with_sync_fs",
+}
+
 // Runtimes lists every modelled runtime, in display order. The containerd
 // ones apply the rules of the containerd/platforms archfit links (v1.0.0-rc.5,
 // used by containerd >= 2.3).
@@ -64,7 +76,8 @@ type RuntimeInfo struct {
 	Version string // as reported, e.g. 2.1.4
 	// Matchers are the selection logics this runtime may apply, the default
 	// first. containerd >= 2.1 uses the transfer service unless its CRI config
-	// forces the local path, which the node object does not show.
+	// forces the local path (LocalPullSettings), which the node object does
+	// not show.
 	Matchers []Runtime
 }
 

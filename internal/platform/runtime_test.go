@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -291,5 +292,16 @@ func TestOSFeaturesByVersion(t *testing.T) {
 	}
 	if ContainerdLocalPreRC5.Base() != ContainerdLocal || CRIO.Base() != CRIO {
 		t.Errorf("Base: %s, %s", ContainerdLocalPreRC5.Base(), CRIO.Base())
+	}
+}
+
+// TestLocalPullSettings: every setting that makes containerd >= 2.1 take its
+// local pull path (issue 12 point 6) is listed.
+func TestLocalPullSettings(t *testing.T) {
+	all := fmt.Sprint(LocalPullSettings)
+	for _, s := range []string{"use_local_image_pull", "mirrors", "max_concurrent_downloads", "disable_snapshot_annotations = false", "discard_unpacked_layers", "image_pull_with_sync_fs"} {
+		if !strings.Contains(all, s) {
+			t.Errorf("LocalPullSettings lacks %s", s)
+		}
 	}
 }
