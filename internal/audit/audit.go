@@ -318,6 +318,7 @@ func cell(rep *image.Report, p Pool) Cell {
 	var fails, caveats, runs []string
 	matched := false
 	for _, rt := range p.Runtimes {
+		rt = image.PullRuntime(rep, p.Platform, rt)
 		for _, pull := range rep.Pulls {
 			if pull.Node != p.Platform || pull.Runtime != rt {
 				continue

@@ -127,8 +127,8 @@ func (k *crash) readPull() {
 	}
 	if pl != nil && pl.pull.Error != "" {
 		// The container started, so the node did pull something: its
-		// runtime is not on its default path (containerd >= 2.1 with
-		// registry mirrors/auths in its CRI config takes the local one).
+		// runtime is not on its default path (containerd >= 2.1 takes the
+		// local one with any of platform.LocalPullSettings in its CRI config).
 		for _, a := range pl.alt {
 			if a.Error == "" {
 				pl = &pulled{pull: a, entry: entryOf(k.rep, a.Digest)}

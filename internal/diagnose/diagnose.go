@@ -139,6 +139,7 @@ func (c *containerCase) pulled() *pulled {
 	}
 	var res *pulled
 	for _, rt := range matchers {
+		rt = image.PullRuntime(c.rep, want, rt)
 		for i := range c.rep.Pulls {
 			pl := &c.rep.Pulls[i]
 			if pl.Node != want || pl.Runtime != rt {
@@ -316,7 +317,8 @@ func (c *containerCase) missingPlatform(ev []string, pl *pulled, missing string)
 	case pl != nil:
 		// The runtime's message says no match, archfit's model of the node's
 		// default pull path finds one: the node probably uses another path
-		// (containerd with mirrors/auths in its CRI config takes the local one).
+		// (containerd >= 2.1 takes the local one with any of
+		// platform.LocalPullSettings in its CRI config).
 		ev = append(ev, fmt.Sprintf("archfit: %s on %s would pull %s (%s)", pl.pull.Runtime, pl.pull.Node, short(pl.pull.Digest), pl.pull.Platform))
 		f.Confidence = finding.Medium
 		f.Message += "; archfit's model of this runtime finds an entry, so the node's pull path differs from its default"

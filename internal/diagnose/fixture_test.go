@@ -48,12 +48,14 @@ type imageSpec struct {
 // (default: Platform), Binary what /app really is: an architecture (static
 // ELF), "script" (no #!), "crlf" (#!/bin/sh\r), "dynamic" (an ELF of the
 // config's arch whose loader is absent), "missing" (no /app). Attestation
-// adds BuildKit's attestation manifest for the previous entry.
+// adds BuildKit's attestation manifest for the previous entry. OSFeatures is
+// the entry's platform os.features.
 type entrySpec struct {
-	Platform    string `json:"platform"`
-	Config      string `json:"config"`
-	Binary      string `json:"binary"`
-	Attestation bool   `json:"attestation"`
+	Platform    string   `json:"platform"`
+	OSFeatures  []string `json:"osFeatures"`
+	Config      string   `json:"config"`
+	Binary      string   `json:"binary"`
+	Attestation bool     `json:"attestation"`
 }
 
 // want is the part of a finding a case pins down.
@@ -132,6 +134,7 @@ func writeLayout(t *testing.T, dir string, specs []imageSpec) {
 			ent := testimage.Entry{Image: img}
 			if e.Platform != "none" {
 				ent.Platform = testimage.ParsePlatform(e.Platform)
+				ent.Platform.OSFeatures = e.OSFeatures
 			}
 			es = append(es, ent)
 		}

@@ -213,13 +213,16 @@ func TestPullsPerRuntime(t *testing.T) {
 		}
 		got[p.Node+" "+string(p.Runtime)] = v
 	}
-	d, _ := testimage.Index(testimage.For(amd, "linux/amd64"), testimage.For(arm7, "linux/arm/v7")).Digest()
+	// The transfer service downloads the exact matches only; the config
+	// lookup then picks the arm/v7 entry it never fetched (real 2.1.9, with
+	// no "failed to pull and unpack image" prefix).
+	d, _ := arm7.Digest()
 	want := map[string]string{
 		"linux/amd64 " + string(platform.ContainerdLocal):       "linux/amd64",
 		"linux/amd64 " + string(platform.ContainerdTransfer):    "linux/amd64",
 		"linux/amd64 " + string(platform.CRIO):                  "linux/amd64",
 		"linux/arm64/v8 " + string(platform.ContainerdLocal):    "linux/arm/v7",
-		"linux/arm64/v8 " + string(platform.ContainerdTransfer): "ERR failed to pull and unpack image \"" + ref + "\": get image config descriptor: no match for platform in manifest " + d.String() + ": not found",
+		"linux/arm64/v8 " + string(platform.ContainerdTransfer): "ERR get image config descriptor: content digest " + d.String() + ": not found",
 		"linux/arm64/v8 " + string(platform.CRIO):               "ERR choosing image instance: no image found in image index for architecture \"arm64\", variant \"v8\", OS \"linux\"",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -373,5 +376,51 @@ func TestVerifyOncePerProgram(t *testing.T) {
 	// Two entries x two programs (/app, /other).
 	if got := calls.Load(); got != 4 {
 		t.Errorf("verifications: %d, want 4", got)
+	}
+}
+
+// TestPullsOSFeaturesVariant: an amd64 entry listing os.features is refused by
+// containerd/platforms rc.5 (containerd >= 2.3) and pulled by older releases;
+// the report lists the @pre-rc.5 pulls because they differ, and PullRuntime
+// maps a variant the report does not list to its base.
+func TestPullsOSFeaturesVariant(t *testing.T) {
+	reg := newCountingRegistry(t)
+	amd := testimage.App("linux/amd64", "amd64")
+	ref := reg.host() + "/feat:1"
+	e := testimage.For(amd, "linux/amd64")
+	e.Platform.OSFeatures = []string{"sse4"}
+	push(t, ref, testimage.Index(e))
+	rep := newResolver(t, "").Inspect(context.Background(), Request{Ref: ref})
+	got := map[platform.Runtime]string{}
+	for _, p := range rep.Pulls {
+		if p.Node != "linux/amd64" {
+			continue
+		}
+		v := p.Platform
+		if p.Error != "" {
+			v = "ERR"
+		}
+		got[p.Runtime] = v
+	}
+	want := map[platform.Runtime]string{
+		platform.ContainerdLocal: "ERR", platform.ContainerdTransfer: "ERR", platform.CRIO: "linux/amd64",
+		platform.ContainerdLocalPreRC5: "linux/amd64", platform.ContainerdTransferPreRC5: "linux/amd64",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pulls (-want +got):\n%s", diff)
+	}
+	if rt := PullRuntime(rep, "linux/amd64", platform.ContainerdLocalPreRC5); rt != platform.ContainerdLocalPreRC5 {
+		t.Errorf("PullRuntime listed variant: %s", rt)
+	}
+	plainRef := reg.host() + "/plain:1"
+	push(t, plainRef, testimage.Index(testimage.For(amd, "linux/amd64")))
+	plain := newResolver(t, "").Inspect(context.Background(), Request{Ref: plainRef})
+	for _, p := range plain.Pulls {
+		if p.Runtime != p.Runtime.Base() {
+			t.Errorf("variant pull listed where it chooses as its base: %+v", p)
+		}
+	}
+	if rt := PullRuntime(plain, "linux/amd64", platform.ContainerdLocalPreRC5); rt != platform.ContainerdLocal {
+		t.Errorf("PullRuntime unlisted variant: %s", rt)
 	}
 }

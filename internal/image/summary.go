@@ -92,59 +92,110 @@ func summarize(rep *Report) {
 	}
 }
 
-// pulls computes what each node type would pull, under each runtime.
+// pulls computes what each node type would pull, under each runtime, then
+// under each rules variant (platform.Variants) where it chooses differently
+// from its base.
 func (r *Resolver) pulls(rep *Report, top doc) {
 	if rep.Error != nil || len(rep.Entries) == 0 {
 		return
 	}
+	var idx platform.Index
+	if rep.Kind == KindIndex {
+		idx = r.runtimeIndex(rep, top)
+	}
 	for _, node := range r.nodes {
-		nodeArch := platform.Arch(node)
+		first := len(rep.Pulls)
 		for _, rt := range platform.Runtimes {
-			p := Pull{Node: platform.String(&node), Runtime: rt}
-			var chosen *Entry
-			if rep.Kind == KindIndex {
-				d, err := platform.Choose(rt, node, r.runtimeIndex(rep, top))
-				if err != nil {
-					p.Error = err.Error()
-					if rt != platform.CRIO {
-						p.Error = fmt.Sprintf("failed to pull and unpack image %q: %s", rep.Reference, err)
-					}
-					f := false
-					p.Runs = &f
-					rep.Pulls = append(rep.Pulls, p)
-					continue
-				}
-				for i := range rep.Entries {
-					if rep.Entries[i].Digest == d.Digest.String() {
-						chosen = &rep.Entries[i]
-						break
-					}
-				}
-			} else {
-				chosen = &rep.Entries[0]
-				p.Reason = "single manifest: pulled whatever its platform, fails only at exec"
+			if p, ok := pullOne(rep, idx, node, rt); ok {
+				rep.Pulls = append(rep.Pulls, p)
 			}
-			if chosen == nil {
+		}
+		if rep.Kind != KindIndex {
+			continue
+		}
+		base := rep.Pulls[first:]
+		for _, rt := range platform.Variants {
+			p, ok := pullOne(rep, idx, node, rt)
+			if !ok {
 				continue
 			}
-			p.Digest = chosen.Digest
-			p.Platform = platform.String(chosen.EffectivePlatform())
-			runs, why := chosen.Runs(nodeArch)
-			if runs && chosen.EffectivePlatform() != nil {
-				if a := platform.Arch(*chosen.EffectivePlatform()); a == "arm" && nodeArch == "arm64" {
-					why = "32-bit arm entry: runs only where the CPU and kernel support AArch32 (not Graviton4, not AmpereOne)"
+			same := false
+			for _, b := range base {
+				if b.Runtime == rt.Base() && b.Digest == p.Digest && b.Error == p.Error {
+					same = true
 				}
 			}
-			p.Runs = &runs
-			if why != "" {
-				if p.Reason != "" {
-					p.Reason += "; "
-				}
-				p.Reason += why
+			if !same {
+				rep.Pulls = append(rep.Pulls, p)
 			}
-			rep.Pulls = append(rep.Pulls, p)
 		}
 	}
+}
+
+// PullRuntime is the matcher under which rep lists the pulls of a node of
+// platform node running rt: rt, or its base when rep lists no pull for the
+// variant rt (it chooses as its base does).
+func PullRuntime(rep *Report, node string, rt platform.Runtime) platform.Runtime {
+	if rt == rt.Base() {
+		return rt
+	}
+	for _, p := range rep.Pulls {
+		if p.Node == node && p.Runtime == rt {
+			return rt
+		}
+	}
+	return rt.Base()
+}
+
+// pullOne is what a node of platform node pulls under rt; false when the
+// chosen entry is not among the report's.
+func pullOne(rep *Report, idx platform.Index, node specs.Platform, rt platform.Runtime) (Pull, bool) {
+	nodeArch := platform.Arch(node)
+	p := Pull{Node: platform.String(&node), Runtime: rt}
+	var chosen *Entry
+	if rep.Kind == KindIndex {
+		d, err := platform.Choose(rt, node, idx)
+		if err != nil {
+			p.Error = err.Error()
+			var nm *platform.NoMatchError
+			if rt.Base() != platform.CRIO && !(errors.As(err, &nm) && nm.AfterPull) {
+				// A failed download; a failed image.Config after a
+				// successful one is reported as is.
+				p.Error = fmt.Sprintf("failed to pull and unpack image %q: %s", rep.Reference, err)
+			}
+			f := false
+			p.Runs = &f
+			return p, true
+		}
+		for i := range rep.Entries {
+			if rep.Entries[i].Digest == d.Digest.String() {
+				chosen = &rep.Entries[i]
+				break
+			}
+		}
+	} else {
+		chosen = &rep.Entries[0]
+		p.Reason = "single manifest: pulled whatever its platform, fails only at exec"
+	}
+	if chosen == nil {
+		return p, false
+	}
+	p.Digest = chosen.Digest
+	p.Platform = platform.String(chosen.EffectivePlatform())
+	runs, why := chosen.Runs(nodeArch)
+	if runs && chosen.EffectivePlatform() != nil {
+		if a := platform.Arch(*chosen.EffectivePlatform()); a == "arm" && nodeArch == "arm64" {
+			why = "32-bit arm entry: runs only where the CPU and kernel support AArch32 (not Graviton4, not AmpereOne)"
+		}
+	}
+	p.Runs = &runs
+	if why != "" {
+		if p.Reason != "" {
+			p.Reason += "; "
+		}
+		p.Reason += why
+	}
+	return p, true
 }
 
 // runtimeIndex is the top index as a runtime sees it, with nested indexes

@@ -26,8 +26,49 @@ const (
 	CRIO Runtime = "cri-o"
 )
 
-// Runtimes lists every modelled runtime, in display order.
+// LocalPullSettings are the CRI config settings that make containerd >= 2.1
+// pull on its local path instead of the transfer service (its CRI plugin
+// logs "Falling back to local image pull mode").
+var LocalPullSettings = []string{
+	"use_local_image_pull = true",
+	"registry mirrors, configs or auths",
+	"a non-default max_concurrent_downloads",
+	"an explicit disable_snapshot_annotations = false",
+	"discard_unpacked_layers",
+	"image_pull_with_sync_fs",
+}
+
+// Runtimes lists every modelled runtime, in display order. The containerd
+// ones apply the rules of the containerd/platforms archfit links (v1.0.0-rc.5,
+// used by containerd >= 2.3).
 var Runtimes = []Runtime{ContainerdLocal, ContainerdTransfer, CRIO}
+
+// PreRC5 marks a containerd matcher with the rules of containerd/platforms
+// before v1.0.0-rc.5: containerd 1.x and 2.0 (v0.2.1 or older), 2.1 and 2.2
+// (v1.0.0-rc.1/rc.2). They ignore an entry's os.features where rc.5 refuses
+// a Linux entry listing os.features for a node that has none.
+const PreRC5 = "@pre-rc.5"
+
+// Matchers of containerd releases older than 2.3.
+const (
+	ContainerdLocalPreRC5    = ContainerdLocal + PreRC5
+	ContainerdTransferPreRC5 = ContainerdTransfer + PreRC5
+)
+
+// Variants are the matchers besides Runtimes that a node's runtime version may
+// select. A report lists their pulls only where they choose differently from
+// their Base.
+var Variants = []Runtime{ContainerdLocalPreRC5, ContainerdTransferPreRC5}
+
+// Base is the matcher without its rules variant: containerd-local for
+// containerd-local@pre-rc.5.
+func (rt Runtime) Base() Runtime {
+	b, _, _ := strings.Cut(string(rt), "@")
+	return Runtime(b)
+}
+
+// ignoresOSFeatures tells whether the matcher ignores os.features.
+func (rt Runtime) ignoresOSFeatures() bool { return strings.HasSuffix(string(rt), PreRC5) }
 
 // RuntimeInfo is what a node's status.nodeInfo.containerRuntimeVersion says.
 type RuntimeInfo struct {
@@ -35,7 +76,8 @@ type RuntimeInfo struct {
 	Version string // as reported, e.g. 2.1.4
 	// Matchers are the selection logics this runtime may apply, the default
 	// first. containerd >= 2.1 uses the transfer service unless its CRI config
-	// forces the local path, which the node object does not show.
+	// forces the local path (LocalPullSettings), which the node object does
+	// not show.
 	Matchers []Runtime
 }
 
@@ -57,6 +99,14 @@ func ParseRuntime(v string) RuntimeInfo {
 			info.Matchers = []Runtime{ContainerdTransfer, ContainerdLocal}
 		} else {
 			info.Matchers = []Runtime{ContainerdLocal}
+		}
+		// containerd/platforms by release (its go.mod): 1.7 v0.2.1, 2.1.4
+		// rc.1, 2.1.9 and 2.2 rc.2, 2.3 and later rc.5. Unparsable versions
+		// get the newest rules.
+		if ok && (major < 2 || major == 2 && minor < 3) {
+			for i, m := range info.Matchers {
+				info.Matchers[i] = m + PreRC5
+			}
 		}
 	default:
 		info.Matchers = []Runtime{ContainerdLocal}
@@ -98,6 +148,11 @@ type NoMatchError struct {
 	Runtime Runtime
 	Node    specs.Platform
 	Message string
+	// AfterPull is set when the download itself succeeded and the CRI's
+	// image.Config lookup that follows it failed ("get image config
+	// descriptor: ..."): the runtime reports Message as is, without the
+	// "failed to pull and unpack image" prefix of a failed download.
+	AfterPull bool
 }
 
 func (e *NoMatchError) Error() string { return e.Message }
@@ -105,23 +160,36 @@ func (e *NoMatchError) Error() string { return e.Message }
 // Choose returns the entry a node of platform node running rt would pull from
 // idx, or a *NoMatchError carrying the runtime's own message.
 func Choose(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error) {
-	switch rt {
+	switch rt.Base() {
 	case CRIO:
 		return chooseCRIO(node, idx)
-	case ContainerdTransfer:
-		return chooseContainerd(rt, platforms.Ordered(node), node, idx)
 	default:
-		return chooseContainerd(rt, platforms.Only(node), node, idx)
+		return chooseContainerd(rt, node, idx)
 	}
 }
 
-// chooseContainerd follows containerd's images.Manifest: keep entries whose
-// platform matches (or that have none), stable-sort them by the matcher's
-// preference with platform-less entries last, and take the first that is an
-// image manifest whose platform (declared or from its config) matches.
-func chooseContainerd(rt Runtime, m platforms.MatchComparer, node specs.Platform, idx Index) (specs.Descriptor, error) {
+// chooseContainerd follows containerd's CRI pull and then its images.Manifest
+// (image.Config): keep the image manifests whose platform platforms.Only(node)
+// matches (or that have none), stable-sort them by its preference with
+// platform-less entries last, and look at the FIRST only (images.Manifest
+// walks with a limit of one candidate):
+//   - a platform-less first candidate whose config is another platform fails
+//     with "no match for platform in manifest <index>", even when a later
+//     platform-less entry would match;
+//   - on the transfer path, which downloads only what platforms.Ordered(node)
+//     accepts, a first candidate that is a fallback (386 on amd64, 32-bit arm
+//     on arm64) was never fetched: its manifest is missing content.
+func chooseContainerd(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error) {
+	var m, ordered platforms.MatchComparer = platforms.Only(node), platforms.Ordered(node)
+	if rt.ignoresOSFeatures() {
+		m, ordered = noOSFeatures{m}, noOSFeatures{ordered}
+	}
+	transfer := rt.Base() == ContainerdTransfer
 	var cands []specs.Descriptor
 	for _, d := range idx.Manifests {
+		if !isImageManifest(d.MediaType) {
+			continue
+		}
 		if d.Platform == nil || m.Match(*d.Platform) {
 			cands = append(cands, d)
 		}
@@ -135,23 +203,42 @@ func chooseContainerd(rt Runtime, m platforms.MatchComparer, node specs.Platform
 		}
 		return m.Less(*a.Platform, *b.Platform)
 	})
-	for _, d := range cands {
-		if !isImageManifest(d.MediaType) {
-			continue
+	configNoMatch := &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
+		Message: fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", idx.Digest)}
+	if len(cands) == 0 {
+		if transfer {
+			return specs.Descriptor{}, configNoMatch
 		}
-		if d.Platform == nil {
-			p, ok := idx.ConfigPlatform[d.Digest]
-			if !ok || !m.Match(p) {
-				continue
-			}
+		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, Message: "no match for platform in manifest: not found"}
+	}
+	d := cands[0]
+	if d.Platform == nil {
+		// containerd matches the config's OS and architecture only.
+		p, ok := idx.ConfigPlatform[d.Digest]
+		if !ok || !m.Match(platforms.Normalize(specs.Platform{OS: p.OS, Architecture: p.Architecture})) {
+			return specs.Descriptor{}, configNoMatch
 		}
 		return d, nil
 	}
-	msg := "no match for platform in manifest: not found"
-	if rt == ContainerdTransfer {
-		msg = fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", idx.Digest)
+	if transfer && !ordered.Match(*d.Platform) {
+		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
+			Message: fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest)}
 	}
-	return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, Message: msg}
+	return d, nil
+}
+
+// noOSFeatures is a matcher of containerd/platforms before v1.0.0-rc.5,
+// which does not look at os.features.
+type noOSFeatures struct{ platforms.MatchComparer }
+
+func (n noOSFeatures) Match(p specs.Platform) bool {
+	p.OSFeatures = nil
+	return n.MatchComparer.Match(p)
+}
+
+func (n noOSFeatures) Less(a, b specs.Platform) bool {
+	a.OSFeatures, b.OSFeatures = nil, nil
+	return n.MatchComparer.Less(a, b)
 }
 
 // chooseCRIO asks containers/image itself, the library CRI-O pulls with.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,6 +116,12 @@ func TestChoose(t *testing.T) {
 			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 1}},
 		{"no-platform entry whose config is another arch", mkIndex(oci, "config:linux/amd64"), arm64,
 			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 1}},
+		{"no-platform entries: only the first is checked against its config", mkIndex(oci, "config:linux/amd64", "config:linux/arm64"), arm64,
+			map[Runtime]int{ContainerdLocal: 0, ContainerdTransfer: 0, CRIO: 1}},
+		{"no-platform entries: the first matching is pulled", mkIndex(oci, "config:linux/arm64", "config:linux/amd64"), arm64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 1, CRIO: 1}},
+		{"386 + arm64 on amd64: fallback on the local path only", mkIndex(oci, "linux/386", "linux/arm64"), amd64,
+			map[Runtime]int{ContainerdLocal: 1, ContainerdTransfer: 0, CRIO: 0}},
 		{"no-platform entries come last", mkIndex(oci, "config:linux/amd64", "linux/amd64"), amd64,
 			map[Runtime]int{ContainerdLocal: 2, ContainerdTransfer: 2, CRIO: 2}},
 		{"docker manifest list", mkIndex(dockerList, "linux/amd64", "linux/arm64/v8"), arm64,
@@ -173,11 +180,14 @@ func TestParseRuntime(t *testing.T) {
 		in   string
 		want []Runtime
 	}{
-		{"containerd://1.7.27", []Runtime{ContainerdLocal}},
-		{"containerd://2.0.5", []Runtime{ContainerdLocal}},
-		{"containerd://2.1.4", []Runtime{ContainerdTransfer, ContainerdLocal}},
-		{"containerd://2.2.0-rc.1", []Runtime{ContainerdTransfer, ContainerdLocal}},
-		{"containerd://v1.6.8-k3s1", []Runtime{ContainerdLocal}},
+		{"containerd://1.7.27", []Runtime{ContainerdLocalPreRC5}},
+		{"containerd://2.0.5", []Runtime{ContainerdLocalPreRC5}},
+		{"containerd://2.1.4", []Runtime{ContainerdTransferPreRC5, ContainerdLocalPreRC5}},
+		{"containerd://2.2.0-rc.1", []Runtime{ContainerdTransferPreRC5, ContainerdLocalPreRC5}},
+		{"containerd://2.3.0", []Runtime{ContainerdTransfer, ContainerdLocal}},
+		{"containerd://2.4.1", []Runtime{ContainerdTransfer, ContainerdLocal}},
+		{"containerd://v1.6.8-k3s1", []Runtime{ContainerdLocalPreRC5}},
+		{"containerd://weird", []Runtime{ContainerdLocal}},
 		{"cri-o://1.31.0", []Runtime{CRIO}},
 		{"docker://24.0.7", []Runtime{ContainerdLocal}},
 		{"", []Runtime{ContainerdLocal}},
@@ -204,3 +214,94 @@ func TestNodeAndNormalize(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestContainerdMessages checks the messages real containerd reports (issue
+// 12 points 1, 3, 4): the "get image config descriptor" failures come after a
+// successful download, so the runtime reports them without the "failed to
+// pull and unpack image" prefix.
+func TestContainerdMessages(t *testing.T) {
+	amd64, arm64 := Node("linux", "amd64"), Node("linux", "arm64")
+	noMatch := "get image config descriptor: no match for platform in manifest sha256:1111111111111111111111111111111111111111111111111111111111111111: not found"
+	content := func(i int) string {
+		return fmt.Sprintf("get image config descriptor: content digest sha256:%064d: not found", i)
+	}
+	cases := []struct {
+		name      string
+		rt        Runtime
+		node      specs.Platform
+		idx       Index
+		msg       string
+		afterPull bool
+	}{
+		{"first platform-less entry is another arch (local)", ContainerdLocal, arm64, mkIndex(oci, "config:linux/amd64", "config:linux/arm64"), noMatch, true},
+		{"first platform-less entry is another arch (transfer)", ContainerdTransfer, arm64, mkIndex(oci, "config:linux/amd64", "config:linux/arm64"), noMatch, true},
+		{"arm/v7 fallback on the transfer path", ContainerdTransfer, arm64, mkIndex(oci, "linux/amd64", "linux/arm/v7"), content(2), true},
+		{"386 fallback on the transfer path", ContainerdTransfer, amd64, mkIndex(oci, "linux/386", "linux/arm64"), content(1), true},
+		{"no candidate on the transfer path", ContainerdTransfer, arm64, mkIndex(oci, "linux/amd64"), noMatch, true},
+		{"no candidate on the local path", ContainerdLocal, arm64, mkIndex(oci, "linux/amd64"), "no match for platform in manifest: not found", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Choose(tc.rt, tc.node, tc.idx)
+			var nm *NoMatchError
+			if !errors.As(err, &nm) {
+				t.Fatalf("got %v, want a NoMatchError", err)
+			}
+			if nm.Message != tc.msg || nm.AfterPull != tc.afterPull {
+				t.Errorf("got %q (after pull %v), want %q (after pull %v)", nm.Message, nm.AfterPull, tc.msg, tc.afterPull)
+			}
+		})
+	}
+}
+
+// TestOSFeaturesByVersion: containerd/platforms rc.5 (containerd >= 2.3)
+// refuses a Linux entry listing os.features for a plain node; the matchers of
+// older releases (1.7.35 and 2.1.9 seen pulling such entries) ignore the field.
+func TestOSFeaturesByVersion(t *testing.T) {
+	amd64 := Node("linux", "amd64")
+	for _, tc := range []struct {
+		version string
+		idx     Index
+		want    int // 1-based chosen entry, 0 for a failed pull
+	}{
+		{"1.6.20", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"1.7.35", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.0.5", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.1.4", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.1.9", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.2.1", mkIndex(oci, "linux/amd64+feat"), 1},
+		{"2.3.0", mkIndex(oci, "linux/amd64+feat"), 0},
+		{"2.4.0", mkIndex(oci, "linux/amd64+feat"), 0},
+		{"2.3.0", mkIndex(oci, "linux/amd64+feat", "linux/amd64"), 2},
+		{"2.1.9", mkIndex(oci, "linux/amd64+feat", "linux/amd64"), 1},
+	} {
+		for _, rt := range ParseRuntime("containerd://" + tc.version).Matchers {
+			d, err := Choose(rt, amd64, tc.idx)
+			got := 0
+			if err == nil {
+				for i, m := range tc.idx.Manifests {
+					if m.Digest == d.Digest {
+						got = i + 1
+					}
+				}
+			}
+			if got != tc.want {
+				t.Errorf("containerd %s %s: chose %d (%v), want %d", tc.version, rt, got, err, tc.want)
+			}
+		}
+	}
+	if ContainerdLocalPreRC5.Base() != ContainerdLocal || CRIO.Base() != CRIO {
+		t.Errorf("Base: %s, %s", ContainerdLocalPreRC5.Base(), CRIO.Base())
+	}
+}
+
+// TestLocalPullSettings: every setting that makes containerd >= 2.1 take its
+// local pull path (issue 12 point 6) is listed.
+func TestLocalPullSettings(t *testing.T) {
+	all := fmt.Sprint(LocalPullSettings)
+	for _, s := range []string{"use_local_image_pull", "mirrors", "max_concurrent_downloads", "disable_snapshot_annotations = false", "discard_unpacked_layers", "image_pull_with_sync_fs"} {
+		if !strings.Contains(all, s) {
+			t.Errorf("LocalPullSettings lacks %s", s)
+		}
+	}
+}

@@ -259,6 +259,7 @@ func RunsOn(rep *image.Report, targets []Target) []string {
 func runsOnTarget(rep *image.Report, t Target) bool {
 	node := platform.String(&t.Platform)
 	for _, rt := range t.Runtimes {
+		rt = image.PullRuntime(rep, node, rt)
 		found := false
 		for _, p := range rep.Pulls {
 			if p.Node != node || p.Runtime != rt {

@@ -122,6 +122,34 @@ var runtimeTitle = map[platform.Runtime]string{
 	platform.CRIO:               "CRI-O",
 }
 
+// variantTitle names the columns of a report that lists rules variants
+// (platform.Variants): the containerd versions each matcher stands for.
+var variantTitle = map[platform.Runtime]string{
+	platform.ContainerdLocal:          "containerd>=2.3 local",
+	platform.ContainerdTransfer:       "containerd>=2.3",
+	platform.ContainerdLocalPreRC5:    "containerd<=2.0",
+	platform.ContainerdTransferPreRC5: "containerd 2.1-2.2",
+	platform.CRIO:                     "CRI-O",
+}
+
+// pullRuntimes are the report's columns: platform.Runtimes, plus the
+// variants it lists pulls for, with their titles.
+func pullRuntimes(r *image.Report) ([]platform.Runtime, map[platform.Runtime]string) {
+	rts := slices.Clone(platform.Runtimes)
+	for _, v := range platform.Variants {
+		for _, p := range r.Pulls {
+			if p.Runtime == v {
+				rts = append(rts, v)
+				break
+			}
+		}
+	}
+	if len(rts) == len(platform.Runtimes) {
+		return rts, runtimeTitle
+	}
+	return rts, variantTitle
+}
+
 // ImagesText prints one block per image: kind, entries, what each node
 // would pull under each runtime, problems.
 func ImagesText(w io.Writer, reps []*image.Report) error {
@@ -227,9 +255,10 @@ func entryVerdict(e image.Entry) (ep, verdict string) {
 // pullsTable: what each node platform pulls under each runtime.
 func pullsTable(w io.Writer, r *image.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	rts, title := pullRuntimes(r)
 	fmt.Fprint(tw, "  NODE")
-	for _, rt := range platform.Runtimes {
-		fmt.Fprintf(tw, "\t%s", runtimeTitle[rt])
+	for _, rt := range rts {
+		fmt.Fprintf(tw, "\t%s", title[rt])
 	}
 	fmt.Fprintln(tw)
 	byNode := map[string]map[platform.Runtime]image.Pull{}
@@ -243,7 +272,7 @@ func pullsTable(w io.Writer, r *image.Report) error {
 	}
 	for _, n := range nodes {
 		fmt.Fprintf(tw, "  %s", n)
-		for _, rt := range platform.Runtimes {
+		for _, rt := range rts {
 			cell := "-"
 			if p, ok := byNode[n][rt]; ok {
 				cell = pullCell(r, p)
@@ -273,6 +302,7 @@ func pullCell(r *image.Report, p image.Pull) string {
 // pullNotes: why a pull fails or has a caveat, once per node and message.
 func pullNotes(w io.Writer, r *image.Report) {
 	seen := map[string]bool{}
+	_, title := pullRuntimes(r)
 	for _, p := range r.Pulls {
 		msg := p.Error
 		if msg == "" && (p.Runs != nil && !*p.Runs || r.Kind != image.KindManifest) {
@@ -283,7 +313,7 @@ func pullNotes(w io.Writer, r *image.Report) {
 		}
 		if msg != "" && !seen[p.Node+msg] {
 			seen[p.Node+msg] = true
-			fmt.Fprintf(w, "    %s, %s: %s\n", p.Node, runtimeTitle[p.Runtime], msg)
+			fmt.Fprintf(w, "    %s, %s: %s\n", p.Node, title[p.Runtime], msg)
 		}
 	}
 }
