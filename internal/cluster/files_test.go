@@ -114,9 +114,9 @@ func TestLoadFiles(t *testing.T) {
 			paths: []string{"testdata/dump"},
 			want: summary{
 				Nodes: []string{
-					"bare-1 linux/amd64 from=status.nodeInfo.architecture runtime=containerd[containerd-local] pool=() ready=false",
-					"ip-10-0-1-12.ec2.internal linux/amd64 from=kubernetes.io/arch runtime=containerd[containerd-local] pool=general-x86(eks.amazonaws.com/nodegroup) ready=true",
-					"ip-10-0-2-40.ec2.internal linux/arm64/v8 from=kubernetes.io/arch runtime=containerd[containerd-transfer containerd-local] pool=graviton(karpenter.sh/nodepool) ready=true",
+					"bare-1 linux/amd64 from=status.nodeInfo.architecture runtime=containerd[containerd-local@pre-rc.5] pool=() ready=false",
+					"ip-10-0-1-12.ec2.internal linux/amd64 from=kubernetes.io/arch runtime=containerd[containerd-local@pre-rc.5] pool=general-x86(eks.amazonaws.com/nodegroup) ready=true",
+					"ip-10-0-2-40.ec2.internal linux/arm64/v8 from=kubernetes.io/arch runtime=containerd[containerd-transfer@pre-rc.5 containerd-local@pre-rc.5] pool=graviton(karpenter.sh/nodepool) ready=true",
 					"old-arm-1 linux/arm64/v8 from=beta.kubernetes.io/arch runtime=cri-o[cri-o] pool=() ready=false",
 				},
 				Workloads: []string{
