@@ -6,11 +6,13 @@ import (
 	"slices"
 	"time"
 
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/archfit/archfit/internal/finding"
 	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/platform"
 	"github.com/archfit/archfit/internal/report"
 )
 
@@ -22,8 +24,10 @@ type inspectOptions struct {
 	output  string
 	failOn  string
 	suggest int
+	nodes   []string
 
 	failSeverity finding.Severity
+	nodeSpecs    []platform.NodeSpec
 }
 
 // NewCmdInspect builds `archfit inspect REF...`.
@@ -52,6 +56,7 @@ CRI-O, and with --verify the entrypoint binary of every runnable entry.`,
 	o.images.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.verify, "verify", false, "read each runnable entry's entrypoint binary (streams layers top-down, stops when found)")
 	cmd.Flags().IntVar(&o.suggest, "suggest-tags", 0, "for an image missing amd64 or arm64, look at up to N recent tags of its repository for one that has both (third-party images)")
+	cmd.Flags().StringArrayVar(&o.nodes, "node", nil, "predict for exactly this node, PLATFORM=RUNTIME://VERSION (e.g. linux/arm64=containerd://2.1.9, linux/amd64=cri-o://1.34.1); repeatable")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
 	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
 	return cmd
@@ -59,6 +64,13 @@ CRI-O, and with --verify the entrypoint binary of every runnable entry.`,
 
 func (o *inspectOptions) complete(args []string) error {
 	o.refs = args
+	for _, n := range o.nodes {
+		spec, err := platform.ParseNodeSpec(n)
+		if err != nil {
+			return err
+		}
+		o.nodeSpecs = append(o.nodeSpecs, spec)
+	}
 	var err error
 	o.failSeverity, err = finding.ParseSeverity(o.failOn)
 	return err
@@ -75,7 +87,11 @@ func (o *inspectOptions) validate() error {
 }
 
 func (o *inspectOptions) run(cmd *cobra.Command) error {
-	res, err := o.images.resolver(o.verify)
+	var plats []specs.Platform
+	for _, n := range o.nodeSpecs {
+		plats = append(plats, n.Platform)
+	}
+	res, err := o.images.resolver(o.verify, plats...)
 	if err != nil {
 		return err
 	}
@@ -94,6 +110,13 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 	reps := res.InspectAll(cmd.Context(), reqs)
 	if err := cmd.Context().Err(); err != nil {
 		return err
+	}
+	if len(o.nodeSpecs) > 0 {
+		for _, rep := range reps {
+			if rep.Error == nil {
+				rep.Pulls = rep.PullsFor(o.nodeSpecs)
+			}
+		}
 	}
 	if o.suggest > 0 && o.images.ociLayout == "" {
 		for _, rep := range reps {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestInspectExample(t *testing.T) {
@@ -62,5 +64,48 @@ func TestInspectUninspectableIsAWarning(t *testing.T) {
 	}
 	if !strings.Contains(out, "UNINSPECTABLE (not-found)") || !strings.Contains(out, "example.com/shop/api:1.0") {
 		t.Errorf("output:\n%s", out)
+	}
+}
+
+// TestInspectNodes: --node predicts for exactly the nodes named, with the
+// runtime string as given, and the transfer path of containerd 2.1 fails
+// on a fallback entry it never fetched while its local path pulls it.
+func TestInspectNodes(t *testing.T) {
+	out, errOut, code := runArchfit(t, "", "inspect", "--oci-layout", "../../examples/images", "--no-cache", "-o", "json",
+		"--node", "linux/arm64=containerd://2.1.9", "--node", "linux/amd64=cri-o://1.34.1", "example.com/shop/legacy:3")
+	if code != ExitOK && code != ExitFindings {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc struct {
+		Images []struct {
+			Pulls []struct {
+				Node, Runtime, NodeRuntime, Platform, Error string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Images) != 1 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got []string
+	for _, p := range doc.Images[0].Pulls {
+		what := p.Platform
+		if p.Error != "" {
+			if !strings.HasPrefix(p.Error, "get image config descriptor: content digest sha256:") {
+				t.Errorf("transfer-path message %q, want the runtime's own (content digest ... not found)", p.Error)
+			}
+			what = "error"
+		}
+		got = append(got, p.Node+" "+p.NodeRuntime+" "+p.Runtime+" "+what)
+	}
+	want := []string{
+		"linux/arm64/v8 containerd://2.1.9 containerd-transfer@pre-rc.5 error",
+		"linux/arm64/v8 containerd://2.1.9 containerd-local@pre-rc.5 linux/arm/v7",
+		"linux/amd64 cri-o://1.34.1 cri-o linux/amd64",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pulls (-want +got):\n%s", diff)
+	}
+	if _, errOut, code := runArchfit(t, "", "inspect", "--oci-layout", "../../examples/images", "--node", "linux/arm64"); code != ExitFailure || !strings.Contains(errOut, "PLATFORM=RUNTIME://VERSION") {
+		t.Errorf("a --node without a runtime: exit %d, %s", code, errOut)
 	}
 }

@@ -166,6 +166,9 @@ type Pull struct {
 	// is known (false with Reason when the binary is another arch, ...).
 	Runs   *bool  `json:"runs,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// NodeRuntime is the node's runtime as `inspect --node` gave it
+	// (containerd://2.1.9); empty for the default node columns.
+	NodeRuntime string `json:"nodeRuntime,omitempty"`
 }
 
 // BaseImage from the org.opencontainers.image.base.* annotations.

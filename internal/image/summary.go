@@ -250,3 +250,25 @@ func failure(err error, ref name.Reference, layout bool) *Failure {
 	}
 	return f
 }
+
+// PullsFor is what exactly these nodes pull, under every path their
+// runtime version may take (the default first), each with the runtime as
+// the user gave it. The report must have been resolved for the nodes'
+// platforms (WithNodes).
+func (r *Report) PullsFor(nodes []platform.NodeSpec) []Pull {
+	var out []Pull
+	for _, n := range nodes {
+		node := platform.String(&n.Platform)
+		for _, rt := range n.RuntimeInfo.Matchers {
+			want := PullRuntime(r, node, rt)
+			for _, p := range r.Pulls {
+				if p.Node == node && p.Runtime == want {
+					p.Runtime = rt
+					p.NodeRuntime = n.Runtime
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -277,3 +277,31 @@ func sortStable(s []specs.Descriptor, less func(a, b specs.Descriptor) bool) {
 		}
 	}
 }
+
+// NodeSpec is one node to predict for, as `inspect --node` names it:
+// PLATFORM=RUNTIME://VERSION, e.g. linux/arm64=containerd://2.1.9.
+type NodeSpec struct {
+	Platform specs.Platform
+	// Runtime is the runtime string as given; RuntimeInfo its parse.
+	Runtime     string
+	RuntimeInfo RuntimeInfo
+}
+
+// ParseNodeSpec reads PLATFORM=RUNTIME://VERSION. The platform is the
+// node's (arm64 is always arm64/v8, as a kubelet reports it).
+func ParseNodeSpec(s string) (NodeSpec, error) {
+	pl, rt, ok := strings.Cut(s, "=")
+	if !ok || rt == "" {
+		return NodeSpec{}, fmt.Errorf("node %q: want PLATFORM=RUNTIME://VERSION, e.g. linux/arm64=containerd://2.1.9", s)
+	}
+	p, err := Parse(pl)
+	if err != nil {
+		return NodeSpec{}, fmt.Errorf("node %q: %w", s, err)
+	}
+	name, ver, ok := strings.Cut(rt, "://")
+	if !ok || ver == "" || name != "containerd" && name != "cri-o" {
+		return NodeSpec{}, fmt.Errorf("node %q: the runtime must be containerd://VERSION or cri-o://VERSION", s)
+	}
+	node := Node(p.OS, Arch(p))
+	return NodeSpec{Platform: node, Runtime: rt, RuntimeInfo: ParseRuntime(rt)}, nil
+}

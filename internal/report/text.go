@@ -176,7 +176,12 @@ func imageText(w io.Writer, r *image.Report) error {
 	if err := entriesTable(w, r); err != nil {
 		return err
 	}
-	if len(r.Pulls) > 0 {
+	switch {
+	case len(r.Pulls) > 0 && r.Pulls[0].NodeRuntime != "":
+		if err := nodePullsTable(w, r); err != nil {
+			return err
+		}
+	case len(r.Pulls) > 0:
 		if err := pullsTable(w, r); err != nil {
 			return err
 		}
@@ -253,6 +258,33 @@ func entryVerdict(e image.Entry) (ep, verdict string) {
 }
 
 // pullsTable: what each node platform pulls under each runtime.
+// nodePullsTable lists the pulls of the nodes `inspect --node` named, one
+// row per node and path its runtime version may take, with the runtime's
+// own message when the pull fails.
+func nodePullsTable(w io.Writer, r *image.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NODE\tRUNTIME\tPATH\tPULLS")
+	for _, p := range r.Pulls {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Node, p.NodeRuntime, p.Runtime.Base(), pullCell(r, p))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range r.Pulls {
+		msg := p.Error
+		if msg == "" && (p.Runs != nil && !*p.Runs || r.Kind != image.KindManifest) {
+			msg = p.Reason
+		}
+		if msg != "" && p.Error == "" && p.Runs != nil && *p.Runs {
+			msg = "* " + msg
+		}
+		if msg != "" {
+			fmt.Fprintf(w, "    %s, %s (%s): %s\n", p.Node, p.NodeRuntime, p.Runtime.Base(), msg)
+		}
+	}
+	return nil
+}
+
 func pullsTable(w io.Writer, r *image.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	rts, title := pullRuntimes(r)
