@@ -2,6 +2,7 @@ package remedy
 
 import (
 	"github.com/archfit/archfit/internal/object"
+	"github.com/archfit/archfit/internal/schedule"
 
 	"encoding/json"
 	"fmt"
@@ -283,7 +284,7 @@ const otherArch = "other"
 // node has an allowed arch, and whether the requirements parse.
 func archAdmission(reqs []corev1.NodeSelectorRequirement, allowed []string) (admits []string, safe, valid bool) {
 	sel := labels.NewSelector()
-	universe := slices.Clone(allowed)
+	var named []string
 	for _, r := range reqs {
 		op, ok := selectorOps[r.Operator]
 		if !ok {
@@ -295,10 +296,11 @@ func archAdmission(reqs []corev1.NodeSelectorRequirement, allowed []string) (adm
 		}
 		sel = sel.Add(*lr)
 		if r.Operator == corev1.NodeSelectorOpIn || r.Operator == corev1.NodeSelectorOpNotIn {
-			universe = append(universe, r.Values...)
+			named = append(named, r.Values...)
 		}
 	}
-	universe = append(sortedSet(universe), otherArch)
+	// Bounded: an attacker-written manifest may name a million values.
+	universe := append(sortedSet(schedule.ArchUniverse(allowed, named...)), otherArch)
 	safe = true
 	admits = []string{}
 	for _, arch := range universe {

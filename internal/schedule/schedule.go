@@ -89,11 +89,11 @@ func Tolerated(tols []corev1.Toleration, t *corev1.Taint) bool {
 // they constrain the architecture at all. Terms are ORed, requirements in a
 // term ANDed; a term that says nothing about the arch admits every one.
 func PinnedArchs(spec *corev1.PodSpec) (archs []string, pinned bool) {
-	universe := KnownArchs
 	// Archs named in the constraints count too (an exotic one pinned by In).
+	var named []string
 	for _, k := range []string{LabelArch, LabelArchBeta} {
 		if v, ok := spec.NodeSelector[k]; ok {
-			universe = appendNew(universe, v)
+			named = append(named, v)
 			pinned = true
 		}
 	}
@@ -102,7 +102,7 @@ func PinnedArchs(spec *corev1.PodSpec) (archs []string, pinned bool) {
 			for _, r := range t.MatchExpressions {
 				if IsArchKey(r.Key) {
 					pinned = true
-					universe = appendNew(universe, r.Values...)
+					named = append(named, r.Values...)
 				}
 			}
 		}
@@ -112,7 +112,7 @@ func PinnedArchs(spec *corev1.PodSpec) (archs []string, pinned bool) {
 	}
 	archOnly := archConstraints(spec)
 	out := []string{}
-	for _, arch := range universe {
+	for _, arch := range ArchUniverse(KnownArchs, named...) {
 		l := map[string]string{LabelArch: arch, LabelArchBeta: arch}
 		if matches(archOnly, l) || matches(archOnly, map[string]string{LabelArch: arch}) {
 			out = append(out, arch)
@@ -159,12 +159,31 @@ func archConstraints(spec *corev1.PodSpec) nodeaffinity.RequiredNodeAffinity {
 	return nodeaffinity.NewRequiredNodeAffinity(sel, &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: ns}})
 }
 
-func appendNew(s []string, vs ...string) []string {
-	out := slices.Clone(s)
-	for _, v := range vs {
-		if v != "" && !slices.Contains(out, v) {
-			out = append(out, v)
+// MaxNamedArchs bounds the architectures named in a pod's constraints that
+// are evaluated besides KnownArchs: a manifest may list a million values
+// (an attacker-written one will), and each is a probe against every
+// requirement. Named values past the bound are judged as unnamed ones.
+const MaxNamedArchs = 64
+
+// ArchUniverse is base plus the distinct values named, at most
+// MaxNamedArchs of them beyond base, in order.
+func ArchUniverse(base []string, named ...string) []string {
+	out := slices.Clone(base)
+	seen := make(map[string]bool, len(base))
+	for _, v := range base {
+		seen[v] = true
+	}
+	extra := 0
+	for _, v := range named {
+		if v == "" || seen[v] {
+			continue
 		}
+		if extra == MaxNamedArchs {
+			break
+		}
+		seen[v] = true
+		out = append(out, v)
+		extra++
 	}
 	return out
 }
