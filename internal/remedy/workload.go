@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/archfit/archfit/internal/cluster"
@@ -130,7 +129,7 @@ func ForWorkload(in Input) *Remedy {
 		}
 		for _, t := range other {
 			if !schedule.Tolerated(w.Template.Spec.Tolerations, &t) {
-				rem.Notes = append(rem.Notes, fmt.Sprintf("every %s node carries the taint %s, which is not about architecture: archfit does not tolerate it for you", a, taintString(t)))
+				rem.Notes = append(rem.Notes, fmt.Sprintf("every %s node carries the taint %s, which is not about architecture: archfit does not tolerate it for you", a, t.ToString()))
 			}
 		}
 	}
@@ -329,12 +328,4 @@ func perArchImages(set *image.Set, ref string) map[string]string {
 		return nil
 	}
 	return out
-}
-
-func taintString(t corev1.Taint) string {
-	s := t.Key
-	if t.Value != "" {
-		s += "=" + t.Value
-	}
-	return s + ":" + string(t.Effect)
 }

@@ -60,11 +60,7 @@ func Nodes(ns []*cluster.Node) []Node {
 			ni.Matchers = append(ni.Matchers, string(m))
 		}
 		for _, t := range n.Taints {
-			s := t.Key
-			if t.Value != "" {
-				s += "=" + t.Value
-			}
-			ni.Taints = append(ni.Taints, s+":"+string(t.Effect))
+			ni.Taints = append(ni.Taints, t.ToString())
 		}
 		out = append(out, ni)
 	}
