@@ -26,6 +26,8 @@ func ForContainer(c *corev1.Container, verify bool) Request {
 }
 
 // Key identifies what a request asks, whatever the order of requests.
+// Credentials are not part of it: a run gives each image one credential
+// set (cluster.PullSecrets.Attach), so one key names one answer.
 func (q Request) Key() string {
 	return q.Ref + "\x00" + overrideKey(q.Override)
 }
