@@ -136,6 +136,9 @@ func allowedText(wl *audit.Workload) string {
 		return "CONFLICT"
 	case len(wl.Allowed.Architectures) == 0:
 		return "?"
+	case len(wl.Allowed.Unverified) > 0 && len(wl.Allowed.Unverified) >= len(wl.Containers):
+		// No image was read: the architectures are only the nodes'.
+		return "? (no image read: " + strings.Join(wl.Allowed.Unverified, ",") + ")"
 	}
 	s := strings.Join(wl.Allowed.Architectures, ",")
 	if len(wl.Allowed.Unverified) > 0 {
