@@ -273,7 +273,10 @@ func (o *patchOptions) run(ctx context.Context) error {
 	o.unread = report.Unread(images.All())
 	if len(rem.Unverified) > 0 {
 		if !o.allowUnverified {
-			report.IncompleteText(o.streams.ErrOut, o.unread)
+			if o.unread != nil {
+				fmt.Fprintf(o.streams.ErrOut, "%s:\n", o.unread.Headline())
+				report.UnreadText(o.streams.ErrOut, o.unread)
+			}
 			return o.incompleteError(rem, fmt.Sprintf("no patch for %s: its allowed architectures would rest on %s", w.Ref, o.unverified(rem)))
 		}
 		fmt.Fprintf(o.streams.ErrOut, "warning: --allow-unverified: the allowed architectures do not take into account %s\n", o.unverified(rem))

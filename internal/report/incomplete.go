@@ -142,11 +142,17 @@ func IncompleteText(w io.Writer, inc *Incomplete) {
 		return
 	}
 	fmt.Fprintf(w, "INCOMPLETE: %s; nothing below is checked against them.\n", inc.Headline())
+	UnreadText(w, inc)
+	fmt.Fprintln(w)
+}
+
+// UnreadText lists the unread images by reason, each reason with what to
+// do, indented under a headline the caller printed.
+func UnreadText(w io.Writer, inc *Incomplete) {
 	for _, g := range inc.ByReason {
 		fmt.Fprintf(w, "  %s (%d): %s\n", reasonTitle(g), len(g.Images), listSome(g.Images, 5))
 		fmt.Fprintf(w, "    what to do: %s\n", g.Advice)
 	}
-	fmt.Fprintln(w)
 }
 
 // IncompleteMarkdown is the same header for a ticket.
