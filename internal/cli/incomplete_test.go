@@ -345,10 +345,27 @@ func TestUnknownIsNeitherReadyNorBlocked(t *testing.T) {
 		"Deployment/blocked: does not run on arm64 (see blockers)",
 		"Deployment/unknown: unknown: " + private + " (auth) could not be read",
 		"1. " + amd + " (runs on amd64",
+		// No interim pin that ignores the unread image.
+		"# default/Deployment/blocked: no pin until archfit can read the image of c1",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan: no %q in\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "kubectl patch deployment.apps blocked") {
+		t.Errorf("plan pins a workload on an allow-list that ignores its unread image:\n%s", out)
+	}
+
+	// A waiver accepts the unread image deliberately: it no longer makes
+	// the run incomplete (the header still says it could not be read).
+	cfg := filepath.Join(t.TempDir(), "archfit.yaml")
+	waiver := "waivers:\n- code: image-uninspectable\n  image: " + private + "\n  reason: vendor image, checked by hand\n"
+	if err := os.WriteFile(cfg, []byte(waiver), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = runArchfit(t, "", "audit", "-f", file, "--no-cache", "--config", cfg)
+	if code != ExitOK || !strings.HasPrefix(out, "INCOMPLETE: 1 of 3 image(s) could not be read") {
+		t.Errorf("waived: exit %d; stderr:\n%s\nstdout:\n%s", code, errOut, out)
 	}
 }
 

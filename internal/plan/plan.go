@@ -272,6 +272,12 @@ func fixPhase(r *audit.Result) Phase {
 	}
 	var patches []string
 	for _, rm := range r.Remedies {
+		if len(rm.Unverified) > 0 {
+			// An allow-list that ignores unread images is no pin to
+			// recommend: it may keep the workload where it cannot run.
+			patches = append(patches, fmt.Sprintf("# %s: no pin until archfit can read the image of %s", rm.Workload, strings.Join(rm.Unverified, ", ")))
+			continue
+		}
 		if rm.Patch != nil && rm.Patch.Changed {
 			if b, err := rm.Patch.Render(remedy.FormatKubectl); err == nil {
 				patches = append(patches, strings.TrimRight(string(b), "\n"))

@@ -154,7 +154,11 @@ func remediesText(w io.Writer, rms []*remedy.Remedy) {
 	}
 	fmt.Fprintln(w, "\nRemedies:")
 	for _, rm := range rms {
-		fmt.Fprintf(w, "  %s: allowed %s\n", rm.Workload, strings.Join(rm.AllowedArchitectures, ","))
+		fmt.Fprintf(w, "  %s: allowed %s", rm.Workload, strings.Join(rm.AllowedArchitectures, ","))
+		if len(rm.Unverified) > 0 {
+			fmt.Fprintf(w, " (unverified: %s: their images could not be read)", strings.Join(rm.Unverified, ","))
+		}
+		fmt.Fprintln(w)
 		if rm.PatchError != "" {
 			fmt.Fprintf(w, "    patch: %s\n", rm.PatchError)
 		} else if rm.Patch != nil && rm.Patch.Changed {
