@@ -262,6 +262,19 @@ func TestUnreadImagesPatch(t *testing.T) {
 	if !strings.Contains(errOut, "warning: --allow-unverified") {
 		t.Errorf("stderr:\n%s", errOut)
 	}
+	// A JSON manifest edited by the yaml format stays JSON: no comment.
+	js := filepath.Join(t.TempDir(), "web.json")
+	manifest := `{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+ "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+  "spec": {"containers": [{"name": "web", "image": "` + host + `/web:1"}]}}}}`
+	if err := os.WriteFile(js, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = runArchfit(t, "", "patch", "deployment/web", "-f", js, "--no-cache", "--arch", "amd64", "--format", "yaml", "--allow-unverified")
+	var obj map[string]any
+	if code != ExitOK || json.Unmarshal([]byte(out), &obj) != nil {
+		t.Errorf("yaml format of a JSON file, exit %d:\n%s", code, out)
+	}
 }
 
 // TestUnknownIsNeitherReadyNorBlocked: with real registries, a workload

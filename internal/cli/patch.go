@@ -333,6 +333,13 @@ func (o *patchOptions) incompleteError(rem *remedy.Remedy, detail string) error 
 	return e
 }
 
+// isJSON says whether b is a JSON document (a .json manifest edited in
+// place stays JSON).
+func isJSON(b []byte) bool {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
+}
+
 // unverifiedComment is the comment that heads a patch printed with
 // --allow-unverified: which images its allowed architectures ignore.
 func (o *patchOptions) unverifiedComment(rem *remedy.Remedy) string {
@@ -414,8 +421,9 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	switch o.fmt {
 	case remedy.FormatKubectl, remedy.FormatKustomize, remedy.FormatYAML:
 		// Formats with comments carry the warning with the patch; JSON
-		// has none (the warning went to stderr).
-		if c := o.unverifiedComment(rem); c != "" {
+		// has none (the warning went to stderr), nor has a .json source
+		// edited by the yaml format.
+		if c := o.unverifiedComment(rem); c != "" && !isJSON(out) {
 			out = append([]byte(c), out...)
 		}
 	}
