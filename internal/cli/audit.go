@@ -229,6 +229,8 @@ type fleetRun struct {
 	snap    *cluster.Snapshot
 	reports []*image.Report
 	result  *audit.Result
+	// helmTests are --helm-chart's helm test hooks, listed apart.
+	helmTests []renderer.TestHook
 }
 
 // run loads, inspects every distinct image once and audits.
@@ -261,7 +263,7 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) of %d workload(s) in %s: %d registry request(s), %d cache hit(s)\n",
 		len(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify, NoAnnotationWaivers: o.noAnnotationWaivers})
-	return &fleetRun{snap: snap, reports: reps, result: result}, nil
+	return &fleetRun{snap: snap, reports: reps, result: result, helmTests: o.helmTests}, nil
 }
 
 // progress shows a spinner line on a terminal stderr after a moment; it
@@ -391,5 +393,6 @@ func auditDocument(fr *fleetRun) *report.Document {
 	doc.Remedies = r.Remedies
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
 	doc.Text = report.AuditText(r)
+	withHelmTests(doc, fr.helmTests)
 	return doc
 }

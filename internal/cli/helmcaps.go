@@ -2,8 +2,13 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 
 	renderer "github.com/archfit/archfit/internal/render"
+	"github.com/archfit/archfit/internal/report"
 	"github.com/archfit/archfit/internal/render/discover"
 )
 
@@ -50,4 +55,28 @@ func capsSource(c renderer.Capabilities) string {
 		return c.Source
 	}
 	return "archfit's default; --kube-version sets another"
+}
+
+// withHelmTests lists a chart's helm test hooks apart from the workloads:
+// in extra.helmTests, and after the text output. They are not audited:
+// `helm install` does not create them and readiness does not count them.
+func withHelmTests(doc *report.Document, tests []renderer.TestHook) {
+	if len(tests) == 0 {
+		return
+	}
+	doc.Extra["helmTests"] = tests
+	text := doc.Text
+	doc.Text = func(w io.Writer, d *report.Document) error {
+		if text != nil {
+			if err := text(w, d); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(w, "\nHelm test hooks (run by helm test, not installed; not audited, not counted in readiness):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, t := range tests {
+			fmt.Fprintf(tw, "  %s/%s/%s\t%s\t%s\n", t.Namespace, t.Kind, t.Name, t.Template, strings.Join(t.Images, " "))
+		}
+		return tw.Flush()
+	}
 }

@@ -72,6 +72,7 @@ func (o *planOptions) runPlan(ctx context.Context) error {
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
 	doc.Extra["pools"] = fr.result.Pools
 	doc.Text = func(w io.Writer, _ *report.Document) error { return report.PlanText(w, p) }
+	withHelmTests(doc, fr.helmTests)
 	switch o.output {
 	case "html":
 		report.SortFindings(doc.Findings)
