@@ -8,8 +8,8 @@ import (
 	"text/tabwriter"
 
 	renderer "github.com/archfit/archfit/internal/render"
-	"github.com/archfit/archfit/internal/report"
 	"github.com/archfit/archfit/internal/render/discover"
+	"github.com/archfit/archfit/internal/report"
 )
 
 // namedCluster tells whether the user named a cluster with kubectl's

@@ -25,6 +25,11 @@ type Capabilities struct {
 	// KubeVersion is the Kubernetes version (v1.37.2); "" means
 	// DefaultKubeVersion.
 	KubeVersion string
+	// KubeMajor and KubeMinor, when set, are a cluster's own (its
+	// /version): then KubeVersion is taken as it is, as helm install
+	// takes the cluster's (v1.31.4-eks-2d5f260, minor "31+"). Otherwise
+	// KubeVersion is parsed as helm template --kube-version parses it.
+	KubeMajor, KubeMinor string
 	// APIVersions replace Helm's default set (the group/versions and
 	// group/version/kinds of the client-go archfit is built with) when
 	// not nil: a cluster's served set.
@@ -72,6 +77,9 @@ func (c Capabilities) helm() (*chartutil.Capabilities, error) {
 		return nil, fmt.Errorf("kube version %q: %w", v, err)
 	}
 	caps.KubeVersion = *kv
+	if c.KubeMajor != "" && c.KubeMinor != "" {
+		caps.KubeVersion = chartutil.KubeVersion{Version: v, Major: c.KubeMajor, Minor: c.KubeMinor}
+	}
 	if len(c.APIVersions)+len(c.ExtraAPIVersions) > maxAPIVersions {
 		return nil, fmt.Errorf("%d API versions, more than the limit of %d", len(c.APIVersions)+len(c.ExtraAPIVersions), maxAPIVersions)
 	}

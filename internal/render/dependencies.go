@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
 )
 
 // SkippedDependency is a dependency the chart lists but charts/ does not
@@ -34,7 +33,6 @@ type dependency struct {
 	name, alias, version, repository, condition string
 	tags                                        []string
 	file                                        string // Chart.yaml or requirements.yaml
-	present                                     string // the version charts/ holds under this name, if any
 }
 
 func (d dependency) effectiveName() string {
@@ -47,7 +45,8 @@ func (d dependency) effectiveName() string {
 // missingDependencies lists, by chart path ("" for the chart itself,
 // "sub." for a subchart, as Helm names value paths), the dependencies the
 // charts list (in Chart.yaml, or requirements.yaml for an apiVersion v1
-// chart) that charts/ does not hold in a version they accept.
+// chart) that charts/ does not hold. As for Helm, a chart of the name is
+// there, whatever its version.
 func missingDependencies(c *chart.Chart, path string) map[string][]dependency {
 	out := map[string][]dependency{}
 	var walk func(c *chart.Chart, path string, depth int)
@@ -67,14 +66,7 @@ func missingDependencies(c *chart.Chart, path string) map[string][]dependency {
 				condition: req.Condition, tags: append([]string{}, req.Tags...), file: file}
 			found := false
 			for _, sub := range c.Dependencies() {
-				if sub.Name() != req.Name {
-					continue
-				}
-				if req.Version == "" || chartutil.IsCompatibleRange(req.Version, sub.Metadata.Version) {
-					found = true
-					break
-				}
-				d.present = sub.Metadata.Version
+				found = found || sub.Name() == req.Name
 			}
 			if !found {
 				out[path] = append(out[path], d)
@@ -168,9 +160,6 @@ func describeMissing(c *chart.Chart, path, name string, listed []dependency) str
 		s += ")"
 		if d.alias != "" {
 			s += " as " + d.alias
-		}
-		if d.present != "" {
-			s += fmt.Sprintf(": charts/ holds version %s, which does not satisfy %s", d.present, d.version)
 		}
 		if d.condition != "" {
 			s += ", enabled by " + d.condition

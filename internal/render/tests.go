@@ -24,8 +24,10 @@ type TestHook struct {
 // maxTestHooks bounds the test hooks listed from one render.
 const maxTestHooks = 1000
 
-// TestHooks lists the objects of Chart.Tests. A document that does not
-// parse is listed by its template with no name; more than 1000 are cut.
+// TestHooks lists the workloads (pods and the kinds that make pods) of
+// Chart.Tests; the other test hooks (a ConfigMap, a ServiceAccount) run
+// nothing. A document that does not parse is listed by its template with
+// no name; more than 1000 are cut.
 func (c *Chart) TestHooks() []TestHook {
 	var out []TestHook
 	src := ""
@@ -40,7 +42,9 @@ func (c *Chart) TestHooks() []TestHook {
 		if len(out) == maxTestHooks {
 			break
 		}
-		out = append(out, testHook(doc, src))
+		if h := testHook(doc, src); h.Kind == "" || workloadKinds[h.Kind] {
+			out = append(out, h)
+		}
 	}
 	return out
 }

@@ -114,5 +114,5 @@ func capabilities(cfg *rest.Config) (render.Capabilities, error) {
 		}
 	}
 	sort.Strings(set)
-	return render.Capabilities{KubeVersion: v.GitVersion, APIVersions: set, Source: "the cluster at " + cfg.Host}, nil
+	return render.Capabilities{KubeVersion: v.GitVersion, KubeMajor: v.Major, KubeMinor: v.Minor, APIVersions: set, Source: "the cluster at " + cfg.Host}, nil
 }
