@@ -157,3 +157,19 @@ func TestAuditChartDirectoryAsFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanHelmTests(t *testing.T) {
+	out, errOut, code := runArchfit(t, "", append([]string{"plan", "--helm-chart", hooksChart, "-o", "json"}, renderImageArgs...)...)
+	if code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	if errs := schemaErrors(t, documentSchema(t), []byte(out)); len(errs) > 0 {
+		t.Errorf("output does not match the schema at %v", errs)
+	}
+	var doc struct {
+		Extra struct{ HelmTests []struct{ Name string } }
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Extra.HelmTests) != 2 {
+		t.Errorf("helmTests %+v (%v), want the two test pods", doc.Extra.HelmTests, err)
+	}
+}
