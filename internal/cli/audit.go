@@ -43,6 +43,12 @@ type fleetOptions struct {
 	releaseName   string
 	kustomize     string
 	allowRemote   bool
+	kubeVersion   string
+	apiVersions   []string
+
+	// helmTests are the helm test hooks of --helm-chart, listed apart
+	// from the workloads.
+	helmTests []renderer.TestHook
 
 	assume  []specs.Platform
 	waivers []audit.Waiver
@@ -65,6 +71,8 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
 	cmd.Flags().StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
 	cmd.Flags().StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name (the release namespace is -n, else \"default\")")
+	cmd.Flags().StringVar(&o.kubeVersion, "kube-version", "", "with --helm-chart, the Kubernetes version for the chart's kubeVersion and .Capabilities.KubeVersion (default: the named cluster's with --kubeconfig/--context/--cluster/--server, else "+renderer.DefaultKubeVersion+")")
+	cmd.Flags().StringSliceVar(&o.apiVersions, "api-versions", nil, "with --helm-chart, API versions (group/version or group/version/Kind) added to .Capabilities.APIVersions (repeatable)")
 	cmd.Flags().StringVarP(&o.kustomize, "kustomize", "k", "", "build this kustomization directory as kustomize build does and read the result instead of the cluster")
 	cmd.Flags().BoolVar(&o.allowRemote, "allow-remote-resources", false, "with -k, let the kustomization fetch remote resources and bases (HTTP, git); refused by default")
 }
@@ -89,6 +97,14 @@ func (o *fleetOptions) complete() error {
 	if o.helmChart == "" && (len(o.helmValues) > 0 || len(o.helmSet) > 0) {
 		return errors.New("--values and --set need --helm-chart")
 	}
+	if o.helmChart == "" && (o.kubeVersion != "" || len(o.apiVersions) > 0) {
+		return errors.New("--kube-version and --api-versions need --helm-chart")
+	}
+	if o.kubeVersion != "" {
+		if err := renderer.ParseKubeVersion(o.kubeVersion); err != nil {
+			return fmt.Errorf("--kube-version %q: %w", o.kubeVersion, err)
+		}
+	}
 	return o.images.validate()
 }
 
@@ -108,11 +124,20 @@ func (o *fleetOptions) renderInputs(ctx context.Context, dir string) ([]rendered
 		if o.configFlags.Namespace != nil {
 			ns = *o.configFlags.Namespace
 		}
-		data, err := renderer.HelmChart(ctx, o.helmChart, o.helmValues, o.helmSet, o.releaseName, ns)
+		caps, err := o.chartCapabilities(ctx)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rendered{what: "helm chart " + o.helmChart, file: "helm-" + filepath.Base(filepath.Clean(o.helmChart)) + ".yaml", data: data})
+		c, err := renderer.RenderChart(ctx, o.helmChart, o.helmValues, o.helmSet, o.releaseName, ns, renderer.WithCapabilities(caps))
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.streams.ErrOut, "rendered chart %s for Kubernetes %s (%s)\n", o.helmChart, c.KubeVersion, capsSource(caps))
+		for _, s := range c.Skipped {
+			fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", s)
+		}
+		o.helmTests = c.TestHooks()
+		out = append(out, rendered{what: "helm chart " + o.helmChart, file: "helm-" + filepath.Base(filepath.Clean(o.helmChart)) + ".yaml", data: c.Manifests})
 	}
 	if o.kustomize != "" {
 		data, err := renderer.Kustomize(ctx, o.kustomize, renderer.AllowRemote(o.allowRemote))
@@ -204,6 +229,8 @@ type fleetRun struct {
 	snap    *cluster.Snapshot
 	reports []*image.Report
 	result  *audit.Result
+	// helmTests are --helm-chart's helm test hooks, listed apart.
+	helmTests []renderer.TestHook
 }
 
 // run loads, inspects every distinct image once and audits.
@@ -236,7 +263,7 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) of %d workload(s) in %s: %d registry request(s), %d cache hit(s)\n",
 		len(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify, NoAnnotationWaivers: o.noAnnotationWaivers})
-	return &fleetRun{snap: snap, reports: reps, result: result}, nil
+	return &fleetRun{snap: snap, reports: reps, result: result, helmTests: o.helmTests}, nil
 }
 
 // progress shows a spinner line on a terminal stderr after a moment; it
@@ -373,5 +400,6 @@ func auditDocument(fr *fleetRun) *report.Document {
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
 	doc.Incomplete = report.Unread(fr.reports)
 	doc.Text = report.AuditText(r)
+	withHelmTests(doc, fr.helmTests)
 	return doc
 }

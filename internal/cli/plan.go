@@ -76,6 +76,7 @@ func (o *planOptions) runPlan(ctx context.Context) error {
 	doc.Extra["pools"] = fr.result.Pools
 	doc.Incomplete = report.Unread(fr.reports)
 	doc.Text = func(w io.Writer, _ *report.Document) error { return report.PlanText(w, p) }
+	withHelmTests(doc, fr.helmTests)
 	switch o.output {
 	case "html":
 		report.SortFindings(doc.Findings)

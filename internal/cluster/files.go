@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -86,6 +87,9 @@ func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...Fil
 			logDirs[p] = true
 			continue
 		}
+		if isChartDir(p) {
+			return nil, nil, chartDirError(p)
+		}
 		logDirs[filepath.Join(p, "logs")] = true
 		if err := c.readDir(ctx, p, cfg.recursive, logDirs); err != nil {
 			return nil, nil, err
@@ -95,6 +99,19 @@ func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...Fil
 		return nil, nil, err
 	}
 	return build(&c.in), c.errs, nil
+}
+
+// ErrChartDir: a directory given to read manifests from is a Helm chart.
+var ErrChartDir = errors.New("a Helm chart directory (it holds Chart.yaml), not manifests")
+
+// isChartDir tells a Helm chart directory: one holding a Chart.yaml file.
+func isChartDir(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "Chart.yaml"))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+func chartDirError(dir string) error {
+	return fmt.Errorf("%s is %w: archfit audit and plan render it with --helm-chart %s (values with --values and --set); other commands read the output of helm template", dir, ErrChartDir, dir)
 }
 
 func (c *collector) readFile(ctx context.Context, p string) error {
@@ -125,6 +142,10 @@ func (c *collector) readDir(ctx context.Context, dir string, recursive bool, log
 				return fs.SkipDir
 			}
 			if !recursive {
+				return fs.SkipDir
+			}
+			if isChartDir(p) {
+				c.errs = append(c.errs, &DocumentError{File: p, Err: fmt.Errorf("skipped, %w: render it with --helm-chart %s", ErrChartDir, p)})
 				return fs.SkipDir
 			}
 			return nil

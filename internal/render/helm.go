@@ -9,10 +9,10 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/strvals"
 )
@@ -28,30 +28,75 @@ const SourcePrefix = "# Source: "
 // HelmChart renders the chart at chartPath (a directory or a packaged .tgz)
 // offline, as `helm template` does: values files merged in order, then each
 // --set expression, subcharts enabled by their conditions and tags, the
-// values schema checked, and Helm's default capabilities (no cluster, so
-// lookup returns nothing). The output is the manifests in Helm's install
-// order followed by the hooks, each document preceded by a "# Source:"
-// comment. NOTES.txt and the crds/ directory are left out. Workloads whose
-// template names no namespace get the release namespace, where helm
-// install would create them.
+// values schema checked, and the capabilities of WithCapabilities (by
+// default DefaultKubeVersion and Helm's default API versions; no cluster,
+// so lookup returns nothing). The output is the manifests in Helm's
+// install order followed by the hooks, helm test hooks included, each
+// document preceded by a "# Source:" comment. NOTES.txt and the crds/
+// directory are left out. Workloads whose template names no namespace get
+// the release namespace, where helm install would create them (hooks and
+// tests too). RenderChart returns the same render with the tests apart.
 //
 // The chart is not trusted: files that resolve outside it (symbolic links,
 // archive entries with .. or absolute names) and schema references to
 // other documents are refused, and the render stops at the time and output
 // limits (WithTimeout, WithMaxOutput) or when ctx is done.
 func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string, opts ...Option) ([]byte, error) {
-	o := newOptions(opts)
-	return bounded(ctx, o, "chart "+chartPath, true, func() ([]byte, error) {
-		return helmChart(chartPath, valuesFiles, set, releaseName, namespace, o.maxOutput)
-	})
+	c, err := RenderChart(ctx, chartPath, valuesFiles, set, releaseName, namespace, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return append(c.Manifests, c.Tests...), nil
 }
 
-func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string, maxOutput int) ([]byte, error) {
+// Chart is a rendered chart.
+type Chart struct {
+	// Manifests are the manifests and the hooks other than helm test
+	// hooks, as HelmChart prints them.
+	Manifests []byte
+	// Tests are the helm test hooks (helm.sh/hook: test, or Helm 2's
+	// test-success), in the same form: `helm test` runs them, they are not
+	// part of the release's workloads.
+	Tests []byte
+	// Skipped are the dependencies missing from charts/ that the values
+	// disable, rendered without (Helm would refuse the chart).
+	Skipped []SkippedDependency
+	// KubeVersion and APIVersions are the capabilities the templates saw.
+	KubeVersion string
+	APIVersions []string
+}
+
+// RenderChart renders as HelmChart does and returns the helm test hooks
+// apart from the rest.
+func RenderChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string, opts ...Option) (*Chart, error) {
+	o := newOptions(opts)
+	var c *Chart
+	_, err := bounded(ctx, o, "chart "+chartPath, true, func() ([]byte, error) {
+		var err error
+		c, err = helmChart(chartPath, valuesFiles, set, releaseName, namespace, o)
+		if err != nil {
+			return nil, err
+		}
+		// bounded checks the size of all of it.
+		return append(append([]byte{}, c.Manifests...), c.Tests...), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string, o options) (*Chart, error) {
+	maxOutput := o.maxOutput
 	if releaseName == "" {
 		releaseName = DefaultReleaseName
 	}
 	if namespace == "" {
 		namespace = "default"
+	}
+	caps, err := o.caps.helm()
+	if err != nil {
+		return nil, err
 	}
 	if err := checkLinks(chartPath); err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", chartPath, err)
@@ -63,22 +108,23 @@ func helmChart(chartPath string, valuesFiles []string, set []string, releaseName
 	if t := chrt.Metadata.Type; t != "" && t != "application" {
 		return nil, fmt.Errorf("chart %s: a %s chart cannot be installed", chartPath, t)
 	}
-	if err := checkDependencies(chrt); err != nil {
-		return nil, fmt.Errorf("chart %s: %w", chartPath, err)
+	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
+		return nil, fmt.Errorf("chart %s requires kubeVersion %s, incompatible with Kubernetes %s (%s)", chartPath, kv, caps.KubeVersion.String(), o.caps.source())
 	}
 	vals, err := userValues(valuesFiles, set)
 	if err != nil {
 		return nil, err
 	}
+	missing := missingDependencies(chrt, "")
 	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
 		return nil, fmt.Errorf("chart %s: processing dependencies: %w", chartPath, err)
 	}
-	if err := checkSchemaRefs(chrt); err != nil {
+	skipped, err := checkDependencies(chrt, missing, chartPath)
+	if err != nil {
 		return nil, fmt.Errorf("chart %s: %w", chartPath, err)
 	}
-	caps := chartutil.DefaultCapabilities.Copy()
-	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
-		return nil, fmt.Errorf("chart %s requires kubeVersion %s, incompatible with Kubernetes %s", chartPath, kv, caps.KubeVersion.String())
+	if err := checkSchemaRefs(chrt); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", chartPath, err)
 	}
 	opts := chartutil.ReleaseOptions{Name: releaseName, Namespace: namespace, Revision: 1, IsInstall: true}
 	renderVals, err := chartutil.ToRenderValues(chrt, vals, opts, caps)
@@ -105,14 +151,30 @@ func helmChart(chartPath string, valuesFiles []string, set []string, releaseName
 	if err != nil {
 		return nil, fmt.Errorf("rendering chart %s: %w", chartPath, err)
 	}
-	var b bytes.Buffer
+	var b, tests bytes.Buffer
 	for _, m := range manifests {
 		fmt.Fprintf(&b, "---\n%s%s\n%s\n", SourcePrefix, m.Name, withNamespace(m.Content, namespace))
 	}
 	for _, h := range hooks {
-		fmt.Fprintf(&b, "---\n%s%s\n%s\n", SourcePrefix, h.Path, h.Manifest)
+		w := &b
+		if isTest(h) {
+			w = &tests
+		}
+		fmt.Fprintf(w, "---\n%s%s\n%s\n", SourcePrefix, h.Path, withNamespace(h.Manifest, namespace))
 	}
-	return b.Bytes(), nil
+	return &Chart{Manifests: b.Bytes(), Tests: tests.Bytes(), Skipped: skipped,
+		KubeVersion: caps.KubeVersion.Version, APIVersions: caps.APIVersions}, nil
+}
+
+// isTest tells a helm test hook: `helm install` leaves it alone, `helm
+// test` runs it.
+func isTest(h *release.Hook) bool {
+	for _, e := range h.Events {
+		if e == release.HookTest {
+			return true
+		}
+	}
+	return false
 }
 
 // workloadKinds are the namespaced kinds archfit reads from a render.
@@ -156,25 +218,6 @@ func withNamespace(doc, namespace string) string {
 		return doc
 	}
 	return strings.TrimRight(out.String(), "\n")
-}
-
-// checkDependencies fails when Chart.yaml lists a dependency that charts/
-// does not hold: Helm refuses to render such a chart too.
-func checkDependencies(c *chart.Chart) error {
-	have := map[string]bool{}
-	for _, d := range c.Dependencies() {
-		have[d.Name()] = true
-	}
-	var missing []string
-	for _, d := range c.Metadata.Dependencies {
-		if !have[d.Name] {
-			missing = append(missing, d.Name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("dependencies listed in Chart.yaml but missing from charts/ (run helm dependency build): %s", strings.Join(missing, ", "))
-	}
-	return nil
 }
 
 // userValues merges the values files in order (a later file wins, maps

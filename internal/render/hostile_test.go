@@ -261,7 +261,8 @@ func TestKustomizeHelmCharts(t *testing.T) {
 		"kustomization.yaml": "helmCharts:\n- name: web\n  repo: https://charts.example.com\n  version: 1.0.0\n",
 	})
 	_, err := Kustomize(context.Background(), dir)
-	if err == nil || strings.Contains(err.Error(), "--enable-helm") || !strings.Contains(err.Error(), "helmCharts") {
+	if err == nil || strings.Contains(err.Error(), "--enable-helm") || !strings.Contains(err.Error(), filepath.Join(dir, "kustomization.yaml")+" inflates Helm charts (helmCharts: web)") ||
+		!strings.Contains(err.Error(), "--helm-chart") {
 		t.Errorf("error %v, want one that names helmCharts and no flag archfit lacks", err)
 	}
 }

@@ -21,7 +21,8 @@ import (
 // The kustomization is not trusted: unless AllowRemote is given, remote
 // resources and bases (URLs, which kustomize fetches over HTTP, and git
 // repositories, which it clones with the git program) are refused before
-// anything is fetched, so the build is offline. helmCharts are refused.
+// anything is fetched, so the build is offline. helmCharts are refused,
+// naming the kustomization file and the charts.
 // The build stops at the time and output limits or when ctx is done.
 func Kustomize(ctx context.Context, dir string, opts ...Option) ([]byte, error) {
 	o := newOptions(opts)
@@ -59,6 +60,7 @@ func checkKustomization(dir string, allowRemote bool, seen map[string]bool) erro
 	}
 	seen[abs] = true
 	var k types.Kustomization
+	file := dir
 	for _, name := range konfig.RecognizedKustomizationFileNames() {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -67,10 +69,18 @@ func checkKustomization(dir string, allowRemote bool, seen map[string]bool) erro
 		if err := k.Unmarshal(data); err != nil {
 			return nil
 		}
+		file = filepath.Join(dir, name)
 		break
 	}
 	if len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 {
-		return fmt.Errorf("%s uses helmCharts, which archfit does not inflate (kustomize runs the helm program for them): render the chart with --helm-chart instead", dir)
+		var names []string
+		for _, c := range k.HelmCharts {
+			names = append(names, c.Name)
+		}
+		for _, c := range k.HelmChartInflationGenerator {
+			names = append(names, c.ChartName)
+		}
+		return fmt.Errorf("%s inflates Helm charts (helmCharts: %s), which archfit does not do: kustomize runs the helm program for them, and archfit runs no program. Render each chart with --helm-chart CHART_DIR (its values with --values) and the rest of the kustomization, without helmCharts, with -k", file, strings.Join(names, ", "))
 	}
 	// Fields kustomize may read as a directory, a git repository or a file.
 	var bases []string

@@ -29,6 +29,7 @@ type options struct {
 	timeout     time.Duration
 	maxOutput   int
 	allowRemote bool
+	caps        Capabilities
 }
 
 func newOptions(opts []Option) options {
