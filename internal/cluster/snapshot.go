@@ -147,6 +147,15 @@ type Workload struct {
 	// typically an operator's custom resource: patching the workload itself
 	// may be reverted by that operator.
 	ManagedBy *Ref
+	// Operator is set for an operator's custom resource archfit knows (its
+	// images and scheduling fields are where the table says); PatchUnknown
+	// for a custom resource whose containers were found by walking its
+	// spec: where its operator reads node affinity is unknown.
+	Operator     *OperatorKind
+	PatchUnknown bool
+	// Notes say what archfit derived or could not see in a custom resource
+	// (an image the operator computes, containers the operator adds).
+	Notes []string
 	// Intermediates are the objects between the workload and its pods that
 	// the source held: the ReplicaSets of a Deployment or Rollout, the Jobs
 	// of a CronJob.
