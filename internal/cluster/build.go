@@ -144,15 +144,12 @@ func newCustom(u *unstructured.Unstructured) (*object, error) {
 	var cs []crContainer
 	if o.operator != nil {
 		cs, o.notes = operatorContainers(o.operator, u.Object)
-		if o.operator.Note != "" {
-			o.notes = append(o.notes, o.operator.Note)
-		}
 	} else {
 		cs = genericContainers(u.Object)
 		o.generic = true
 	}
-	if len(cs) == 0 && (o.operator == nil || len(o.notes) == 0) {
-		return nil, nil
+	if len(cs) == 0 && o.operator == nil {
+		return nil, nil // no image: a ServiceMonitor, a Certificate...
 	}
 	if md, ok := u.Object["metadata"].(map[string]any); ok {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(md, o.meta); err != nil {
