@@ -37,7 +37,8 @@ type OperatorKind struct {
 	Note string
 }
 
-// ContainerPath is a path to container objects and the role they have.
+// ContainerPath is a path to container objects and the role they have
+// (an operator's "sidecars" run beside the main containers: RoleMain).
 type ContainerPath struct {
 	Path string
 	Role Role
@@ -119,7 +120,7 @@ func argoWorkflowContainers(at string) []ContainerPath {
 		{t + ".container", RoleMain},
 		{t + ".script", RoleMain},
 		{t + ".containerSet.containers[]", RoleMain},
-		{t + ".sidecars[]", RoleSidecar},
+		{t + ".sidecars[]", RoleMain},
 	}
 }
 
@@ -188,14 +189,14 @@ var operatorKinds = []OperatorKind{
 	// Tekton Pipelines v1 (tekton.dev/v1): steps and sidecars are
 	// containers; the pod template (pod.Template) is on the runs.
 	{Group: "tekton.dev", Kind: "Task", Resource: "tasks.tekton.dev", Operator: "Tekton Pipelines", Checked: "tekton.dev/v1",
-		Containers: []ContainerPath{{"spec.steps[]", RoleMain}, {"spec.sidecars[]", RoleSidecar}},
+		Containers: []ContainerPath{{"spec.steps[]", RoleMain}, {"spec.sidecars[]", RoleMain}},
 		Note:       "a Task has no pod template: set spec.podTemplate on its TaskRuns, or spec.taskRunTemplate.podTemplate on the PipelineRuns that run it"},
 	{Group: "tekton.dev", Kind: "TaskRun", Resource: "taskruns.tekton.dev", Operator: "Tekton Pipelines", Checked: "tekton.dev/v1",
-		Containers: []ContainerPath{{"spec.taskSpec.steps[]", RoleMain}, {"spec.taskSpec.sidecars[]", RoleSidecar}},
+		Containers: []ContainerPath{{"spec.taskSpec.steps[]", RoleMain}, {"spec.taskSpec.sidecars[]", RoleMain}},
 		Scheduling: podSpecScheduling("spec.podTemplate"),
 		Note:       "a TaskRun that references a Task (spec.taskRef) runs that Task's steps: audit the Task too"},
 	{Group: "tekton.dev", Kind: "PipelineRun", Resource: "pipelineruns.tekton.dev", Operator: "Tekton Pipelines", Checked: "tekton.dev/v1",
-		Containers: []ContainerPath{{"spec.pipelineSpec.tasks[].taskSpec.steps[]", RoleMain}, {"spec.pipelineSpec.tasks[].taskSpec.sidecars[]", RoleSidecar}},
+		Containers: []ContainerPath{{"spec.pipelineSpec.tasks[].taskSpec.steps[]", RoleMain}, {"spec.pipelineSpec.tasks[].taskSpec.sidecars[]", RoleMain}},
 		Scheduling: podSpecScheduling("spec.taskRunTemplate.podTemplate"),
 		Note:       "spec.taskRunSpecs[].podTemplate, when set for a task, is merged over spec.taskRunTemplate.podTemplate"},
 
@@ -420,7 +421,7 @@ func operatorContainers(k *OperatorKind, obj map[string]any) (out []crContainer,
 
 // containerAt reads a container object; one without a name (an Argo
 // Workflows template's container or script) is named after the nearest
-// enclosing object that has one.
+// enclosing object below the root that has one, else after its path.
 func containerAt(obj map[string]any, path []string, m map[string]any, role Role) crContainer {
 	img, _ := m["image"].(string)
 	name, _ := m["name"].(string)
