@@ -80,7 +80,7 @@ func TestOperatorImages(t *testing.T) {
 		yaml: `{"apiVersion":"monitoring.coreos.com/v1","kind":"Prometheus","metadata":{"name":"p"},"spec":{"version":"v2.55.0",
 			"containers":[{"name":"prometheus","args":["--log.level=debug"]},{"name":"oauth-proxy","image":"quay.io/oauth2-proxy/oauth2-proxy:v7.6.0"}],
 			"thanos":{"image":"quay.io/thanos/thanos:v0.36.1"}}}`,
-		want: "monitoring.coreos.com/v1 Prometheus/p [main oauth-proxy=quay.io/oauth2-proxy/oauth2-proxy:v7.6.0, main prometheus=quay.io/prometheus/prometheus:v2.55.0, main thanos-sidecar=quay.io/thanos/thanos:v0.36.1] patch=known notes=1",
+		want:  "monitoring.coreos.com/v1 Prometheus/p [main oauth-proxy=quay.io/oauth2-proxy/oauth2-proxy:v7.6.0, main prometheus=quay.io/prometheus/prometheus:v2.55.0, main thanos-sidecar=quay.io/thanos/thanos:v0.36.1] patch=known notes=1",
 		notes: []string{"container prometheus: image quay.io/prometheus/prometheus:v2.55.0 derived from the operator's default base image (--prometheus-default-base-image) and spec.version, as the operator builds it (an operator started with another --prometheus-default-base-image runs another image)"},
 	}, {
 		name:  "prometheus with baseImage and sha",
@@ -112,9 +112,9 @@ func TestOperatorImages(t *testing.T) {
 		yaml: `{"apiVersion":"keda.sh/v1alpha1","kind":"ScaledJob","metadata":{"name":"q"},"spec":{"jobTargetRef":{"template":{"spec":{"containers":[{"name":"worker","image":"example.com/worker:1"}]}}}}}`,
 		want: "keda.sh/v1alpha1 ScaledJob/q [main worker=example.com/worker:1] patch=known notes=0",
 	}, {
-		name: "strimzi kafka with no image: the operator's",
-		yaml: `{"apiVersion":"kafka.strimzi.io/v1beta2","kind":"Kafka","metadata":{"name":"k"},"spec":{"kafka":{"version":"3.8.0"},"entityOperator":{"topicOperator":{}}}}`,
-		want: "kafka.strimzi.io/v1beta2 Kafka/k [] patch=known notes=1",
+		name:  "strimzi kafka with no image: the operator's",
+		yaml:  `{"apiVersion":"kafka.strimzi.io/v1beta2","kind":"Kafka","metadata":{"name":"k"},"spec":{"kafka":{"version":"3.8.0"},"entityOperator":{"topicOperator":{}}}}`,
+		want:  "kafka.strimzi.io/v1beta2 Kafka/k [] patch=known notes=1",
 		notes: []string{"container kafka: spec.kafka.image is unset, so the operator runs the operator's Kafka image for spec.kafka.version (its STRIMZI_KAFKA_IMAGES): archfit cannot name that image, and does not audit it"},
 	}, {
 		name: "unknown kind: containers found by walking the spec",
