@@ -82,11 +82,11 @@ func TestPatchOperatorKinds(t *testing.T) {
 		obj:  `{"apiVersion":"postgresql.cnpg.io/v1","kind":"Cluster","metadata":{"name":"pg"},"spec":{"affinity":{"nodeSelector":{"kubernetes.io/arch":"arm64"}}}}`,
 		ops:  `[]`, merge: `{}`, podSpec: "/spec",
 	}, {
-		name: "Strimzi Kafka without template: the parents are created",
-		obj:  `{"apiVersion":"kafka.strimzi.io/v1beta2","kind":"Kafka","metadata":{"name":"k"},"spec":{"kafka":{"version":"3.8.0"}}}`,
-		opts: []Option{WithTaints("arm64", armTaint)},
-		ops:  `[{"op":"add","path":"/spec/kafka/template","value":{}},{"op":"add","path":"/spec/kafka/template/pod","value":{}},{"op":"add","path":"/spec/kafka/template/pod/affinity","value":` + armReq + `},{"op":"add","path":"/spec/kafka/template/pod/tolerations","value":[{"key":"arch","operator":"Equal","value":"arm64","effect":"NoSchedule"}]}]`,
-		merge: `{"spec":{"kafka":{"template":{"pod":{"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/arch","operator":"In","values":["arm64"]}]}]}}},"tolerations":[{"effect":"NoSchedule","key":"arch","operator":"Equal","value":"arm64"}]}}}}}`,
+		name:     "Strimzi Kafka without template: the parents are created",
+		obj:      `{"apiVersion":"kafka.strimzi.io/v1beta2","kind":"Kafka","metadata":{"name":"k"},"spec":{"kafka":{"version":"3.8.0"}}}`,
+		opts:     []Option{WithTaints("arm64", armTaint)},
+		ops:      `[{"op":"add","path":"/spec/kafka/template","value":{}},{"op":"add","path":"/spec/kafka/template/pod","value":{}},{"op":"add","path":"/spec/kafka/template/pod/affinity","value":` + armReq + `},{"op":"add","path":"/spec/kafka/template/pod/tolerations","value":[{"key":"arch","operator":"Equal","value":"arm64","effect":"NoSchedule"}]}]`,
+		merge:    `{"spec":{"kafka":{"template":{"pod":{"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/arch","operator":"In","values":["arm64"]}]}]}}},"tolerations":[{"effect":"NoSchedule","key":"arch","operator":"Equal","value":"arm64"}]}}}}}`,
 		podSpec:  "/spec/kafka/template/pod",
 		noteLike: "ZooKeeper",
 	}, {
