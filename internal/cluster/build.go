@@ -33,9 +33,10 @@ type object struct {
 	// operator is set for a custom resource of a known kind (the table in
 	// operators.go); generic for one whose containers were found by walking
 	// its spec. notes say what was derived or left out.
-	operator *OperatorKind
-	generic  bool
-	notes    []string
+	operator    *OperatorKind
+	generic     bool
+	podSpecLike bool // the operator reads a pod spec at templatePath
+	notes       []string
 }
 
 // input is what a source collected, before linking.
@@ -169,6 +170,9 @@ func newCustom(u *unstructured.Unstructured) (*object, error) {
 	if o.generic {
 		o.notes = append(o.notes, fmt.Sprintf("%s %s is not a kind archfit knows: its images were found by walking its spec, and where its operator reads node affinity is unknown", o.apiVersion, o.ref.Kind))
 	}
+	if o.operator != nil {
+		o.templatePath, o.podSpecLike = podSpecAt(o.operator.Scheduling)
+	}
 	if o.operator != nil && o.operator.Scheduling != nil {
 		if err := readScheduling(u.Object, o.operator.Scheduling, spec); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", o.ref, err)
@@ -179,6 +183,27 @@ func newCustom(u *unstructured.Unstructured) (*object, error) {
 		o.replicas = &n
 	}
 	return o, nil
+}
+
+// podSpecAt says whether an operator reads the scheduling fields from a
+// pod spec at one place, and the template path of that place in
+// Workload.TemplatePath's convention ("" for the object's own spec, else
+// the template whose .spec it is).
+func podSpecAt(s *Scheduling) (string, bool) {
+	if s == nil || strings.Contains(s.Affinity, "[]") {
+		return "", false
+	}
+	parent, ok := strings.CutSuffix(s.Affinity, ".affinity")
+	if !ok || s.NodeSelector != parent+".nodeSelector" || s.Tolerations != parent+".tolerations" {
+		return "", false
+	}
+	if parent == "spec" {
+		return "", true
+	}
+	if tp, ok := strings.CutSuffix(parent, ".spec"); ok {
+		return tp, true
+	}
+	return "", false
 }
 
 // readScheduling copies the scheduling fields the operator reads into a pod
@@ -425,6 +450,7 @@ func (b *builder) workload(ref Ref, o *object) *Workload {
 		Notes:        o.notes,
 		Operator:     o.operator,
 		PatchUnknown: o.generic,
+		customSpec:   (o.operator != nil || o.generic) && !o.podSpecLike,
 	}
 	if o.template != nil {
 		w.Template = *o.template

@@ -206,3 +206,31 @@ func TestExpand(t *testing.T) {
 		t.Error("Get past the end found something")
 	}
 }
+
+// TestPodSpecAtTemplatePath: where an operator reads a plain pod spec, the
+// template path follows Workload.TemplatePath's convention (so a plan's
+// toleration lands there); where it does not, the workload says so.
+func TestPodSpecAtTemplatePath(t *testing.T) {
+	tests := []struct {
+		obj  string
+		path string
+		ok   bool
+	}{
+		{`{"apiVersion":"monitoring.coreos.com/v1","kind":"Prometheus","metadata":{"name":"p"},"spec":{"image":"a:1"}}`, "", true},
+		{`{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"s"},"spec":{"template":{"spec":{"containers":[{"image":"a:1"}]}}}}`, "spec.template", true},
+		{`{"apiVersion":"keda.sh/v1alpha1","kind":"ScaledJob","metadata":{"name":"j"},"spec":{"jobTargetRef":{"template":{"spec":{"containers":[{"name":"w","image":"a:1"}]}}}}}`, "spec.jobTargetRef.template", true},
+		{`{"apiVersion":"postgresql.cnpg.io/v1","kind":"Cluster","metadata":{"name":"c"},"spec":{"imageName":"a:1"}}`, "", false},
+		{`{"apiVersion":"argoproj.io/v1alpha1","kind":"CronWorkflow","metadata":{"name":"c"},"spec":{"workflowSpec":{"templates":[{"name":"m","container":{"image":"a:1"}}]}}}`, "", false},
+		{`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"containers":[{"image":"a:1"}]}}`, "", false},
+	}
+	for _, tt := range tests {
+		s, _, err := LoadFiles(context.Background(), []string{"-"}, strings.NewReader(tt.obj))
+		if err != nil || len(s.Workloads) != 1 {
+			t.Fatalf("%s: %v, %d workloads", tt.obj, err, len(s.Workloads))
+		}
+		w := s.Workloads[0]
+		if w.TemplatePath != tt.path || w.PodSpecAtTemplatePath() != tt.ok {
+			t.Errorf("%s: template path %q, pod spec there %v; want %q, %v", w.Ref, w.TemplatePath, w.PodSpecAtTemplatePath(), tt.path, tt.ok)
+		}
+	}
+}

@@ -153,6 +153,10 @@ type Workload struct {
 	// spec: where its operator reads node affinity is unknown.
 	Operator     *OperatorKind
 	PatchUnknown bool
+	// customSpec: the scheduling fields are not those of a pod spec at
+	// TemplatePath (CloudNativePG's spec.affinity.tolerations, Strimzi's
+	// template.pod, ECK's nodeSets, an unknown kind).
+	customSpec bool
 	// Notes say what archfit derived or could not see in a custom resource
 	// (an image the operator computes, containers the operator adds).
 	Notes []string
@@ -167,6 +171,13 @@ type Workload struct {
 	// Events are about the workload or the objects in Chain.
 	Events []*corev1.Event
 }
+
+// PodSpecAtTemplatePath reports whether the workload's pods take their
+// affinity, nodeSelector and tolerations from a pod spec at TemplatePath
+// (".spec" under it, or the object's spec when TemplatePath is ""), so
+// that a patch may be written there. It is false for operators' kinds that
+// keep them elsewhere and for unknown kinds: remedy.Patch knows where.
+func (w *Workload) PodSpecAtTemplatePath() bool { return !w.customSpec }
 
 // Container returns the named container, or nil.
 func (w *Workload) Container(name string) *Container {
