@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/archfit/archfit/internal/platform"
@@ -29,6 +30,13 @@ type object struct {
 	replicas     *int32
 	orig         *unstructured.Unstructured
 	workloadRef  *Ref // Argo Rollout spec.workloadRef
+	// operator is set for a custom resource of a known kind (the table in
+	// operators.go); generic for one whose containers were found by walking
+	// its spec. notes say what was derived or left out.
+	operator    *OperatorKind
+	generic     bool
+	podSpecLike bool // the operator reads a pod spec at templatePath
+	notes       []string
 }
 
 // input is what a source collected, before linking.
@@ -113,6 +121,140 @@ func newRollout(u *unstructured.Unstructured) (*object, error) {
 		o.templatePath = ""
 	}
 	return o, nil
+}
+
+// newCustom reads a custom resource that runs containers: a kind of the
+// operator table, else any object whose spec holds container-shaped
+// objects. It returns nil for an object with no image at all (a
+// ServiceMonitor, a Certificate). Its template is made of the containers
+// found and the scheduling fields where the operator reads them.
+func newCustom(u *unstructured.Unstructured) (*object, error) {
+	gv, _ := schema.ParseGroupVersion(u.GetAPIVersion())
+	name := u.GetName()
+	if name == "" && u.GetGenerateName() != "" {
+		name = u.GetGenerateName() // Argo Workflows' and Tekton runs' usual form
+	}
+	o := &object{
+		ref:        Ref{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: name},
+		apiVersion: u.GetAPIVersion(),
+		orig:       u,
+		meta:       &metav1.ObjectMeta{},
+		template:   &corev1.PodTemplateSpec{},
+		operator:   LookupOperatorKind(gv.Group, u.GetKind()),
+	}
+	var cs []crContainer
+	if o.operator != nil {
+		cs, o.notes = operatorContainers(o.operator, u.Object)
+	} else {
+		cs = genericContainers(u.Object)
+		o.generic = true
+	}
+	if len(cs) == 0 && o.operator == nil {
+		return nil, nil // no image: a ServiceMonitor, a Certificate...
+	}
+	if md, ok := u.Object["metadata"].(map[string]any); ok {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(md, o.meta); err != nil {
+			return nil, fmt.Errorf("reading metadata of %s: %w", o.ref, err)
+		}
+	}
+	o.meta.Name = name
+	spec := &o.template.Spec
+	for _, c := range cs {
+		k := corev1.Container{Name: c.Name, Image: c.Image}
+		if c.Role == RoleInit {
+			spec.InitContainers = append(spec.InitContainers, k)
+		} else {
+			spec.Containers = append(spec.Containers, k)
+		}
+	}
+	if o.generic {
+		o.notes = append(o.notes, fmt.Sprintf("%s %s is not a kind archfit knows: its images were found by walking its spec, and where its operator reads node affinity is unknown", o.apiVersion, o.ref.Kind))
+	}
+	if o.operator != nil {
+		o.templatePath, o.podSpecLike = podSpecAt(o.operator.Scheduling)
+	}
+	if o.operator != nil && o.operator.Scheduling != nil {
+		if err := readScheduling(u.Object, o.operator.Scheduling, spec); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", o.ref, err)
+		}
+	}
+	if r, ok, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); ok {
+		n := int32(r)
+		o.replicas = &n
+	}
+	return o, nil
+}
+
+// podSpecAt says whether an operator reads the scheduling fields from a
+// pod spec at one place, and the template path of that place in
+// Workload.TemplatePath's convention ("" for the object's own spec, else
+// the template whose .spec it is).
+func podSpecAt(s *Scheduling) (string, bool) {
+	if s == nil || strings.Contains(s.Affinity, "[]") {
+		return "", false
+	}
+	parent, ok := strings.CutSuffix(s.Affinity, ".affinity")
+	if !ok || s.NodeSelector != parent+".nodeSelector" || s.Tolerations != parent+".tolerations" {
+		return "", false
+	}
+	if parent == "spec" {
+		return "", true
+	}
+	if tp, ok := strings.CutSuffix(parent, ".spec"); ok {
+		return tp, true
+	}
+	return "", false
+}
+
+// readScheduling copies the scheduling fields the operator reads into a pod
+// spec, so that the audit judges the constraints the pods will get. With
+// a list in the path (ECK's nodeSets), the first element is read.
+func readScheduling(obj map[string]any, s *Scheduling, spec *corev1.PodSpec) error {
+	at := func(path string) (any, bool) {
+		if path == "" {
+			return nil, false
+		}
+		ps := Expand(obj, path)
+		if len(ps) == 0 {
+			return nil, false
+		}
+		return Get(obj, ps[0])
+	}
+	if v, ok := at(s.Affinity); ok {
+		if m, ok := v.(map[string]any); ok {
+			a := &corev1.Affinity{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, a); err != nil {
+				return fmt.Errorf("%s: %w", s.Affinity, err)
+			}
+			spec.Affinity = a
+		}
+	}
+	if v, ok := at(s.NodeSelector); ok {
+		if m, ok := v.(map[string]any); ok {
+			spec.NodeSelector = map[string]string{}
+			for k, x := range m {
+				if str, ok := x.(string); ok {
+					spec.NodeSelector[k] = str
+				}
+			}
+		}
+	}
+	if v, ok := at(s.Tolerations); ok {
+		if l, ok := v.([]any); ok {
+			for _, x := range l {
+				m, ok := x.(map[string]any)
+				if !ok {
+					continue
+				}
+				var t corev1.Toleration
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &t); err != nil {
+					return fmt.Errorf("%s: %w", s.Tolerations, err)
+				}
+				spec.Tolerations = append(spec.Tolerations, t)
+			}
+		}
+	}
+	return nil
 }
 
 // newNode reads a node's platform, runtime, readiness and pool.
@@ -305,6 +447,10 @@ func (b *builder) workload(ref Ref, o *object) *Workload {
 		TemplatePath: o.templatePath,
 		Original:     o.orig,
 		Replicas:     o.replicas,
+		Notes:        o.notes,
+		Operator:     o.operator,
+		PatchUnknown: o.generic,
+		customSpec:   (o.operator != nil || o.generic) && !o.podSpecLike,
 	}
 	if o.template != nil {
 		w.Template = *o.template

@@ -784,8 +784,25 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 		}
 		c.addObject(o)
 		return nil
-	default:
+	case !strings.Contains(group, "."), strings.HasSuffix(group, ".k8s.io"):
+		// Kubernetes' own groups (core, apps, policy, rbac.authorization.k8s.io...):
+		// what runs containers among them is read above; a custom
+		// resource's group always has a dot.
 		return nil // not something archfit reads (Service, ConfigMap...)
+	default:
+		// A custom resource: an operator's kind archfit knows, or any
+		// object whose spec names images. No object that runs containers
+		// may vanish from the audit.
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(js); err != nil {
+			return fmt.Errorf("reading %s: %w", kind, err)
+		}
+		o, err := newCustom(u)
+		if err != nil || o == nil {
+			return err
+		}
+		c.addObject(o)
+		return nil
 	}
 	if err := unmarshal(js, kind, typed); err != nil {
 		return err

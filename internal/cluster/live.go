@@ -149,6 +149,9 @@ type liveLoader struct {
 	mu       sync.Mutex
 	in       input
 	warnings []string
+	// discovered caches the resources of each group version read while
+	// attributing owners.
+	discovered map[string][]metav1.APIResource
 }
 
 func (l *liveLoader) warn(format string, args ...any) {
@@ -197,6 +200,7 @@ type plan struct {
 	podSel    metav1.ListOptions
 	midSel    metav1.ListOptions // ReplicaSets of a Deployment/Rollout
 	eventsSel metav1.ListOptions
+	custom    *Target // a custom resource, read by name
 }
 
 var allKinds = []string{KindDeployment, KindReplicaSet, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob, KindPodTemplate, KindRollout}
@@ -222,6 +226,15 @@ func (l *liveLoader) plan(ctx context.Context) (plan, error) {
 		p.kinds[KindPodTemplate] = true
 		p.named = KindPodTemplate
 		p.noPods = true
+		return p, nil
+	}
+	if t.Group != "" {
+		// A custom resource: everything is listed (its pods are found by
+		// owner), and the resource itself is read by name.
+		for _, k := range allKinds {
+			p.kinds[k] = true
+		}
+		p.custom = t
 		return p, nil
 	}
 	p.kinds[t.Kind] = true
@@ -464,6 +477,9 @@ func (l *liveLoader) collect(ctx context.Context) (*input, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := l.attributeOwners(ctx, p); err != nil {
+		return nil, err
+	}
 	// Goroutines appended objects in any order: sort for stable output.
 	sort.Slice(l.in.objects, func(i, j int) bool { return lessRef(l.in.objects[i].ref, l.in.objects[j].ref) })
 	return &l.in, nil
@@ -535,4 +551,155 @@ func (l *liveLoader) readLogs(ctx context.Context, s *Snapshot) {
 		}
 	}
 	attachLogs(s)
+}
+
+// Owner attribution bounds: how far up an owner chain custom resources
+// are read, and how many are read in all.
+const (
+	maxOwnerDepth   = 4
+	maxOwnerFetches = 512
+)
+
+// ownerKey is a custom resource an object or pod names as its controller.
+type ownerKey struct {
+	apiVersion, kind, namespace, name string
+}
+
+// attributeOwners reads the custom resources that control what was listed
+// (a StatefulSet of a Prometheus, the pods of a CloudNativePG Cluster or an
+// Argo Workflow), so that pods are attributed to the object the user
+// edits. Each is read by name through discovery and the dynamic client,
+// up the chain to maxOwnerDepth; one that cannot be read is a warning, and
+// the object below it stays the workload (with ManagedBy).
+func (l *liveLoader) attributeOwners(ctx context.Context, p plan) error {
+	have := map[Ref]bool{}
+	for _, o := range l.in.objects {
+		have[o.ref] = true
+	}
+	if t := p.custom; t != nil && !t.Loose {
+		k := LookupOperatorKind(t.Group, t.Kind)
+		if o, err := l.readCustom(ctx, ownerKey{kind: k.Kind, namespace: l.ns, name: t.Name}, t.Group); err != nil {
+			l.warn("reading %s: %v", t, err)
+		} else if o != nil {
+			l.in.objects = append(l.in.objects, o)
+			have[o.ref] = true
+		}
+	}
+	fetched := 0
+	for depth := 0; depth < maxOwnerDepth; depth++ {
+		pending := map[ownerKey]bool{}
+		var order []ownerKey
+		consider := func(ns string, refs []metav1.OwnerReference) {
+			r := controllerRef(refs)
+			if r == nil {
+				return
+			}
+			group, _, ok := strings.Cut(r.APIVersion, "/")
+			if !ok || !strings.Contains(group, ".") || strings.HasSuffix(group, ".k8s.io") || group == rolloutGVR.Group && r.Kind == KindRollout {
+				return // built in, or listed already
+			}
+			k := ownerKey{r.APIVersion, r.Kind, ns, r.Name}
+			if have[Ref{Kind: r.Kind, Namespace: ns, Name: r.Name}] || pending[k] {
+				return
+			}
+			pending[k] = true
+			order = append(order, k)
+		}
+		for _, o := range l.in.objects {
+			consider(o.ref.Namespace, o.meta.OwnerReferences)
+		}
+		for _, pod := range l.in.pods {
+			consider(pod.Namespace, pod.OwnerReferences)
+		}
+		if len(order) == 0 {
+			return nil
+		}
+		for _, k := range order {
+			if fetched >= maxOwnerFetches {
+				l.warn("more than %d custom resources own workloads: the rest are not read, their workloads are shown as they are", maxOwnerFetches)
+				return nil
+			}
+			fetched++
+			o, err := l.readCustom(ctx, k, "")
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				l.warn("reading the owner %s %s/%s: %v", k.kind, k.namespace, k.name, err)
+			}
+			have[Ref{Kind: k.kind, Namespace: k.namespace, Name: k.name}] = true
+			if o != nil {
+				l.in.objects = append(l.in.objects, o)
+			}
+		}
+	}
+	return nil
+}
+
+// readCustom reads one custom resource by kind and name: its apiVersion
+// (or, without one, the group's preferred version) is mapped to a resource
+// through discovery. It returns nil, nil for a resource that names no
+// image and is no kind archfit knows: what it owns stays the workload.
+func (l *liveLoader) readCustom(ctx context.Context, k ownerKey, group string) (*object, error) {
+	gvr, namespaced, err := l.resourceFor(k.apiVersion, group, k.kind)
+	if err != nil {
+		return nil, err
+	}
+	ri := l.dyn.Resource(gvr)
+	var u *unstructured.Unstructured
+	if namespaced {
+		u, err = ri.Namespace(k.namespace).Get(ctx, k.name, metav1.GetOptions{})
+	} else {
+		u, err = ri.Get(ctx, k.name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+	return newCustom(u)
+}
+
+// resourceFor maps a kind to its resource by discovery of its group
+// version, caching each group version's answer.
+func (l *liveLoader) resourceFor(apiVersion, group, kind string) (schema.GroupVersionResource, bool, error) {
+	if apiVersion == "" {
+		groups, err := l.cs.Discovery().ServerGroups()
+		if err != nil {
+			return schema.GroupVersionResource{}, false, err
+		}
+		for _, g := range groups.Groups {
+			if g.Name == group {
+				apiVersion = g.PreferredVersion.GroupVersion
+			}
+		}
+		if apiVersion == "" {
+			return schema.GroupVersionResource{}, false, fmt.Errorf("the API group %s is not served", group)
+		}
+	}
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return schema.GroupVersionResource{}, false, err
+	}
+	l.mu.Lock()
+	list, ok := l.discovered[apiVersion]
+	l.mu.Unlock()
+	if !ok {
+		res, err := l.cs.Discovery().ServerResourcesForGroupVersion(apiVersion)
+		if err != nil {
+			return schema.GroupVersionResource{}, false, err
+		}
+		list = res.APIResources
+		l.mu.Lock()
+		if l.discovered == nil {
+			l.discovered = map[string][]metav1.APIResource{}
+		}
+		l.discovered[apiVersion] = list
+		l.mu.Unlock()
+	}
+	for _, r := range list {
+		if r.Kind == kind && !strings.Contains(r.Name, "/") {
+			return gv.WithResource(r.Name), r.Namespaced, nil
+		}
+	}
+	return schema.GroupVersionResource{}, false, fmt.Errorf("%s serves no %s", apiVersion, kind)
 }

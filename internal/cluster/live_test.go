@@ -459,3 +459,120 @@ func TestLoadLiveRollouts(t *testing.T) {
 		t.Errorf("workloads (-want +got):\n%s", diff)
 	}
 }
+
+// TestLoadLiveOperatorOwner installs a Prometheus CRD (no operator), a
+// Prometheus, and the StatefulSet the Prometheus Operator would make from
+// it: the live source reads the owner through discovery and attributes the
+// StatefulSet's pod to the Prometheus, and a target prometheus/NAME finds it.
+func TestLoadLiveOperatorOwner(t *testing.T) {
+	env := testCluster.Env(t)
+	ctx := t.Context()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": "prometheuses.monitoring.coreos.com"},
+		"spec": map[string]any{
+			"group": "monitoring.coreos.com",
+			"names": map[string]any{"kind": "Prometheus", "listKind": "PrometheusList", "plural": "prometheuses", "singular": "prometheus"},
+			"scope": "Namespaced",
+			"versions": []any{map[string]any{
+				"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+			}},
+		},
+	}}
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := dyn.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the Prometheus CRD: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = dyn.Resource(crdGVR).Delete(context.WithoutCancel(ctx), crd.GetName(), metav1.DeleteOptions{})
+	})
+	ns := env.Namespace(ctx, t, "operator")
+	image := env.Registry + "/operator/prometheus:v3"
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, testimage.App("linux/amd64", "amd64")); err != nil {
+		t.Fatalf("pushing %s: %v", image, err)
+	}
+	promGVR := schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "prometheuses"}
+	var prom *unstructured.Unstructured
+	err = testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) { // until the CRD is served
+		prom, err = dyn.Resource(promGVR).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+			"metadata": map[string]any{"name": "k8s"},
+			"spec":     map[string]any{"image": image, "replicas": int64(1), "nodeSelector": map[string]any{"kubernetes.io/os": "linux"}},
+		}}, metav1.CreateOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("creating a Prometheus: %v", err)
+	}
+	labels := map[string]string{"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "k8s"}
+	spec := podSpec(image, "amd64", corev1.RestartPolicyAlways)
+	spec.Containers[0].Name = "prometheus"
+	_, err = env.Client.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-k8s", Labels: labels, OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "monitoring.coreos.com/v1", Kind: "Prometheus", Name: "k8s", UID: prom.GetUID(), Controller: ptr.To(true),
+		}}},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    ptr.To[int32](1),
+			ServiceName: "prometheus-operated",
+			Selector:    &metav1.LabelSelector{MatchLabels: labels},
+			Template:    corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *Snapshot
+	err = testenv.Poll(ctx, 2*time.Minute, func(ctx context.Context) (bool, error) {
+		s, err = LoadConfig(ctx, env.Config, ns, LiveOptions{Logs: LogsNone})
+		if err != nil {
+			return false, err
+		}
+		return len(s.Pods) == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the StatefulSet's pod: %v", err)
+	}
+	describe := func(s *Snapshot) []string {
+		var got []string
+		for _, w := range s.Workloads {
+			var cs []string
+			for _, c := range w.Containers {
+				cs = append(cs, fmt.Sprintf("%s=%s injected=%v", c.Name, c.Image, c.Injected))
+			}
+			got = append(got, fmt.Sprintf("%s %s pods=%d via=%v managedBy=%v nodeSelector=%v containers=%v", w.APIVersion, w.Ref, len(w.Pods), w.Intermediates, w.ManagedBy, w.Template.Spec.NodeSelector, cs))
+		}
+		return got
+	}
+	want := []string{fmt.Sprintf("monitoring.coreos.com/v1 %s/Prometheus/k8s pods=1 via=[%s/StatefulSet/prometheus-k8s] managedBy=<nil> nodeSelector=map[kubernetes.io/os:linux] containers=[prometheus=%s injected=false]", ns, ns, image)}
+	if diff := cmp.Diff(want, describe(s)); diff != "" {
+		t.Errorf("workloads (-want +got):\n%s", diff)
+	}
+	if len(s.Warnings) > 0 {
+		t.Errorf("warnings: %v", s.Warnings)
+	}
+
+	target, err := ParseTarget("prometheus/k8s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := LoadConfig(ctx, env.Config, ns, LiveOptions{Target: &target, Logs: LogsNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, describe(sel)); diff != "" {
+		t.Errorf("target %s (-want +got):\n%s", target, diff)
+	}
+	if w := sel.Workloads[0]; w.Original == nil || w.Original.GetKind() != "Prometheus" {
+		t.Errorf("the target's object is %v, want the Prometheus as read", w.Original)
+	}
+}

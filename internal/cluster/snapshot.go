@@ -147,6 +147,19 @@ type Workload struct {
 	// typically an operator's custom resource: patching the workload itself
 	// may be reverted by that operator.
 	ManagedBy *Ref
+	// Operator is set for an operator's custom resource archfit knows (its
+	// images and scheduling fields are where the table says); PatchUnknown
+	// for a custom resource whose containers were found by walking its
+	// spec: where its operator reads node affinity is unknown.
+	Operator     *OperatorKind
+	PatchUnknown bool
+	// customSpec: the scheduling fields are not those of a pod spec at
+	// TemplatePath (CloudNativePG's spec.affinity.tolerations, Strimzi's
+	// template.pod, ECK's nodeSets, an unknown kind).
+	customSpec bool
+	// Notes say what archfit derived or could not see in a custom resource
+	// (an image the operator computes, containers the operator adds).
+	Notes []string
 	// Intermediates are the objects between the workload and its pods that
 	// the source held: the ReplicaSets of a Deployment or Rollout, the Jobs
 	// of a CronJob.
@@ -158,6 +171,13 @@ type Workload struct {
 	// Events are about the workload or the objects in Chain.
 	Events []*corev1.Event
 }
+
+// PodSpecAtTemplatePath reports whether the workload's pods take their
+// affinity, nodeSelector and tolerations from a pod spec at TemplatePath
+// (".spec" under it, or the object's spec when TemplatePath is ""), so
+// that a patch may be written there. It is false for operators' kinds that
+// keep them elsewhere and for unknown kinds: remedy.Patch knows where.
+func (w *Workload) PodSpecAtTemplatePath() bool { return !w.customSpec }
 
 // Container returns the named container, or nil.
 func (w *Workload) Container(name string) *Container {

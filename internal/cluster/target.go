@@ -9,9 +9,59 @@ import (
 type Target struct {
 	Kind string // canonical kind: Deployment, Pod, ...
 	Name string
+	// Group is set for a custom resource's kind: the operator's kinds
+	// (OperatorKinds), or any TYPE.GROUP, whose Kind is then matched
+	// without regard to case or plural (Loose).
+	Group string
+	Loose bool
 }
 
-func (t Target) String() string { return strings.ToLower(t.Kind) + "/" + t.Name }
+func (t Target) String() string {
+	typ := strings.ToLower(t.Kind)
+	if t.Group != "" {
+		typ += "." + t.Group
+	}
+	return typ + "/" + t.Name
+}
+
+// matches reports whether a workload of that kind and apiVersion is the
+// target's type.
+func (t Target) matches(kind, apiVersion string) bool {
+	if t.Group != "" {
+		group, _, ok := strings.Cut(apiVersion, "/")
+		if !ok || group != t.Group {
+			return false
+		}
+	}
+	if !t.Loose {
+		return kind == t.Kind
+	}
+	k := strings.ToLower(kind)
+	typ := strings.ToLower(t.Kind)
+	return typ == k || typ == k+"s" || typ == k+"es" || strings.HasSuffix(k, "y") && typ == k[:len(k)-1]+"ies"
+}
+
+// operatorTarget finds an operator's kind by kubectl's names for it: the
+// kind or its plural, alone or qualified with the group. A name that is
+// also a built-in resource (service) must be qualified.
+func operatorTarget(typ string) (Target, bool) {
+	for _, k := range operatorKinds {
+		plural, _, _ := strings.Cut(k.Resource, ".")
+		kind := strings.ToLower(k.Kind)
+		names := []string{kind + "." + k.Group, plural + "." + k.Group}
+		if kind != "service" {
+			names = append(names, kind, plural)
+		} else {
+			names = append(names, "ksvc") // Knative's short name
+		}
+		for _, n := range names {
+			if n == typ {
+				return Target{Kind: k.Kind, Group: k.Group}, true
+			}
+		}
+	}
+	return Target{}, false
+}
 
 // targetKinds maps kubectl's resource names, plurals and short names (and
 // the fully qualified resource.group form) to kinds.
@@ -41,10 +91,19 @@ func ParseTarget(s string) (Target, error) {
 		return Target{}, fmt.Errorf("%w %q: want TYPE/NAME, e.g. deployment/api", ErrBadTarget, s)
 	}
 	kind, ok := targetKinds[strings.ToLower(typ)]
-	if !ok {
-		return Target{}, fmt.Errorf("%w %q: %q is not a workload type (deployment, statefulset, daemonset, job, cronjob, replicaset, pod, podtemplate, rollout)", ErrBadTarget, s, typ)
+	if ok {
+		return Target{Kind: kind, Name: name}, nil
 	}
-	return Target{Kind: kind, Name: name}, nil
+	if t, ok := operatorTarget(strings.ToLower(typ)); ok {
+		t.Name = name
+		return t, nil
+	}
+	// Any other TYPE.GROUP is a custom resource archfit may have found
+	// containers in.
+	if r, group, ok := strings.Cut(typ, "."); ok && r != "" && strings.Contains(group, ".") {
+		return Target{Kind: r, Group: strings.ToLower(group), Loose: true, Name: name}, nil
+	}
+	return Target{}, fmt.Errorf("%w %q: %q is not a workload type (deployment, statefulset, daemonset, job, cronjob, replicaset, pod, podtemplate, rollout, an operator's kind such as prometheus or ksvc, or a custom resource as TYPE.GROUP)", ErrBadTarget, s, typ)
 }
 
 // Select returns a snapshot narrowed to one namespace (all if ""), and to
@@ -64,6 +123,9 @@ func (s *Snapshot) Select(namespace string, target *Target) (*Snapshot, error) {
 			return false
 		}
 		// A ReplicaSet or Job that has an owner selects its top workload.
+		if target.Group != "" {
+			return w.Name == target.Name && target.matches(w.Kind, w.APIVersion)
+		}
 		for _, r := range append([]Ref{w.Ref}, w.Intermediates...) {
 			if r.Kind == target.Kind && r.Name == target.Name {
 				return true

@@ -131,6 +131,8 @@ func candidates(r *audit.Result, p *Plan) (ready, daemonsets []*audit.Workload) 
 			c.Why = "the object is not in the input: cannot compute the patch"
 		case src.Kind == cluster.KindPod:
 			c.Why = "bare pod: recreate it from its manifest with the toleration"
+		case !src.PodSpecAtTemplatePath():
+			c.Why = "its operator reads tolerations elsewhere than a pod spec: add the toleration where `archfit patch` writes the affinity"
 		case hasToleration(src.Template.Spec.Tolerations):
 			c.Why = "already tolerates the Arm taint"
 		default:

@@ -1,9 +1,11 @@
 package remedy
 
 import (
+	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/object"
 
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,6 +31,11 @@ func refOf(obj *unstructured.Unstructured) object.Ref {
 // its pods (FACTS.md section 5).
 type kindInfo struct {
 	podSpec []string // field path of the pod spec
+	// sched, for an operator's custom resource, is where the operator reads
+	// the scheduling fields (cluster's operator table); podSpec is then nil.
+	sched *cluster.Scheduling
+	// note is said with every patch of the kind (an operator's caveat).
+	note string
 	// resource is what kubectl calls it (kind.group, lower case).
 	resource  string
 	recreate  bool // bare Pod: the affinity of a pod is immutable
@@ -53,11 +60,93 @@ var kinds = map[schema.GroupKind]kindInfo{
 
 func lookupKind(ref object.Ref) (kindInfo, error) {
 	gv := groupVersion(ref)
-	k, ok := kinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
-	if !ok {
-		return kindInfo{}, fmt.Errorf("%s %s: %w", ref.APIVersion, ref.Kind, ErrUnsupportedKind)
+	if k, ok := kinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]; ok {
+		return k, nil
 	}
-	return k, nil
+	op := cluster.LookupOperatorKind(gv.Group, ref.Kind)
+	switch {
+	case op == nil && strings.Contains(gv.Group, "."):
+		return kindInfo{}, fmt.Errorf("%s %s: %w: where its operator reads node affinity is unknown to archfit (its images are audited all the same); set the affinity where the operator documents it", ref.APIVersion, ref.Kind, ErrUnsupportedKind)
+	case op == nil:
+		return kindInfo{}, fmt.Errorf("%s %s: %w", ref.APIVersion, ref.Kind, ErrUnsupportedKind)
+	case op.Scheduling == nil:
+		return kindInfo{}, fmt.Errorf("%s %s: %w: %s", ref.APIVersion, ref.Kind, ErrUnsupportedKind, op.Note)
+	}
+	return kindInfo{sched: op.Scheduling, resource: op.Resource, note: op.Note}, nil
+}
+
+// location is one place a patch writes: the paths of the affinity object
+// (the one holding nodeAffinity), the node selector and the tolerations;
+// nil when the kind has no such field.
+type location struct {
+	affinity, nodeSelector, tolerations []string
+}
+
+// locations resolves where obj's kind keeps its scheduling fields: one
+// pod spec for built-in kinds; for an operator's kind, one place per
+// element of a list in the path (ECK's nodeSets).
+func (k kindInfo) locations(obj *unstructured.Unstructured, ref object.Ref) ([]location, error) {
+	if k.sched == nil {
+		at := func(f string) []string { return append(slices.Clone(k.podSpec), f) }
+		return []location{{affinity: at("affinity"), nodeSelector: at("nodeSelector"), tolerations: at("tolerations")}}, nil
+	}
+	// The scheduling fields sit beside each other under one parent per
+	// location; the parent of the affinity path is expanded, and the other
+	// paths follow the same list indexes.
+	base, field := cut(k.sched.Affinity)
+	parents := expandLists(obj.Object, base)
+	if len(parents) == 0 {
+		return nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, base)
+	}
+	var out []location
+	for _, p := range parents {
+		l := location{affinity: append(slices.Clone(p), field)}
+		l.nodeSelector = sibling(p, base, k.sched.NodeSelector)
+		l.tolerations = sibling(p, base, k.sched.Tolerations)
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// expandLists resolves the "[]" segments of a dot path against obj, one
+// path per list element; fields after the last list that do not exist yet
+// are kept (the patch creates them). A path through a missing list
+// resolves to nothing.
+func expandLists(obj map[string]any, path string) [][]string {
+	segs := strings.Split(path, ".")
+	last := -1
+	for i, s := range segs {
+		if strings.HasSuffix(s, "[]") {
+			last = i
+		}
+	}
+	if last < 0 {
+		return [][]string{segs}
+	}
+	var out [][]string
+	for _, p := range cluster.Expand(obj, strings.Join(segs[:last+1], ".")) {
+		out = append(out, append(p, segs[last+1:]...))
+	}
+	return out
+}
+
+// cut splits a dot path into its parent and last field.
+func cut(path string) (string, string) {
+	i := strings.LastIndex(path, ".")
+	return path[:i], path[i+1:]
+}
+
+// sibling is path (which starts with base, possibly below it) with base's
+// list indexes taken from the concrete parent p; nil when path is "".
+func sibling(p []string, base, path string) []string {
+	if path == "" {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(path, base+".")
+	if !ok {
+		return nil // the table keeps the fields under one parent
+	}
+	return append(slices.Clone(p), strings.Split(rest, ".")...)
 }
 
 // pointer builds an RFC 6901 JSON pointer from field names and indexes.

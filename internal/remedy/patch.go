@@ -139,6 +139,10 @@ type Result struct {
 
 	kind    kindInfo
 	podSpec []string
+	// loc is the location being patched (the first one once done).
+	loc     location
+	locs    []location
+	created map[string]bool // objects ensure added
 	orig    *unstructured.Unstructured
 	patched *unstructured.Unstructured
 	source  []byte
@@ -189,24 +193,43 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 	if len(allowed) == 0 {
 		return nil, ErrNoArchitecture
 	}
-	res, spec, err := readPodSpec(obj, allowed, o)
+	res, places, err := readPodSpec(obj, allowed, o)
 	if err != nil {
 		return nil, err
 	}
-	podPinned := res.judgeNodeSelector(spec.NodeSelector)
-	toAdd := res.judgeTerms(requiredTerms(spec))
+	// Every location is judged before anything is written: a conflict in
+	// one stops the whole patch.
+	type judged struct {
+		placed
+		pinned bool
+		toAdd  []int
+		terms  [2]int // its range in res.Terms
+	}
+	var js []judged
+	for _, p := range places {
+		res.loc = p.loc
+		j := judged{placed: p, terms: [2]int{len(res.Terms), 0}}
+		j.pinned = res.judgeNodeSelector(p.spec.NodeSelector)
+		j.toAdd = res.judgeTerms(requiredTerms(p.spec))
+		j.terms[1] = len(res.Terms)
+		js = append(js, j)
+	}
 	if len(res.Conflicts) > 0 {
 		res.block(obj)
 		return res, nil
 	}
 	var ops []Operation
-	if podPinned {
-		// The terms were only inspected for conflicts: nothing to add.
-		res.markPinned()
-	} else {
-		ops = res.affinityOps(obj, spec, toAdd)
+	for _, j := range js {
+		res.loc = j.loc
+		if j.pinned {
+			// The terms were only inspected for conflicts: nothing to add.
+			res.markPinned(j.terms)
+		} else {
+			ops = append(ops, res.affinityOps(obj, j.spec, j.toAdd)...)
+		}
+		ops = append(ops, res.tolerationOps(obj, j.spec.Tolerations, o.taints)...)
 	}
-	ops = append(ops, res.tolerationOps(spec.Tolerations, o.taints)...)
+	res.loc = places[0].loc
 	if err := res.finish(obj, ops); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package remedy
 // The steps of Patch, in the order it takes them.
 
 import (
+	"github.com/archfit/archfit/internal/cluster"
+
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,9 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// readPodSpec finds obj's kind and pod spec (following an owner unless told
-// not to) and starts its Result.
-func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*Result, *corev1.PodSpec, error) {
+// placed is one location of the scheduling fields with what is there.
+type placed struct {
+	loc  location
+	spec *corev1.PodSpec // only its scheduling fields matter
+}
+
+// readPodSpec finds obj's kind and the scheduling fields of its pod
+// template(s) (following an owner unless told not to) and starts its Result.
+func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*Result, []placed, error) {
 	ref := refOf(obj)
 	kind, err := lookupKind(ref)
 	if err != nil {
@@ -24,31 +32,88 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 	if err := redirect(obj, ref, o.ignoreOwner); err != nil {
 		return nil, nil, err
 	}
-	rawSpec, found, err := unstructured.NestedMap(obj.Object, kind.podSpec...)
-	if err != nil || !found {
-		return nil, nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, strings.Join(kind.podSpec, "."))
+	locs, err := kind.locations(obj, ref)
+	if err != nil {
+		return nil, nil, err
 	}
-	var spec corev1.PodSpec
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rawSpec, &spec); err != nil {
-		return nil, nil, fmt.Errorf("reading the pod spec of %s: %w", ref, err)
+	var out []placed
+	if kind.sched == nil {
+		rawSpec, found, err := unstructured.NestedMap(obj.Object, kind.podSpec...)
+		if err != nil || !found {
+			return nil, nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, strings.Join(kind.podSpec, "."))
+		}
+		var spec corev1.PodSpec
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rawSpec, &spec); err != nil {
+			return nil, nil, fmt.Errorf("reading the pod spec of %s: %w", ref, err)
+		}
+		out = append(out, placed{loc: locs[0], spec: &spec})
+	} else {
+		for _, l := range locs {
+			spec, err := readScheduling(obj, l)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading the scheduling fields of %s: %w", ref, err)
+			}
+			out = append(out, placed{loc: l, spec: spec})
+		}
+	}
+	podSpec := kind.podSpec
+	if podSpec == nil {
+		podSpec = locs[0].affinity[:len(locs[0].affinity)-1]
 	}
 	res := &Result{
 		Object:      ref,
-		PodSpecPath: pointer(kind.podSpec...),
+		PodSpecPath: pointer(podSpec...),
 		Allowed:     allowed,
 		Recreate:    kind.recreate,
 		Immutable:   kind.immutable && !suspendedNeverStarted(obj),
 		kind:        kind,
-		podSpec:     kind.podSpec,
+		podSpec:     podSpec,
+		loc:         locs[0],
+		locs:        locs,
 		orig:        obj.DeepCopy(),
 		source:      o.source,
 	}
-	return res, &spec, nil
+	return res, out, nil
 }
 
-// specPath is the path of a field under the pod spec.
-func (r *Result) specPath(fields ...string) []string {
-	return append(slices.Clone(r.podSpec), fields...)
+// readScheduling reads the fields at one location of an operator's kind
+// into a pod spec: only they are judged and patched.
+func readScheduling(obj *unstructured.Unstructured, l location) (*corev1.PodSpec, error) {
+	m := map[string]any{}
+	for f, path := range map[string][]string{"affinity": l.affinity, "nodeSelector": l.nodeSelector, "tolerations": l.tolerations} {
+		if path == nil {
+			continue
+		}
+		if v, ok := cluster.Get(obj.Object, path); ok {
+			m[f] = v
+		}
+	}
+	var spec corev1.PodSpec
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &spec); err != nil {
+		return nil, err
+	}
+	return &spec, nil
+}
+
+// ensure returns the operations that create the missing objects above
+// path (a Strimzi resource with no template.pod yet), once per patch.
+func (r *Result) ensure(obj *unstructured.Unstructured, path []string) []Operation {
+	var ops []Operation
+	for i := 1; i < len(path); i++ {
+		p := path[:i]
+		if _, ok := cluster.Get(obj.Object, p); ok {
+			continue
+		}
+		k := pointer(p...)
+		if r.created == nil {
+			r.created = map[string]bool{}
+		}
+		if !r.created[k] {
+			r.created[k] = true
+			ops = append(ops, op("add", k, map[string]any{}))
+		}
+	}
+	return ops
 }
 
 // judgeNodeSelector judges a nodeSelector on the arch labels: a conflict,
@@ -63,7 +128,7 @@ func (r *Result) judgeNodeSelector(sel map[string]string) bool {
 	if len(intersect(admits, r.Allowed)) == 0 {
 		r.Conflicts = append(r.Conflicts, Conflict{
 			Code:    CodeArchConstraintConflict,
-			Path:    pointer(r.specPath("nodeSelector")...),
+			Path:    pointer(r.loc.nodeSelector...),
 			Pinned:  admits,
 			Message: fmt.Sprintf("nodeSelector %s admits %s, but the workload can run only on %s", formatSelector(sel), describe(admits), strings.Join(r.Allowed, ", ")),
 		})
@@ -82,7 +147,7 @@ func requiredTerms(spec *corev1.PodSpec) *corev1.NodeSelector {
 
 // termsPath is the path of the required nodeSelectorTerms.
 func (r *Result) termsPath() []string {
-	return r.specPath("affinity", "nodeAffinity", requiredField, "nodeSelectorTerms")
+	return append(slices.Clone(r.loc.affinity), "nodeAffinity", requiredField, "nodeSelectorTerms")
 }
 
 // judgeTerms decides every required nodeSelectorTerm (decideTerm), records
@@ -122,9 +187,15 @@ func (r *Result) block(obj *unstructured.Unstructured) {
 	r.Notes = append(r.Notes, "the workload pins an architecture it cannot run on: fix the constraint by hand; archfit does not overwrite it")
 }
 
-// markPinned: the nodeSelector pins the pod already, no term gets the
-// requirement.
-func (r *Result) markPinned() { r.retarget(TermPinned) }
+// markPinned: the nodeSelector pins the pod already, no term of terms
+// (a range of r.Terms) gets the requirement.
+func (r *Result) markPinned(terms [2]int) {
+	for i := terms[0]; i < terms[1]; i++ {
+		if r.Terms[i].Action == TermAdded {
+			r.Terms[i].Action = TermPinned
+		}
+	}
+}
 
 // retarget turns the terms that would get the requirement into action a.
 func (r *Result) retarget(a TermAction) {
@@ -143,14 +214,14 @@ func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpe
 	required := requiredTerms(spec)
 	switch {
 	case spec.Affinity == nil:
-		return []Operation{op("add", pointer(r.specPath("affinity")...), map[string]any{
+		return append(r.ensure(obj, r.loc.affinity), op("add", pointer(r.loc.affinity...), map[string]any{
 			"nodeAffinity": map[string]any{requiredField: newRequired(req)},
-		})}
+		}))
 	case spec.Affinity.NodeAffinity == nil:
-		p := r.specPath("affinity")
-		return []Operation{testOp(obj, p), op("add", pointer(append(p, "nodeAffinity")...), map[string]any{requiredField: newRequired(req)})}
+		p := r.loc.affinity
+		return []Operation{testOp(obj, p), op("add", pointer(append(slices.Clone(p), "nodeAffinity")...), map[string]any{requiredField: newRequired(req)})}
 	case required == nil:
-		p := r.specPath("affinity", "nodeAffinity")
+		p := append(slices.Clone(r.loc.affinity), "nodeAffinity")
 		return []Operation{testOp(obj, p), op("add", pointer(append(p, requiredField)...), newRequired(req))}
 	case len(required.NodeSelectorTerms) == 0:
 		r.Notes = append(r.Notes, "requiredDuringSchedulingIgnoredDuringExecution has no nodeSelectorTerms: the pod admits no node, and adding a term would change that")
@@ -172,15 +243,20 @@ func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpe
 
 // tolerationOps adds the tolerations for the tainted pools the workload may
 // now use (missingTolerations).
-func (r *Result) tolerationOps(have []corev1.Toleration, taints map[string][]corev1.Taint) []Operation {
+func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Toleration, taints map[string][]corev1.Taint) []Operation {
 	tols := missingTolerations(have, r.Allowed, taints)
-	r.AddedTolerations = tols
+	r.AddedTolerations = append(r.AddedTolerations, tols...)
 	if len(tols) == 0 {
 		return nil
 	}
-	p := r.specPath("tolerations")
+	p := r.loc.tolerations
+	if p == nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s has no tolerations field archfit knows: tolerate %s by hand", r.Object.Kind, taintList(tols)))
+		r.AddedTolerations = nil
+		return nil
+	}
 	if len(have) == 0 {
-		return []Operation{op("add", pointer(p...), tols)}
+		return append(r.ensure(obj, p), op("add", pointer(p...), tols))
 	}
 	var ops []Operation
 	for _, t := range tols {
@@ -210,8 +286,24 @@ func (r *Result) finish(obj *unstructured.Unstructured, ops []Operation) error {
 	return nil
 }
 
+// taintList names the taints tolerations are for.
+func taintList(tols []corev1.Toleration) string {
+	var out []string
+	for _, t := range tols {
+		s := t.Key
+		if t.Value != "" {
+			s += "=" + t.Value
+		}
+		out = append(out, s+":"+string(t.Effect))
+	}
+	return strings.Join(out, ", ")
+}
+
 // kindNotes says what the kind demands to make the patch take effect.
 func (r *Result) kindNotes() {
+	if r.kind.note != "" {
+		r.Notes = append(r.Notes, r.kind.note)
+	}
 	if r.kind.recreate {
 		r.Notes = append(r.Notes, "a running Pod's affinity cannot change: delete the Pod and create it again from the patched manifest (better: run it under a Deployment)")
 	}

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/object"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
 
@@ -91,39 +94,58 @@ func (r *Result) jsonPatch(indent bool) ([]byte, error) {
 
 // MergePatch returns the strategic merge patch as a nested map: the pod
 // spec path down to the complete nodeSelectorTerms and tolerations lists
-// that changed.
+// that changed. A list on the way (ECK's nodeSets) is carried whole: a
+// merge patch cannot address one element.
 func (r *Result) MergePatch() map[string]any {
-	spec := map[string]any{}
-	var affinity, tolerations bool
-	prefix := r.PodSpecPath + "/"
-	for _, o := range r.Ops {
-		if o.Op == "test" {
-			continue
+	out := map[string]any{}
+	under := func(path, prefix string) bool {
+		return prefix != "" && (path == prefix || strings.HasPrefix(path, prefix+"/"))
+	}
+	for _, l := range r.locs {
+		aff, tol := pointer(l.affinity...), ""
+		if l.tolerations != nil {
+			tol = pointer(l.tolerations...)
 		}
-		rest := strings.TrimPrefix(o.Path, prefix)
-		switch {
-		case strings.HasPrefix(rest, "affinity"):
-			affinity = true
-		case strings.HasPrefix(rest, "tolerations"):
-			tolerations = true
+		var affinity, tolerations bool
+		for _, o := range r.Ops {
+			if o.Op == "test" {
+				continue
+			}
+			affinity = affinity || under(o.Path, aff)
+			tolerations = tolerations || under(o.Path, tol)
+		}
+		if affinity {
+			p := append(slices.Clone(l.affinity), "nodeAffinity", requiredField, "nodeSelectorTerms")
+			terms, _, _ := unstructured.NestedFieldCopy(r.patched.Object, p...)
+			r.setMerge(out, p, terms)
+		}
+		if tolerations {
+			tols, _, _ := unstructured.NestedFieldCopy(r.patched.Object, l.tolerations...)
+			r.setMerge(out, l.tolerations, tols)
 		}
 	}
-	if affinity {
-		terms, _, _ := unstructured.NestedFieldCopy(r.patched.Object, append(slices.Clone(r.podSpec), "affinity", "nodeAffinity", requiredField, "nodeSelectorTerms")...)
-		spec["affinity"] = map[string]any{"nodeAffinity": map[string]any{requiredField: map[string]any{"nodeSelectorTerms": terms}}}
+	return out
+}
+
+// setMerge sets v at path in the merge patch m; when the path goes through
+// a list, the patched object's whole list is set instead.
+func (r *Result) setMerge(m map[string]any, path []string, v any) {
+	for i, f := range path {
+		if _, err := strconv.Atoi(f); err == nil && i > 0 {
+			whole, _ := cluster.Get(r.patched.Object, path[:i])
+			r.setMerge(m, path[:i], runtime.DeepCopyJSONValue(whole))
+			return
+		}
 	}
-	if tolerations {
-		tols, _, _ := unstructured.NestedFieldCopy(r.patched.Object, append(slices.Clone(r.podSpec), "tolerations")...)
-		spec["tolerations"] = tols
+	for _, f := range path[:len(path)-1] {
+		next, ok := m[f].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[f] = next
+		}
+		m = next
 	}
-	if len(spec) == 0 {
-		return map[string]any{}
-	}
-	var out any = spec
-	for i := len(r.podSpec) - 1; i >= 0; i-- {
-		out = map[string]any{r.podSpec[i]: out}
-	}
-	return out.(map[string]any)
+	m[path[len(path)-1]] = v
 }
 
 func (r *Result) mergePatch() ([]byte, error) {

@@ -81,6 +81,7 @@ const maxRedirects = 3
 func ForWorkload(in Input) *Remedy {
 	w := in.Workload
 	rem := &Remedy{Workload: w.Ref.ID(), Build: []BuildAdvice{}}
+	rem.Notes = append(rem.Notes, w.Notes...) // what archfit derived or could not see in a custom resource
 	nodes := Targets(in.Nodes, in.Architectures)
 	nodeArchs := archsOf(nodes)
 	seenImg := map[string]bool{}
