@@ -7,7 +7,7 @@ BIN       := bin/archfit
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 
-.PHONY: all build example test unit lint fmt vet staticcheck bench cluster-build cluster-up cluster-down install-plugin clean
+.PHONY: all build example test unit lint fmt vet staticcheck bench cluster-build cluster-up cluster-down install-plugin clean release-tools release-snapshot
 
 all: build
 
@@ -25,8 +25,9 @@ example-images: build
 
 # Everything: format and vet checks, the cluster test environment (cached
 # outside the clone), and every test under the race detector.
-test: lint cluster-build
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+test: lint cluster-build release-tools
+	ARCHFIT_RELEASE_TOOLS=required ARCHFIT_TOOLS_BIN=$(RELEASE_TOOLS_BIN) \
+	  $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # Unit tests only (no cluster binaries needed; cluster tests skip).
 unit:
@@ -41,6 +42,21 @@ TOOLS_BIN := $(HOME)/.cache/archfit-tools/$(STATICCHECK_VERSION)
 staticcheck:
 	@test -x $(TOOLS_BIN)/staticcheck || GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(TOOLS_BIN)/staticcheck ./...
+
+# The tools that read archfit's release files, pinned and built once from
+# the Go module proxy (internal/release tests them; pre-commit is Debian's).
+GORELEASER_VERSION := v2.15.1
+KREW_VERSION := v0.4.3
+RELEASE_TOOLS_BIN := $(HOME)/.cache/archfit-tools/release-$(GORELEASER_VERSION)-krew-$(KREW_VERSION)
+release-tools:
+	@test -x $(RELEASE_TOOLS_BIN)/goreleaser || GOBIN=$(RELEASE_TOOLS_BIN) $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+	@test -x $(RELEASE_TOOLS_BIN)/krew || GOBIN=$(RELEASE_TOOLS_BIN) $(GO) install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION)
+	@test -x $(RELEASE_TOOLS_BIN)/validate-krew-manifest || GOBIN=$(RELEASE_TOOLS_BIN) $(GO) install sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION)
+
+# Every release archive (linux, darwin, windows x amd64, arm64) and
+# checksums.txt into dist/, locally, nothing published.
+release-snapshot: release-tools
+	$(RELEASE_TOOLS_BIN)/goreleaser release --snapshot --clean --skip=publish
 
 fmt:
 	@out="$$(gofmt -l cmd internal examples)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

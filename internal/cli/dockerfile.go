@@ -35,6 +35,8 @@ type dockerfileOptions struct {
 	platforms []string
 	verify    bool
 	suggest   int
+	// allowUnverified: exit 0 rather than 4 when a base could not be read.
+	allowUnverified bool
 
 	failSeverity finding.Severity
 	args         map[string]string
@@ -77,6 +79,7 @@ others are still analyzed.`,
 	cmd.Flags().StringSliceVar(&o.platforms, "platform", []string{"linux/amd64", "linux/arm64"}, "with --check-base: the platforms the build targets (docker buildx --platform)")
 	cmd.Flags().BoolVar(&o.verify, "verify", false, "with --check-base: also read each base entry's entrypoint binary, so a mislabeled entry does not count")
 	cmd.Flags().IntVar(&o.suggest, "suggest-tags", 0, "with --check-base: for a base missing a platform, look at up to N recent tags of its repository for one that has them all")
+	allowUnverifiedFlag(cmd.Flags(), &o.allowUnverified)
 	o.images.addFlags(cmd.Flags())
 	return cmd
 }
@@ -141,11 +144,13 @@ func (o *dockerfileOptions) run(ctx context.Context) error {
 		}
 	}
 	extra := map[string]any{"files": files, "baseImages": bases}
+	var baseReports []*image.Report
 	if o.checkBase {
-		checks, fs, err := o.checkBases(ctx, bases)
+		checks, fs, reps, err := o.checkBases(ctx, bases)
 		if err != nil {
 			return err
 		}
+		baseReports = reps
 		extra["baseChecks"] = checks
 		findings = append(findings, fs...)
 		slices.SortStableFunc(findings, func(x, y finding.Finding) int {
@@ -153,18 +158,29 @@ func (o *dockerfileOptions) run(ctx context.Context) error {
 		})
 	}
 	doc := &report.Document{Kind: "DockerfileAnalysis", Findings: findings, Extra: extra}
-	doc.Text = func(w io.Writer, d *report.Document) error { return report.SourceFindingsText(w, d.Findings) }
+	// The unread base images make the answer incomplete (exit 4), as in
+	// every command that reads images; the header says which and why.
+	doc.Incomplete = report.Unread(baseReports)
+	doc.Text = func(w io.Writer, d *report.Document) error {
+		if d.Incomplete != nil {
+			report.IncompleteText(w, d.Incomplete)
+		}
+		return report.SourceFindingsText(w, d.Findings)
+	}
 	err := render(o.streams.Out, o.output, o.failSeverity, doc)
 	if len(failed) > 0 {
 		// archfit failed on some input: that outranks any finding.
 		return fmt.Errorf("%d Dockerfile path(s) could not be analyzed:\n%w", len(failed), errors.Join(failed...))
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return incomplete(doc, !o.allowUnverified && o.failSeverity != finding.Never)
 }
 
 // checkBases inspects each distinct FROM image that a stage needs for some
 // platform (with the engine of inspect) and judges it.
-func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.BaseImage) ([]dockerfile.BaseCheck, []finding.Finding, error) {
+func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.BaseImage) ([]dockerfile.BaseCheck, []finding.Finding, []*image.Report, error) {
 	var refs []string
 	for _, b := range bases {
 		if !b.Unresolved && !slices.Contains(refs, b.Ref) {
@@ -175,7 +191,7 @@ func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.B
 	if len(refs) > 0 {
 		res, err := o.images.resolver(o.verify, o.targets...)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		reqs := make([]image.Request, len(refs))
 		for i, r := range refs {
@@ -184,7 +200,7 @@ func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.B
 		start := time.Now()
 		reps := res.InspectAll(ctx, reqs)
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var want []string
 		for _, p := range o.targets {
@@ -204,7 +220,11 @@ func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.B
 			len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	}
 	checks, fs := dockerfile.CheckBases(bases, reports, o.targets)
-	return checks, fs, nil
+	reps := make([]*image.Report, 0, len(refs))
+	for _, r := range refs {
+		reps = append(reps, reports[r])
+	}
+	return checks, fs, reps, nil
 }
 
 func hasAll(have, want []string) bool {

@@ -112,6 +112,16 @@ COPY --from=build /app /app
 	if !strings.Contains(out, df+":6: warning [image-uninspectable]") {
 		t.Errorf("missing base: want an image-uninspectable warning at line 6, got\n%s", out)
 	}
+	// An unread base makes the answer incomplete: exit 4, the header says
+	// which; --allow-unverified accepts it.
+	gone := append(base, "--build-arg", "RUNTIME="+host+"/gone:1")
+	out, _, code = runArchfit(t, "", gone...)
+	if code != ExitIncomplete || !strings.Contains(out, "INCOMPLETE: 1 of 2 image(s) could not be read") {
+		t.Errorf("missing base: exit %d, want %d with the INCOMPLETE header\n%s", code, ExitIncomplete, out)
+	}
+	if _, _, code := runArchfit(t, "", append(gone, "--allow-unverified")...); code != ExitOK {
+		t.Errorf("missing base, --allow-unverified: exit %d, want 0", code)
+	}
 	// Without --check-base nothing is read from a registry.
 	if out, _, code := runArchfit(t, "", "dockerfile", df); code != ExitOK || strings.Contains(out, "base-image") {
 		t.Errorf("without --check-base: exit %d\n%s", code, out)

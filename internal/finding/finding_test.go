@@ -9,6 +9,7 @@ func TestEveryCodeHasARule(t *testing.T) {
 		PullFailureNotArch: Warning, ImageUninspectable: Warning,
 		HardcodedPlatform: Error, BuildPlatformFinalStage: Error, ArchSpecificDownload: Error, HardcodedGOARCH: Error,
 		EmulatedCompile: Warning, CrossCompileWithoutTarget: Error, ArchSpecificPackage: Error, UndeclaredPlatformArg: Error,
+		BaseImageMissingPlatform: Error,
 	}
 	for code, sev := range codes {
 		r, ok := Lookup(code)

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // The tools are pinned in the Makefile (`make release-tools`), built from
@@ -339,6 +342,104 @@ func TestGoReleaserConfig(t *testing.T) {
 			}
 			if name := "archfit_" + os + "_" + arch + ext; !strings.Contains(string(krew), "/"+name+`"`) {
 				t.Errorf(".krew.yaml does not download %s", name)
+			}
+		}
+	}
+}
+
+// TestGitHubActionsExample runs the archfit commands of
+// examples/ci/github-actions.yml as written (the step's shell, the job's
+// env pointed at the shipped examples, the registries unreachable as on
+// an offline runner): the SARIF steps succeed and write SARIF with
+// physical locations, and the gate fails the deliberately broken examples.
+func TestGitHubActionsExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds archfit")
+	}
+	root := repoRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, "examples/ci/github-actions.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Jobs map[string]struct {
+			Env   map[string]string `json:"env"`
+			Steps []struct {
+				Name string `json:"name"`
+				Run  string `json:"run"`
+			} `json:"steps"`
+		} `json:"jobs"`
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatal(err)
+	}
+	job, ok := wf.Jobs["archfit"]
+	if !ok || job.Env["DOCKERFILES"] == "" || job.Env["MANIFESTS"] == "" {
+		t.Fatalf("workflow: want job archfit with env DOCKERFILES and MANIFESTS: %+v", wf)
+	}
+	binDir := filepath.Join(t.TempDir(), "bin")
+	must(t, root, nil, "go", "build", "-o", filepath.Join(binDir, "archfit"), "./cmd/archfit")
+	work := t.TempDir()
+	env := []string{
+		"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"DOCKERFILES=" + filepath.Join(root, "examples/dockerfile"),
+		"MANIFESTS=" + filepath.Join(root, "examples/manifests"),
+		"XDG_CACHE_HOME=" + t.TempDir(),
+		// GitHub's runners run `run:` with bash -e; no registry answers
+		// here: the closed port makes that certain on a machine with network.
+		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=",
+	}
+	ran := 0
+	for _, step := range job.Steps {
+		if !strings.Contains(step.Run, "archfit ") || strings.Contains(step.Run, "go install") {
+			continue
+		}
+		ran++
+		out, err := run(t, work, env, "bash", "-e", "-c", step.Run)
+		switch step.Name {
+		case "Gate":
+			if err == nil {
+				t.Errorf("gate passed the broken examples:\n%s", out)
+			}
+		default:
+			if err != nil {
+				t.Errorf("step %q: %v\n%s", step.Name, err, out)
+			}
+		}
+	}
+	if ran != 3 {
+		t.Fatalf("ran %d archfit steps, want 3 (two SARIF, one gate)", ran)
+	}
+	for _, f := range []string{"archfit-dockerfile.sarif", "archfit-audit.sarif"} {
+		b, err := os.ReadFile(filepath.Join(work, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sarif struct {
+			Version string `json:"version"`
+			Runs    []struct {
+				Results []struct {
+					Locations []struct {
+						PhysicalLocation *struct {
+							ArtifactLocation struct {
+								URI string `json:"uri"`
+							} `json:"artifactLocation"`
+						} `json:"physicalLocation"`
+					} `json:"locations"`
+				} `json:"results"`
+			} `json:"runs"`
+		}
+		if err := json.Unmarshal(b, &sarif); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if sarif.Version != "2.1.0" || len(sarif.Runs) != 1 || len(sarif.Runs[0].Results) == 0 {
+			t.Errorf("%s: want SARIF 2.1.0 with results: %s", f, b)
+			continue
+		}
+		if f == "archfit-dockerfile.sarif" {
+			r := sarif.Runs[0].Results[0]
+			if len(r.Locations) == 0 || r.Locations[0].PhysicalLocation == nil || !strings.Contains(r.Locations[0].PhysicalLocation.ArtifactLocation.URI, "Dockerfile") {
+				t.Errorf("%s: first result has no physical location in a Dockerfile: %+v", f, r)
 			}
 		}
 	}
