@@ -213,7 +213,7 @@ func (o *patchOptions) load(ctx context.Context) (sel, all *cluster.Snapshot, er
 		}
 		return snap, snap, nil
 	}
-	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, bytes.NewReader(o.stdin), cluster.Recursive(o.recursive))
+	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, bytes.NewReader(o.stdin), cluster.Recursive(o.recursive), cluster.DefaultNamespace(fileNamespace(o.configFlags)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -313,13 +313,14 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	}
 	var srcPath string
 	if o.fmt == remedy.FormatYAML && len(o.files) > 0 {
-		src, err := remedy.FindSource(o.files, o.recursive, remedy.SourceFile{Path: cluster.StdinName, Data: o.stdin}, res.Object)
+		ns := fileNamespace(o.configFlags)
+		src, err := remedy.FindSource(o.files, o.recursive, remedy.SourceFile{Path: cluster.StdinName, Data: o.stdin}, res.Object, ns)
 		if err != nil {
 			return err
 		}
 		if src != nil {
 			srcPath = src.Path
-			if res, err = rem.Repatch(res.Original(), remedy.WithSource(src.Data)); err != nil {
+			if res, err = rem.Repatch(res.Original(), remedy.WithSource(src.Data), remedy.SourceNamespace(ns)); err != nil {
 				return err
 			}
 		} else if o.write {
@@ -329,6 +330,9 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	out, err := res.Render(o.fmt)
 	if err != nil {
 		return err
+	}
+	if n := res.EditNote(); n != "" {
+		fmt.Fprintf(o.streams.ErrOut, "note: %s: %s\n", srcPath, n)
 	}
 	// Recreate and Immutable are explained by res.Notes, printed already.
 	if !res.Changed {

@@ -33,6 +33,7 @@ type Option func(*options)
 type options struct {
 	taints      map[string][]corev1.Taint
 	source      []byte
+	sourceNS    string
 	ignoreOwner bool
 }
 
@@ -56,6 +57,13 @@ func WithTaints(arch string, taints ...corev1.Taint) Option {
 // document edited is the one that is exactly the object (SourceOf).
 func WithSource(src []byte) Option {
 	return func(o *options) { o.source = src }
+}
+
+// SourceNamespace is the namespace of the source's documents that have
+// none, as `kubectl apply -n NS` gives them ("default" without -n): the
+// document edited is the one that is the object in it.
+func SourceNamespace(ns string) Option {
+	return func(o *options) { o.sourceNS = ns }
 }
 
 // IgnoreOwner patches the object even when a controller owns it (the
@@ -141,8 +149,15 @@ type Result struct {
 	podSpec []string
 	orig    *unstructured.Unstructured
 	patched *unstructured.Unstructured
-	source  []byte
+	source   []byte
+	sourceNS string
+	editNote string
 }
+
+// EditNote says, after Render(FormatYAML) with a source, that the object's
+// document could not be edited line by line and was re-encoded whole; ""
+// when only the lines of the change were written.
+func (r *Result) EditNote() string { return r.editNote }
 
 // Original returns the object the patch was computed against (the owner a
 // redirect led to, when there was one).

@@ -42,6 +42,7 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 		podSpec:     kind.podSpec,
 		orig:        obj.DeepCopy(),
 		source:      o.source,
+		sourceNS:    o.sourceNS,
 	}
 	return res, &spec, nil
 }
