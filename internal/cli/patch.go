@@ -320,7 +320,7 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 		}
 		if src != nil {
 			srcPath = src.Path
-			if res, err = rem.Repatch(res.Original(), remedy.WithSource(src.Data), remedy.SourceNamespace(ns)); err != nil {
+			if res, err = rem.Repatch(res.Original(), remedy.FromSource(src)); err != nil {
 				return err
 			}
 		} else if o.write {

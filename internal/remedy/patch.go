@@ -34,6 +34,7 @@ type options struct {
 	taints      map[string][]corev1.Taint
 	source      []byte
 	sourceNS    string
+	found       *Source
 	ignoreOwner bool
 }
 
@@ -64,6 +65,12 @@ func WithSource(src []byte) Option {
 // document edited is the one that is the object in it.
 func SourceNamespace(ns string) Option {
 	return func(o *options) { o.sourceNS = ns }
+}
+
+// FromSource is WithSource and SourceNamespace of the document FindSource
+// found, reusing what it parsed.
+func FromSource(s *Source) Option {
+	return func(o *options) { o.source, o.sourceNS, o.found = s.Data, s.namespace, s }
 }
 
 // IgnoreOwner patches the object even when a controller owns it (the
@@ -145,12 +152,13 @@ type Result struct {
 	Notes     []string    `json:"notes,omitempty"`
 	Ops       []Operation `json:"jsonPatch"`
 
-	kind    kindInfo
-	podSpec []string
-	orig    *unstructured.Unstructured
-	patched *unstructured.Unstructured
+	kind     kindInfo
+	podSpec  []string
+	orig     *unstructured.Unstructured
+	patched  *unstructured.Unstructured
 	source   []byte
 	sourceNS string
+	found    *Source
 	editNote string
 }
 

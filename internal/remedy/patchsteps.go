@@ -43,6 +43,7 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 		orig:        obj.DeepCopy(),
 		source:      o.source,
 		sourceNS:    o.sourceNS,
+		found:       o.found,
 	}
 	return res, &spec, nil
 }

@@ -254,7 +254,7 @@ func shellQuote(s string) string {
 
 func (r *Result) yaml() ([]byte, error) {
 	if len(r.source) > 0 {
-		out, note, err := editSource(r.source, r.Object, r.sourceNS, r.Ops)
+		out, note, err := editSource(r.source, r.Object, r.sourceNS, r.found, r.Ops)
 		r.editNote = note
 		return out, err
 	}

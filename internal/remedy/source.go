@@ -31,7 +31,10 @@ type Source struct {
 	JSON  bool // the file is a JSON stream: it is edited as JSON
 	Data  []byte
 
-	start, end int64 // JSON: the value's bytes in Data
+	start, end int64        // JSON: the value's bytes in Data
+	docs       []*yaml.Node // YAML: every document of Data, parsed
+	ref        object.Ref   // what it was found for, in namespace
+	namespace  string       // the namespace of documents without one
 }
 
 func (s *Source) String() string { return fmt.Sprintf("%s:%d", s.Path, s.Line) }
@@ -137,6 +140,7 @@ func SourceOf(path string, data []byte, ref object.Ref, defaultNS string) (*Sour
 	case 0:
 		return nil, nil
 	case 1:
+		found[0].ref, found[0].namespace = ref, defaultNS
 		return found[0], nil
 	}
 	return nil, fmt.Errorf("%s: %w: %s and %s", ref, ErrAmbiguousSource, found[0], found[1])
@@ -149,16 +153,22 @@ func isJSON(data []byte) bool {
 
 func yamlSources(path string, data []byte, ref object.Ref, defaultNS string) []*Source {
 	var out []*Source
+	var docs []*yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for i := 0; ; i++ {
-		var d yaml.Node
-		if err := dec.Decode(&d); err != nil {
-			return out
+		d := &yaml.Node{}
+		if err := dec.Decode(d); err != nil {
+			break
 		}
+		docs = append(docs, d)
 		if len(d.Content) == 1 && isObject(d.Content[0], ref, defaultNS) {
 			out = append(out, &Source{Path: path, Line: d.Content[0].Line, Index: i, Data: data})
 		}
 	}
+	for _, s := range out {
+		s.docs = docs
+	}
+	return out
 }
 
 func jsonSources(path string, data []byte, ref object.Ref, defaultNS string) []*Source {

@@ -22,12 +22,15 @@ import (
 // editSource applies the add operations of a JSON patch to the document of
 // src that is obj (SourceOf; a document without namespace is in defaultNS),
 // changing only the lines of the change: YAML as a text splice checked by
-// parsing the result again, JSON as JSON. note is set when the splice could
+// parsing the result again, JSON as JSON. found is the Source FindSource
+// returned, if any, to skip finding it again. note is set when the splice could
 // not be proven right and the document was re-encoded whole instead.
-func editSource(src []byte, obj object.Ref, defaultNS string, ops []Operation) (out []byte, note string, err error) {
-	s, err := SourceOf("", src, obj, defaultNS)
-	if err != nil {
-		return nil, "", err
+func editSource(src []byte, obj object.Ref, defaultNS string, found *Source, ops []Operation) (out []byte, note string, err error) {
+	s := found
+	if s == nil || s.ref != obj || s.namespace != defaultNS || !bytes.Equal(s.Data, src) {
+		if s, err = SourceOf("", src, obj, defaultNS); err != nil {
+			return nil, "", err
+		}
 	}
 	if s == nil {
 		return nil, "", fmt.Errorf("the source has no %s", obj)
@@ -63,22 +66,25 @@ func parseDocs(src []byte) ([]*yaml.Node, error) {
 
 // editYAML edits the document s.Index of s.Data. The intended document is
 // the parsed one with the operations applied (addNode); the text is then
-// changed only where the operations land (splice) and parsed again: every
-// document must decode as before except the target, which must decode as
-// the intended one. When that cannot be proven, only the target document is
-// re-encoded from the intended tree (comments kept, formatting not), and the
-// note says so.
+// changed only where the operations land, inside the document's lines
+// (splice), and that document is parsed again: it must decode as the
+// intended one. When that cannot be proven, only the target document is
+// re-encoded from the intended tree (comments kept, formatting not), the
+// whole file checked, and the note says so.
 func editYAML(s *Source, ops []Operation) ([]byte, string, error) {
 	src := s.Data
-	orig, err := parseDocs(src)
-	if err != nil {
-		return nil, "", fmt.Errorf("reading the source YAML: %w", err)
+	orig := s.docs
+	if orig == nil {
+		var err error
+		if orig, err = parseDocs(src); err != nil {
+			return nil, "", fmt.Errorf("reading the source YAML: %w", err)
+		}
 	}
-	edited, _ := parseDocs(src) // same input, same result: a tree to change
 	if s.Index >= len(orig) || len(orig[s.Index].Content) != 1 {
 		return nil, "", fmt.Errorf("the source YAML has no document %d", s.Index)
 	}
-	target := edited[s.Index].Content[0]
+	want := copyNode(orig[s.Index])
+	target := want.Content[0]
 	var adds []Operation
 	for _, o := range ops {
 		if o.Op != "add" {
@@ -90,20 +96,29 @@ func editYAML(s *Source, ops []Operation) ([]byte, string, error) {
 		adds = append(adds, o)
 	}
 	f := newTextFile(src)
-	out, reason := f.splice(orig[s.Index], edited[s.Index], adds)
+	out, reason := f.splice(orig[s.Index], want, adds)
 	if reason == nil {
-		if reason = sameDocs(out, orig, s.Index, edited[s.Index]); reason == nil {
-			return out, "", nil
-		}
+		return out, "", nil
 	}
-	out, err = f.reencode(orig[s.Index], edited[s.Index])
+	out, err := f.reencode(orig[s.Index], want)
 	if err != nil {
 		return nil, "", fmt.Errorf("editing the source YAML: %v; re-encoding the document: %w", reason, err)
 	}
-	if err := sameDocs(out, orig, s.Index, edited[s.Index]); err != nil {
+	if err := sameDocs(out, orig, s.Index, want); err != nil {
 		return nil, "", fmt.Errorf("editing the source YAML: %v; re-encoding the document: %w", reason, err)
 	}
 	return out, fmt.Sprintf("the document at line %d could not be edited line by line (%v): it was re-encoded whole (comments kept, formatting not); the other documents are unchanged", s.Line, reason), nil
+}
+
+// copyNode is a deep copy of a node tree (an alias still points to its
+// anchor in the original).
+func copyNode(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, ch := range n.Content {
+		c.Content[i] = copyNode(ch)
+	}
+	return &c
 }
 
 // sameDocs checks an edited file: as many documents, each decoding to the
@@ -261,7 +276,7 @@ type splicer struct {
 }
 
 type textEdit struct {
-	start, end int // bytes of the original replaced (start == end: an insertion)
+	start, end int    // bytes of the original replaced (start == end: an insertion)
 	text       string // insertions at one place keep the order of the operations
 }
 
@@ -304,11 +319,31 @@ func (f *textFile) splice(orig, edited *yaml.Node, adds []Operation) ([]byte, er
 	out.Grow(len(f.data) + 1024)
 	at := 0
 	for _, e := range kept {
+		if strings.Contains(e.text, "\n---") || strings.Contains(e.text, "\n...") {
+			return nil, errors.New("an edit would start a document")
+		}
 		out.Write(f.data[at:e.start])
 		out.WriteString(e.text)
 		at = e.end
 	}
 	out.Write(f.data[at:])
+	// The bytes around the document's lines are the same: reading the
+	// document's new lines alone proves the edit.
+	docStart, docEnd := f.start[first], out.Len()-(len(f.data)-f.start[end])
+	got, err := parseDocs(out.Bytes()[docStart:docEnd])
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("the edited document does not parse: %w", err)
+	case len(got) != 1:
+		return nil, fmt.Errorf("the edited document reads as %d documents", len(got))
+	}
+	var a, b any
+	if err := edited.Decode(&a); err != nil {
+		return nil, err
+	}
+	if err := got[0].Decode(&b); err != nil || !reflect.DeepEqual(a, b) {
+		return nil, errors.New("the edited document does not read as intended")
+	}
 	return out.Bytes(), nil
 }
 
