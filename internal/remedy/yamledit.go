@@ -273,11 +273,16 @@ type splicer struct {
 	f     *textFile
 	st    style
 	edits []textEdit
+	depth int // of the parent of the operation being spliced
 }
 
 type textEdit struct {
 	start, end int    // bytes of the original replaced (start == end: an insertion)
-	text       string // insertions at one place keep the order of the operations
+	text       string
+	// depth of the node an insertion goes into: at one place, the deeper
+	// goes first (an item closes its list before the next key of the
+	// mapping the list is in); at one depth, the order of the operations.
+	depth int
 }
 
 // splice computes the text edits of the add operations on the document
@@ -295,7 +300,13 @@ func (f *textFile) splice(orig, edited *yaml.Node, adds []Operation) ([]byte, er
 			return nil, fmt.Errorf("%s: %w", o.Path, err)
 		}
 	}
-	sort.SliceStable(sp.edits, func(i, j int) bool { return sp.edits[i].start < sp.edits[j].start })
+	sort.SliceStable(sp.edits, func(i, j int) bool {
+		a, b := sp.edits[i], sp.edits[j]
+		if a.start != b.start {
+			return a.start < b.start
+		}
+		return a.depth > b.depth
+	})
 	var kept []textEdit
 	for _, e := range sp.edits {
 		if e.start < f.start[first] || e.end > f.start[end] {
@@ -407,6 +418,7 @@ func (sp *splicer) add(root, want *yaml.Node, parts []string, value []byte) erro
 		return err
 	}
 	last := parts[len(parts)-1]
+	sp.depth = len(parts) - 1
 	if isBlock(parent) {
 		switch parent.Kind {
 		case yaml.MappingNode:
@@ -460,7 +472,7 @@ func (sp *splicer) insertAfter(i int, lines []string) {
 	if prefix != "" {
 		text = strings.TrimSuffix(text, eol)
 	}
-	sp.edits = append(sp.edits, textEdit{start: at, end: at, text: text})
+	sp.edits = append(sp.edits, textEdit{start: at, end: at, text: text, depth: sp.depth})
 }
 
 func (sp *splicer) docEOL() string {
@@ -538,7 +550,7 @@ func (sp *splicer) replaceValue(m *yaml.Node, i int, v *yaml.Node) error {
 		text += eol + strings.Join(indentLines(lines[1:], col), eol)
 	}
 	lineEnd := sp.f.start[end] + len(sp.f.text(end))
-	sp.edits = append(sp.edits, textEdit{start: start, end: lineEnd, text: text})
+	sp.edits = append(sp.edits, textEdit{start: start, end: lineEnd, text: text, depth: sp.depth})
 	return nil
 }
 
