@@ -15,7 +15,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -36,8 +35,7 @@ func editSource(src []byte, obj object.Ref, defaultNS string, found *Source, ops
 		return nil, "", fmt.Errorf("the source has no %s", obj)
 	}
 	if s.JSON {
-		out, err := editJSON(s, ops)
-		return out, "", err
+		return editJSON(s, ops)
 	}
 	return editYAML(s, ops)
 }
@@ -277,7 +275,7 @@ type splicer struct {
 }
 
 type textEdit struct {
-	start, end int    // bytes of the original replaced (start == end: an insertion)
+	start, end int // bytes of the original replaced (start == end: an insertion)
 	text       string
 	// depth of the node an insertion goes into: at one place, the deeper
 	// goes first (an item closes its list before the next key of the
@@ -714,44 +712,6 @@ func (f *textFile) reencode(orig, edited *yaml.Node) ([]byte, error) {
 	out = append(out, f.data[:start]...)
 	out = append(out, text...)
 	return append(out, f.data[f.start[end]:]...), nil
-}
-
-// editJSON applies the patch to the JSON value of s and puts it back in
-// place, keeping its key order and indentation and the bytes around it.
-func editJSON(s *Source, ops []Operation) ([]byte, error) {
-	value := s.Data[s.start:s.end]
-	p, err := json.Marshal(ops)
-	if err != nil {
-		return nil, err
-	}
-	patch, err := jsonpatch.DecodePatch(p)
-	if err != nil {
-		return nil, err
-	}
-	var edited []byte
-	if indent := jsonIndent(value); indent == "" {
-		edited, err = patch.Apply(value)
-	} else {
-		edited, err = patch.ApplyIndent(value, indent)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("editing the source JSON: %w", err)
-	}
-	out := make([]byte, 0, len(s.Data)+len(edited)-len(value))
-	out = append(out, s.Data[:s.start]...)
-	out = append(out, edited...)
-	return append(out, s.Data[s.end:]...), nil
-}
-
-// jsonIndent is the indentation of a value's first nested line, "" when
-// the value is on one line.
-func jsonIndent(v []byte) string {
-	i := bytes.IndexByte(v, '\n')
-	if i < 0 {
-		return ""
-	}
-	rest := v[i+1:]
-	return string(rest[:len(rest)-len(bytes.TrimLeft(rest, " \t"))])
 }
 
 // addNode performs an RFC 6902 add of a JSON value at a JSON pointer.
