@@ -94,7 +94,7 @@ patched manifest and changes nothing; it never deletes anything.`,
 	fs.StringSliceVar(&o.archs, "arch", nil, "the node architectures to allow at most (e.g. amd64,arm64) instead of those of the cluster's nodes; needed with -f input that has no nodes")
 	fs.BoolVar(&o.apply, "apply", false, "apply the patch to the live cluster: server-side dry run and diff first, then a JSON patch with field manager archfit")
 	fs.BoolVar(&o.force, "force", false, "with --apply, patch even an object that Helm, Argo CD, Flux or an operator manages")
-	fs.BoolVar(&o.write, "write", false, "with -f FILE and --format yaml, write the patched manifest back into the file it came from (comments and order kept)")
+	fs.BoolVar(&o.write, "write", false, "with -f FILE and --format yaml, write the patched manifest back into the file it came from, changing only the lines of the patch")
 	return cmd
 }
 
