@@ -34,14 +34,14 @@ func TestDetectStyle(t *testing.T) {
 		src  string
 		want style
 	}{
-		{"kubectl style", "a:\n  b:\n  - x\n", style{2, 0}},
-		{"indented sequences", "a:\n  b:\n    - x\n", style{2, 2}},
-		{"four spaces", "# c\na:\n    b:\n    - x\n", style{4, 0}},
-		{"four spaces, dashes at two", "a:\n    b:\n      - x\n      - y\n", style{4, 2}},
-		{"no sequences", "a:\n  b: 1\n", style{2, 0}},
-		{"CRLF", "a:\r\n  b:\r\n    - x\r\n", style{2, 2}},
-		{"the most used wins", "a:\n  - x\nb:\n    - y\nc:\n    - z\nd:\n    e: 1\n", style{4, 4}},
-		{"under a sequence item", "- a:\n    b: 1\n  c:\n  - x\n", style{2, 0}},
+		{"kubectl style", "a:\n  b:\n  - x\n", style{2, 0, false}},
+		{"indented sequences", "a:\n  b:\n    - x\n", style{2, 2, false}},
+		{"four spaces", "# c\na:\n    b:\n    - x\n", style{4, 0, false}},
+		{"four spaces, dashes at two", "a:\n    b:\n      - x\n      - y\n", style{4, 2, false}},
+		{"no sequences", "a:\n  b: 1\n", style{2, 0, false}},
+		{"CRLF", "a:\r\n  b:\r\n    - x\r\n", style{2, 2, false}},
+		{"the most used wins", "a:\n  - x\nb:\n    - y\nc:\n    - z\nd:\n    e: 1\n", style{4, 4, false}},
+		{"under a sequence item", "- a:\n    b: 1\n  c:\n  - x\n", style{2, 0, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

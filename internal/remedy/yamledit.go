@@ -292,6 +292,7 @@ func (f *textFile) splice(orig, edited *yaml.Node, adds []Operation) ([]byte, er
 	}
 	first, end := f.docRange(orig)
 	sp := &splicer{f: f, st: detectStyle(f.data[f.start[first]:f.start[end]])}
+	sp.st.quote = quotesStrings(orig)
 	root, want := orig.Content[0], edited.Content[0]
 	for _, o := range adds {
 		if err := sp.add(root, want, splitPointer(o.Path), o.Value); err != nil {
@@ -561,9 +562,42 @@ func lineComment(k, v *yaml.Node) string {
 	return ""
 }
 
-// style is how a document indents: the width of a nested mapping, and the
-// offset of a sequence's dashes from its key (0: kubectl's `key:\n- a`).
-type style struct{ indent, seqOffset int }
+// style is how a document is written: the width of a nested mapping, the
+// offset of a sequence's dashes from its key (0: kubectl's `key:\n- a`),
+// and whether its string values are mostly double-quoted (Helm output).
+type style struct {
+	indent, seqOffset int
+	quote             bool
+}
+
+// quotesStrings says whether most string values of a document (not keys)
+// are double-quoted.
+func quotesStrings(n *yaml.Node) bool {
+	quoted, plain := 0, 0
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 1; i < len(n.Content); i += 2 {
+				walk(n.Content[i])
+			}
+		case yaml.SequenceNode, yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		case yaml.ScalarNode:
+			switch {
+			case n.Tag != "!!str":
+			case n.Style&yaml.DoubleQuotedStyle != 0:
+				quoted++
+			case n.Style == 0:
+				plain++
+			}
+		}
+	}
+	walk(n)
+	return quoted > plain
+}
 
 var (
 	keyLine = regexp.MustCompile(`^( *)(- )?[^ #-][^:]*:\s*(#.*)?$`)
@@ -665,6 +699,10 @@ func (st style) block(v *yaml.Node) (string, []string) {
 			out = append(out, st.item(c)...)
 		}
 		return "", out
+	}
+	if st.quote && v.Tag == "!!str" {
+		b, _ := json.Marshal(v.Value)
+		return string(b), nil
 	}
 	return scalarText(v), nil
 }

@@ -284,6 +284,27 @@ kind: ConfigMap
 `,
 		},
 		{
+			name: "double-quoted values (Helm output): new strings quoted too",
+			src:  head + "      containers:\n        - name: \"a\"\n          image: \"a:1\"\n          imagePullPolicy: \"IfNotPresent\"\n          terminationMessagePolicy: \"File\"\n          ports:\n            - containerPort: 80\n",
+			want: head + `      containers:
+        - name: "a"
+          image: "a:1"
+          imagePullPolicy: "IfNotPresent"
+          terminationMessagePolicy: "File"
+          ports:
+            - containerPort: 80
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+              - matchExpressions:
+                  - key: "kubernetes.io/arch"
+                    operator: "In"
+                    values:
+                      - "arm64"
+`,
+		},
+		{
 			name: "a term's requirement appended under a quoted key",
 			src: head + `      affinity:
         nodeAffinity:
