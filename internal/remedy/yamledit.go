@@ -457,6 +457,46 @@ func (sp *splicer) add(root, want *yaml.Node, parts []string, value []byte) erro
 	return errors.New("no block mapping above the change")
 }
 
+// local is the document's style, with the indentation of m's own block
+// children where it shows it (files that mix styles are written in the
+// style of the place the lines go).
+func (sp *splicer) local(m *yaml.Node) style {
+	st := sp.st
+	if m.Kind != yaml.MappingNode {
+		return st
+	}
+	seen := map[bool]bool{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if !isBlock(v) || len(v.Content) == 0 || seen[v.Kind == yaml.SequenceNode] {
+			continue
+		}
+		kc, err := sp.f.blockColumn(k)
+		if err != nil {
+			continue
+		}
+		var vc int
+		if v.Kind == yaml.SequenceNode {
+			vc, err = sp.f.blockColumn(v)
+		} else {
+			vc, err = sp.f.blockColumn(v.Content[0])
+		}
+		if err != nil || v.Line == k.Line {
+			continue
+		}
+		switch d := vc - kc; {
+		case v.Kind == yaml.SequenceNode && d >= 0 && d <= 8:
+			st.seqOffset = d
+		case v.Kind == yaml.MappingNode && d > 0 && d <= 8:
+			st.indent = d
+		default:
+			continue
+		}
+		seen[v.Kind == yaml.SequenceNode] = true
+	}
+	return st
+}
+
 // insertAfter inserts lines (already indented) after line i.
 func (sp *splicer) insertAfter(i int, lines []string) {
 	f := sp.f
@@ -498,7 +538,7 @@ func (sp *splicer) appendKey(m *yaml.Node, key string, v *yaml.Node) error {
 	}
 	lastKey := m.Content[len(m.Content)-2]
 	end := sp.f.lastLine(lastKey.Line-1, func(indent int, _ []byte) bool { return indent >= col })
-	sp.insertAfter(end, indentLines(sp.st.entry(key, v), col))
+	sp.insertAfter(end, indentLines(sp.local(m).entry(key, v), col))
 	return nil
 }
 
@@ -512,7 +552,11 @@ func (sp *splicer) appendItem(s *yaml.Node, v *yaml.Node) error {
 	end := sp.f.lastLine(lastItem.Line-1, func(indent int, l []byte) bool {
 		return indent > col || indent == col && isDash(l)
 	})
-	sp.insertAfter(end, indentLines(sp.st.item(v), col))
+	st := sp.st
+	if last := s.Content[len(s.Content)-1]; last.Kind == yaml.MappingNode {
+		st = sp.local(last)
+	}
+	sp.insertAfter(end, indentLines(st.item(v), col))
 	return nil
 }
 
@@ -535,7 +579,7 @@ func (sp *splicer) replaceValue(m *yaml.Node, i int, v *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	lines := sp.st.entry(k.Value, v)
+	lines := sp.local(m).entry(k.Value, v)
 	// A comment on the key's line stays on it.
 	if c := lineComment(k, old); c != "" && bytes.Contains(sp.f.text(k.Line-1), []byte(c)) {
 		lines[0] += " " + c

@@ -305,6 +305,40 @@ kind: ConfigMap
 `,
 		},
 		{
+			// microservices-demo's style: containers indented under
+			// their key, the lists inside them not.
+			name:  "mixed styles: the new lines follow the map they go into",
+			src:   head + "      containers:\n        - name: a\n          image: a\n          args:\n          - run\n          ports:\n          - containerPort: 80\n          env:\n          - name: X\n            value: x\n      tolerations:\n        - key: y\n          operator: Exists\n",
+			taint: true,
+			want: head + `      containers:
+        - name: a
+          image: a
+          args:
+          - run
+          ports:
+          - containerPort: 80
+          env:
+          - name: X
+            value: x
+      tolerations:
+        - key: y
+          operator: Exists
+        - key: kubernetes.io/arch
+          operator: Equal
+          value: arm64
+          effect: NoSchedule
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+              - matchExpressions:
+                  - key: kubernetes.io/arch
+                    operator: In
+                    values:
+                      - arm64
+`,
+		},
+		{
 			name: "a term's requirement appended under a quoted key",
 			src: head + `      affinity:
         nodeAffinity:
