@@ -176,7 +176,7 @@ func (o *fleetOptions) loadFiles(ctx context.Context) (*cluster.Snapshot, []erro
 			paths = append(paths, r.file)
 		}
 	}
-	snap, docErrs, err := cluster.LoadFiles(ctx, paths, o.streams.In, cluster.Recursive(o.recursive))
+	snap, docErrs, err := cluster.LoadFiles(ctx, paths, o.streams.In, cluster.Recursive(o.recursive), cluster.DefaultNamespace(fileNamespace(o.configFlags)))
 	for _, e := range docErrs {
 		var de *cluster.DocumentError
 		if !errors.As(e, &de) {
@@ -206,6 +206,7 @@ func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
+		warnOtherNamespaces(o.streams.ErrOut, o.configFlags, snap, "they are read in their own namespace")
 		return snap, nil
 	}
 	snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Logs: cluster.LogsNone, PageSize: o.chunkSize})

@@ -99,7 +99,7 @@ func (o *diagnoseOptions) snapshot(cmd *cobra.Command) (*cluster.Snapshot, error
 	if len(o.files) == 0 {
 		return cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Target: o.target})
 	}
-	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, o.streams.In, cluster.Recursive(o.recursive))
+	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, o.streams.In, cluster.Recursive(o.recursive), cluster.DefaultNamespace(fileNamespace(o.configFlags)))
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +110,9 @@ func (o *diagnoseOptions) snapshot(cmd *cobra.Command) (*cluster.Snapshot, error
 	ns := ""
 	if !o.allNamespaces && o.configFlags.Namespace != nil {
 		ns = *o.configFlags.Namespace
+	}
+	if ns != "" && o.target == nil {
+		warnOtherNamespaces(o.streams.ErrOut, o.configFlags, snap, "left out")
 	}
 	if ns != "" || o.target != nil {
 		return snap.Select(ns, o.target)

@@ -97,7 +97,7 @@ patched manifest and changes nothing; it never deletes anything.`,
 	fs.StringSliceVar(&o.archs, "arch", nil, "the node architectures to allow at most (e.g. amd64,arm64) instead of those of the cluster's nodes; needed with -f input that has no nodes")
 	fs.BoolVar(&o.apply, "apply", false, "apply the patch to the live cluster: server-side dry run and diff first, then a JSON patch with field manager archfit")
 	fs.BoolVar(&o.force, "force", false, "with --apply, patch even an object that Helm, Argo CD, Flux or an operator manages")
-	fs.BoolVar(&o.write, "write", false, "with -f FILE and --format yaml, write the patched manifest back into the file it came from (comments and order kept)")
+	fs.BoolVar(&o.write, "write", false, "with -f FILE and --format yaml, write the patched manifest back into the file it came from, changing only the lines of the patch")
 	fs.BoolVar(&o.allowUnverified, "allow-unverified", false, "print (or apply) the patch even when some of the workload's images could not be read: the allowed architectures then ignore those images, and the patch says so (refused with exit 4 otherwise)")
 	return cmd
 }
@@ -217,7 +217,7 @@ func (o *patchOptions) load(ctx context.Context) (sel, all *cluster.Snapshot, er
 		}
 		return snap, snap, nil
 	}
-	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, bytes.NewReader(o.stdin), cluster.Recursive(o.recursive))
+	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, bytes.NewReader(o.stdin), cluster.Recursive(o.recursive), cluster.DefaultNamespace(fileNamespace(o.configFlags)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -387,13 +387,14 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	}
 	var srcPath string
 	if o.fmt == remedy.FormatYAML && len(o.files) > 0 {
-		src, err := remedy.FindSource(o.files, o.recursive, remedy.SourceFile{Path: cluster.StdinName, Data: o.stdin}, res.Object)
+		ns := fileNamespace(o.configFlags)
+		src, err := remedy.FindSource(o.files, o.recursive, remedy.SourceFile{Path: cluster.StdinName, Data: o.stdin}, res.Object, ns)
 		if err != nil {
 			return err
 		}
 		if src != nil {
 			srcPath = src.Path
-			if res, err = rem.Repatch(res.Original(), remedy.WithSource(src.Data)); err != nil {
+			if res, err = rem.Repatch(res.Original(), remedy.FromSource(src)); err != nil {
 				return err
 			}
 		} else if o.write {
@@ -403,6 +404,9 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 	out, err := res.Render(o.fmt)
 	if err != nil {
 		return err
+	}
+	if n := res.EditNote(); n != "" {
+		fmt.Fprintf(o.streams.ErrOut, "note: %s: %s\n", srcPath, n)
 	}
 	// Recreate and Immutable are explained by res.Notes, printed already.
 	if !res.Changed {

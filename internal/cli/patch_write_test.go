@@ -19,20 +19,45 @@ func writeManifest(t *testing.T, name, data string) string {
 	return p
 }
 
-// The document patched is exactly the one the target names: a document
-// without namespace is not other/api.
+// The document patched is exactly the one the target names, a document
+// without namespace being in the namespace of -n ("default" without it), as
+// kubectl apply -n puts it: with -n default it is default/api, not
+// other/api; with -n other both documents are other/api, and the error
+// names both rather than pick one.
 func TestPatchWriteExactDocument(t *testing.T) {
 	noNS := strings.Replace(deployment("api", "example.com/shop/worker:2.3", ""), "  namespace: shop\n", "", 1)
 	other := strings.Replace(deployment("api", "example.com/shop/worker:2.3", ""), "namespace: shop", "namespace: other", 1)
-	p := writeManifest(t, "app.yaml", noNS+"---\n"+other)
-	_, errOut, code := runPatch(t, "", "deployment/api", "-n", "other", "-f", p, "--arch", "amd64,arm64", "--write")
-	if code != ExitOK {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	got, _ := os.ReadFile(p)
-	first, second, _ := strings.Cut(string(got), "---\n")
-	if strings.Contains(first, "kubernetes.io/arch") || !strings.Contains(second, "kubernetes.io/arch") {
-		t.Errorf("the wrong document was patched:\n%s", got)
+	for _, tt := range []struct {
+		name      string
+		args      []string
+		patched   int // the document patched, -1 for an error
+		errSubstr string
+	}{
+		{"-n default", []string{"-n", "default"}, 0, ""},
+		{"-n other", []string{"-n", "other"}, -1, "more than one document"},
+		{"no -n", nil, -1, "names 2 workloads (default/Deployment/api, other/Deployment/api): narrow it with -n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeManifest(t, "app.yaml", noNS+"---\n"+other)
+			args := append([]string{"deployment/api", "-f", p, "--arch", "amd64,arm64", "--write"}, tt.args...)
+			_, errOut, code := runPatch(t, "", args...)
+			got, _ := os.ReadFile(p)
+			if tt.patched < 0 {
+				if code == ExitOK || !strings.Contains(errOut, tt.errSubstr) || string(got) != noNS+"---\n"+other {
+					t.Errorf("exit %d, want an error with %q and the file unchanged:\n%s", code, tt.errSubstr, errOut)
+				}
+				return
+			}
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			docs := strings.Split(string(got), "---\n")
+			for i, d := range docs {
+				if strings.Contains(d, "kubernetes.io/arch") != (i == tt.patched) {
+					t.Errorf("document %d patched: %v, want only document %d:\n%s", i, !(i == tt.patched), tt.patched, got)
+				}
+			}
+		})
 	}
 }
 

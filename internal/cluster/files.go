@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // DefaultLogLimitBytes is how much of the end of a log archfit keeps: the
@@ -23,6 +25,7 @@ const StdinName = "<stdin>"
 type FileOption func(*fileConfig)
 
 type fileConfig struct {
+	namespace     string
 	recursive     bool
 	logLimitBytes int
 	limits        limits
@@ -30,6 +33,12 @@ type fileConfig struct {
 
 // Recursive makes LoadFiles walk directories recursively, like kubectl -R.
 func Recursive(r bool) FileOption { return func(c *fileConfig) { c.recursive = r } }
+
+// DefaultNamespace puts the objects that have no metadata.namespace in ns,
+// as `kubectl apply -n ns -f` does (the commands give "default" when -n is
+// not given). Objects that name a namespace keep it; nodes have none.
+// Without it (or with ""), such objects stay without namespace.
+func DefaultNamespace(ns string) FileOption { return func(c *fileConfig) { c.namespace = ns } }
 
 // LogLimitBytes sets how much of the end of each log file is kept.
 func LogLimitBytes(n int) FileOption { return func(c *fileConfig) { c.logLimitBytes = n } }
@@ -98,6 +107,9 @@ func LoadFiles(ctx context.Context, paths []string, stdin io.Reader, opts ...Fil
 	if err := c.readLogDirs(ctx, logDirs, cfg.logLimitBytes); err != nil {
 		return nil, nil, err
 	}
+	if cfg.namespace != "" {
+		c.in.defaultNamespace(cfg.namespace)
+	}
 	return build(&c.in), c.errs, nil
 }
 
@@ -112,6 +124,60 @@ func isChartDir(dir string) bool {
 
 func chartDirError(dir string) error {
 	return fmt.Errorf("%s is %w: archfit audit and plan render it with --helm-chart %s (values with --values and --set); other commands read the output of helm template", dir, ErrChartDir, dir)
+}
+
+// defaultNamespace puts the namespaced objects that have no namespace in
+// ns, then drops the earlier of two that are now the same object, as the
+// collector does when reading them (the later document wins, as a later
+// kubectl apply would).
+func (in *input) defaultNamespace(ns string) {
+	for _, o := range in.objects {
+		if o.ref.Namespace != "" {
+			continue
+		}
+		o.ref.Namespace = ns
+		if o.meta != nil {
+			o.meta.Namespace = ns
+		}
+		if o.orig != nil {
+			o.orig.SetNamespace(ns)
+		}
+		if o.workloadRef != nil && o.workloadRef.Namespace == "" {
+			o.workloadRef.Namespace = ns
+		}
+	}
+	for _, p := range in.pods {
+		if p.Namespace == "" {
+			p.Namespace = ns
+		}
+	}
+	for _, e := range in.events {
+		if e.Namespace == "" {
+			e.Namespace = ns
+			if e.InvolvedObject.Namespace == "" && e.InvolvedObject.Kind != "Node" {
+				e.InvolvedObject.Namespace = ns
+			}
+		}
+	}
+	in.objects = dedupe(in.objects, func(o *object) string { return o.ref.Kind + "/" + o.ref.Namespace + "/" + o.ref.Name })
+	in.pods = dedupe(in.pods, func(p *corev1.Pod) string { return p.Namespace + "/" + p.Name })
+	in.events = dedupe(in.events, func(e *corev1.Event) string { return e.Namespace + "/" + e.Name })
+}
+
+// dedupe keeps one element per key: the last, at the place of the first.
+func dedupe[T any](s []T, key func(T) string) []T {
+	at := make(map[string]int, len(s))
+	out := s[:0]
+	for _, v := range s {
+		k := key(v)
+		if i, ok := at[k]; ok {
+			out[i] = v
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, v)
+	}
+	return out
 }
 
 func (c *collector) readFile(ctx context.Context, p string) error {

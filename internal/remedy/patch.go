@@ -33,6 +33,8 @@ type Option func(*options)
 type options struct {
 	taints      map[string][]corev1.Taint
 	source      []byte
+	sourceNS    string
+	found       *Source
 	ignoreOwner bool
 }
 
@@ -56,6 +58,19 @@ func WithTaints(arch string, taints ...corev1.Taint) Option {
 // document edited is the one that is exactly the object (SourceOf).
 func WithSource(src []byte) Option {
 	return func(o *options) { o.source = src }
+}
+
+// SourceNamespace is the namespace of the source's documents that have
+// none, as `kubectl apply -n NS` gives them ("default" without -n): the
+// document edited is the one that is the object in it.
+func SourceNamespace(ns string) Option {
+	return func(o *options) { o.sourceNS = ns }
+}
+
+// FromSource is WithSource and SourceNamespace of the document FindSource
+// found, reusing what it parsed.
+func FromSource(s *Source) Option {
+	return func(o *options) { o.source, o.sourceNS, o.found = s.Data, s.namespace, s }
 }
 
 // IgnoreOwner patches the object even when a controller owns it (the
@@ -140,13 +155,21 @@ type Result struct {
 	kind    kindInfo
 	podSpec []string
 	// loc is the location being patched (the first one once done).
-	loc     location
-	locs    []location
-	created map[string]bool // objects ensure added
-	orig    *unstructured.Unstructured
-	patched *unstructured.Unstructured
-	source  []byte
+	loc      location
+	locs     []location
+	created  map[string]bool // objects ensure added
+	orig     *unstructured.Unstructured
+	patched  *unstructured.Unstructured
+	source   []byte
+	sourceNS string
+	found    *Source
+	editNote string
 }
+
+// EditNote says, after Render(FormatYAML) with a source, that the object's
+// document could not be edited line by line and was re-encoded whole; ""
+// when only the lines of the change were written.
+func (r *Result) EditNote() string { return r.editNote }
 
 // Original returns the object the patch was computed against (the owner a
 // redirect led to, when there was one).

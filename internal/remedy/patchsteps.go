@@ -72,6 +72,8 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 		locs:        locs,
 		orig:        obj.DeepCopy(),
 		source:      o.source,
+		sourceNS:    o.sourceNS,
+		found:       o.found,
 	}
 	return res, out, nil
 }

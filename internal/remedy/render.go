@@ -276,7 +276,9 @@ func shellQuote(s string) string {
 
 func (r *Result) yaml() ([]byte, error) {
 	if len(r.source) > 0 {
-		return editSource(r.source, r.Object, r.Ops)
+		out, note, err := editSource(r.source, r.Object, r.sourceNS, r.found, r.Ops)
+		r.editNote = note
+		return out, err
 	}
 	return yaml.Marshal(r.patched.Object)
 }

@@ -30,21 +30,23 @@ func TestShellQuote(t *testing.T) {
 
 func TestDetectStyle(t *testing.T) {
 	tests := []struct {
-		name    string
-		src     string
-		indent  int
-		compact bool
+		name string
+		src  string
+		want style
 	}{
-		{"kubectl style", "a:\n  b:\n  - x\n", 2, true},
-		{"indented sequences", "a:\n  b:\n    - x\n", 2, false},
-		{"four spaces", "# c\na:\n    b:\n    - x\n", 4, true},
-		{"no sequences", "a:\n  b: 1\n", 2, false},
+		{"kubectl style", "a:\n  b:\n  - x\n", style{2, 0, false}},
+		{"indented sequences", "a:\n  b:\n    - x\n", style{2, 2, false}},
+		{"four spaces", "# c\na:\n    b:\n    - x\n", style{4, 0, false}},
+		{"four spaces, dashes at two", "a:\n    b:\n      - x\n      - y\n", style{4, 2, false}},
+		{"no sequences", "a:\n  b: 1\n", style{2, 0, false}},
+		{"CRLF", "a:\r\n  b:\r\n    - x\r\n", style{2, 2, false}},
+		{"the most used wins", "a:\n  - x\nb:\n    - y\nc:\n    - z\nd:\n    e: 1\n", style{4, 4, false}},
+		{"under a sequence item", "- a:\n    b: 1\n  c:\n  - x\n", style{2, 0, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			indent, compact := detectStyle([]byte(tt.src))
-			if indent != tt.indent || compact != tt.compact {
-				t.Errorf("detectStyle = %d, %v; want %d, %v", indent, compact, tt.indent, tt.compact)
+			if got := detectStyle([]byte(tt.src)); got != tt.want {
+				t.Errorf("detectStyle = %+v; want %+v", got, tt.want)
 			}
 		})
 	}

@@ -31,7 +31,10 @@ type Source struct {
 	JSON  bool // the file is a JSON stream: it is edited as JSON
 	Data  []byte
 
-	start, end int64 // JSON: the value's bytes in Data
+	start, end int64        // JSON: the value's bytes in Data
+	docs       []*yaml.Node // YAML: every document of Data, parsed
+	ref        object.Ref   // what it was found for, in namespace
+	namespace  string       // the namespace of documents without one
 }
 
 func (s *Source) String() string { return fmt.Sprintf("%s:%d", s.Path, s.Line) }
@@ -44,14 +47,15 @@ type SourceFile struct {
 
 // FindSource returns the top-level document of the -f inputs that is
 // exactly ref: same kind, name and namespace, where a document without
-// namespace is only an object without one. paths are files, directories
+// namespace is in defaultNS (as `kubectl apply -n` puts it; "" keeps it
+// an object without namespace). paths are files, directories
 // (their .yaml, .yml and .json files; subdirectories with recursive) and
 // "-" for stdin. nil when no document is (the object is inside a List).
 // Two such documents are an ErrAmbiguousSource naming both.
-func FindSource(paths []string, recursive bool, stdin SourceFile, ref object.Ref) (*Source, error) {
+func FindSource(paths []string, recursive bool, stdin SourceFile, ref object.Ref, defaultNS string) (*Source, error) {
 	var found []*Source
 	check := func(path string, data []byte) error {
-		s, err := SourceOf(path, data, ref)
+		s, err := SourceOf(path, data, ref, defaultNS)
 		if err != nil {
 			return err
 		}
@@ -125,17 +129,18 @@ func readSource(path string) ([]byte, error) {
 
 // SourceOf finds the document of one file's data that is exactly ref (see
 // FindSource), or nil. A file that does not parse holds no document.
-func SourceOf(path string, data []byte, ref object.Ref) (*Source, error) {
+func SourceOf(path string, data []byte, ref object.Ref, defaultNS string) (*Source, error) {
 	var found []*Source
 	if isJSON(data) {
-		found = jsonSources(path, data, ref)
+		found = jsonSources(path, data, ref, defaultNS)
 	} else {
-		found = yamlSources(path, data, ref)
+		found = yamlSources(path, data, ref, defaultNS)
 	}
 	switch len(found) {
 	case 0:
 		return nil, nil
 	case 1:
+		found[0].ref, found[0].namespace = ref, defaultNS
 		return found[0], nil
 	}
 	return nil, fmt.Errorf("%s: %w: %s and %s", ref, ErrAmbiguousSource, found[0], found[1])
@@ -146,21 +151,27 @@ func isJSON(data []byte) bool {
 	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
 }
 
-func yamlSources(path string, data []byte, ref object.Ref) []*Source {
+func yamlSources(path string, data []byte, ref object.Ref, defaultNS string) []*Source {
 	var out []*Source
+	var docs []*yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for i := 0; ; i++ {
-		var d yaml.Node
-		if err := dec.Decode(&d); err != nil {
-			return out
+		d := &yaml.Node{}
+		if err := dec.Decode(d); err != nil {
+			break
 		}
-		if len(d.Content) == 1 && isObject(d.Content[0], ref) {
+		docs = append(docs, d)
+		if len(d.Content) == 1 && isObject(d.Content[0], ref, defaultNS) {
 			out = append(out, &Source{Path: path, Line: d.Content[0].Line, Index: i, Data: data})
 		}
 	}
+	for _, s := range out {
+		s.docs = docs
+	}
+	return out
 }
 
-func jsonSources(path string, data []byte, ref object.Ref) []*Source {
+func jsonSources(path string, data []byte, ref object.Ref, defaultNS string) []*Source {
 	var out []*Source
 	bom := int64(0)
 	if bytes.HasPrefix(data, []byte("\ufeff")) {
@@ -182,7 +193,7 @@ func jsonSources(path string, data []byte, ref object.Ref) []*Source {
 		}
 		end := bom + dec.InputOffset()
 		start := end - int64(len(raw))
-		if json.Unmarshal(raw, &v) != nil || v.Kind != ref.Kind || v.Metadata.Name != ref.Name || v.Metadata.Namespace != ref.Namespace {
+		if json.Unmarshal(raw, &v) != nil || v.Kind != ref.Kind || v.Metadata.Name != ref.Name || orDefault(v.Metadata.Namespace, defaultNS) != ref.Namespace {
 			continue
 		}
 		line += bytes.Count(data[counted:start], []byte("\n"))
@@ -191,8 +202,15 @@ func jsonSources(path string, data []byte, ref object.Ref) []*Source {
 	}
 }
 
+func orDefault(ns, defaultNS string) string {
+	if ns == "" {
+		return defaultNS
+	}
+	return ns
+}
+
 // isObject says whether a document node is exactly ref.
-func isObject(n *yaml.Node, ref object.Ref) bool {
+func isObject(n *yaml.Node, ref object.Ref, defaultNS string) bool {
 	get := func(m *yaml.Node, key string) *yaml.Node {
 		if m == nil || m.Kind != yaml.MappingNode {
 			return nil
@@ -211,5 +229,5 @@ func isObject(n *yaml.Node, ref object.Ref) bool {
 		return m.Value
 	}
 	meta := get(n, "metadata")
-	return val(get(n, "kind")) == ref.Kind && val(get(meta, "name")) == ref.Name && val(get(meta, "namespace")) == ref.Namespace
+	return val(get(n, "kind")) == ref.Kind && val(get(meta, "name")) == ref.Name && orDefault(val(get(meta, "namespace")), defaultNS) == ref.Namespace
 }

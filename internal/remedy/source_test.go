@@ -32,27 +32,35 @@ func deploymentDoc(ns string) string {
 }
 
 // The document edited is exactly the object: a document without namespace
-// is not other/api, and two documents that are the object are an error
-// naming both.
+// is in the default namespace (kubectl apply -n), so it is not other/api
+// unless -n other is given, and two documents that are the object are an
+// error naming both.
 func TestSourceOf(t *testing.T) {
 	api := object.Ref{APIVersion: "apps/v1", Kind: "Deployment", Name: "api"}
 	other := api
 	other.Namespace = "other"
+	defaultAPI := api
+	defaultAPI.Namespace = "default"
 	noNS, otherNS := deploymentDoc(""), deploymentDoc("other")
 	tests := []struct {
 		name, data string
 		ref        object.Ref
+		defaultNS  string
 		want       string // path:line #index, or the error
 	}{
-		{"namespace-less first, other/api asked", noNS + "---\n" + otherNS, other, "f.yaml:16 #1"},
-		{"other/api first, namespace-less asked", otherNS + "---\n" + noNS, api, "f.yaml:17 #1"},
-		{"not there", otherNS, api, "none"},
-		{"twice", otherNS + "---\n" + otherNS, other, "other/Deployment/api: the object is in more than one document: f.yaml:1 and f.yaml:17"},
-		{"JSON stream", `{"kind":"Deployment","metadata":{"name":"api"}}` + "\n" + `{"kind":"Deployment","metadata":{"name":"api","namespace":"other"}}`, other, "f.yaml:2 #1"},
+		{"namespace-less first, other/api asked", noNS + "---\n" + otherNS, other, "default", "f.yaml:16 #1"},
+		{"other/api first, namespace-less asked", otherNS + "---\n" + noNS, api, "", "f.yaml:17 #1"},
+		{"namespace-less in the default namespace", otherNS + "---\n" + noNS, defaultAPI, "default", "f.yaml:17 #1"},
+		{"-n other: namespace-less is other/api too", noNS + "---\n" + otherNS, other, "other", "other/Deployment/api: the object is in more than one document: f.yaml:1 and f.yaml:16"},
+		{"-n other: namespace-less only", noNS, other, "other", "f.yaml:1 #0"},
+		{"not there", otherNS, api, "", "none"},
+		{"twice", otherNS + "---\n" + otherNS, other, "", "other/Deployment/api: the object is in more than one document: f.yaml:1 and f.yaml:17"},
+		{"JSON stream", `{"kind":"Deployment","metadata":{"name":"api"}}` + "\n" + `{"kind":"Deployment","metadata":{"name":"api","namespace":"other"}}`, other, "default", "f.yaml:2 #1"},
+		{"JSON stream, -n other", `{"kind":"Deployment","metadata":{"name":"api"}}` + "\n" + `{"kind":"Deployment","metadata":{"name":"api","namespace":"shop"}}`, other, "other", "f.yaml:1 #0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := SourceOf("f.yaml", []byte(tt.data), tt.ref)
+			s, err := SourceOf("f.yaml", []byte(tt.data), tt.ref, tt.defaultNS)
 			got := "none"
 			switch {
 			case err != nil:
@@ -78,11 +86,11 @@ func TestFindSourceAcrossFiles(t *testing.T) {
 		}
 	}
 	ref := object.Ref{Kind: "Deployment", Namespace: "shop", Name: "api"}
-	_, err := FindSource([]string{dir}, false, SourceFile{}, ref)
+	_, err := FindSource([]string{dir}, false, SourceFile{}, ref, "default")
 	if !errors.Is(err, ErrAmbiguousSource) || !strings.Contains(err.Error(), "a.yaml:1") || !strings.Contains(err.Error(), "b.yml:1") {
 		t.Errorf("got %v, want both files named", err)
 	}
-	s, err := FindSource([]string{filepath.Join(dir, "c.yaml"), "-"}, false, SourceFile{Path: "<stdin>", Data: []byte(deploymentDoc("shop"))}, ref)
+	s, err := FindSource([]string{filepath.Join(dir, "c.yaml"), "-"}, false, SourceFile{Path: "<stdin>", Data: []byte(deploymentDoc("shop"))}, ref, "default")
 	if err != nil || s == nil || s.Path != "<stdin>" {
 		t.Errorf("got %v %v, want the stdin document", s, err)
 	}
