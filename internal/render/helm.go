@@ -42,11 +42,11 @@ const SourcePrefix = "# Source: "
 func HelmChart(ctx context.Context, chartPath string, valuesFiles []string, set []string, releaseName, namespace string, opts ...Option) ([]byte, error) {
 	o := newOptions(opts)
 	return bounded(ctx, o, "chart "+chartPath, true, func() ([]byte, error) {
-		return helmChart(chartPath, valuesFiles, set, releaseName, namespace, o.maxOutput)
+		return helmChart(chartPath, valuesFiles, set, releaseName, namespace, o.maxOutput, o.values)
 	})
 }
 
-func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string, maxOutput int) ([]byte, error) {
+func helmChart(chartPath string, valuesFiles []string, set []string, releaseName, namespace string, maxOutput int, extra map[string]any) ([]byte, error) {
 	if releaseName == "" {
 		releaseName = DefaultReleaseName
 	}
@@ -70,6 +70,7 @@ func helmChart(chartPath string, valuesFiles []string, set []string, releaseName
 	if err != nil {
 		return nil, err
 	}
+	mergeInto(vals, copyValues(extra)) // WithValues
 	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
 		return nil, fmt.Errorf("chart %s: processing dependencies: %w", chartPath, err)
 	}

@@ -29,6 +29,7 @@ type options struct {
 	timeout     time.Duration
 	maxOutput   int
 	allowRemote bool
+	values      map[string]any // WithValues
 }
 
 func newOptions(opts []Option) options {
