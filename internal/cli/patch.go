@@ -26,6 +26,7 @@ import (
 	"github.com/archfit/archfit/internal/image"
 	"github.com/archfit/archfit/internal/platform"
 	"github.com/archfit/archfit/internal/remedy"
+	renderer "github.com/archfit/archfit/internal/render"
 )
 
 type patchOptions struct {
@@ -39,11 +40,19 @@ type patchOptions struct {
 	apply       bool
 	force       bool
 	write       bool
+	output      string
+	helmChart   string
+	helmValues  []string
+	helmSet     []string
+	releaseName string
 
 	target  cluster.Target
 	fmt     remedy.Format
 	allowIn []string // --arch, canonical
 	stdin   []byte   // read once when -f - is given
+	// formatSet: --format was given, so the object patch is printed even
+	// for a Helm-managed workload.
+	formatSet bool
 }
 
 // NewCmdPatch builds `archfit patch TYPE/NAME`.
@@ -68,12 +77,20 @@ to the pod template's nodeSelector/affinity/tolerations, then patches for
 real with field manager "archfit". It sends an RFC 6902 JSON patch whose test
 ops make it fail, rather than misapply, if the object changed meanwhile. A
 bare Pod must be recreated and a started Job cannot change: archfit prints the
-patched manifest and changes nothing; it never deletes anything.`,
+patched manifest and changes nothing; it never deletes anything.
+
+For a Helm-managed workload (--helm-chart, or a live object with Helm's
+labels, whose release record archfit then reads) the fix belongs in the
+chart's values: patch renders the chart with a sentinel at candidate values
+keys to find the one that reaches the pod template's affinity, and prints the
+values override with its helm upgrade command; when no key reaches it, a
+kustomize post-renderer patch. --format prints the object patch instead.`,
 		Example: `  archfit patch deployment/api -n shop
   archfit patch deployment/api -n shop --format kubectl
   archfit patch deployment/api -n shop --apply
   archfit patch deploy/api -f k8s/api.yaml --arch amd64,arm64 --format yaml --write
-  archfit patch cronjob/report -f manifests/ --arch amd64,arm64 --format kustomize`,
+  archfit patch cronjob/report -f manifests/ --arch amd64,arm64 --format kustomize
+  archfit patch deployment/edge-ingress-nginx-controller --helm-chart ./ingress-nginx --release-name edge -n ingress --arch amd64,arm64`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.complete(cmd, args); err != nil {
@@ -95,6 +112,11 @@ patched manifest and changes nothing; it never deletes anything.`,
 	fs.BoolVar(&o.apply, "apply", false, "apply the patch to the live cluster: server-side dry run and diff first, then a JSON patch with field manager archfit")
 	fs.BoolVar(&o.force, "force", false, "with --apply, patch even an object that Helm, Argo CD, Flux or an operator manages")
 	fs.BoolVar(&o.write, "write", false, "with -f FILE and --format yaml, write the patched manifest back into the file it came from (comments and order kept)")
+	fs.StringVarP(&o.output, "output", "o", "text", "output: text (the patch), or json or yaml (the workload's remedy, with where the fix belongs in a Helm chart)")
+	fs.StringVar(&o.helmChart, "helm-chart", "", "render this Helm chart (directory or .tgz) offline and patch the workload in it: prints the values override that fixes it")
+	fs.StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
+	fs.StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
+	fs.StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name (the release namespace is -n, else \"default\")")
 	return cmd
 }
 
@@ -117,7 +139,8 @@ func (o *patchOptions) complete(cmd *cobra.Command, args []string) error {
 	o.target = t
 	// --write only makes sense for the yaml format: imply it when no
 	// format was asked for.
-	if o.write && (cmd == nil || !cmd.Flags().Changed("format")) {
+	o.formatSet = cmd != nil && cmd.Flags().Changed("format")
+	if o.write && !o.formatSet {
 		o.format = string(remedy.FormatYAML)
 	}
 	o.fmt = remedy.Format(o.format)
@@ -158,6 +181,18 @@ func (o *patchOptions) validate() error {
 	}
 	if len(o.archs) > 0 && len(o.allowIn) == 0 {
 		return fmt.Errorf("--arch names no architecture")
+	}
+	if o.output != "text" && o.output != "json" && o.output != "yaml" {
+		return fmt.Errorf("-o %q: want text, json or yaml", o.output)
+	}
+	if o.helmChart == "" && (len(o.helmValues) > 0 || len(o.helmSet) > 0) {
+		return errors.New("--values and --set need --helm-chart")
+	}
+	if o.helmChart != "" && (o.apply || o.write) {
+		return errors.New("--helm-chart prints the values that fix the chart; --apply and --write do not go with it (save the output as the values file)")
+	}
+	if o.output != "text" && (o.apply || o.write) {
+		return fmt.Errorf("-o %s prints the remedy; --apply and --write do not go with it", o.output)
 	}
 	if o.force && !o.apply {
 		return fmt.Errorf("--force only makes sense with --apply")
@@ -206,6 +241,25 @@ func (o *patchOptions) load(ctx context.Context) (sel, all *cluster.Snapshot, er
 	if o.configFlags.Namespace != nil {
 		ns = *o.configFlags.Namespace
 	}
+	if o.helmChart != "" {
+		fo := &fleetOptions{streams: o.streams, configFlags: o.configFlags, files: o.files, recursive: o.recursive,
+			helmChart: o.helmChart, helmValues: o.helmValues, helmSet: o.helmSet, releaseName: o.releaseName}
+		if len(o.stdin) > 0 {
+			fo.streams.In = bytes.NewReader(o.stdin)
+		}
+		snap, docErrs, err := fo.loadFiles(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range docErrs {
+			fmt.Fprintf(o.streams.ErrOut, "warning: %v\n", e)
+		}
+		if ns == "" {
+			ns = "default" // the release namespace of the render
+		}
+		sel, err = snap.Select(ns, &o.target)
+		return sel, snap, err
+	}
 	if len(o.files) == 0 {
 		snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{Target: &o.target, Logs: cluster.LogsNone})
 		if err != nil {
@@ -247,13 +301,13 @@ func (o *patchOptions) run(ctx context.Context) error {
 		return err
 	}
 	var applier *apply.Applier
-	if o.apply || len(o.files) == 0 {
+	if o.apply || (len(o.files) == 0 && o.helmChart == "") {
 		if applier, err = o.applier(); err != nil {
 			return err
 		}
 	}
 	lookup := all.Object
-	if len(o.files) == 0 {
+	if len(o.files) == 0 && o.helmChart == "" {
 		lookup = func(r object.Ref) (*unstructured.Unstructured, error) { return applier.Get(ctx, r) }
 	}
 	rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: sel.Nodes, Architectures: o.allowIn,
@@ -263,6 +317,21 @@ func (o *patchOptions) run(ctx context.Context) error {
 	}
 	for _, n := range rem.Notes {
 		fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
+	}
+	if o.output != "text" {
+		if err := o.withHelm(ctx, rem); err != nil {
+			return err
+		}
+		doc := patchDocument(rem, sel.Nodes)
+		if o.output == "yaml" {
+			err = report.YAML(o.streams.Out, doc)
+		} else {
+			err = report.JSON(o.streams.Out, doc)
+		}
+		if err == nil && rem.Conflict != nil {
+			err = &FindingsError{Count: 1}
+		}
+		return err
 	}
 	if rem.Conflict != nil {
 		report.ConflictsText(o.streams.Out, w.Ref.String(), []remedy.Conflict{*rem.Conflict})
@@ -285,6 +354,17 @@ func (o *patchOptions) run(ctx context.Context) error {
 			managed = w.ManagedBy
 		}
 		return o.applyLive(ctx, applier, rem, res.Original(), managed)
+	}
+	if !o.formatSet && len(res.Conflicts) == 0 {
+		if err := o.withHelm(ctx, rem); err != nil {
+			return err
+		}
+		if rem.Helm != nil {
+			for _, n := range rem.Helm.Notes {
+				fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
+			}
+			return printHelm(o.streams.Out, rem, rem.Helm)
+		}
 	}
 	return o.print(rem, res)
 }
@@ -456,7 +536,7 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 	if len(reqs) == 0 {
 		return image.NewSet(nil, nil), nil
 	}
-	if len(o.files) == 0 && o.images.ociLayout == "" {
+	if len(o.files) == 0 && o.helmChart == "" && o.images.ociLayout == "" {
 		// Live: the workload's own pull secrets open its private registry.
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec}
 		var err error
