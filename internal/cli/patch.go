@@ -458,6 +458,16 @@ func (o *patchOptions) applyLive(ctx context.Context, a *apply.Applier, rem *rem
 	}
 	var managed *apply.ManagedError
 	switch {
+	case errors.As(err, &managed) && managed.Owners[0].Tool == apply.Helm:
+		// The fix belongs in the release's values: find the key.
+		if herr := o.withHelm(ctx, rem); herr != nil || rem.Helm == nil {
+			return o.refuseManaged(res, managed)
+		}
+		fmt.Fprintf(o.streams.ErrOut, "%s is managed by Helm (%s): not applied; change the release's values instead:\n", res.Object, strings.Join(managed.Owners[0].Evidence, ", "))
+		if err := printHelm(o.streams.Out, rem, rem.Helm); err != nil {
+			return err
+		}
+		return managed
 	case errors.As(err, &managed):
 		return o.refuseManaged(res, managed)
 	case errors.Is(err, apply.ErrRecreate), errors.Is(err, apply.ErrImmutable):

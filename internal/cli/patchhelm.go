@@ -75,7 +75,7 @@ func (o *patchOptions) helmFix(ctx context.Context, rem *remedy.Remedy, res *rem
 	}
 	rel, err := o.readRelease(ctx, name, relNS)
 	if err != nil {
-		fmt.Fprintf(o.streams.ErrOut, "note: %s is managed by Helm release %s/%s, whose record cannot be read (%v): the object patch below is what archfit can give; the change belongs in the release's values\n", res.Object, relNS, name, err)
+		fmt.Fprintf(o.streams.ErrOut, "note: %s is managed by Helm release %s/%s, whose record cannot be read (%v): archfit cannot tell which values key reaches its pod template; the change belongs in the release's values\n", res.Object, relNS, name, err)
 		return nil, nil
 	}
 	if len(rel.Dependencies) > 0 {
@@ -212,12 +212,21 @@ func printHelm(w io.Writer, rem *remedy.Remedy, fix *remedy.HelmFix) error {
 		fmt.Fprintf(w, "# save as %s, then:\n#   %s\n%s", fix.ValuesFile, fix.Command, b)
 		return nil
 	}
+	// A shell script that writes the files: it can be read, saved or
+	// piped to sh; the helm command stays a comment.
 	pr := fix.PostRenderer
 	fmt.Fprintf(w, "# no values key of the chart keeps %s on %s: a kustomize post-renderer patch instead.\n", rem.Patch.Object, allowed)
-	fmt.Fprintf(w, "# Save the files below in one directory and run, from it:\n#   chmod +x %s\n#   %s\n", pr.ScriptFile, fix.Command)
-	fmt.Fprintf(w, "---\n# kustomization.yaml\n%s---\n# %s\n%s---\n# %s\n%s", pr.Kustomization, pr.PatchFile, pr.Patch, pr.ScriptFile, pr.Script)
+	fmt.Fprintf(w, "# Run in an empty directory (or pipe to sh) to write the files, then, from it:\n#   %s\n", fix.Command)
+	for _, f := range []struct{ name, data string }{{"kustomization.yaml", pr.Kustomization}, {pr.PatchFile, pr.Patch}, {pr.ScriptFile, pr.Script}} {
+		fmt.Fprintf(w, "cat > %s <<'%s'\n%s%s\n", f.name, heredoc, f.data, heredoc)
+	}
+	fmt.Fprintf(w, "chmod +x %s\n", pr.ScriptFile)
 	return nil
 }
+
+// heredoc ends each file: YAML that archfit writes never has it alone on a
+// line.
+const heredoc = "ARCHFIT_EOF"
 
 // patchDocument is patch's -o json/yaml document: the workload's remedy,
 // with where its fix belongs in a Helm chart.

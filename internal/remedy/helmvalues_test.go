@@ -356,3 +356,35 @@ func TestSplitJoinPath(t *testing.T) {
 		}
 	}
 }
+
+// On GKE the arm64 nodes carry the taint kubernetes.io/arch=arm64:NoSchedule:
+// the toleration goes to the chart's tolerations key, beside the affinity.
+func TestHelmValuesTolerations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders a real chart")
+	}
+	c := helmChart(t, ingressNginx)
+	ctrl := rendered(t, c, nil, "Deployment", testRelease+"-ingress-nginx-controller")
+	taint := corev1.Taint{Key: LabelArch, Value: "arm64", Effect: corev1.TaintEffectNoSchedule}
+	rem := &Remedy{AllowedArchitectures: []string{"arm64"}, opts: []Option{WithTaints("arm64", taint)}}
+	res, err := rem.Repatch(ctrl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rem.Patch = &Interim{Result: res}
+	fix, err := rem.HelmValues(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, k := range fix.Keys {
+		paths = append(paths, string(k.Field)+"="+k.Path)
+	}
+	if want := []string{"affinity=controller.affinity", "tolerations=controller.tolerations"}; !reflect.DeepEqual(paths, want) || !fix.Verified {
+		t.Fatalf("keys %q (verified %v), want %q; notes %q", paths, fix.Verified, want, fix.Notes)
+	}
+	tols := podSpec(t, rendered(t, c, fix.Values, "Deployment", testRelease+"-ingress-nginx-controller")).Tolerations
+	if len(tols) != 1 || tols[0].Key != LabelArch || tols[0].Value != "arm64" || tols[0].Effect != corev1.TaintEffectNoSchedule {
+		t.Errorf("tolerations after the override = %+v", tols)
+	}
+}

@@ -168,6 +168,17 @@ func TestPatchLiveHelmRelease(t *testing.T) {
 		t.Errorf("the release's pod anti-affinity is not kept: %+v", a.PodAntiAffinity)
 	}
 
+	// --apply refuses, and says where the change belongs: the values.
+	out, errOut, code = archfit(ctx, t, env, "patch", "deployment/"+rel+"-ingress-nginx-controller", "-n", ns, "--apply")
+	if code != cli.ExitFailure || !strings.Contains(errOut, "managed by Helm") || !strings.Contains(out, "--reuse-values -f archfit-values.yaml") || !strings.Contains(out, "controller:\n  affinity:\n") {
+		t.Errorf("--apply: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if got, err := env.Client.AppsV1().Deployments(ns).Get(ctx, rel+"-ingress-nginx-controller", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if got.Spec.Template.Spec.Affinity.NodeAffinity != nil {
+		t.Errorf("--apply patched a Helm-managed Deployment: %+v", got.Spec.Template.Spec.Affinity)
+	}
+
 	// Someone who may read the workloads but not the Secrets gets the
 	// object patch, and is told why.
 	sa := "reader"
