@@ -64,7 +64,11 @@ func (o *patchOptions) helmFix(ctx context.Context, rem *remedy.Remedy, res *rem
 			Render: func(ctx context.Context, extra map[string]any) ([]byte, error) {
 				return renderer.HelmChart(ctx, o.helmChart, o.helmValues, o.helmSet, o.releaseName, ns, renderer.WithValues(extra))
 			}}
-		return rem.HelmValues(ctx, c)
+		fix, err := rem.HelmValues(ctx, c)
+		if err == nil && o.releaseName == renderer.DefaultReleaseName {
+			fix.Notes = append(fix.Notes, "the command names the release "+renderer.DefaultReleaseName+": give --release-name, whose value the chart's object names also depend on")
+		}
+		return fix, err
 	}
 	if len(o.files) > 0 {
 		return nil, nil

@@ -138,6 +138,7 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 	if timeout <= 0 {
 		timeout = DefaultSearchTime
 	}
+	outer := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s := &search{chart: c, max: c.MaxRenders, target: r.Patch.Object, podSpec: r.Patch.podSpec}
@@ -185,8 +186,10 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 		if err != nil {
 			return nil, err
 		}
+		what := string(f)
 		if key == nil && f == FieldAffinity && len(r.AllowedArchitectures) == 1 {
 			// A nodeSelector can pin one architecture.
+			what = "affinity or nodeSelector"
 			if key, err = s.find(ctx, FieldNodeSelector); err != nil {
 				return nil, err
 			}
@@ -203,7 +206,7 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 			}
 		}
 		if key == nil {
-			missing = append(missing, string(f))
+			missing = append(missing, what)
 			continue
 		}
 		setPath(override, splitPath(key.Path), spec[string(f)])
@@ -214,12 +217,15 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 			fix.Notes = append(fix.Notes, fmt.Sprintf("%s also sets the %s of %s: the override changes them too", k.Path, k.Field, refList(k.Shared)))
 		}
 	}
-	if s.capped {
+	if s.capped && len(missing) == 0 {
 		fix.Capped = true
-		fix.Notes = append(fix.Notes, fmt.Sprintf("the search stopped after %d renders before it tried every candidate key", s.renders))
+		fix.Notes = append(fix.Notes, fmt.Sprintf("the search stopped at its bound (%d renders, %s) before it tried every candidate key: a more specific key may exist", s.max, timeoutOf(c)))
 	}
 	if len(missing) == 0 {
-		after, err := s.render(ctx, override)
+		// The check is not left out for the bounds: one more render,
+		// with the caller's context.
+		s.max = max(s.max, s.renders+1)
+		after, err := s.render(outer, override)
 		switch {
 		case err != nil:
 			fix.Notes = append(fix.Notes, fmt.Sprintf("the chart does not render with the override: %v", err))
@@ -235,7 +241,15 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 			fix.Notes = append(fix.Notes, fmt.Sprintf("rendered with the override, %s still does not admit only %s: the chart does not pass the value through as it is", s.target, strings.Join(r.AllowedArchitectures, ", ")))
 		}
 	} else {
-		fix.Notes = append(fix.Notes, fmt.Sprintf("no values key of the chart reaches the %s of %s's pod template (found by rendering the chart with a sentinel at every candidate key)", strings.Join(missing, " or "), s.target))
+		how := fmt.Sprintf("%d renders of the chart with a sentinel value at the candidate keys", s.renders)
+		if s.capped {
+			how = "not every candidate key was tried: see the next note"
+		}
+		fix.Notes = append(fix.Notes, fmt.Sprintf("no values key of the chart reaches the %s of %s's pod template (%s)", strings.Join(missing, ", nor the "), s.target, how))
+	}
+	if s.capped && !fix.Capped {
+		fix.Capped = true
+		fix.Notes = append(fix.Notes, fmt.Sprintf("the search stopped at its bound (%d renders, %s) before it tried every candidate key", s.max, timeoutOf(c)))
 	}
 	fix.Keys = nil
 	pr, err := postRenderer(res)
@@ -245,6 +259,13 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 	fix.PostRenderer = pr
 	fix.Command = helmUpgrade(c, "--reuse-values --post-renderer ./"+pr.ScriptFile)
 	return fix, nil
+}
+
+func timeoutOf(c HelmChart) time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultSearchTime
 }
 
 func helmUpgrade(c HelmChart, args string) string {
