@@ -241,8 +241,12 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 			fix.Notes = append(fix.Notes, fmt.Sprintf("rendered with the override, %s still does not admit only %s: the chart does not pass the value through as it is", s.target, strings.Join(r.AllowedArchitectures, ", ")))
 		}
 	} else {
-		how := fmt.Sprintf("%d renders of the chart with a sentinel value at the candidate keys", s.renders)
-		if s.capped {
+		// The first render is the chart as it is.
+		how := fmt.Sprintf("%d render(s) of the chart with a sentinel value at each candidate key", s.renders-1)
+		switch {
+		case s.renders == 1 && !s.capped:
+			how = "its values have no map, list or null that could hold it"
+		case s.capped:
 			how = "not every candidate key was tried: see the next note"
 		}
 		fix.Notes = append(fix.Notes, fmt.Sprintf("no values key of the chart reaches the %s of %s's pod template (%s)", strings.Join(missing, ", nor the "), s.target, how))
