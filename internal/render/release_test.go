@@ -7,8 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/release"
 )
@@ -94,6 +97,53 @@ func TestDecodeReleaseRefuses(t *testing.T) {
 			}
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// A release record is the cluster's, not the user's: a chart name that
+// would leave the directory is refused, a template name with .. stays an
+// archive entry that Helm's loader does not take as a template, and
+// nothing is written outside the directory given.
+func TestReleaseChartStaysInside(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		change  func(*chart.Chart)
+		wantErr bool
+	}{
+		{"chart name", func(c *chart.Chart) { c.Metadata.Name = "../evil" }, true},
+		{"template name", func(c *chart.Chart) {
+			c.Templates = append(c.Templates, &chart.File{Name: "templates/../../../evil.yaml", Data: []byte("kind: ConfigMap\nmetadata: {name: evil}\n")})
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chrt, err := loader.Load("testdata/chart/web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.change(chrt)
+			rel, err := DecodeRelease(encodeRelease(t, release.Release{Name: "shop", Chart: chrt}, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent := t.TempDir()
+			p, err := rel.WriteChart(filepath.Join(parent, "out"))
+			var out []byte
+			if err == nil {
+				out, err = HelmChart(context.Background(), p, nil, nil, "shop", "prod")
+			}
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tc.wantErr)
+			}
+			if bytes.Contains(out, []byte("evil")) {
+				t.Errorf("the entry outside templates/ was rendered:\n%s", out)
+			}
+			entries, _ := os.ReadDir(parent)
+			for _, e := range entries {
+				if e.Name() != "out" {
+					t.Errorf("%s written outside the directory", e.Name())
+				}
 			}
 		})
 	}
