@@ -57,8 +57,6 @@ type HelmKey struct {
 	// Path is the key, dot-separated as in helm --set (a key that holds a
 	// dot is written with a backslash before it).
 	Path string `json:"path"`
-	// Shared: the key reaches the same field of other workloads too.
-	Shared []object.Ref `json:"shared,omitempty"`
 }
 
 // HelmFix says where the fix of a Helm-managed workload belongs: a values
@@ -77,7 +75,10 @@ type HelmFix struct {
 	ValuesFile string         `json:"valuesFile,omitempty"`
 	// Verified: the chart rendered with the override gives the workload a
 	// pod template the object patch has nothing to add to.
-	Verified     bool          `json:"verified"`
+	Verified bool `json:"verified"`
+	// AlsoChanges are the other workloads whose pod scheduling fields the
+	// override changes (the key is shared), seen in the same render.
+	AlsoChanges  []object.Ref  `json:"alsoChanges,omitempty"`
 	PostRenderer *PostRenderer `json:"postRenderer,omitempty"`
 	// Command is the helm upgrade command that applies Values or
 	// PostRenderer.
@@ -212,11 +213,6 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 		setPath(override, splitPath(key.Path), spec[string(f)])
 		fix.Keys = append(fix.Keys, *key)
 	}
-	for _, k := range fix.Keys {
-		if len(k.Shared) > 0 {
-			fix.Notes = append(fix.Notes, fmt.Sprintf("%s also sets the %s of %s: the override changes them too", k.Path, k.Field, refList(k.Shared)))
-		}
-	}
 	if s.capped && len(missing) == 0 {
 		fix.Capped = true
 		fix.Notes = append(fix.Notes, fmt.Sprintf("the search stopped at its bound (%d renders, %s) before it tried every candidate key: a more specific key may exist", s.max, timeoutOf(c)))
@@ -235,6 +231,10 @@ func (r *Remedy) HelmValues(ctx context.Context, c HelmChart) (*HelmFix, error) 
 			check, err := r.Repatch(after.target)
 			if err == nil && !check.Changed && len(check.Conflicts) == 0 {
 				fix.Values, fix.Verified = override, true
+				fix.AlsoChanges = changedOthers(base, after)
+				if len(fix.AlsoChanges) > 0 {
+					fix.Notes = append(fix.Notes, fmt.Sprintf("the override also changes the scheduling of %s: the chart uses the key for them too", refList(fix.AlsoChanges)))
+				}
 				fix.Command = helmUpgrade(c, "--reuse-values -f "+HelmValuesFile)
 				return fix, nil
 			}
@@ -315,6 +315,27 @@ func postRenderer(res *Result) (*PostRenderer, error) {
 		// directory: run helm from the one that holds these files.
 		Script: "#!/bin/sh\n# helm post-renderer: Helm's manifests on stdin, kustomize's on stdout\nset -e\ncat > helm-rendered.yaml\nexec kubectl kustomize .\n",
 	}, nil
+}
+
+// changedOthers lists the workloads other than the target whose pod
+// scheduling fields differ between two renders.
+func changedOthers(before, after *rendering) []object.Ref {
+	var out []object.Ref
+	for ref, a := range after.others {
+		b, ok := before.others[ref]
+		if !ok {
+			continue
+		}
+		spec := podSpecOf(a)
+		for _, f := range []string{"affinity", "nodeSelector", "tolerations"} {
+			if changedField(b, a, spec, f) {
+				out = append(out, ref)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
 }
 
 func changedField(a, b *unstructured.Unstructured, podSpec []string, f string) bool {
@@ -469,7 +490,7 @@ func (s *search) find(ctx context.Context, f HelmField) (*HelmKey, error) {
 		}
 		return joinPath(a.c.path) < joinPath(b.c.path)
 	})
-	return &HelmKey{Field: f, Path: joinPath(hits[0].c.path), Shared: hits[0].shared}, nil
+	return &HelmKey{Field: f, Path: joinPath(hits[0].c.path)}, nil
 }
 
 func newNonce() (string, error) {

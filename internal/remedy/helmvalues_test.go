@@ -123,8 +123,8 @@ func TestHelmValuesIngressNginx(t *testing.T) {
 	if len(fix.Keys) != 1 || fix.Keys[0].Path != "controller.affinity" || fix.Keys[0].Field != FieldAffinity {
 		t.Fatalf("keys = %+v, want controller.affinity", fix.Keys)
 	}
-	if len(fix.Keys[0].Shared) != 0 {
-		t.Errorf("controller.affinity reported as shared with %v", fix.Keys[0].Shared)
+	if len(fix.AlsoChanges) != 0 {
+		t.Errorf("the override also changes %v", fix.AlsoChanges)
 	}
 	if !fix.Verified || fix.PostRenderer != nil {
 		t.Fatalf("verified %v, post-renderer %v; notes %q", fix.Verified, fix.PostRenderer, fix.Notes)
@@ -386,5 +386,62 @@ func TestHelmValuesTolerations(t *testing.T) {
 	tols := podSpec(t, rendered(t, c, fix.Values, "Deployment", testRelease+"-ingress-nginx-controller")).Tolerations
 	if len(tols) != 1 || tols[0].Key != LabelArch || tols[0].Value != "arm64" || tols[0].Effect != corev1.TaintEffectNoSchedule {
 		t.Errorf("tolerations after the override = %+v", tols)
+	}
+}
+
+// A chart with a global affinity that each component's own key overrides:
+// the component's key is chosen for the component that has one; for the
+// one that has none, the global key is, and the check render says which
+// other workload it changes.
+func TestHelmValuesGlobalKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "two")
+	if err := os.MkdirAll(filepath.Join(dir, "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deploy := func(name, affinity string) string {
+		return `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ` + name + `}
+spec:
+  selector: {matchLabels: {app: ` + name + `}}
+  template:
+    metadata: {labels: {app: ` + name + `}}
+    spec:
+      {{- with ` + affinity + ` }}
+      affinity: {{ toYaml . | nindent 8 }}
+      {{- end }}
+      containers: [{name: c, image: example.com/` + name + `:1}]
+`
+	}
+	for name, data := range map[string]string{
+		"Chart.yaml":           "apiVersion: v2\nname: two\nversion: 0.1.0\n",
+		"values.yaml":          "global:\n  affinity: {}\nweb:\n  affinity: {}\n  podLabels: {}\n",
+		"templates/web.yaml":   deploy("web", "(.Values.web.affinity | default .Values.global.affinity)"),
+		"templates/batch.yaml": deploy("batch", ".Values.global.affinity"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := helmChart(t, dir)
+	for _, tc := range []struct {
+		target, key string
+		also        []string
+	}{
+		{"web", "web.affinity", nil},
+		{"batch", "global.affinity", []string{"ingress/Deployment/web"}},
+	} {
+		obj := rendered(t, c, nil, "Deployment", tc.target)
+		fix, err := remedyFor(t, obj, "arm64").HelmValues(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var also []string
+		for _, r := range fix.AlsoChanges {
+			also = append(also, r.String())
+		}
+		if len(fix.Keys) != 1 || fix.Keys[0].Path != tc.key || !fix.Verified || !reflect.DeepEqual(also, tc.also) {
+			t.Errorf("%s: keys %+v, verified %v, also changes %q; want %s, %q", tc.target, fix.Keys, fix.Verified, also, tc.key, tc.also)
+		}
 	}
 }
