@@ -56,7 +56,7 @@ func run(cmd *cobra.Command, stderr io.Writer, grace time.Duration) int {
 	close(done)
 	stop()
 	code := cli.ExitCode(err)
-	if err != nil && code == cli.ExitFailure {
+	if err != nil && (code == cli.ExitFailure || code == cli.ExitIncomplete) {
 		fmt.Fprintln(stderr, "archfit:", err)
 	}
 	return code

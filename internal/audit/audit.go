@@ -79,6 +79,9 @@ type Container struct {
 	Verified      bool             `json:"verified,omitempty"`
 	Base          *image.BaseImage `json:"base,omitempty"`
 	Cells         []Cell           `json:"cells"`
+	// Unread is why the image could not be read (its error's reason:
+	// unreachable, auth, not-found, ...); empty when it was read.
+	Unread string `json:"unread,omitempty"`
 }
 
 // Workload is the audit of one top owner.
@@ -99,9 +102,25 @@ type Workload struct {
 	// Conflict: no architecture both runs every container and is admitted
 	// by the workload's constraints (arch-constraint-conflict).
 	Conflict bool `json:"conflict,omitempty"`
+	// State is the workload's arm64 readiness: ready, blocked (an image
+	// archfit read does not run on arm64), conflict, or unknown (no image
+	// read blocks it, but some image could not be read). Unknown is never
+	// counted as ready or blocked.
+	State State `json:"state"`
 
 	w *cluster.Workload
 }
+
+// State is a workload's arm64 readiness.
+type State string
+
+// States.
+const (
+	StateReady    State = "ready"
+	StateBlocked  State = "blocked"
+	StateConflict State = "conflict"
+	StateUnknown  State = "unknown"
+)
 
 // Blocker is an image that keeps workloads off arm64.
 type Blocker struct {
@@ -430,6 +449,9 @@ func judge(w *cluster.Workload, pools []Pool, rem *remedy.Remedy, images *image.
 	var fs []finding.Finding
 	aw.ArmReady = true
 	aw.MultiArchProven = true
+	// blocked: an image that was read does not run on arm64; unread: some
+	// image could not be read.
+	var blocked, unread bool
 	for _, c := range w.Containers {
 		if c.Role == cluster.RoleEphemeral {
 			continue
@@ -439,11 +461,17 @@ func judge(w *cluster.Workload, pools []Pool, rem *remedy.Remedy, images *image.
 		if rep == nil || rep.Error != nil {
 			aw.ArmReady = false
 			aw.MultiArchProven = false
+			unread = true
+			ac.Unread = "not-inspected"
+			if rep != nil {
+				ac.Unread = rep.Error.Reason
+			}
 		} else {
 			ac.Architectures = rep.Architectures
 			ac.Base = rep.Base
 			if !slices.Contains(rep.Architectures, "arm64") {
 				aw.ArmReady = false
+				blocked = true
 			}
 			if !ac.Verified {
 				aw.MultiArchProven = false
@@ -510,6 +538,19 @@ func judge(w *cluster.Workload, pools []Pool, rem *remedy.Remedy, images *image.
 	if aw.Conflict {
 		aw.ArmReady = false
 		aw.MultiArchProven = false
+	}
+	switch {
+	case aw.Conflict:
+		aw.State = StateConflict
+	case aw.ArmReady:
+		aw.State = StateReady
+	case blocked:
+		// A known blocker decides, whatever the unread images hold.
+		aw.State = StateBlocked
+	case unread:
+		aw.State = StateUnknown
+	default:
+		aw.State = StateBlocked
 	}
 	return aw, fs
 }
@@ -671,13 +712,13 @@ func readiness(ws []*Workload) Readiness {
 	for _, w := range ws {
 		r.Workloads++
 		r.Replicas += w.Replicas
-		switch {
-		case w.ArmReady:
+		switch w.State {
+		case StateReady:
 			r.ReadyWorkloads++
 			r.ReadyReplicas += w.Replicas
-		case w.Conflict:
+		case StateConflict:
 			r.ConflictWorkloads++
-		case len(w.Allowed.Unverified) > 0:
+		case StateUnknown:
 			r.UnknownWorkloads++
 		default:
 			r.BlockedWorkloads++

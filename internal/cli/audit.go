@@ -277,8 +277,9 @@ func progress(w io.Writer, what string) func() {
 
 type auditOptions struct {
 	fleetOptions
-	output string
-	failOn string
+	output          string
+	failOn          string
+	allowUnverified bool
 
 	failSeverity finding.Severity
 }
@@ -318,6 +319,7 @@ from .archfit.yaml (--config) and the archfit.io/ignore annotation
 	cmd.Flags().BoolVar(&o.verify, "verify", true, "read each runnable entry's entrypoint binary to prove its architecture")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif, html")
 	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
+	allowUnverifiedFlag(cmd.Flags(), &o.allowUnverified)
 	return cmd
 }
 
@@ -343,14 +345,18 @@ func (o *auditOptions) runAudit(ctx context.Context) error {
 		return err
 	}
 	doc := auditDocument(fr)
+	out, format := o.streams.Out, o.output
 	if o.output == "html" {
 		report.SortFindings(doc.Findings)
-		if err := report.HTML(o.streams.Out, fr.result, doc.Findings, planSections(fr.result)); err != nil {
+		if err := report.HTML(o.streams.Out, fr.result, doc.Findings, planSections(fr.result), doc.Incomplete); err != nil {
 			return fmt.Errorf("writing output: %w", err)
 		}
-		return render(io.Discard, "json", o.failSeverity, doc)
+		out, format = io.Discard, "json"
 	}
-	return render(o.streams.Out, o.output, o.failSeverity, doc)
+	if err := render(out, format, o.failSeverity, doc); err != nil {
+		return err
+	}
+	return incomplete(doc, !o.allowUnverified && o.failSeverity != finding.Never)
 }
 
 // auditDocument turns an audit into the report Document (DESIGN.md shape:
@@ -365,6 +371,7 @@ func auditDocument(fr *fleetRun) *report.Document {
 	}
 	doc.Remedies = r.Remedies
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
+	doc.Incomplete = report.Unread(fr.reports)
 	doc.Text = report.AuditText(r)
 	return doc
 }

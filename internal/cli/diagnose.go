@@ -26,6 +26,8 @@ type diagnoseOptions struct {
 	output        string
 	failOn        string
 
+	allowUnverified bool
+
 	target       *cluster.Target
 	failSeverity finding.Severity
 }
@@ -67,6 +69,7 @@ Logs for -f: put logs/NAMESPACE/POD/CONTAINER.previous.log next to the dump
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "look at every namespace")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
 	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
+	allowUnverifiedFlag(cmd.Flags(), &o.allowUnverified)
 	return cmd
 }
 
@@ -164,5 +167,8 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	}}
 	fmt.Fprintf(o.streams.ErrOut, "diagnosed %d failing pod(s) of %d in %s: %d image request(s), %d registry request(s), %d cache hit(s), %d API request(s)\n",
 		failing, len(snap.Pods), time.Since(start).Round(time.Millisecond), len(reqs), regReqs, hits, snap.APIRequests)
-	return render(o.streams.Out, o.output, o.failSeverity, doc)
+	if err := render(o.streams.Out, o.output, o.failSeverity, doc); err != nil {
+		return err
+	}
+	return incomplete(doc, !o.allowUnverified && o.failSeverity != finding.Never)
 }

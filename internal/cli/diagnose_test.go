@@ -61,7 +61,13 @@ func TestDiagnoseCommand(t *testing.T) {
 			wantWorkloads: []string{"shop/StatefulSet/cache"},
 		},
 		{
-			name: "namespace", args: append([]string{"-n", "batch"}, diagnoseExampleArgs...), wantCode: ExitOK, // a warning only
+			// A warning only, but its image is not in the layout: the
+			// answer is incomplete.
+			name: "namespace", args: append([]string{"-n", "batch"}, diagnoseExampleArgs...), wantCode: ExitIncomplete,
+			wantWorkloads: []string{"batch/CronJob/nightly-report"},
+		},
+		{
+			name: "allow-unverified", args: append([]string{"-n", "batch", "--allow-unverified"}, diagnoseExampleArgs...), wantCode: ExitOK,
 			wantWorkloads: []string{"batch/CronJob/nightly-report"},
 		},
 		{

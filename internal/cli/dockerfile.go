@@ -1,25 +1,44 @@
 package cli
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/archfit/archfit/internal/dockerfile"
 	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/platform"
 	"github.com/archfit/archfit/internal/report"
 )
 
 type dockerfileOptions struct {
-	streams genericiooptions.IOStreams
-	paths   []string
-	output  string
-	failOn  string
+	streams   genericiooptions.IOStreams
+	paths     []string
+	output    string
+	failOn    string
+	buildArgs []string
+
+	// --check-base: inspect the FROM images.
+	checkBase bool
+	images    imageOptions
+	platforms []string
+	verify    bool
+	suggest   int
 
 	failSeverity finding.Severity
+	args         map[string]string
+	targets      []specs.Platform
 }
 
 // NewCmdDockerfile builds `archfit dockerfile PATH...`.
@@ -39,7 +58,8 @@ A file that cannot be read or parsed is reported on stderr (exit 1); the
 others are still analyzed.`,
 		Example: `  archfit dockerfile examples/dockerfile/Dockerfile
   archfit dockerfile . services/*/Dockerfile --fail-on warning
-  archfit dockerfile Dockerfile -o sarif > archfit.sarif`,
+  archfit dockerfile Dockerfile -o sarif > archfit.sarif
+  archfit dockerfile Dockerfile --check-base --platform linux/amd64,linux/arm64`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.complete(args); err != nil {
 				return err
@@ -47,16 +67,37 @@ others are still analyzed.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			return o.run()
+			return o.run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
 	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
+	cmd.Flags().StringArrayVar(&o.buildArgs, "build-arg", nil, "KEY=VALUE for a global ARG, as docker build --build-arg gives it; repeatable")
+	cmd.Flags().BoolVar(&o.checkBase, "check-base", false, "read every FROM image from its registry (or --oci-layout) and report a base without the platforms its stage is built for")
+	cmd.Flags().StringSliceVar(&o.platforms, "platform", []string{"linux/amd64", "linux/arm64"}, "with --check-base: the platforms the build targets (docker buildx --platform)")
+	cmd.Flags().BoolVar(&o.verify, "verify", false, "with --check-base: also read each base entry's entrypoint binary, so a mislabeled entry does not count")
+	cmd.Flags().IntVar(&o.suggest, "suggest-tags", 0, "with --check-base: for a base missing a platform, look at up to N recent tags of its repository for one that has them all")
+	o.images.addFlags(cmd.Flags())
 	return cmd
 }
 
 func (o *dockerfileOptions) complete(args []string) error {
 	o.paths = args
+	o.args = map[string]string{}
+	for _, kv := range o.buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--build-arg %q: want KEY=VALUE", kv)
+		}
+		o.args[k] = v
+	}
+	for _, s := range o.platforms {
+		p, err := platform.Parse(s)
+		if err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
+		o.targets = append(o.targets, p)
+	}
 	var err error
 	o.failSeverity, err = finding.ParseSeverity(o.failOn)
 	return err
@@ -66,13 +107,18 @@ func (o *dockerfileOptions) validate() error {
 	if len(o.paths) == 0 {
 		return errors.New("dockerfile needs at least one PATH (a Dockerfile or a directory holding one)")
 	}
-	_, err := report.For(o.output)
-	return err
+	if len(o.targets) == 0 {
+		return errors.New("--platform needs at least one platform")
+	}
+	if _, err := report.For(o.output); err != nil {
+		return err
+	}
+	return o.images.validate()
 }
 
 // run analyzes every file; a broken one makes the run fail (main prints
 // the error on stderr), after the others are rendered.
-func (o *dockerfileOptions) run() error {
+func (o *dockerfileOptions) run(ctx context.Context) error {
 	var failed []error
 	files := []string{}
 	bases := []dockerfile.BaseImage{}
@@ -84,7 +130,7 @@ func (o *dockerfileOptions) run() error {
 			continue
 		}
 		for _, path := range paths {
-			a, err := dockerfile.AnalyzeFile(path)
+			a, err := dockerfile.AnalyzeFile(path, dockerfile.WithBuildArgs(o.args))
 			if err != nil {
 				failed = append(failed, err)
 				continue
@@ -94,8 +140,19 @@ func (o *dockerfileOptions) run() error {
 			findings = append(findings, a.Findings...)
 		}
 	}
-	doc := &report.Document{Kind: "DockerfileAnalysis", Findings: findings,
-		Extra: map[string]any{"files": files, "baseImages": bases}}
+	extra := map[string]any{"files": files, "baseImages": bases}
+	if o.checkBase {
+		checks, fs, err := o.checkBases(ctx, bases)
+		if err != nil {
+			return err
+		}
+		extra["baseChecks"] = checks
+		findings = append(findings, fs...)
+		slices.SortStableFunc(findings, func(x, y finding.Finding) int {
+			return cmp.Or(cmp.Compare(x.File, y.File), cmp.Compare(x.Line, y.Line))
+		})
+	}
+	doc := &report.Document{Kind: "DockerfileAnalysis", Findings: findings, Extra: extra}
 	doc.Text = func(w io.Writer, d *report.Document) error { return report.SourceFindingsText(w, d.Findings) }
 	err := render(o.streams.Out, o.output, o.failSeverity, doc)
 	if len(failed) > 0 {
@@ -103,4 +160,58 @@ func (o *dockerfileOptions) run() error {
 		return fmt.Errorf("%d Dockerfile path(s) could not be analyzed:\n%w", len(failed), errors.Join(failed...))
 	}
 	return err
+}
+
+// checkBases inspects each distinct FROM image that a stage needs for some
+// platform (with the engine of inspect) and judges it.
+func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.BaseImage) ([]dockerfile.BaseCheck, []finding.Finding, error) {
+	var refs []string
+	for _, b := range bases {
+		if !b.Unresolved && !slices.Contains(refs, b.Ref) {
+			refs = append(refs, b.Ref)
+		}
+	}
+	reports := map[string]*image.Report{}
+	if len(refs) > 0 {
+		res, err := o.images.resolver(o.verify, o.targets...)
+		if err != nil {
+			return nil, nil, err
+		}
+		reqs := make([]image.Request, len(refs))
+		for i, r := range refs {
+			reqs[i] = image.Request{Ref: r, Verify: o.verify}
+		}
+		start := time.Now()
+		reps := res.InspectAll(ctx, reqs)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		var want []string
+		for _, p := range o.targets {
+			want = append(want, platform.Arch(p))
+		}
+		for i, rep := range reps {
+			reports[refs[i]] = rep
+			if o.suggest > 0 && rep.Error == nil && !hasAll(rep.Architectures, want) {
+				alts, err := res.Alternatives(ctx, rep.Reference, want, o.suggest)
+				if err != nil {
+					rep.Notes = append(rep.Notes, "could not look for other tags: "+err.Error())
+				}
+				rep.Alternatives = alts
+			}
+		}
+		fmt.Fprintf(o.streams.ErrOut, "inspected %d base image(s) in %s: %d registry request(s), %d cache hit(s)\n",
+			len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
+	}
+	checks, fs := dockerfile.CheckBases(bases, reports, o.targets)
+	return checks, fs, nil
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }

@@ -223,6 +223,13 @@ func TestDockerfileREADME(t *testing.T) {
 	if !strings.Contains(string(readme), block) {
 		t.Errorf("README.md does not show this output of `archfit dockerfile examples/dockerfile/Dockerfile`:\n%s", block)
 	}
+	// --check-base on the example layout (stdout; stderr has timings).
+	args := []string{"dockerfile", "examples/dockerfile/extends-legacy.Dockerfile", "--check-base", "--oci-layout", "examples/images"}
+	out, _, code = runArchfit(t, "", append(args, "--no-cache")...)
+	block = "$ archfit " + strings.Join(args, " ") + "\n" + out + "$ echo $?\n" + itoa(code) + "\n"
+	if !strings.Contains(string(readme), block) {
+		t.Errorf("README.md does not show this output of `archfit %s`:\n%s", strings.Join(args, " "), block)
+	}
 }
 
 // TestDockerfileMarkdown: a ticket gets each finding's file:line and its

@@ -111,7 +111,8 @@ func (o *imageOptions) withCredentials(reqs []image.Request, errOut io.Writer) e
 	return nil
 }
 
-// render writes doc in format and maps findings to the exit code.
+// render writes doc in format and maps findings to the exit code (3);
+// the caller then checks for unread images (incomplete, 4).
 func render(w io.Writer, format string, failOn finding.Severity, doc *report.Document) error {
 	f, err := report.For(format)
 	if err != nil {
@@ -120,13 +121,18 @@ func render(w io.Writer, format string, failOn finding.Severity, doc *report.Doc
 	if err := f(w, doc); err != nil {
 		return fmt.Errorf("writing output: %w", err)
 	}
-	if failOn != finding.Never && finding.AtOrAbove(doc.Findings, failOn) {
-		n := 0
-		for _, fd := range doc.Findings {
-			if fd.Waived == "" && fd.Severity.Rank() >= failOn.Rank() {
-				n++
-			}
+	if failOn == finding.Never {
+		return nil
+	}
+	n := 0
+	for _, fd := range doc.Findings {
+		// An unread image is no finding about the workload but an
+		// incomplete answer: exit 4, not 3 (see incomplete).
+		if fd.Waived == "" && fd.Severity.Rank() >= failOn.Rank() && fd.Code != finding.ImageUninspectable {
+			n++
 		}
+	}
+	if n > 0 {
 		return &FindingsError{Count: n}
 	}
 	return nil

@@ -26,6 +26,8 @@ type inspectOptions struct {
 	suggest int
 	nodes   []string
 
+	allowUnverified bool
+
 	failSeverity finding.Severity
 	nodeSpecs    []platform.NodeSpec
 }
@@ -59,6 +61,7 @@ CRI-O, and with --verify the entrypoint binary of every runnable entry.`,
 	cmd.Flags().StringArrayVar(&o.nodes, "node", nil, "predict for exactly this node, PLATFORM=RUNTIME://VERSION (e.g. linux/arm64=containerd://2.1.9, linux/amd64=cri-o://1.34.1); repeatable")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
 	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
+	allowUnverifiedFlag(cmd.Flags(), &o.allowUnverified)
 	return cmd
 }
 
@@ -138,5 +141,8 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 		len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	doc := &report.Document{Kind: "Inspection", Images: reps, Findings: image.Findings(reps)}
 	doc.Text = func(w io.Writer, d *report.Document) error { return report.ImagesText(w, d.Images) }
-	return render(o.streams.Out, o.output, o.failSeverity, doc)
+	if err := render(o.streams.Out, o.output, o.failSeverity, doc); err != nil {
+		return err
+	}
+	return incomplete(doc, !o.allowUnverified && o.failSeverity != finding.Never)
 }

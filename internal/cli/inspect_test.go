@@ -57,13 +57,42 @@ func TestInspectUsageErrors(t *testing.T) {
 	}
 }
 
-func TestInspectUninspectableIsAWarning(t *testing.T) {
-	out, _, code := runArchfit(t, "", "inspect", "--oci-layout", "../../examples/images", "--no-cache", "example.com/nope:1", "example.com/shop/api:1.0")
-	if code != ExitOK {
-		t.Errorf("exit %d: an uninspectable image is a warning, below the default --fail-on error", code)
+// TestInspectUnreadImageIsIncomplete: an image that cannot be read is no
+// finding at or above --fail-on, but the answer is incomplete: exit 4,
+// said at the top, unless --allow-unverified or --fail-on never.
+func TestInspectUnreadImageIsIncomplete(t *testing.T) {
+	args := []string{"inspect", "--oci-layout", "../../examples/images", "--no-cache", "example.com/nope:1", "example.com/shop/api:1.0"}
+	out, errOut, code := runArchfit(t, "", args...)
+	if code != ExitIncomplete {
+		t.Errorf("exit %d, want %d", code, ExitIncomplete)
+	}
+	if !strings.HasPrefix(out, "INCOMPLETE: 1 of 2 image(s) could not be read") || !strings.Contains(out, "not-found in the OCI layout (1): example.com/nope:1") {
+		t.Errorf("no header naming the unread image:\n%s", out)
 	}
 	if !strings.Contains(out, "UNINSPECTABLE (not-found)") || !strings.Contains(out, "example.com/shop/api:1.0") {
 		t.Errorf("output:\n%s", out)
+	}
+	if !strings.Contains(errOut, "1 of 2 image(s) could not be read") {
+		t.Errorf("stderr does not say why the exit code: %s", errOut)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  int
+	}{
+		{[]string{"--allow-unverified"}, ExitOK},
+		{[]string{"--fail-on", "never"}, ExitOK},
+		// An unread image is not a finding about anything: 4, not 3.
+		{[]string{"--fail-on", "warning"}, ExitIncomplete},
+		{[]string{"--fail-on", "warning", "--allow-unverified"}, ExitOK},
+	} {
+		if _, _, code := runArchfit(t, "", append(args, tc.flags...)...); code != tc.want {
+			t.Errorf("%v: exit %d, want %d", tc.flags, code, tc.want)
+		}
+	}
+	// Every image read: no header, no incomplete.
+	out, _, code = runArchfit(t, "", "inspect", "--oci-layout", "../../examples/images", "--no-cache", "-o", "json", "example.com/shop/api:1.0")
+	if code != ExitOK || strings.Contains(out, `"incomplete"`) {
+		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
 

@@ -46,6 +46,9 @@ type patchOptions struct {
 	helmSet     []string
 	releaseName string
 
+	allowUnverified bool
+	unread          *report.Incomplete // the workload's images that could not be read
+
 	target  cluster.Target
 	fmt     remedy.Format
 	allowIn []string // --arch, canonical
@@ -112,6 +115,7 @@ kustomize post-renderer patch. --format prints the object patch instead.`,
 	fs.BoolVar(&o.apply, "apply", false, "apply the patch to the live cluster: server-side dry run and diff first, then a JSON patch with field manager archfit")
 	fs.BoolVar(&o.force, "force", false, "with --apply, patch even an object that Helm, Argo CD, Flux or an operator manages")
 	fs.BoolVar(&o.write, "write", false, "with -f FILE and --format yaml, write the patched manifest back into the file it came from (comments and order kept)")
+	fs.BoolVar(&o.allowUnverified, "allow-unverified", false, "print (or apply) the patch even when some of the workload's images could not be read: the allowed architectures then ignore those images, and the patch says so (refused with exit 4 otherwise)")
 	fs.StringVarP(&o.output, "output", "o", "text", "output: text (the patch), or json or yaml (the workload's remedy, with where the fix belongs in a Helm chart)")
 	fs.StringVar(&o.helmChart, "helm-chart", "", "render this Helm chart (directory or .tgz) offline and patch the workload in it: prints the values override that fixes it")
 	fs.StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
@@ -312,15 +316,18 @@ func (o *patchOptions) run(ctx context.Context) error {
 	}
 	rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: sel.Nodes, Architectures: o.allowIn,
 		Images: images, Verify: true, Lookup: lookup})
-	if len(rem.Unverified) > 0 {
-		fmt.Fprintf(o.streams.ErrOut, "warning: not taken into account (image not inspected): %s\n", strings.Join(rem.Unverified, ", "))
-	}
 	for _, n := range rem.Notes {
 		fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
 	}
 	if o.output != "text" {
-		if err := o.withHelm(ctx, rem); err != nil {
-			return err
+		// The document always; where the fix belongs in a chart only for
+		// an answer that rests on read images (or --allow-unverified).
+		o.unread = report.Unread(images.All())
+		incomplete := len(rem.Unverified) > 0 && !o.allowUnverified
+		if rem.Conflict == nil && !incomplete {
+			if err := o.withHelm(ctx, rem); err != nil {
+				return err
+			}
 		}
 		doc := patchDocument(rem, sel.Nodes)
 		if o.output == "yaml" {
@@ -328,17 +335,34 @@ func (o *patchOptions) run(ctx context.Context) error {
 		} else {
 			err = report.JSON(o.streams.Out, doc)
 		}
-		if err == nil && rem.Conflict != nil {
-			err = &FindingsError{Count: 1}
+		switch {
+		case err != nil:
+			return err
+		case rem.Conflict != nil:
+			return &FindingsError{Count: 1}
+		case incomplete:
+			return o.incompleteError(rem, fmt.Sprintf("no patch for %s: its allowed architectures would rest on %s", w.Ref, o.unverified(rem)))
 		}
-		return err
+		return nil
 	}
 	if rem.Conflict != nil {
+		// Known from the images that were read: unread ones cannot undo it.
 		report.ConflictsText(o.streams.Out, w.Ref.String(), []remedy.Conflict{*rem.Conflict})
 		return &FindingsError{Count: 1}
 	}
+	o.unread = report.Unread(images.All())
+	if len(rem.Unverified) > 0 {
+		if !o.allowUnverified {
+			if o.unread != nil {
+				fmt.Fprintf(o.streams.ErrOut, "%s:\n", o.unread.Headline())
+				report.UnreadText(o.streams.ErrOut, o.unread)
+			}
+			return o.incompleteError(rem, fmt.Sprintf("no patch for %s: its allowed architectures would rest on %s", w.Ref, o.unverified(rem)))
+		}
+		fmt.Fprintf(o.streams.ErrOut, "warning: --allow-unverified: the allowed architectures do not take into account %s\n", o.unverified(rem))
+	}
 	if len(rem.AllowedArchitectures) == 0 {
-		return fmt.Errorf("no image of %s could be inspected: no architecture to allow (give --arch to state it)", w.Ref)
+		return o.incompleteError(rem, fmt.Sprintf("no image of %s could be read: no architecture to allow (give --arch to state it)", w.Ref))
 	}
 	fmt.Fprintf(o.streams.ErrOut, "%s: allowed architectures %s\n", w.Ref, strings.Join(rem.AllowedArchitectures, ", "))
 	if rem.PatchError != "" {
@@ -363,10 +387,72 @@ func (o *patchOptions) run(ctx context.Context) error {
 			for _, n := range rem.Helm.Notes {
 				fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
 			}
+			fmt.Fprint(o.streams.Out, o.unverifiedComment(rem))
 			return printHelm(o.streams.Out, rem, rem.Helm)
 		}
 	}
 	return o.print(rem, res)
+}
+
+// unverified names the containers of rem whose image could not be read,
+// with the image and why: "app (example.com/app:1: unreachable)".
+func (o *patchOptions) unverified(rem *remedy.Remedy) string {
+	var out []string
+	for _, name := range rem.Unverified {
+		s := name
+		for _, c := range rem.Containers {
+			if c.Name == name {
+				s += " (" + c.Image
+				if r := o.unread.Reason(c.Image); r != "" {
+					s += ": " + r
+				}
+				s += ")"
+				break
+			}
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ", ")
+}
+
+// incompleteError is the exit-4 error of a patch that would rest on
+// unread images.
+func (o *patchOptions) incompleteError(rem *remedy.Remedy, detail string) error {
+	e := &IncompleteError{Unread: len(rem.Unverified), Images: len(rem.Containers), Detail: detail}
+	if o.unread != nil {
+		e.Unread, e.Images = o.unread.UnreadImages, o.unread.Images
+	}
+	return e
+}
+
+// isJSON says whether b is a JSON document (a .json manifest edited in
+// place stays JSON).
+func isJSON(b []byte) bool {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
+}
+
+// unverifiedComment is the comment that heads a patch printed with
+// --allow-unverified: which images its allowed architectures ignore.
+func (o *patchOptions) unverifiedComment(rem *remedy.Remedy) string {
+	if len(rem.Unverified) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# archfit: the allowed architectures (%s) rest on unread images (--allow-unverified):\n", strings.Join(rem.AllowedArchitectures, ", "))
+	seen := map[string]bool{}
+	for _, c := range rem.Containers {
+		if !c.Unknown || seen[c.Image] {
+			continue
+		}
+		seen[c.Image] = true
+		reason := o.unread.Reason(c.Image)
+		if reason == "" {
+			reason = "not inspected"
+		}
+		fmt.Fprintf(&b, "# unverified: %s (%s)\n", c.Image, reason)
+	}
+	return b.String()
 }
 
 func (o *patchOptions) applier() (*apply.Applier, error) {
@@ -423,6 +509,15 @@ func (o *patchOptions) print(rem *remedy.Remedy, res *remedy.Result) error {
 		}
 		fmt.Fprintf(o.streams.ErrOut, "wrote %s\n", srcPath)
 		return nil
+	}
+	switch o.fmt {
+	case remedy.FormatKubectl, remedy.FormatKustomize, remedy.FormatYAML:
+		// Formats with comments carry the warning with the patch; JSON
+		// has none (the warning went to stderr), nor has a .json source
+		// edited by the yaml format.
+		if c := o.unverifiedComment(rem); c != "" && !isJSON(out) {
+			out = append([]byte(c), out...)
+		}
 	}
 	_, err = o.streams.Out.Write(out)
 	return err

@@ -11,9 +11,13 @@ import (
 )
 
 // helmTestChart is ingress-nginx 4.15.1 without its kubeVersion (see its
-// README.archfit.md); the images are not inspected (no network), so --arch
-// gives the architectures.
+// README.archfit.md). helmImage points its controller at an image of the
+// example OCI layout (amd64 and arm64): registry.k8s.io is not reachable
+// from the tests.
 const helmTestChart = "../remedy/testdata/charts/ingress-nginx"
+
+var helmImage = []string{"--set", "controller.image.registry=example.com,controller.image.image=shop/api,controller.image.tag=1.0,controller.image.digest=",
+	"--oci-layout", exampleLayout}
 
 func TestPatchHelmFlagValidation(t *testing.T) {
 	for _, tc := range []struct {
@@ -36,7 +40,7 @@ func TestPatchHelmFlagValidation(t *testing.T) {
 // command, and which sets controller.affinity, not the default backend's.
 func TestPatchHelmChartPrintsValues(t *testing.T) {
 	out, errOut, code := runArchfit(t, "", "patch", "deployment/edge-ingress-nginx-controller", "--helm-chart", helmTestChart,
-		"--release-name", "edge", "-n", "ingress", "--set", "defaultBackend.enabled=true", "--arch", "arm64", "--no-cache")
+		"--release-name", "edge", "-n", "ingress", "--set", "defaultBackend.enabled=true", "--arch", "arm64", "--no-cache", helmImage[0], helmImage[1], helmImage[2], helmImage[3])
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -57,7 +61,7 @@ func TestPatchHelmChartPrintsValues(t *testing.T) {
 
 	// --format asks for the object patch.
 	out, _, code = runArchfit(t, "", "patch", "deployment/edge-ingress-nginx-controller", "--helm-chart", helmTestChart,
-		"--release-name", "edge", "-n", "ingress", "--arch", "arm64", "--no-cache", "--format", "json-patch")
+		"--release-name", "edge", "-n", "ingress", "--arch", "arm64", "--no-cache", "--format", "json-patch", helmImage[0], helmImage[1], helmImage[2], helmImage[3])
 	if code != 0 || !strings.Contains(out, `"path": "/spec/template/spec/affinity"`) {
 		t.Errorf("--format json-patch: exit %d\n%s", code, out)
 	}
@@ -66,7 +70,7 @@ func TestPatchHelmChartPrintsValues(t *testing.T) {
 // -o json carries the values override and the command as fields.
 func TestPatchHelmChartJSON(t *testing.T) {
 	out, errOut, code := runArchfit(t, "", "patch", "deployment/edge-ingress-nginx-controller", "--helm-chart", helmTestChart,
-		"--release-name", "edge", "-n", "ingress", "--arch", "amd64", "--no-cache", "-o", "json")
+		"--release-name", "edge", "-n", "ingress", "--arch", "amd64", "--no-cache", "-o", "json", helmImage[0], helmImage[1], helmImage[2], helmImage[3])
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -112,21 +116,44 @@ spec:
   template:
     metadata: {labels: {app: a}}
     spec:
-      containers: [{name: app, image: example.com/app:1}]
+      containers: [{name: app, image: example.com/shop/worker:2.3}]
 `,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out, errOut, code := runArchfit(t, "", "patch", "deployment/r-app", "--helm-chart", dir, "--release-name", "r", "--arch", "amd64", "--no-cache")
+	out, errOut, code := runArchfit(t, "", "patch", "deployment/r-app", "--helm-chart", dir, "--release-name", "r", "--no-cache", "--oci-layout", exampleLayout)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"no values key of the chart reaches the affinity", "kustomization.yaml", "archfit-post-renderer.sh",
+	for _, want := range []string{"no values key of the chart reaches the affinity or nodeSelector", "kustomization.yaml", "archfit-post-renderer.sh",
 		"helm upgrade r " + dir + " --reuse-values --post-renderer ./archfit-post-renderer.sh -n default"} {
 		if !strings.Contains(out+errOut, want) {
 			t.Errorf("output lacks %q:\n%s\n%s", want, out, errOut)
 		}
+	}
+}
+
+// An answer that rests on unread images is not placed in the chart: the
+// document says which images were not read, and archfit exits 4 (the
+// chart's own image is not in the example OCI layout).
+func TestPatchHelmChartUnreadImages(t *testing.T) {
+	out, errOut, code := runArchfit(t, "", "patch", "deployment/edge-ingress-nginx-controller", "--helm-chart", helmTestChart,
+		"--release-name", "edge", "-n", "ingress", "--arch", "amd64", "--no-cache", "-o", "json", "--oci-layout", exampleLayout)
+	if code != ExitIncomplete {
+		t.Fatalf("exit %d, want %d: %s", code, ExitIncomplete, errOut)
+	}
+	var doc struct {
+		Remedies []struct {
+			Unverified []string
+			Helm       *struct{}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Remedies) != 1 || len(doc.Remedies[0].Unverified) == 0 || doc.Remedies[0].Helm != nil {
+		t.Errorf("remedies = %+v", doc.Remedies)
 	}
 }

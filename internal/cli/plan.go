@@ -21,6 +21,8 @@ type planOptions struct {
 	soak      time.Duration
 	preferArm bool
 	eks       string
+
+	allowUnverified bool
 }
 
 // NewCmdPlan builds `archfit plan`.
@@ -57,6 +59,7 @@ func NewCmdPlan(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.Flags().DurationVar(&o.soak, "soak", 24*time.Hour, "how long pods must run on arm64 before the next phase")
 	cmd.Flags().BoolVar(&o.preferArm, "prefer-arm", false, "also add a preferred arm64 node affinity to the workloads that get the toleration")
 	cmd.Flags().StringVar(&o.eks, "eks-cluster", "", "EKS cluster name for the aws eks commands")
+	allowUnverifiedFlag(cmd.Flags(), &o.allowUnverified)
 	return cmd
 }
 
@@ -71,19 +74,26 @@ func (o *planOptions) runPlan(ctx context.Context) error {
 	doc.Remedies = fr.result.Remedies
 	doc.Nodes = report.Nodes(fr.snap.Nodes)
 	doc.Extra["pools"] = fr.result.Pools
+	doc.Incomplete = report.Unread(fr.reports)
 	doc.Text = func(w io.Writer, _ *report.Document) error { return report.PlanText(w, p) }
 	switch o.output {
 	case "html":
 		report.SortFindings(doc.Findings)
-		if err := report.HTML(o.streams.Out, fr.result, doc.Findings, report.PlanSections(p)); err != nil {
+		if err := report.HTML(o.streams.Out, fr.result, doc.Findings, report.PlanSections(p), doc.Incomplete); err != nil {
 			return fmt.Errorf("writing output: %w", err)
 		}
-		return nil
 	case "markdown", "md":
-		return report.PlanMarkdown(o.streams.Out, p)
+		if err := report.PlanMarkdown(o.streams.Out, p, doc.Incomplete); err != nil {
+			return err
+		}
+	default:
+		// The plan is advice: findings do not change its exit code.
+		if err := render(o.streams.Out, o.output, finding.Never, doc); err != nil {
+			return err
+		}
 	}
-	// The plan is advice: findings do not change its exit code.
-	return render(o.streams.Out, o.output, finding.Never, doc)
+	// But a plan that rests on unread images is not green.
+	return incomplete(doc, !o.allowUnverified)
 }
 
 // planSections is the plan of an audit as HTML sections.

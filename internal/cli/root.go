@@ -10,8 +10,12 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/archfit/archfit/internal/finding"
+	"github.com/archfit/archfit/internal/report"
 )
 
 // Exit codes (DESIGN.md): a contract with scripts and CI.
@@ -19,7 +23,69 @@ const (
 	ExitOK       = 0
 	ExitFailure  = 1 // archfit itself failed
 	ExitFindings = 3 // findings at or above --fail-on
+	// ExitIncomplete: nothing at or above --fail-on was found, but some
+	// image the answer needs could not be read, so the answer is not known
+	// to be green (--allow-unverified or --fail-on never accept it).
+	ExitIncomplete = 4
 )
+
+// IncompleteError reports that the run worked and found nothing at or
+// above --fail-on, but could not read Unread of the Images it needed.
+type IncompleteError struct {
+	Unread, Images int
+	// Detail, when set, says what could not be done without them.
+	Detail string
+}
+
+func (e *IncompleteError) Error() string {
+	msg := fmt.Sprintf("%d of %d image(s) could not be read: the answer is incomplete", e.Unread, e.Images)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg + " (exit 4; --allow-unverified accepts an incomplete answer)"
+}
+
+// allowUnverifiedFlag registers --allow-unverified on a command.
+func allowUnverifiedFlag(fs *pflag.FlagSet, p *bool) {
+	fs.BoolVar(p, "allow-unverified", false, "exit 0 rather than 4 when some images could not be read (the answers that need them stay unknown)")
+}
+
+// incomplete is the exit verdict of a rendered document whose findings
+// did not fail the run: an IncompleteError when some image could not be
+// read, unless enforce is false (--allow-unverified, --fail-on never). An
+// unread image whose every image-uninspectable finding is waived was
+// accepted deliberately and does not count.
+func incomplete(doc *report.Document, enforce bool) error {
+	if doc.Incomplete == nil {
+		doc.Incomplete = report.Unread(doc.Images)
+	}
+	if !enforce || doc.Incomplete == nil {
+		return nil
+	}
+	waived, open := map[string]bool{}, map[string]bool{}
+	for _, f := range doc.Findings {
+		if f.Code != finding.ImageUninspectable {
+			continue
+		}
+		if f.Waived != "" {
+			waived[f.Image] = true
+		} else {
+			open[f.Image] = true
+		}
+	}
+	n := 0
+	for _, g := range doc.Incomplete.ByReason {
+		for _, ref := range g.Images {
+			if !waived[ref] || open[ref] {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return &IncompleteError{Unread: n, Images: doc.Incomplete.Images}
+}
 
 // FindingsError reports that the run worked and found problems at or above
 // the --fail-on threshold.
@@ -37,6 +103,10 @@ func ExitCode(err error) int {
 	var fe *FindingsError
 	if errors.As(err, &fe) {
 		return ExitFindings
+	}
+	var ie *IncompleteError
+	if errors.As(err, &ie) {
+		return ExitIncomplete
 	}
 	return ExitFailure
 }

@@ -73,8 +73,18 @@ type Analysis struct {
 	Findings   []finding.Finding `json:"findings"`
 }
 
+// Option changes how a Dockerfile is read.
+type Option func(*checker)
+
+// WithBuildArgs gives global ARGs the values a build passes with
+// --build-arg: a declared ARG takes the value given, as BuildKit does; an
+// undeclared one is ignored, as BuildKit does.
+func WithBuildArgs(args map[string]string) Option {
+	return func(c *checker) { c.buildArgs = args }
+}
+
 // AnalyzeFile reads and analyzes a Dockerfile on disk.
-func AnalyzeFile(path string) (*Analysis, error) {
+func AnalyzeFile(path string, opts ...Option) (*Analysis, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
@@ -83,7 +93,7 @@ func AnalyzeFile(path string) (*Analysis, error) {
 	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("reading Dockerfile %s: not a regular file", path)
 	}
-	return Analyze(path, f)
+	return Analyze(path, f, opts...)
 }
 
 // stage is what the rules need to know about one FROM ... block.
@@ -99,7 +109,7 @@ type stage struct {
 }
 
 // Analyze parses a Dockerfile (name is used in findings) and runs every rule.
-func Analyze(name string, r io.Reader) (*Analysis, error) {
+func Analyze(name string, r io.Reader, opts ...Option) (*Analysis, error) {
 	src, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile %s: %w", name, err)
@@ -126,6 +136,9 @@ func Analyze(name string, r io.Reader) (*Analysis, error) {
 	a := &Analysis{File: name, BaseImages: []BaseImage{}, Findings: []finding.Finding{}}
 	lines := strings.Split(strings.ReplaceAll(string(src), "\r\n", "\n"), "\n")
 	c := &checker{a: a, lines: lines, meta: map[string]string{}}
+	for _, o := range opts {
+		o(c)
+	}
 
 	var stages []*stage
 	for _, n := range res.AST.Children {
@@ -138,6 +151,9 @@ func Analyze(name string, r io.Reader) (*Analysis, error) {
 			if cmd == "arg" {
 				for _, kv := range args(n) {
 					k, v, _ := strings.Cut(kv, "=")
+					if given, ok := c.buildArgs[k]; ok {
+						v = given
+					}
 					c.meta[k] = v
 				}
 			}
@@ -202,6 +218,8 @@ type checker struct {
 	a     *Analysis
 	lines []string
 	meta  map[string]string // global ARG defaults
+	// buildArgs are --build-arg values; they override declared defaults.
+	buildArgs map[string]string
 }
 
 // add records a finding of code at line, with the rule's severity unless

@@ -36,6 +36,9 @@ const (
 	CrossCompileWithoutTarget = "cross-compile-without-target"
 	ArchSpecificPackage       = "arch-specific-package"
 	UndeclaredPlatformArg     = "undeclared-platform-arg"
+	// BaseImageMissingPlatform: `archfit dockerfile --check-base` found a
+	// FROM image without an entry for a platform its stage is built for.
+	BaseImageMissingPlatform = "base-image-missing-platform"
 )
 
 // Severity levels, ordered.

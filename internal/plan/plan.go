@@ -5,6 +5,7 @@ package plan
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -53,8 +54,18 @@ type Phase struct {
 type Candidate struct {
 	Workload string `json:"workload"`
 	Ready    bool   `json:"ready"`
-	Why      string `json:"why,omitempty"`
+	// State: ready (gets the toleration in phase 3), blocked (an image
+	// archfit read does not run on arm64), conflict, unknown (some image
+	// could not be read and none that was read blocks it), or held (runs on
+	// arm64, but not proven, has findings or cannot be patched: Why says).
+	State string `json:"state"`
+	Why   string `json:"why,omitempty"`
 }
+
+// Candidate states beyond the audit's.
+const (
+	StateHeld = "held"
+)
 
 // Plan is the whole rollout.
 type Plan struct {
@@ -103,11 +114,15 @@ func Build(r *audit.Result, opts Options) *Plan {
 // entries, no at-risk container, no open finding) and the rest.
 func candidates(r *audit.Result, p *Plan) (ready, daemonsets []*audit.Workload) {
 	for _, w := range r.Workloads {
-		c := Candidate{Workload: w.Ref.String()}
+		c := Candidate{Workload: w.Ref.String(), State: StateHeld}
 		src := w.Source()
 		switch {
+		case w.State == audit.StateUnknown:
+			c.State, c.Why = string(audit.StateUnknown), "unknown: "+unreadImages(w)+" could not be read, so nothing is known about arm64"
+		case w.State == audit.StateConflict:
+			c.State, c.Why = string(audit.StateConflict), "its nodeSelector/affinity admits no architecture its images run (arch-constraint-conflict)"
 		case !w.MultiArchProven && !w.ArmReady:
-			c.Why = "does not run on arm64 (see blockers)"
+			c.State, c.Why = string(audit.StateBlocked), "does not run on arm64 (see blockers)"
 		case !w.MultiArchProven:
 			c.Why = "not proven: some image's entries are not verified (run with --verify) or a container fails on a pool"
 		case w.Findings > 0:
@@ -119,7 +134,7 @@ func candidates(r *audit.Result, p *Plan) (ready, daemonsets []*audit.Workload) 
 		case hasToleration(src.Template.Spec.Tolerations):
 			c.Why = "already tolerates the Arm taint"
 		default:
-			c.Ready = true
+			c.Ready, c.State = true, string(audit.StateReady)
 		}
 		p.Candidates = append(p.Candidates, c)
 		if c.Ready {
@@ -131,6 +146,19 @@ func candidates(r *audit.Result, p *Plan) (ready, daemonsets []*audit.Workload) 
 		}
 	}
 	return ready, daemonsets
+}
+
+// unreadImages names a workload's images that could not be read, with why.
+func unreadImages(w *audit.Workload) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range w.Containers {
+		if c.Unread != "" && !seen[c.Image] {
+			seen[c.Image] = true
+			out = append(out, fmt.Sprintf("%s (%s)", c.Image, c.Unread))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func hasToleration(tols []corev1.Toleration) bool {
@@ -224,7 +252,14 @@ func orPlaceholder(s string) string {
 func fixPhase(r *audit.Result) Phase {
 	ph := Phase{Name: "Fix the blockers",
 		Goal: "Every image a candidate workload needs runs on arm64 (proper multi-arch index, verified), most-blocking image first."}
-	if len(r.Blockers) == 0 {
+	if st, ok := readStep(r); ok {
+		ph.Steps = append(ph.Steps, st)
+	}
+	switch {
+	case len(r.Blockers) > 0:
+	case r.Readiness.UnknownWorkloads > 0:
+		ph.Steps = append(ph.Steps, Step{Title: fmt.Sprintf("No image that archfit could read blocks arm64; %d workload(s) are unknown until their images are read (above).", r.Readiness.UnknownWorkloads)})
+	default:
 		ph.Steps = append(ph.Steps, Step{Title: "No image blocks arm64."})
 	}
 	for i, b := range r.Blockers {
@@ -237,6 +272,12 @@ func fixPhase(r *audit.Result) Phase {
 	}
 	var patches []string
 	for _, rm := range r.Remedies {
+		if len(rm.Unverified) > 0 {
+			// An allow-list that ignores unread images is no pin to
+			// recommend: it may keep the workload where it cannot run.
+			patches = append(patches, fmt.Sprintf("# %s: no pin until archfit can read the image of %s", rm.Workload, strings.Join(rm.Unverified, ", ")))
+			continue
+		}
 		if rm.Patch != nil && rm.Patch.Changed {
 			if b, err := rm.Patch.Render(remedy.FormatKubectl); err == nil {
 				patches = append(patches, strings.TrimRight(string(b), "\n"))
@@ -250,6 +291,44 @@ func fixPhase(r *audit.Result) Phase {
 		Text: "archfit audit -A --verify --fail-on warning"}}
 	ph.Rollback = []Step{{Title: "Image changes roll back with the workload: kubectl rollout undo (Deployment, StatefulSet, DaemonSet) to the previous image; the interim pins are safe to keep."}}
 	return ph
+}
+
+// readStep is the first step when some images could not be read: read
+// them (the workloads that need them are unknown, neither ready nor
+// blocked), with each image, why and how many workloads wait for it.
+func readStep(r *audit.Result) (Step, bool) {
+	type unread struct {
+		reason    string
+		workloads int
+	}
+	imgs := map[string]*unread{}
+	var order []string
+	for _, w := range r.Workloads {
+		seen := map[string]bool{}
+		for _, c := range w.Containers {
+			if c.Unread == "" || seen[c.Image] {
+				continue
+			}
+			seen[c.Image] = true
+			u := imgs[c.Image]
+			if u == nil {
+				u = &unread{reason: c.Unread}
+				imgs[c.Image] = u
+				order = append(order, c.Image)
+			}
+			u.workloads++
+		}
+	}
+	if len(order) == 0 {
+		return Step{}, false
+	}
+	sort.SliceStable(order, func(i, j int) bool { return imgs[order[i]].workloads > imgs[order[j]].workloads })
+	var lines []string
+	for _, ref := range order {
+		lines = append(lines, fmt.Sprintf("%s  # %s; %d workload(s)", ref, imgs[ref].reason, imgs[ref].workloads))
+	}
+	return Step{Title: fmt.Sprintf("First, let archfit read the %d image(s) it could not (registry access, --registry-config, pull secrets, or --oci-layout), then run the plan again: until then the workloads that need them are unknown", len(order)),
+		Text: strings.Join(lines, "\n")}, true
 }
 
 func orNothing(s []string) string {

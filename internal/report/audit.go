@@ -136,6 +136,9 @@ func allowedText(wl *audit.Workload) string {
 		return "CONFLICT"
 	case len(wl.Allowed.Architectures) == 0:
 		return "?"
+	case len(wl.Allowed.Unverified) > 0 && len(wl.Allowed.Unverified) >= len(wl.Containers):
+		// No image was read: the architectures are only the nodes'.
+		return "? (no image read: " + strings.Join(wl.Allowed.Unverified, ",") + ")"
 	}
 	s := strings.Join(wl.Allowed.Architectures, ",")
 	if len(wl.Allowed.Unverified) > 0 {
@@ -151,7 +154,11 @@ func remediesText(w io.Writer, rms []*remedy.Remedy) {
 	}
 	fmt.Fprintln(w, "\nRemedies:")
 	for _, rm := range rms {
-		fmt.Fprintf(w, "  %s: allowed %s\n", rm.Workload, strings.Join(rm.AllowedArchitectures, ","))
+		fmt.Fprintf(w, "  %s: allowed %s", rm.Workload, strings.Join(rm.AllowedArchitectures, ","))
+		if len(rm.Unverified) > 0 {
+			fmt.Fprintf(w, " (unverified: %s: their images could not be read)", strings.Join(rm.Unverified, ","))
+		}
+		fmt.Fprintln(w)
 		if rm.PatchError != "" {
 			fmt.Fprintf(w, "    patch: %s\n", rm.PatchError)
 		} else if rm.Patch != nil && rm.Patch.Changed {

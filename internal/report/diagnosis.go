@@ -70,7 +70,11 @@ func diagnosisFindingsText(w io.Writer, d *Document) error {
 			}
 		}
 		fmt.Fprintf(w, "%s %s: [%s] %s\n", strings.ToUpper(string(head.Severity)), k, head.Code, head.Message)
-		fmt.Fprintf(w, "  next: %s\n", nextStep[head.Code])
+		next := nextStep[head.Code]
+		if !patchFollows(rems[k]) {
+			next = strings.Replace(next, " (patch below)", "", 1)
+		}
+		fmt.Fprintf(w, "  next: %s\n", next)
 		for _, f := range g {
 			where := f.Container
 			if where == "" {
@@ -115,6 +119,11 @@ func diagnosisFindingsText(w io.Writer, d *Document) error {
 		}
 	}
 	return nil
+}
+
+// patchFollows says whether diagnosisRemedyText prints a patch for r.
+func patchFollows(r *remedy.Remedy) bool {
+	return r != nil && r.Conflict == nil && len(r.AllowedArchitectures) > 0 && r.Patch != nil && r.Patch.Kubectl != ""
 }
 
 func diagnosisRemedyText(w io.Writer, r *remedy.Remedy) {

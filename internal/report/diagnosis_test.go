@@ -101,9 +101,9 @@ func TestExample(t *testing.T) {
 		})
 	}
 	t.Run("json", func(t *testing.T) {
-		// Findings and remedies only: image stats (cache hits) depend on
+		// Findings, remedies and the unread images only: image stats (cache hits) depend on
 		// scheduling.
-		b, err := json.MarshalIndent(map[string]any{"findings": doc.Findings, "remedies": doc.Remedies}, "", "  ")
+		b, err := json.MarshalIndent(map[string]any{"findings": doc.Findings, "remedies": doc.Remedies, "incomplete": doc.Incomplete}, "", "  ")
 		if err != nil {
 			t.Fatal(err)
 		}

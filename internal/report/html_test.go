@@ -27,7 +27,7 @@ func exampleHTML(t *testing.T) []byte {
 	r := audit.Run(snap, image.NewSet(reqs, res.InspectAll(ctx, reqs)), audit.Options{Verify: true})
 	var b bytes.Buffer
 	sections := []HTMLSection{{Title: "Plan, phase 1: Taint the Arm pools", Items: []HTMLItem{{Title: "Taint", Code: "kubectl taint nodes -l kubernetes.io/arch=arm64 kubernetes.io/arch=arm64:NoSchedule"}}}}
-	if err := HTML(&b, r, r.Findings, sections); err != nil {
+	if err := HTML(&b, r, r.Findings, sections, nil); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

@@ -25,6 +25,7 @@ func kindTitle(kind string) string {
 func Markdown(w io.Writer, d *Document) error {
 	d.normalize()
 	fmt.Fprintf(w, "## archfit %s\n\n", kindTitle(d.Kind))
+	IncompleteMarkdown(w, d.Incomplete)
 	if len(d.Findings) == 0 {
 		fmt.Fprintln(w, "No findings.")
 	} else {
@@ -68,8 +69,8 @@ func Markdown(w io.Writer, d *Document) error {
 }
 
 func nodeCell(f finding.Finding) string {
-	if f.Node == "" {
-		return ""
+	if f.Node == "" || f.NodePlatform == "" {
+		return f.Node
 	}
 	return f.Node + " (" + f.NodePlatform + ")"
 }

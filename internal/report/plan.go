@@ -25,15 +25,9 @@ func PlanText(w io.Writer, p *plan.Plan) error {
 		planSteps(w, "Gate: ", ph.Gate)
 		planSteps(w, "Rollback: ", ph.Rollback)
 	}
-	var notReady []plan.Candidate
-	for _, c := range p.Candidates {
-		if !c.Ready {
-			notReady = append(notReady, c)
-		}
-	}
-	if len(notReady) > 0 {
+	if held := notReady(p); len(held) > 0 {
 		fmt.Fprintln(w, "\nNot tolerated yet:")
-		for _, c := range notReady {
+		for _, c := range held {
 			fmt.Fprintf(w, "  %s: %s\n", c.Workload, c.Why)
 		}
 	}
@@ -51,9 +45,14 @@ func planSteps(w io.Writer, prefix string, ss []plan.Step) {
 	}
 }
 
-// PlanMarkdown prints the plan as a document for a migration review.
-func PlanMarkdown(w io.Writer, p *plan.Plan) error {
+// PlanMarkdown prints the plan as a document for a migration review,
+// headed by the images that could not be read (inc, nil when none).
+func PlanMarkdown(w io.Writer, p *plan.Plan, inc *Incomplete) error {
 	fmt.Fprintln(w, "## archfit rollout plan")
+	if inc != nil {
+		fmt.Fprintln(w)
+		IncompleteMarkdown(w, inc)
+	}
 	for _, ph := range p.Phases {
 		fmt.Fprintf(w, "\n### Phase %d: %s\n\n%s\n", ph.Number, ph.Name, ph.Goal)
 		planMarkdownSteps(w, "", ph.Steps)
@@ -63,7 +62,24 @@ func PlanMarkdown(w io.Writer, p *plan.Plan) error {
 		planMarkdownSteps(w, "Gate: ", ph.Gate)
 		planMarkdownSteps(w, "Rollback: ", ph.Rollback)
 	}
+	if held := notReady(p); len(held) > 0 {
+		fmt.Fprintln(w, "\n### Not tolerated yet\n\n| workload | state | why |\n|---|---|---|")
+		for _, c := range held {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", mdEsc(c.Workload), c.State, mdEsc(c.Why))
+		}
+	}
 	return nil
+}
+
+// notReady are the candidates that do not get the toleration now.
+func notReady(p *plan.Plan) []plan.Candidate {
+	var out []plan.Candidate
+	for _, c := range p.Candidates {
+		if !c.Ready {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func planMarkdownSteps(w io.Writer, prefix string, ss []plan.Step) {
@@ -95,6 +111,13 @@ func PlanSections(p *plan.Plan) []HTMLSection {
 		}
 		add("Gate: ", ph.Gate)
 		add("Rollback: ", ph.Rollback)
+		out = append(out, s)
+	}
+	if held := notReady(p); len(held) > 0 {
+		s := HTMLSection{Title: "Not tolerated yet"}
+		for _, c := range held {
+			s.Items = append(s.Items, HTMLItem{Title: c.Workload + " (" + c.State + ")", Text: c.Why})
+		}
 		out = append(out, s)
 	}
 	return out

@@ -28,6 +28,9 @@ type Document struct {
 	Remedies   []*remedy.Remedy  `json:"remedies"`
 	Images     []*image.Report   `json:"images"`
 	Nodes      []Node            `json:"nodes"`
+	// Incomplete says which images could not be read (nil when all were):
+	// an answer that needs them is unknown. normalize fills it from Images.
+	Incomplete *Incomplete `json:"incomplete,omitempty"`
 	// Sections lets commands add their own blocks (coverage, plan, stats).
 	Extra map[string]any `json:"extra,omitempty"`
 	// Text renders command-specific human output; nil uses the default.
@@ -105,6 +108,9 @@ func (d *Document) normalize() {
 	}
 	if d.Nodes == nil {
 		d.Nodes = []Node{}
+	}
+	if d.Incomplete == nil {
+		d.Incomplete = Unread(d.Images)
 	}
 	SortFindings(d.Findings)
 }

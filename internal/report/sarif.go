@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -82,15 +83,28 @@ func SARIF(w io.Writer, d *Document) error {
 		}
 		results = append(results, res)
 	}
+	run := map[string]any{
+		"tool": map[string]any{"driver": map[string]any{
+			"name": "archfit", "informationUri": "https://github.com/archfit/archfit", "rules": rules,
+		}},
+		"results": results,
+	}
+	if inc := d.Incomplete; inc != nil {
+		// The run worked but could not look at everything: a tool
+		// execution notification per reason, as SARIF defines for it.
+		var notes []map[string]any
+		for _, g := range inc.ByReason {
+			notes = append(notes, map[string]any{"level": "warning",
+				"message":    msg{fmt.Sprintf("%s: %d image(s) could not be read (%s): %s. %s", inc.Headline(), len(g.Images), reasonTitle(g), strings.Join(g.Images, ", "), g.Advice)},
+				"properties": map[string]any{"reason": g.Reason, "images": g.Images}})
+		}
+		run["invocations"] = []any{map[string]any{"executionSuccessful": true, "toolExecutionNotifications": notes}}
+		run["properties"] = map[string]any{"incomplete": inc}
+	}
 	doc := map[string]any{
 		"$schema": "https://json.schemastore.org/sarif-2.1.0.json",
 		"version": "2.1.0",
-		"runs": []any{map[string]any{
-			"tool": map[string]any{"driver": map[string]any{
-				"name": "archfit", "informationUri": "https://github.com/archfit/archfit", "rules": rules,
-			}},
-			"results": results,
-		}},
+		"runs":    []any{run},
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

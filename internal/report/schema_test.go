@@ -140,6 +140,8 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		"step":               plan.Step{},
 		"candidate":          plan.Candidate{},
 		"dockerfileBase":     dockerfile.BaseImage{},
+		"incomplete":         report.Incomplete{},
+		"unreadReason":       report.UnreadReason{},
 	}
 	// Objects archfit does not own: the schema names some of their fields
 	// and leaves the others open.

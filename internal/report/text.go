@@ -15,6 +15,7 @@ import (
 // Text renders the document for people.
 func Text(w io.Writer, d *Document) error {
 	d.normalize()
+	IncompleteText(w, d.Incomplete)
 	if d.Text != nil {
 		return d.Text(w, d)
 	}
@@ -45,7 +46,10 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 				fmt.Fprintf(w, " image %s", f.Image)
 			}
 			if f.Node != "" {
-				fmt.Fprintf(w, " on %s (%s)", f.Node, f.NodePlatform)
+				fmt.Fprintf(w, " on %s", f.Node)
+				if f.NodePlatform != "" {
+					fmt.Fprintf(w, " (%s)", f.NodePlatform)
+				}
 			}
 			fmt.Fprintln(w)
 			if i > 0 || len(g) == 1 {

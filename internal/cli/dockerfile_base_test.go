@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/archfit/archfit/internal/testimage"
+)
+
+// TestDockerfileCheckBase runs `archfit dockerfile --check-base` against a
+// real (in-process) registry holding a multi-arch build image, an
+// amd64-only runtime image and a multi-arch later tag of it.
+func TestDockerfileCheckBase(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	push := func(ref string, obj any) {
+		t.Helper()
+		r, err := name.ParseReference(host + "/" + ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch o := obj.(type) {
+		case v1.ImageIndex:
+			err = remote.WriteIndex(r, o)
+		case v1.Image:
+			err = remote.Write(r, o)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	push("golang:1.23", testimage.MultiArch("linux/amd64", "linux/arm64"))
+	push("runtime:1", testimage.App("linux/amd64", "amd64"))
+	push("runtime:2", testimage.MultiArch("linux/amd64", "linux/arm64"))
+
+	dir := t.TempDir()
+	df := filepath.Join(dir, "Dockerfile")
+	src := fmt.Sprintf(`ARG RUNTIME=%[1]s/runtime:1
+FROM --platform=$BUILDPLATFORM %[1]s/golang:1.23 AS build
+ARG TARGETOS TARGETARCH
+RUN GOOS=$TARGETOS GOARCH=$TARGETARCH go build -o /app .
+
+FROM ${RUNTIME}
+COPY --from=build /app /app
+`, host)
+	if err := os.WriteFile(df, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"dockerfile", df, "--check-base", "--no-cache"}
+
+	out, _, code := runArchfit(t, "", append(base, "-o", "json", "--suggest-tags", "5")...)
+	if code != ExitFindings {
+		t.Errorf("amd64-only runtime base: exit %d, want %d\n%s", code, ExitFindings, out)
+	}
+	var doc struct {
+		Findings []struct {
+			Code, File, Fix string
+			Line            int
+		}
+		Extra struct {
+			BaseChecks []struct {
+				Ref     string
+				Needs   []string
+				Has     []string
+				Missing []string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if len(doc.Findings) != 1 || doc.Findings[0].Code != "base-image-missing-platform" || doc.Findings[0].Line != 6 || doc.Findings[0].File != df {
+		t.Fatalf("findings: %+v, want one base-image-missing-platform at %s:6", doc.Findings, df)
+	}
+	if want := "FROM " + host + "/runtime:2"; doc.Findings[0].Fix != want {
+		t.Errorf("fix %q, want %q (the multi-arch tag --suggest-tags found)", doc.Findings[0].Fix, want)
+	}
+	if len(doc.Extra.BaseChecks) != 2 {
+		t.Fatalf("baseChecks: %+v", doc.Extra.BaseChecks)
+	}
+	build, final := doc.Extra.BaseChecks[0], doc.Extra.BaseChecks[1]
+	if len(build.Needs) != 0 || strings.Join(build.Has, ",") != "linux/amd64,linux/arm64" {
+		t.Errorf("$BUILDPLATFORM stage: %+v, want no needs and both platforms seen", build)
+	}
+	if strings.Join(final.Missing, ",") != "linux/arm64" || strings.Join(final.Has, ",") != "linux/amd64" {
+		t.Errorf("runtime stage: %+v", final)
+	}
+
+	// The build only targets amd64: nothing is missing.
+	if out, _, code := runArchfit(t, "", append(base, "--platform", "linux/amd64")...); code != ExitOK {
+		t.Errorf("--platform linux/amd64: exit %d\n%s", code, out)
+	}
+	// --build-arg picks the multi-arch tag, as docker build would.
+	if out, _, code := runArchfit(t, "", append(base, "--build-arg", "RUNTIME="+host+"/runtime:2")...); code != ExitOK {
+		t.Errorf("--build-arg RUNTIME=runtime:2: exit %d\n%s", code, out)
+	}
+	// A base that is not there is reported on its FROM line, never judged.
+	out, _, _ = runArchfit(t, "", append(base, "--build-arg", "RUNTIME="+host+"/gone:1", "--fail-on", "never")...)
+	if !strings.Contains(out, df+":6: warning [image-uninspectable]") {
+		t.Errorf("missing base: want an image-uninspectable warning at line 6, got\n%s", out)
+	}
+	// Without --check-base nothing is read from a registry.
+	if out, _, code := runArchfit(t, "", "dockerfile", df); code != ExitOK || strings.Contains(out, "base-image") {
+		t.Errorf("without --check-base: exit %d\n%s", code, out)
+	}
+}

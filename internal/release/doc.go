@@ -1,0 +1,5 @@
+// Package release holds no code: its tests check the files archfit is
+// installed and run from (.pre-commit-hooks.yaml, .krew.yaml,
+// .goreleaser.yaml) with the real tools that read them: pre-commit,
+// krew's validate-krew-manifest and krew itself, goreleaser.
+package release
