@@ -26,6 +26,7 @@ import (
 	"github.com/archfit/archfit/internal/image"
 	"github.com/archfit/archfit/internal/platform"
 	"github.com/archfit/archfit/internal/remedy"
+	renderer "github.com/archfit/archfit/internal/render"
 )
 
 type patchOptions struct {
@@ -39,6 +40,11 @@ type patchOptions struct {
 	apply       bool
 	force       bool
 	write       bool
+	output      string
+	helmChart   string
+	helmValues  []string
+	helmSet     []string
+	releaseName string
 
 	allowUnverified bool
 	unread          *report.Incomplete // the workload's images that could not be read
@@ -47,6 +53,9 @@ type patchOptions struct {
 	fmt     remedy.Format
 	allowIn []string // --arch, canonical
 	stdin   []byte   // read once when -f - is given
+	// formatSet: --format was given, so the object patch is printed even
+	// for a Helm-managed workload.
+	formatSet bool
 }
 
 // NewCmdPatch builds `archfit patch TYPE/NAME`.
@@ -71,12 +80,20 @@ to the pod template's nodeSelector/affinity/tolerations, then patches for
 real with field manager "archfit". It sends an RFC 6902 JSON patch whose test
 ops make it fail, rather than misapply, if the object changed meanwhile. A
 bare Pod must be recreated and a started Job cannot change: archfit prints the
-patched manifest and changes nothing; it never deletes anything.`,
+patched manifest and changes nothing; it never deletes anything.
+
+For a Helm-managed workload (--helm-chart, or a live object with Helm's
+labels, whose release record archfit then reads) the fix belongs in the
+chart's values: patch renders the chart with a sentinel at candidate values
+keys to find the one that reaches the pod template's affinity, and prints the
+values override with its helm upgrade command; when no key reaches it, a
+kustomize post-renderer patch. --format prints the object patch instead.`,
 		Example: `  archfit patch deployment/api -n shop
   archfit patch deployment/api -n shop --format kubectl
   archfit patch deployment/api -n shop --apply
   archfit patch deploy/api -f k8s/api.yaml --arch amd64,arm64 --format yaml --write
-  archfit patch cronjob/report -f manifests/ --arch amd64,arm64 --format kustomize`,
+  archfit patch cronjob/report -f manifests/ --arch amd64,arm64 --format kustomize
+  archfit patch deployment/edge-ingress-nginx-controller --helm-chart ./ingress-nginx --release-name edge -n ingress --arch amd64,arm64`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.complete(cmd, args); err != nil {
@@ -99,6 +116,11 @@ patched manifest and changes nothing; it never deletes anything.`,
 	fs.BoolVar(&o.force, "force", false, "with --apply, patch even an object that Helm, Argo CD, Flux or an operator manages")
 	fs.BoolVar(&o.write, "write", false, "with -f FILE and --format yaml, write the patched manifest back into the file it came from, changing only the lines of the patch")
 	fs.BoolVar(&o.allowUnverified, "allow-unverified", false, "print (or apply) the patch even when some of the workload's images could not be read: the allowed architectures then ignore those images, and the patch says so (refused with exit 4 otherwise)")
+	fs.StringVarP(&o.output, "output", "o", "text", "output: text (the patch), or json or yaml (the workload's remedy, with where the fix belongs in a Helm chart)")
+	fs.StringVar(&o.helmChart, "helm-chart", "", "render this Helm chart (directory or .tgz) offline and patch the workload in it: prints the values override that fixes it")
+	fs.StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
+	fs.StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
+	fs.StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name (the release namespace is -n, else \"default\")")
 	return cmd
 }
 
@@ -121,7 +143,8 @@ func (o *patchOptions) complete(cmd *cobra.Command, args []string) error {
 	o.target = t
 	// --write only makes sense for the yaml format: imply it when no
 	// format was asked for.
-	if o.write && (cmd == nil || !cmd.Flags().Changed("format")) {
+	o.formatSet = cmd != nil && cmd.Flags().Changed("format")
+	if o.write && !o.formatSet {
 		o.format = string(remedy.FormatYAML)
 	}
 	o.fmt = remedy.Format(o.format)
@@ -162,6 +185,18 @@ func (o *patchOptions) validate() error {
 	}
 	if len(o.archs) > 0 && len(o.allowIn) == 0 {
 		return fmt.Errorf("--arch names no architecture")
+	}
+	if o.output != "text" && o.output != "json" && o.output != "yaml" {
+		return fmt.Errorf("-o %q: want text, json or yaml", o.output)
+	}
+	if o.helmChart == "" && (len(o.helmValues) > 0 || len(o.helmSet) > 0) {
+		return errors.New("--values and --set need --helm-chart")
+	}
+	if o.helmChart != "" && (o.apply || o.write) {
+		return errors.New("--helm-chart prints the values that fix the chart; --apply and --write do not go with it (save the output as the values file)")
+	}
+	if o.output != "text" && (o.apply || o.write) {
+		return fmt.Errorf("-o %s prints the remedy; --apply and --write do not go with it", o.output)
 	}
 	if o.force && !o.apply {
 		return fmt.Errorf("--force only makes sense with --apply")
@@ -210,6 +245,25 @@ func (o *patchOptions) load(ctx context.Context) (sel, all *cluster.Snapshot, er
 	if o.configFlags.Namespace != nil {
 		ns = *o.configFlags.Namespace
 	}
+	if o.helmChart != "" {
+		fo := &fleetOptions{streams: o.streams, configFlags: o.configFlags, files: o.files, recursive: o.recursive,
+			helmChart: o.helmChart, helmValues: o.helmValues, helmSet: o.helmSet, releaseName: o.releaseName}
+		if len(o.stdin) > 0 {
+			fo.streams.In = bytes.NewReader(o.stdin)
+		}
+		snap, docErrs, err := fo.loadFiles(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range docErrs {
+			fmt.Fprintf(o.streams.ErrOut, "warning: %v\n", e)
+		}
+		if ns == "" {
+			ns = "default" // the release namespace of the render
+		}
+		sel, err = snap.Select(ns, &o.target)
+		return sel, snap, err
+	}
 	if len(o.files) == 0 {
 		snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{Target: &o.target, Logs: cluster.LogsNone})
 		if err != nil {
@@ -251,19 +305,45 @@ func (o *patchOptions) run(ctx context.Context) error {
 		return err
 	}
 	var applier *apply.Applier
-	if o.apply || len(o.files) == 0 {
+	if o.apply || (len(o.files) == 0 && o.helmChart == "") {
 		if applier, err = o.applier(); err != nil {
 			return err
 		}
 	}
 	lookup := all.Object
-	if len(o.files) == 0 {
+	if len(o.files) == 0 && o.helmChart == "" {
 		lookup = func(r object.Ref) (*unstructured.Unstructured, error) { return applier.Get(ctx, r) }
 	}
 	rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: sel.Nodes, Architectures: o.allowIn,
 		Images: images, Verify: true, Lookup: lookup})
 	for _, n := range rem.Notes {
 		fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
+	}
+	if o.output != "text" {
+		// The document always; where the fix belongs in a chart only for
+		// an answer that rests on read images (or --allow-unverified).
+		o.unread = report.Unread(images.All())
+		incomplete := len(rem.Unverified) > 0 && !o.allowUnverified
+		if rem.Conflict == nil && !incomplete {
+			if err := o.withHelm(ctx, rem); err != nil {
+				return err
+			}
+		}
+		doc := patchDocument(rem, sel.Nodes)
+		if o.output == "yaml" {
+			err = report.YAML(o.streams.Out, doc)
+		} else {
+			err = report.JSON(o.streams.Out, doc)
+		}
+		switch {
+		case err != nil:
+			return err
+		case rem.Conflict != nil:
+			return &FindingsError{Count: 1}
+		case incomplete:
+			return o.incompleteError(rem, fmt.Sprintf("no patch for %s: its allowed architectures would rest on %s", w.Ref, o.unverified(rem)))
+		}
+		return nil
 	}
 	if rem.Conflict != nil {
 		// Known from the images that were read: unread ones cannot undo it.
@@ -298,6 +378,18 @@ func (o *patchOptions) run(ctx context.Context) error {
 			managed = w.ManagedBy
 		}
 		return o.applyLive(ctx, applier, rem, res.Original(), managed)
+	}
+	if !o.formatSet && len(res.Conflicts) == 0 {
+		if err := o.withHelm(ctx, rem); err != nil {
+			return err
+		}
+		if rem.Helm != nil {
+			for _, n := range rem.Helm.Notes {
+				fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
+			}
+			fmt.Fprint(o.streams.Out, o.unverifiedComment(rem))
+			return printHelm(o.streams.Out, rem, rem.Helm)
+		}
 	}
 	return o.print(rem, res)
 }
@@ -465,6 +557,16 @@ func (o *patchOptions) applyLive(ctx context.Context, a *apply.Applier, rem *rem
 	}
 	var managed *apply.ManagedError
 	switch {
+	case errors.As(err, &managed) && managed.Owners[0].Tool == apply.Helm:
+		// The fix belongs in the release's values: find the key.
+		if herr := o.withHelm(ctx, rem); herr != nil || rem.Helm == nil {
+			return o.refuseManaged(res, managed)
+		}
+		fmt.Fprintf(o.streams.ErrOut, "%s is managed by Helm (%s): not applied; change the release's values instead:\n", res.Object, strings.Join(managed.Owners[0].Evidence, ", "))
+		if err := printHelm(o.streams.Out, rem, rem.Helm); err != nil {
+			return err
+		}
+		return managed
 	case errors.As(err, &managed):
 		return o.refuseManaged(res, managed)
 	case errors.Is(err, apply.ErrRecreate), errors.Is(err, apply.ErrImmutable):
@@ -543,7 +645,7 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 	if len(reqs) == 0 {
 		return image.NewSet(nil, nil), nil
 	}
-	if len(o.files) == 0 && o.images.ociLayout == "" {
+	if len(o.files) == 0 && o.helmChart == "" && o.images.ociLayout == "" {
 		// Live: the workload's own pull secrets open its private registry.
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec}
 		var err error

@@ -86,6 +86,8 @@ func TestSchemaEveryCommand(t *testing.T) {
 		{"plan manifests", append([]string{"plan"}, exampleArgs...), "Plan"},
 		{"plan cluster", append([]string{"plan"}, cluster...), "Plan"},
 		{"dockerfile", []string{"dockerfile", "../../examples/dockerfile"}, "DockerfileAnalysis"},
+		{"patch cluster", append([]string{"patch", "deployment/cache-warmer", "-n", "shop"}, cluster...), "Patch"},
+		{"patch helm chart", []string{"patch", "deployment/edge-ingress-nginx-controller", "--helm-chart", helmTestChart, "--release-name", "edge", "-n", "ingress", "--arch", "amd64,arm64", "--no-cache", helmImage[0], helmImage[1], helmImage[2], helmImage[3]}, "Patch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := runArchfit(t, "", append(tc.args, "-o", "json")...)

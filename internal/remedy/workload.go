@@ -36,6 +36,9 @@ type Remedy struct {
 	PatchError string        `json:"patchError,omitempty"`
 	Build      []BuildAdvice `json:"build"`
 	Notes      []string      `json:"notes,omitempty"`
+	// Helm says where the fix of a Helm-managed workload belongs (patch
+	// only: it renders the chart).
+	Helm *HelmFix `json:"helm,omitempty"`
 
 	opts []Option
 }

@@ -115,6 +115,7 @@ func helmChart(chartPath string, valuesFiles []string, set []string, releaseName
 	if err != nil {
 		return nil, err
 	}
+	mergeInto(vals, copyValues(o.values)) // WithValues
 	missing := missingDependencies(chrt, "")
 	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
 		return nil, fmt.Errorf("chart %s: processing dependencies: %w", chartPath, err)

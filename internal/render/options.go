@@ -30,6 +30,7 @@ type options struct {
 	maxOutput   int
 	allowRemote bool
 	caps        Capabilities
+	values      map[string]any // WithValues
 }
 
 func newOptions(opts []Option) options {
