@@ -223,7 +223,7 @@ func TestUnreadImagesPlan(t *testing.T) {
 		}
 	}
 	md, _, code := runArchfit(t, "", append(base, "-o", "markdown")...)
-	if code != ExitIncomplete || !strings.Contains(md, "**Incomplete: 3 of 3") || !strings.Contains(md, "| Deployment/argocd-redis | unknown |") {
+	if code != ExitIncomplete || !strings.Contains(md, "**Incomplete: 3 of 3") || !strings.Contains(md, "| default/Deployment/argocd-redis | unknown |") {
 		t.Errorf("markdown, exit %d:\n%s", code, md)
 	}
 	if _, _, code := runArchfit(t, "", append(base, "--allow-unverified")...); code != ExitOK {

@@ -79,7 +79,9 @@ func TestPatchWriteRealFiles(t *testing.T) {
 		for _, crlf := range []bool{false, true} {
 			t.Run(tc.file+"/"+tc.target+map[bool]string{true: "/crlf"}[crlf], func(t *testing.T) {
 				p, orig := copyTestFile(t, tc.file, crlf, 0o640)
-				base := append([]string{tc.target, "-f", p, "--arch", "amd64,arm64"}, tc.ns...)
+				// The real files' images are not in the layout: this test is
+				// about the edit, so the unverified allow-list is accepted.
+				base := append([]string{tc.target, "-f", p, "--arch", "amd64,arm64", "--allow-unverified"}, tc.ns...)
 				jp, errOut, code := runPatch(t, "", base...)
 				if code != ExitOK {
 					t.Fatalf("json-patch: exit %d: %s", code, errOut)
@@ -127,11 +129,11 @@ func TestFileNamespaceDefaulting(t *testing.T) {
 	argo := filepath.Join(gitopsData, "argo-cd-install-slice.yaml")
 	layout := []string{"--oci-layout", exampleLayout, "--no-cache"}
 
-	out, errOut, code := runPatch(t, "", "deployment/argocd-server", "-f", argo, "-n", "argocd", "--arch", "amd64", "--format", "kubectl")
+	out, errOut, code := runPatch(t, "", "deployment/argocd-server", "-f", argo, "-n", "argocd", "--arch", "amd64", "--format", "kubectl", "--allow-unverified")
 	if code != ExitOK || !strings.Contains(out, "kubectl patch deployment.apps argocd-server -n argocd ") {
 		t.Errorf("patch -n argocd: exit %d\n%s%s", code, out, errOut)
 	}
-	out, errOut, code = runPatch(t, "", "deployment/argocd-server", "-f", argo, "--arch", "amd64", "--format", "kubectl")
+	out, errOut, code = runPatch(t, "", "deployment/argocd-server", "-f", argo, "--arch", "amd64", "--format", "kubectl", "--allow-unverified")
 	if code != ExitOK || !strings.Contains(out, " -n default ") {
 		t.Errorf("patch without -n: exit %d, want the default namespace\n%s%s", code, out, errOut)
 	}
