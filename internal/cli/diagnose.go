@@ -127,7 +127,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	var reps []*image.Report
 	var res *image.Resolver
 	if len(reqs) > 0 {
-		if len(o.files) == 0 && o.images.ociLayout == "" {
+		if len(o.files) == 0 && !o.images.offline() {
 			// Live cluster: the failing pods' own pull secrets open
 			// private registries the user's docker config may not.
 			var pods []*corev1.Pod

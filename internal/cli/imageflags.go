@@ -20,7 +20,8 @@ import (
 
 // imageOptions are the flags of every command that reads images.
 type imageOptions struct {
-	ociLayout      string
+	ociLayouts     []string
+	layouts        []image.Layout
 	registryConfig string
 	insecure       bool
 	insecureRegs   []string
@@ -37,7 +38,7 @@ type imageOptions struct {
 }
 
 func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.ociLayout, "oci-layout", "", "read images from this OCI image layout directory instead of registries (air-gapped use)")
+	fs.StringArrayVar(&o.ociLayouts, "oci-layout", nil, "read images from this OCI image layout instead of registries (air-gapped use): DIR, or REPO=DIR when its index.json names only tags (skopeo copy ... oci:DIR:TAG); repeatable")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "docker config.json with registry credentials (default: ~/.docker/config.json, $DOCKER_CONFIG, podman auth.json, credential helpers)")
 	fs.BoolVar(&o.insecure, "plain-http", false, "allow plain HTTP, and credentials over it, to every registry (HTTPS is still tried first)")
 	fs.StringArrayVar(&o.insecureRegs, "insecure-registry", nil, "allow plain HTTP, and credentials over it, to this registry, HOST (any port) or HOST:PORT; repeatable (loopback registries get plain HTTP without credentials anyway)")
@@ -56,6 +57,14 @@ func (o *imageOptions) validate() error {
 	if o.retries < 0 {
 		return fmt.Errorf("--registry-retries must not be negative")
 	}
+	o.layouts = o.layouts[:0]
+	for _, l := range o.ociLayouts {
+		pl, err := image.ParseLayout(l)
+		if err != nil {
+			return fmt.Errorf("--oci-layout: %w", err)
+		}
+		o.layouts = append(o.layouts, pl)
+	}
 	for _, r := range o.insecureRegs {
 		if _, err := name.NewRegistry(r, name.StrictValidation); err != nil || strings.ContainsAny(r, "/@") {
 			return fmt.Errorf("--insecure-registry %q: want HOST or HOST:PORT", r)
@@ -63,6 +72,9 @@ func (o *imageOptions) validate() error {
 	}
 	return nil
 }
+
+// offline reports whether images come from OCI layouts, not registries.
+func (o *imageOptions) offline() bool { return len(o.ociLayouts) > 0 }
 
 // resolver builds the image resolver these flags describe; nodes are the
 // cluster's node platforms to predict pulls for (none: linux/amd64 and
@@ -78,8 +90,8 @@ func (o *imageOptions) resolver(verifyEntries bool, nodes ...specs.Platform) (*i
 	if verifyEntries {
 		opts = append(opts, image.WithVerifier(verify.Verifier))
 	}
-	if o.ociLayout != "" {
-		opts = append(opts, image.WithOCILayout(o.ociLayout))
+	if o.offline() {
+		opts = append(opts, image.WithOCILayouts(o.layouts...))
 	} else {
 		kc, err := registry.Keychain(o.registryConfig)
 		if err != nil {
@@ -100,7 +112,7 @@ func (o *imageOptions) resolver(verifyEntries bool, nodes ...specs.Platform) (*i
 // withCredentials gives each request the credentials of the pods that run
 // its image (live cluster; nothing otherwise).
 func (o *imageOptions) withCredentials(reqs []image.Request, errOut io.Writer) error {
-	if o.pullSecrets == nil || o.ociLayout != "" {
+	if o.pullSecrets == nil || o.offline() {
 		return nil
 	}
 	kc, err := registry.Keychain(o.registryConfig)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -77,7 +78,7 @@ func (o *inspectOptions) complete(args []string) error {
 }
 
 func (o *inspectOptions) validate() error {
-	if len(o.refs) == 0 && o.images.ociLayout == "" {
+	if len(o.refs) == 0 && !o.images.offline() {
 		return fmt.Errorf("inspect needs at least one image reference (or --oci-layout DIR to inspect all of it)")
 	}
 	if _, err := report.For(o.output); err != nil {
@@ -98,8 +99,11 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 	refs := o.refs
 	if len(refs) == 0 {
 		refs = res.LayoutReferences()
+		for _, u := range res.LayoutUnnamed() {
+			fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", u)
+		}
 		if len(refs) == 0 {
-			return fmt.Errorf("the OCI layout %s names no references (org.opencontainers.image.ref.name)", o.images.ociLayout)
+			return fmt.Errorf("the OCI layout(s) %s name no image (io.containerd.image.name, or org.opencontainers.image.ref.name with a repository)", strings.Join(o.images.ociLayouts, ", "))
 		}
 	}
 	reqs := make([]image.Request, len(refs))
@@ -118,7 +122,7 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 			}
 		}
 	}
-	if o.suggest > 0 && o.images.ociLayout == "" {
+	if o.suggest > 0 && !o.images.offline() {
 		for _, rep := range reps {
 			if rep.Error != nil || (slices.Contains(rep.Architectures, "amd64") && slices.Contains(rep.Architectures, "arm64")) {
 				continue

@@ -456,7 +456,7 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 	if len(reqs) == 0 {
 		return image.NewSet(nil, nil), nil
 	}
-	if len(o.files) == 0 && o.images.ociLayout == "" {
+	if len(o.files) == 0 && !o.images.offline() {
 		// Live: the workload's own pull secrets open its private registry.
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec}
 		var err error

@@ -40,6 +40,8 @@ type Report struct {
 	// Alternatives are other tags of the repository published for the
 	// architectures this one lacks (inspect --suggest-tags).
 	Alternatives []Alternative `json:"alternatives,omitempty"`
+	// Layout is the OCI layout entry that answered (--oci-layout).
+	Layout *LayoutEntry `json:"layoutEntry,omitempty"`
 	// Error is set when the image could not be inspected at all
 	// (image-uninspectable); the other fields may be empty.
 	Error *Failure `json:"error,omitempty"`

@@ -123,6 +123,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		"problem":            image.Problem{},
 		"failure":            image.Failure{},
 		"imageStats":         image.Stats{},
+		"layoutEntry":        image.LayoutEntry{},
 		"alternative":        image.Alternative{},
 		"notArch":            diagnose.NotArch{},
 		"pool":               audit.Pool{},

@@ -210,6 +210,9 @@ func imageHeader(w io.Writer, r *image.Report) {
 	if r.Base != nil {
 		fmt.Fprintf(w, "  base image: %s %s\n", r.Base.Name, r.Base.Digest)
 	}
+	if r.Layout != nil {
+		fmt.Fprintf(w, "  from: %s\n", r.Layout)
+	}
 }
 
 // entriesTable: one row per entry with its declared and config platform,
