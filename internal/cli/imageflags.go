@@ -46,13 +46,16 @@ func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not read or write the on-disk cache")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "registry requests in flight at once")
 	fs.DurationVar(&o.tagTTL, "tag-ttl", time.Minute, "how long a cached tag->digest answer is trusted before a HEAD re-checks it")
-	fs.DurationVar(&o.timeout, "registry-timeout", 2*time.Minute, "timeout of one registry request")
+	fs.DurationVar(&o.timeout, "registry-timeout", registry.DefaultTimeout, "how long a registry may take to start answering a request (connect at most 10s, TLS 10s, response headers), and the longest pause within a response body; a timeout is not retried, and after 3 failures in a row to reach a registry its remaining images fail at once")
 	fs.IntVar(&o.retries, "registry-retries", 5, "retries of a 429 (honouring Retry-After), 5xx or network error")
 }
 
 func (o *imageOptions) validate() error {
 	if o.concurrency < 1 {
 		return fmt.Errorf("--concurrency must be at least 1")
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("--registry-timeout must be positive")
 	}
 	if o.retries < 0 {
 		return fmt.Errorf("--registry-retries must not be negative")

@@ -175,10 +175,7 @@ func (r *Resolver) hit(st *statsMu) {
 }
 
 func (r *Resolver) callSt(ctx context.Context, st *statsMu, fn func() error) error {
-	var local Stats
-	err := r.call(ctx, &local, fn)
-	st.add(func(s *Stats) { s.Requests += local.Requests })
-	return err
+	return r.call(ctx, fn)
 }
 
 // manifestByDigest returns a manifest from the cache or fetches it once,

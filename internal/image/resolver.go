@@ -302,16 +302,13 @@ func overrideKey(o *Override) string {
 }
 
 // call runs fn holding one of the concurrency slots.
-func (r *Resolver) call(ctx context.Context, st *Stats, fn func() error) error {
+func (r *Resolver) call(ctx context.Context, fn func() error) error {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-r.sem }()
-	if r.src.remote() {
-		st.Requests++
-	}
 	return fn()
 }
 
@@ -320,14 +317,19 @@ type doc struct {
 	desc registry.Descriptor
 }
 
-func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
-	rep := &Report{Reference: q.Ref}
+func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
+	rep = &Report{Reference: q.Ref}
 	ref, err := name.ParseReference(q.Ref, r.nameOpts...)
 	if err != nil {
 		rep.Error = &Failure{Reason: "invalid-reference", Detail: err.Error()}
 		return rep
 	}
 	st := statsMu{src: r.sourceFor(q), prove: q.Credentials != nil && r.client != nil}
+	// Requests counts what this inspection sent: not what the cache, a
+	// shared in-flight read or the breaker answered.
+	var sent atomic.Int64
+	ctx = registry.CountSent(ctx, &sent)
+	defer func() { rep.Stats.Requests = int(sent.Load()) }()
 	var lay *layoutSource
 	if r.layouts != nil {
 		// The one layout entry that names the reference answers for it,

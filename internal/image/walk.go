@@ -169,9 +169,6 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 			if err != nil {
 				return nil, err
 			}
-			if res.LayersRead > 1 && r.src.remote() {
-				st.add(func(s *Stats) { s.Requests += res.LayersRead - 1 })
-			}
 			if res.Verdict != VerdictUnverifiable {
 				r.cache.putJSON("verify", vkey, res)
 			}
