@@ -141,7 +141,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 		if err := o.images.withCredentials(reqs, o.streams.ErrOut); err != nil {
 			return err
 		}
-		if res, err = o.images.resolver(true, snap.NodePlatforms()...); err != nil {
+		if res, err = o.images.resolver(o.streams.ErrOut, true, snap.NodePlatforms()...); err != nil {
 			return err
 		}
 		reps = res.InspectAll(cmd.Context(), reqs)

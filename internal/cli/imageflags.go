@@ -79,11 +79,15 @@ func (o *imageOptions) validate() error {
 // offline reports whether images come from OCI layouts, not registries.
 func (o *imageOptions) offline() bool { return len(o.ociLayouts) > 0 }
 
-// resolver builds the image resolver these flags describe; nodes are the
+// resolver builds the image resolver these flags describe, with a
+// progress line on errOut when it is a terminal; nodes are the
 // cluster's node platforms to predict pulls for (none: linux/amd64 and
 // linux/arm64/v8).
-func (o *imageOptions) resolver(verifyEntries bool, nodes ...specs.Platform) (*image.Resolver, error) {
+func (o *imageOptions) resolver(errOut io.Writer, verifyEntries bool, nodes ...specs.Platform) (*image.Resolver, error) {
 	opts := []image.Option{image.WithConcurrency(o.concurrency), image.WithTagTTL(o.tagTTL)}
+	if p := newImageProgress(errOut); p != nil {
+		opts = append(opts, image.WithProgress(p))
+	}
 	if len(nodes) > 0 {
 		opts = append(opts, image.WithNodes(nodes...))
 	}

@@ -92,7 +92,7 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 	for _, n := range o.nodeSpecs {
 		plats = append(plats, n.Platform)
 	}
-	res, err := o.images.resolver(o.verify, plats...)
+	res, err := o.images.resolver(o.streams.ErrOut, o.verify, plats...)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 		}
 	}
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) in %s: %d registry request(s), %d cache hit(s)\n",
-		len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
+		image.Distinct(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	doc := &report.Document{Kind: "Inspection", Images: reps, Findings: image.Findings(reps)}
 	doc.Text = func(w io.Writer, d *report.Document) error { return report.ImagesText(w, d.Images) }
 	return render(o.streams.Out, o.output, o.failSeverity, doc)

@@ -467,7 +467,7 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 			return nil, err
 		}
 	}
-	res, err := o.images.resolver(true, sel.NodePlatforms()...)
+	res, err := o.images.resolver(o.streams.ErrOut, true, sel.NodePlatforms()...)
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,8 @@ type Resolver struct {
 	client      *registry.Client
 	plainHTTP   bool
 
+	progress    Progress
+
 	sem     chan struct{}
 	flight  singleflight.Group
 	hits    atomic.Int64
@@ -143,6 +145,17 @@ func WithConcurrency(n int) Option {
 		return nil
 	}
 }
+
+// Progress is told how InspectAll advances: the requests it starts with,
+// each one done (from any goroutine), and the end.
+type Progress interface {
+	Start(reqs []Request)
+	Done(q Request, rep *Report)
+	Finish()
+}
+
+// WithProgress reports InspectAll's progress to p.
+func WithProgress(p Progress) Option { return func(r *Resolver) error { r.progress = p; return nil } }
 
 // WithTagTTL sets how long a tag->digest answer is trusted without a HEAD.
 func WithTagTTL(d time.Duration) Option { return func(r *Resolver) error { r.tagTTL = d; return nil } }
@@ -258,11 +271,18 @@ type Credentials struct {
 // as a whole: a broken image gets a Report with Error set.
 func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 	out := make([]*Report, len(reqs))
+	if r.progress != nil {
+		r.progress.Start(reqs)
+		defer r.progress.Finish()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4 * r.concurrency)
 	for i, q := range reqs {
 		g.Go(func() error {
 			out[i] = r.Inspect(gctx, q)
+			if r.progress != nil {
+				r.progress.Done(q, out[i])
+			}
 			return nil
 		})
 	}
@@ -329,7 +349,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 	// shared in-flight read or the breaker answered.
 	var sent atomic.Int64
 	ctx = registry.CountSent(ctx, &sent)
-	defer func() { rep.Stats.Requests = int(sent.Load()) }()
+	defer func() { rep.Stats.Requests, rep.Override = int(sent.Load()), q.Override }()
 	var lay *layoutSource
 	if r.layouts != nil {
 		// The one layout entry that names the reference answers for it,

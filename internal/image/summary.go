@@ -228,6 +228,18 @@ func short(d string) string {
 }
 
 // failure classifies why an image could not be inspected.
+// Distinct counts the distinct references among reps (a reference is
+// inspected once per command/args its containers run it with).
+func Distinct(reps []*Report) int {
+	seen := map[string]bool{}
+	for _, r := range reps {
+		if r != nil {
+			seen[r.Reference] = true
+		}
+	}
+	return len(seen)
+}
+
 func failure(err error, ref name.Reference, tried string) *Failure {
 	f := &Failure{Detail: err.Error(), Tried: tried}
 	var he *registry.HTTPError

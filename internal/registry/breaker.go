@@ -66,7 +66,10 @@ func (e *UnreachableError) Error() string {
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // breaker stops requests to a host (host:port) after consecutive failures
-// to reach it, for one run: every image of the run shares it.
+// to reach it, for one run: every image of the run shares it. Once a
+// request to a host has failed, new requests to it wait for the ones in
+// flight to tell whether it is down (they are about to fail too: a black
+// hole fails every request of a wave at once) or answers.
 type breaker struct {
 	threshold int
 	cooldown  time.Duration
@@ -81,59 +84,96 @@ type hostState struct {
 	last      error
 	openUntil time.Time
 	probing   bool
+	inflight  int
+	changed   chan struct{} // closed (and replaced) when a request ends
 }
 
 func newBreaker(threshold int, cooldown time.Duration) *breaker {
 	return &breaker{threshold: threshold, cooldown: cooldown, now: time.Now, hosts: map[string]*hostState{}}
 }
 
-// allow returns an *UnreachableError when host is not to be asked now.
-// After the cooldown one request at a time goes through as a probe.
-func (b *breaker) allow(host string) error {
+func (b *breaker) state(host string) *hostState {
+	h := b.hosts[host]
+	if h == nil {
+		h = &hostState{changed: make(chan struct{})}
+		b.hosts[host] = h
+	}
+	return h
+}
+
+// allow returns an *UnreachableError when host is not to be asked now;
+// nil when the request may go, and then exactly one of answered, failed or
+// release must follow. After the cooldown one request at a time goes
+// through as a probe.
+func (b *breaker) allow(ctx context.Context, host string) error {
 	if b == nil || b.threshold <= 0 {
 		return nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	h := b.hosts[host]
-	if h == nil || h.failures < b.threshold {
+	for {
+		b.mu.Lock()
+		h := b.state(host)
+		switch {
+		case h.failures >= b.threshold && (b.now().Before(h.openUntil) || h.probing):
+			err := &UnreachableError{Host: host, Failures: h.failures, Err: h.last}
+			b.mu.Unlock()
+			return err
+		case h.failures >= b.threshold:
+			h.probing = true
+		case h.failures > 0 && h.inflight > 0:
+			ch := h.changed
+			b.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		h.inflight++
+		b.mu.Unlock()
 		return nil
 	}
-	if b.now().Before(h.openUntil) || h.probing {
-		return &UnreachableError{Host: host, Failures: h.failures, Err: h.last}
+}
+
+// end finishes a request allow let through; f updates the host's state.
+func (b *breaker) end(host string, f func(h *hostState)) {
+	if b == nil || b.threshold <= 0 {
+		return
 	}
-	h.probing = true
-	return nil
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.state(host)
+	h.inflight--
+	f(h)
+	close(h.changed)
+	h.changed = make(chan struct{})
 }
 
 // failed records a request that did not reach host.
 func (b *breaker) failed(host string, err error) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	h := b.hosts[host]
-	if h == nil {
-		h = &hostState{}
-		b.hosts[host] = h
-	}
-	h.failures++
-	h.last = err
-	h.probing = false
-	if h.failures >= b.threshold {
-		h.openUntil = b.now().Add(b.cooldown)
-	}
+	b.end(host, func(h *hostState) {
+		h.failures++
+		h.last = err
+		h.probing = false
+		if h.failures >= b.threshold {
+			h.openUntil = b.now().Add(b.cooldown)
+		}
+	})
 }
 
 // answered records that host answered (any HTTP status).
 func (b *breaker) answered(host string) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.hosts, host)
+	b.end(host, func(h *hostState) { h.failures, h.last, h.probing = 0, nil, false })
+}
+
+// release ends a request that says nothing about host (cancelled, not
+// sent, or failed elsewhere).
+func (b *breaker) release(host string) {
+	b.end(host, func(h *hostState) {
+		if h.failures >= b.threshold {
+			h.probing = false
+		}
+	})
 }
 
 // countSent counts, in n, the requests actually written under ctx

@@ -437,7 +437,7 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 	authed := false
 	backoff := c.backoff
 	for attempt := 0; ; attempt++ {
-		if err := c.breaker.allow(reg); err != nil {
+		if err := c.breaker.allow(ctx, reg); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, redact(c.scheme(reg)+"://"+reg+path), err)
 		}
 		scheme := c.scheme(reg)
@@ -445,20 +445,25 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 		resp, err := c.send(ctx, method, url, accept, repo, reg, scope)
 		var ae authorizeError
 		if errors.As(err, &ae) {
+			c.breaker.release(reg)
 			return nil, ae.err // credentials or a token: not this registry's connection
 		}
 		if err != nil && scheme == "https" && ctx.Err() == nil && c.plainAllowed(reg) && tlsRefused(err, reg) {
 			// A plain-HTTP registry this client may talk plain HTTP to.
+			c.breaker.release(reg)
 			c.schemes.Store(reg, "http")
 			attempt--
 			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
+				c.breaker.release(reg)
 				return nil, err
 			}
 			if failedOn(err, reg) {
 				c.breaker.failed(reg, err)
+			} else {
+				c.breaker.release(reg)
 			}
 			// A registry that had the whole timeout to answer is not asked
 			// again; a refused or reset connection is, with backoff, but
@@ -751,13 +756,15 @@ func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *chall
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 	realm := req.URL.Host
-	if err := c.breaker.allow(realm); err != nil {
+	if err := c.breaker.allow(ctx, realm); err != nil {
 		return token{}, fmt.Errorf("fetching token: %w", err)
 	}
 	resp, err := c.tokenHTTP.Do(req.WithContext(countSent(req.Context(), c.requests)))
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && failedOn(err, realm) {
 			c.breaker.failed(realm, err)
+		} else {
+			c.breaker.release(realm)
 		}
 		return token{}, fmt.Errorf("fetching token: %w", redactError(err))
 	}

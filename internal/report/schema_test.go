@@ -124,6 +124,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		"failure":            image.Failure{},
 		"imageStats":         image.Stats{},
 		"layoutEntry":        image.LayoutEntry{},
+		"override":           image.Override{},
 		"alternative":        image.Alternative{},
 		"notArch":            diagnose.NotArch{},
 		"pool":               audit.Pool{},
