@@ -82,7 +82,7 @@ type Resolver struct {
 	client      *registry.Client
 	plainHTTP   bool
 
-	progress    Progress
+	progress Progress
 
 	sem     chan struct{}
 	flight  singleflight.Group
