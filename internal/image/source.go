@@ -304,13 +304,23 @@ func (ls *layoutSet) find(ref name.Reference) (*layoutSource, *LayoutEntry, erro
 		for _, l := range ls.layouts {
 			for _, n := range l.unnamed {
 				if n.value == ref.Identifier() {
-					msg += fmt.Sprintf("; %s has an entry tagged %q that names no repository: give --oci-layout %s=%s if it is %s", l.Dir, n.value, ref.Context().String(), l.Dir, ref.Context().String())
+					repo := shortRepository(ref.Context())
+					msg += fmt.Sprintf("; %s has an entry tagged %q that names no repository: give --oci-layout %s=%s if it is %s", l.Dir, n.value, repo, l.Dir, repo)
 					break
 				}
 			}
 		}
 	}
 	return nil, nil, &registry.HTTPError{Method: "GET", URL: "oci-layout:" + ref.String(), StatusCode: http.StatusNotFound, Codes: []string{"MANIFEST_UNKNOWN"}, Message: msg}
+}
+
+// shortRepository is repo as people write it: Docker Hub's without
+// index.docker.io/ and library/.
+func shortRepository(repo name.Repository) string {
+	if repo.RegistryStr() != name.DefaultRegistry {
+		return repo.Name()
+	}
+	return strings.TrimPrefix(repo.RepositoryStr(), "library/")
 }
 
 // tried names the layouts for a failure ("OCI layout" for one: the user
