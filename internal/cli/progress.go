@@ -31,6 +31,7 @@ type imageProgress struct {
 	mu      sync.Mutex
 	start   time.Time
 	shown   bool
+	drawn   string
 	left    map[string]int // reference -> its requests not yet done
 	regOf   map[string]string
 	regs    []string
@@ -122,8 +123,10 @@ func (p *imageProgress) draw() {
 	if p.now().Sub(p.start) < p.delay {
 		return
 	}
-	p.shown = true
-	fmt.Fprintf(p.w, "\r\033[K%s", p.line())
+	if l := p.line(); l != p.drawn || !p.shown {
+		p.shown, p.drawn = true, l
+		fmt.Fprintf(p.w, "\r\033[K%s", l)
+	}
 }
 
 func (p *imageProgress) line() string {
