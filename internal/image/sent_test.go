@@ -17,19 +17,33 @@ import (
 // TestStatsRequestsCountsSent: each report's stats.requests is what it
 // sent, so they add up to what the registry served: reads shared by two
 // reports (the same image for two commands) are counted once, answers from
-// the cache not at all.
+// the cache not at all, connections refused not at all.
 func TestStatsRequestsCountsSent(t *testing.T) {
 	reg := newCountingRegistry(t)
 	img := reg.host() + "/app:1"
 	push(t, img, testimage.Index(testimage.For(testimage.App("linux/amd64", "amd64"), "linux/amd64"), testimage.For(testimage.App("linux/arm64", "arm64"), "linux/arm64")))
 	reg.take()
+	// And an image on a port nothing listens on: connections refused,
+	// nothing sent.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String() + "/gone:1"
+	ln.Close()
 	dir := t.TempDir()
-	reqs := []Request{{Ref: img}, {Ref: img, Override: &Override{Command: []string{"/app"}, Args: []string{"--once"}}}}
+	reqs := []Request{{Ref: img}, {Ref: img, Override: &Override{Command: []string{"/app"}, Args: []string{"--once"}}}, {Ref: refused}}
 	for _, run := range []string{"cold", "warm"} {
 		r := newResolver(t, dir, WithTagTTL(time.Hour))
 		reps := r.InspectAll(context.Background(), reqs)
 		sum := 0
 		for _, rep := range reps {
+			if rep.Reference == refused {
+				if rep.Error == nil || rep.Stats.Requests != 0 {
+					t.Errorf("%s: refused image: error %v, %d request(s) counted as sent", run, rep.Error, rep.Stats.Requests)
+				}
+				continue
+			}
 			if rep.Error != nil {
 				t.Fatalf("%s: %s", run, rep.Error.Detail)
 			}
