@@ -135,36 +135,62 @@ func (b *breaker) allow(ctx context.Context, host string) error {
 	}
 }
 
+// check is allow for a request that must not wait (a token request made
+// while a request to the same host is in flight: waiting could be waiting
+// for itself); it is not in flight for others, and ends with tokenFailed
+// or tokenAnswered.
+func (b *breaker) check(host string) error {
+	if b == nil || b.threshold <= 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.state(host)
+	if h.failures >= b.threshold && b.now().Before(h.openUntil) {
+		return &UnreachableError{Host: host, Failures: h.failures, Err: h.last}
+	}
+	return nil
+}
+
+func (b *breaker) tokenFailed(host string, err error) { b.endAs(host, false, b.fail(err)) }
+func (b *breaker) tokenAnswered(host string)          { b.endAs(host, false, reset) }
+
 // end finishes a request allow let through; f updates the host's state.
-func (b *breaker) end(host string, f func(h *hostState)) {
+func (b *breaker) end(host string, f func(h *hostState)) { b.endAs(host, true, f) }
+
+func (b *breaker) endAs(host string, tracked bool, f func(h *hostState)) {
 	if b == nil || b.threshold <= 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.state(host)
-	h.inflight--
+	if tracked {
+		h.inflight--
+	}
 	f(h)
 	close(h.changed)
 	h.changed = make(chan struct{})
 }
 
 // failed records a request that did not reach host.
-func (b *breaker) failed(host string, err error) {
-	b.end(host, func(h *hostState) {
+func (b *breaker) failed(host string, err error) { b.end(host, b.fail(err)) }
+
+func (b *breaker) fail(err error) func(h *hostState) {
+	return func(h *hostState) {
 		h.failures++
 		h.last = err
 		h.probing = false
 		if h.failures >= b.threshold {
 			h.openUntil = b.now().Add(b.cooldown)
 		}
-	})
+	}
 }
 
 // answered records that host answered (any HTTP status).
-func (b *breaker) answered(host string) {
-	b.end(host, func(h *hostState) { h.failures, h.last, h.probing = 0, nil, false })
-}
+func (b *breaker) answered(host string) { b.end(host, reset) }
+
+func reset(h *hostState) { h.failures, h.last, h.probing = 0, nil, false }
 
 // release ends a request that says nothing about host (cancelled, not
 // sent, or failed elsewhere).

@@ -185,8 +185,9 @@ func TestBreakerProbesAfterCooldown(t *testing.T) {
 // timeout in all, is read whole. Stalling mid-body is not something a real
 // registry can be told to do: the handler wraps the real one.
 func TestStalledBodyTimesOutSlowBodyDoesNot(t *testing.T) {
-	const idle = 200 * time.Millisecond
+	const idle = 500 * time.Millisecond
 	mode := atomic.Value{}
+	done := make(chan struct{})
 	s := realRegistry(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !strings.Contains(r.URL.Path, "/blobs/") || r.Method != http.MethodGet {
@@ -200,17 +201,27 @@ func TestStalledBodyTimesOutSlowBodyDoesNot(t *testing.T) {
 			}
 			w.WriteHeader(rec.status)
 			body := rec.buf
+			// Pauses between pieces, none after the last: the client has the
+			// whole body (Content-Length) and reuses the connection at once.
 			for i := 0; i < len(body); i += len(body)/8 + 1 {
-				w.Write(body[i:min(i+len(body)/8+1, len(body))])
-				w.(http.Flusher).Flush()
-				if mode.Load() == "stall" && i > 0 {
-					<-r.Context().Done()
+				if i > 0 && mode.Load() == "stall" && i > len(body)/8+1 {
+					select {
+					case <-r.Context().Done():
+					case <-done:
+					}
 					return
 				}
-				time.Sleep(idle / 2)
+				if i > 0 {
+					time.Sleep(idle / 2)
+				}
+				w.Write(body[i:min(i+len(body)/8+1, len(body))])
+				w.(http.Flusher).Flush()
 			}
 		})
 	})
+	// Cleanups run last first: the handler is released before the server
+	// is closed.
+	t.Cleanup(func() { close(done) })
 	r := ref(t, s, "app:1")
 	img := testimage.App("linux/amd64", "amd64")
 	if err := remote.Write(r, img); err != nil {
@@ -260,4 +271,56 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Error(err)
 	}
 	return r
+}
+
+// TestTokenFromTheSameHostAfterAFailure: once a request to a registry has
+// failed, a request that needs a token from that same host (its own token
+// realm) does not wait for requests in flight to it, itself among them.
+// The stall of one repository is added in front of the real registry.
+func TestTokenFromTheSameHostAfterAFailure(t *testing.T) {
+	var realm string
+	var locked atomic.Bool
+	s := realRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !locked.Load() {
+				h.ServeHTTP(w, r)
+				return
+			}
+			if r.URL.Path == "/token" {
+				fmt.Fprintf(w, `{"token":"tok-%s","expires_in":300}`, r.URL.Query().Get("scope"))
+				return
+			}
+			repo := strings.Split(strings.TrimPrefix(r.URL.Path, "/v2/"), "/")[0]
+			if r.Header.Get("Authorization") != "Bearer tok-repository:"+repo+":pull" {
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service="test"`, realm))
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			if repo == "stalls" {
+				<-r.Context().Done()
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	realm = s.URL + "/token"
+	for _, repo := range []string{"first", "stalls", "third"} {
+		if err := remote.Write(ref(t, s, repo+":1"), testimage.App("linux/amd64", "amd64")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locked.Store(true)
+	c := New(WithTimeout(300*time.Millisecond), WithInsecureRegistries(strings.TrimPrefix(s.URL, "http://")))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := c.Manifest(ctx, ref(t, s, "first:1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Manifest(ctx, ref(t, s, "stalls:1")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled repository: %v", err)
+	}
+	start := time.Now()
+	if _, _, err := c.Manifest(ctx, ref(t, s, "third:1")); err != nil {
+		t.Fatalf("after one failure, a request needing a new token: %v (after %s)", err, time.Since(start))
+	}
 }

@@ -756,19 +756,17 @@ func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *chall
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 	realm := req.URL.Host
-	if err := c.breaker.allow(ctx, realm); err != nil {
+	if err := c.breaker.check(realm); err != nil {
 		return token{}, fmt.Errorf("fetching token: %w", err)
 	}
 	resp, err := c.tokenHTTP.Do(req.WithContext(countSent(req.Context(), c.requests)))
 	if err != nil {
 		if ctx.Err() == nil && failedOn(err, realm) {
-			c.breaker.failed(realm, err)
-		} else {
-			c.breaker.release(realm)
+			c.breaker.tokenFailed(realm, err)
 		}
 		return token{}, fmt.Errorf("fetching token: %w", redactError(err))
 	}
-	c.breaker.answered(realm)
+	c.breaker.tokenAnswered(realm)
 	defer resp.Body.Close()
 	body, err := readLimited(resp.Body, 1<<20)
 	if err != nil {
