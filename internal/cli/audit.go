@@ -246,7 +246,7 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	if len(snap.Workloads) == 0 {
 		return nil, errors.New("the input holds no workloads")
 	}
-	res, err := o.images.resolver(o.verify, snap.NodePlatforms()...)
+	res, err := o.images.resolver(o.streams.ErrOut, o.verify, snap.NodePlatforms()...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,52 +255,14 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 		return nil, err
 	}
 	start := time.Now()
-	stop := progress(o.streams.ErrOut, fmt.Sprintf("inspecting %d image(s)", len(reqs)))
 	reps := res.InspectAll(ctx, reqs)
-	stop()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) of %d workload(s) in %s: %d registry request(s), %d cache hit(s)\n",
-		len(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
+		image.Distinct(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify, NoAnnotationWaivers: o.noAnnotationWaivers})
 	return &fleetRun{snap: snap, reports: reps, result: result, helmTests: o.helmTests}, nil
-}
-
-// progress shows a spinner line on a terminal stderr after a moment; it
-// returns the function that clears it.
-func progress(w io.Writer, what string) func() {
-	f, ok := w.(*os.File)
-	if !ok {
-		return func() {}
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		start := time.Now()
-		shown := false
-		for {
-			select {
-			case <-done:
-				if shown {
-					fmt.Fprint(f, "\r\033[K")
-				}
-				return
-			case <-t.C:
-				if time.Since(start) > time.Second {
-					shown = true
-					fmt.Fprintf(f, "\r\033[K%s... %s", what, time.Since(start).Round(time.Second))
-				}
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }
 
 type auditOptions struct {

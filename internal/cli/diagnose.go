@@ -133,7 +133,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	var reps []*image.Report
 	var res *image.Resolver
 	if len(reqs) > 0 {
-		if len(o.files) == 0 && o.images.ociLayout == "" {
+		if len(o.files) == 0 && !o.images.offline() {
 			// Live cluster: the failing pods' own pull secrets open
 			// private registries the user's docker config may not.
 			var pods []*corev1.Pod
@@ -147,7 +147,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 		if err := o.images.withCredentials(reqs, o.streams.ErrOut); err != nil {
 			return err
 		}
-		if res, err = o.images.resolver(true, snap.NodePlatforms()...); err != nil {
+		if res, err = o.images.resolver(o.streams.ErrOut, true, snap.NodePlatforms()...); err != nil {
 			return err
 		}
 		reps = res.InspectAll(cmd.Context(), reqs)

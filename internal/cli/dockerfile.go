@@ -189,7 +189,7 @@ func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.B
 	}
 	reports := map[string]*image.Report{}
 	if len(refs) > 0 {
-		res, err := o.images.resolver(o.verify, o.targets...)
+		res, err := o.images.resolver(o.streams.ErrOut, o.verify, o.targets...)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -20,7 +20,8 @@ import (
 
 // imageOptions are the flags of every command that reads images.
 type imageOptions struct {
-	ociLayout      string
+	ociLayouts     []string
+	layouts        []image.Layout
 	registryConfig string
 	insecure       bool
 	insecureRegs   []string
@@ -37,7 +38,7 @@ type imageOptions struct {
 }
 
 func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.ociLayout, "oci-layout", "", "read images from this OCI image layout directory instead of registries (air-gapped use)")
+	fs.StringArrayVar(&o.ociLayouts, "oci-layout", nil, "read images from this OCI image layout instead of registries (air-gapped use): DIR, or REPO=DIR when its index.json names only tags (skopeo copy ... oci:DIR:TAG); repeatable")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "docker config.json with registry credentials (default: ~/.docker/config.json, $DOCKER_CONFIG, podman auth.json, credential helpers)")
 	fs.BoolVar(&o.insecure, "plain-http", false, "allow plain HTTP, and credentials over it, to every registry (HTTPS is still tried first)")
 	fs.StringArrayVar(&o.insecureRegs, "insecure-registry", nil, "allow plain HTTP, and credentials over it, to this registry, HOST (any port) or HOST:PORT; repeatable (loopback registries get plain HTTP without credentials anyway)")
@@ -45,7 +46,7 @@ func (o *imageOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.noCache, "no-cache", false, "do not read or write the on-disk cache")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "registry requests in flight at once")
 	fs.DurationVar(&o.tagTTL, "tag-ttl", time.Minute, "how long a cached tag->digest answer is trusted before a HEAD re-checks it")
-	fs.DurationVar(&o.timeout, "registry-timeout", 2*time.Minute, "timeout of one registry request")
+	fs.DurationVar(&o.timeout, "registry-timeout", registry.DefaultTimeout, "how long a registry may take to start answering a request (connect at most 10s, TLS 10s, response headers), and the longest pause within a response body; a timeout is not retried, and after 3 failures in a row to reach a registry its remaining images fail at once")
 	fs.IntVar(&o.retries, "registry-retries", 5, "retries of a 429 (honouring Retry-After), 5xx or network error")
 }
 
@@ -53,8 +54,19 @@ func (o *imageOptions) validate() error {
 	if o.concurrency < 1 {
 		return fmt.Errorf("--concurrency must be at least 1")
 	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("--registry-timeout must be positive")
+	}
 	if o.retries < 0 {
 		return fmt.Errorf("--registry-retries must not be negative")
+	}
+	o.layouts = o.layouts[:0]
+	for _, l := range o.ociLayouts {
+		pl, err := image.ParseLayout(l)
+		if err != nil {
+			return fmt.Errorf("--oci-layout: %w", err)
+		}
+		o.layouts = append(o.layouts, pl)
 	}
 	for _, r := range o.insecureRegs {
 		if _, err := name.NewRegistry(r, name.StrictValidation); err != nil || strings.ContainsAny(r, "/@") {
@@ -64,11 +76,18 @@ func (o *imageOptions) validate() error {
 	return nil
 }
 
-// resolver builds the image resolver these flags describe; nodes are the
+// offline reports whether images come from OCI layouts, not registries.
+func (o *imageOptions) offline() bool { return len(o.ociLayouts) > 0 }
+
+// resolver builds the image resolver these flags describe, with a
+// progress line on errOut when it is a terminal; nodes are the
 // cluster's node platforms to predict pulls for (none: linux/amd64 and
 // linux/arm64/v8).
-func (o *imageOptions) resolver(verifyEntries bool, nodes ...specs.Platform) (*image.Resolver, error) {
+func (o *imageOptions) resolver(errOut io.Writer, verifyEntries bool, nodes ...specs.Platform) (*image.Resolver, error) {
 	opts := []image.Option{image.WithConcurrency(o.concurrency), image.WithTagTTL(o.tagTTL)}
+	if p := newImageProgress(errOut); p != nil {
+		opts = append(opts, image.WithProgress(p))
+	}
 	if len(nodes) > 0 {
 		opts = append(opts, image.WithNodes(nodes...))
 	}
@@ -78,8 +97,8 @@ func (o *imageOptions) resolver(verifyEntries bool, nodes ...specs.Platform) (*i
 	if verifyEntries {
 		opts = append(opts, image.WithVerifier(verify.Verifier))
 	}
-	if o.ociLayout != "" {
-		opts = append(opts, image.WithOCILayout(o.ociLayout))
+	if o.offline() {
+		opts = append(opts, image.WithOCILayouts(o.layouts...))
 	} else {
 		kc, err := registry.Keychain(o.registryConfig)
 		if err != nil {
@@ -100,7 +119,7 @@ func (o *imageOptions) resolver(verifyEntries bool, nodes ...specs.Platform) (*i
 // withCredentials gives each request the credentials of the pods that run
 // its image (live cluster; nothing otherwise).
 func (o *imageOptions) withCredentials(reqs []image.Request, errOut io.Writer) error {
-	if o.pullSecrets == nil || o.ociLayout != "" {
+	if o.pullSecrets == nil || o.offline() {
 		return nil
 	}
 	kc, err := registry.Keychain(o.registryConfig)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -80,7 +81,7 @@ func (o *inspectOptions) complete(args []string) error {
 }
 
 func (o *inspectOptions) validate() error {
-	if len(o.refs) == 0 && o.images.ociLayout == "" {
+	if len(o.refs) == 0 && !o.images.offline() {
 		return fmt.Errorf("inspect needs at least one image reference (or --oci-layout DIR to inspect all of it)")
 	}
 	if _, err := report.For(o.output); err != nil {
@@ -94,15 +95,18 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 	for _, n := range o.nodeSpecs {
 		plats = append(plats, n.Platform)
 	}
-	res, err := o.images.resolver(o.verify, plats...)
+	res, err := o.images.resolver(o.streams.ErrOut, o.verify, plats...)
 	if err != nil {
 		return err
 	}
 	refs := o.refs
 	if len(refs) == 0 {
 		refs = res.LayoutReferences()
+		for _, u := range res.LayoutUnnamed() {
+			fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", u)
+		}
 		if len(refs) == 0 {
-			return fmt.Errorf("the OCI layout %s names no references (org.opencontainers.image.ref.name)", o.images.ociLayout)
+			return fmt.Errorf("the OCI layout(s) %s name no image (io.containerd.image.name, or org.opencontainers.image.ref.name with a repository)", strings.Join(o.images.ociLayouts, ", "))
 		}
 	}
 	reqs := make([]image.Request, len(refs))
@@ -121,7 +125,7 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 			}
 		}
 	}
-	if o.suggest > 0 && o.images.ociLayout == "" {
+	if o.suggest > 0 && !o.images.offline() {
 		for _, rep := range reps {
 			if rep.Error != nil || (slices.Contains(rep.Architectures, "amd64") && slices.Contains(rep.Architectures, "arm64")) {
 				continue
@@ -138,7 +142,7 @@ func (o *inspectOptions) run(cmd *cobra.Command) error {
 		}
 	}
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) in %s: %d registry request(s), %d cache hit(s)\n",
-		len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
+		image.Distinct(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	doc := &report.Document{Kind: "Inspection", Images: reps, Findings: image.Findings(reps)}
 	doc.Text = func(w io.Writer, d *report.Document) error { return report.ImagesText(w, d.Images) }
 	if err := render(o.streams.Out, o.output, o.failSeverity, doc); err != nil {

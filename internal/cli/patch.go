@@ -645,7 +645,7 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 	if len(reqs) == 0 {
 		return image.NewSet(nil, nil), nil
 	}
-	if len(o.files) == 0 && o.helmChart == "" && o.images.ociLayout == "" {
+	if len(o.files) == 0 && o.helmChart == "" && !o.images.offline() {
 		// Live: the workload's own pull secrets open its private registry.
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace}, Spec: w.Template.Spec}
 		var err error
@@ -656,7 +656,7 @@ func (o *patchOptions) inspect(ctx context.Context, w *cluster.Workload, sel *cl
 			return nil, err
 		}
 	}
-	res, err := o.images.resolver(true, sel.NodePlatforms()...)
+	res, err := o.images.resolver(o.streams.ErrOut, true, sel.NodePlatforms()...)
 	if err != nil {
 		return nil, err
 	}

@@ -125,7 +125,10 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", st)
 	}
 	key := ref.Name()
-	if te, ok := r.cache.tag(key); ok {
+	// Tags are remembered for registries only: an OCI layout answers a tag
+	// for free, and another layout (or a registry) may name another image
+	// with it.
+	if te, ok := r.cache.tag(key); ok && r.src.remote() {
 		if fresh(te.Seen, r.tagTTL) && !st.prove {
 			if b, ok := r.cache.blob(te.Digest); ok {
 				r.hit(st)
@@ -160,7 +163,9 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 	}
 	r.cache.putBlob(d.desc.Digest, d.raw)
 	r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
-	r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now()})
+	if r.src.remote() {
+		r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now()})
+	}
 	return d, nil
 }
 
@@ -170,10 +175,7 @@ func (r *Resolver) hit(st *statsMu) {
 }
 
 func (r *Resolver) callSt(ctx context.Context, st *statsMu, fn func() error) error {
-	var local Stats
-	err := r.call(ctx, &local, fn)
-	st.add(func(s *Stats) { s.Requests += local.Requests })
-	return err
+	return r.call(ctx, fn)
 }
 
 // manifestByDigest returns a manifest from the cache or fetches it once,
@@ -235,3 +237,6 @@ func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, 
 	}
 	return v.([]byte), nil
 }
+
+// layout is the OCI layout that answered for the inspection, if any.
+func (s *statsMu) layout() *layoutSource { l, _ := s.src.(*layoutSource); return l }

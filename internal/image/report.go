@@ -40,6 +40,12 @@ type Report struct {
 	// Alternatives are other tags of the repository published for the
 	// architectures this one lacks (inspect --suggest-tags).
 	Alternatives []Alternative `json:"alternatives,omitempty"`
+	// Override is the pod's command/args (and PATH) this report was made
+	// for: what runs, and so the verdict, depends on them, so a reference
+	// that containers run with different commands is reported once for each.
+	Override *Override `json:"override,omitempty"`
+	// Layout is the OCI layout entry that answered (--oci-layout).
+	Layout *LayoutEntry `json:"layoutEntry,omitempty"`
 	// Error is set when the image could not be inspected at all
 	// (image-uninspectable); the other fields may be empty.
 	Error *Failure `json:"error,omitempty"`

@@ -72,7 +72,7 @@ type Verifier func(ctx context.Context, img v1.Image, wantArch string, o *Overri
 // one per run so deduplication spans every image of the run.
 type Resolver struct {
 	src         source
-	layout      *layoutSource
+	layouts     *layoutSet
 	cache       *cache
 	verifier    Verifier
 	concurrency int
@@ -81,6 +81,8 @@ type Resolver struct {
 	nameOpts    []name.Option
 	client      *registry.Client
 	plainHTTP   bool
+
+	progress Progress
 
 	sem     chan struct{}
 	flight  singleflight.Group
@@ -99,14 +101,27 @@ func WithRegistryClient(c *registry.Client) Option {
 }
 
 // WithOCILayout reads images from an OCI image layout directory instead of
-// registries (air-gapped use, the shipped example).
-func WithOCILayout(dir string) Option {
+// registries (air-gapped use, the shipped example); its entries answer by
+// their full names only (see Layout).
+func WithOCILayout(dir string) Option { return WithOCILayouts(Layout{Dir: dir}) }
+
+// WithOCILayouts reads images from these OCI image layouts instead of
+// registries. A reference is answered by the one entry that names it (see
+// Layout); two entries of different digests that name it are an error.
+func WithOCILayouts(ls ...Layout) Option {
 	return func(r *Resolver) error {
-		l, err := newLayoutSource(dir)
-		if err != nil {
-			return err
+		if len(ls) == 0 {
+			return fmt.Errorf("no OCI layout given")
 		}
-		r.src, r.layout = l, l
+		set := &layoutSet{}
+		for _, l := range ls {
+			s, err := newLayoutSource(l)
+			if err != nil {
+				return err
+			}
+			set.layouts = append(set.layouts, s)
+		}
+		r.src, r.layouts = set, set
 		return nil
 	}
 }
@@ -130,6 +145,17 @@ func WithConcurrency(n int) Option {
 		return nil
 	}
 }
+
+// Progress is told how InspectAll advances: the requests it starts with,
+// each one done (from any goroutine), and the end.
+type Progress interface {
+	Start(reqs []Request)
+	Done(q Request, rep *Report)
+	Finish()
+}
+
+// WithProgress reports InspectAll's progress to p.
+func WithProgress(p Progress) Option { return func(r *Resolver) error { r.progress = p; return nil } }
 
 // WithTagTTL sets how long a tag->digest answer is trusted without a HEAD.
 func WithTagTTL(d time.Duration) Option { return func(r *Resolver) error { r.tagTTL = d; return nil } }
@@ -186,12 +212,21 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	return r, nil
 }
 
-// LayoutReferences lists the references of the OCI layout source, if any.
+// LayoutReferences lists the references of the OCI layouts, if any.
 func (r *Resolver) LayoutReferences() []string {
-	if r.layout == nil {
+	if r.layouts == nil {
 		return nil
 	}
-	return r.layout.References()
+	return r.layouts.References()
+}
+
+// LayoutUnnamed says which OCI layout entries name a tag and no repository
+// (they answer for no reference until their layout is bound to one).
+func (r *Resolver) LayoutUnnamed() []string {
+	if r.layouts == nil {
+		return nil
+	}
+	return r.layouts.Unnamed()
 }
 
 // CacheHits counts answers served from the cache instead of the network.
@@ -236,11 +271,18 @@ type Credentials struct {
 // as a whole: a broken image gets a Report with Error set.
 func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 	out := make([]*Report, len(reqs))
+	if r.progress != nil {
+		r.progress.Start(reqs)
+		defer r.progress.Finish()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4 * r.concurrency)
 	for i, q := range reqs {
 		g.Go(func() error {
 			out[i] = r.Inspect(gctx, q)
+			if r.progress != nil {
+				r.progress.Done(q, out[i])
+			}
 			return nil
 		})
 	}
@@ -280,16 +322,13 @@ func overrideKey(o *Override) string {
 }
 
 // call runs fn holding one of the concurrency slots.
-func (r *Resolver) call(ctx context.Context, st *Stats, fn func() error) error {
+func (r *Resolver) call(ctx context.Context, fn func() error) error {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-r.sem }()
-	if r.src.remote() {
-		st.Requests++
-	}
 	return fn()
 }
 
@@ -298,24 +337,39 @@ type doc struct {
 	desc registry.Descriptor
 }
 
-func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
-	rep := &Report{Reference: q.Ref}
+func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
+	rep = &Report{Reference: q.Ref}
 	ref, err := name.ParseReference(q.Ref, r.nameOpts...)
 	if err != nil {
 		rep.Error = &Failure{Reason: "invalid-reference", Detail: err.Error()}
 		return rep
 	}
 	st := statsMu{src: r.sourceFor(q), prove: q.Credentials != nil && r.client != nil}
+	// Requests counts what this inspection sent: not what the cache, a
+	// shared in-flight read or the breaker answered.
+	var sent atomic.Int64
+	ctx = registry.CountSent(ctx, &sent)
+	defer func() { rep.Stats.Requests, rep.Override = int(sent.Load()), q.Override }()
+	var lay *layoutSource
+	if r.layouts != nil {
+		// The one layout entry that names the reference answers for it,
+		// and its layout alone supplies what it points to.
+		if lay, rep.Layout, err = r.layouts.find(ref); err != nil {
+			rep.Error = failure(err, ref, r.layouts.tried())
+			return rep
+		}
+		st.src = lay
+	}
 	top, err := r.top(ctx, ref, &st)
 	if err != nil {
-		rep.Error = failure(err, ref, r.layout != nil)
+		rep.Error = failure(err, ref, r.tried(ref))
 		rep.Stats = st.get()
 		return rep
 	}
 	rep.Digest, rep.MediaType = top.desc.Digest, top.desc.MediaType
 	// A whole report is a pure function of immutable content (the digest),
 	// the request and the node platforms: a warm run reads it in one piece.
-	rkey := r.reportKey(rep.Digest, r.origin(ref), q)
+	rkey := r.reportKey(rep.Digest, r.origin(ref, lay), q)
 	var cached Report
 	if r.cache.getJSON("reports", rkey, &cached) {
 		r.hit(&st)
@@ -324,6 +378,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 			cached.Pulls[i].Error = strings.ReplaceAll(cached.Pulls[i].Error, fmt.Sprintf("%q", cached.Reference), fmt.Sprintf("%q", q.Ref))
 		}
 		cached.Reference = q.Ref
+		cached.Layout = rep.Layout
 		cached.Stats = st.get()
 		return &cached
 	}
@@ -349,7 +404,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) *Report {
 		rep.Error = internalFailure(p.value)
 	}
 	if err != nil && rep.Error == nil {
-		rep.Error = failure(err, ref, r.layout != nil)
+		rep.Error = failure(err, ref, r.tried(ref))
 	}
 	summarize(rep)
 	r.pulls(rep, top)
@@ -374,13 +429,21 @@ func (r *Resolver) reportKey(dgst, origin string, q Request) string {
 // stops early, so their bytes are never checked against their digest, and
 // one registry's bytes must not answer for another's image of the same
 // manifest digest. Manifests and configs are verified, so they are shared.
-func (r *Resolver) origin(ref name.Reference) string {
-	if r.layout != nil {
-		dir, err := filepath.Abs(string(r.layout.path))
+func (r *Resolver) origin(ref name.Reference, lay *layoutSource) string {
+	if lay != nil {
+		dir, err := filepath.Abs(string(lay.path))
 		if err != nil {
-			dir = string(r.layout.path)
+			dir = string(lay.path)
 		}
 		return "oci-layout " + dir
+	}
+	return "registry " + ref.Context().RegistryStr()
+}
+
+// tried names where ref was looked for, for a failure.
+func (r *Resolver) tried(ref name.Reference) string {
+	if r.layouts != nil {
+		return r.layouts.tried()
 	}
 	return "registry " + ref.Context().RegistryStr()
 }

@@ -228,17 +228,29 @@ func short(d string) string {
 }
 
 // failure classifies why an image could not be inspected.
-func failure(err error, ref name.Reference, layout bool) *Failure {
-	f := &Failure{Detail: err.Error(), Tried: "registry " + ref.Context().RegistryStr()}
-	if layout {
-		f.Tried = "OCI layout"
+// Distinct counts the distinct references among reps (a reference is
+// inspected once per command/args its containers run it with).
+func Distinct(reps []*Report) int {
+	seen := map[string]bool{}
+	for _, r := range reps {
+		if r != nil {
+			seen[r.Reference] = true
+		}
 	}
+	return len(seen)
+}
+
+func failure(err error, ref name.Reference, tried string) *Failure {
+	f := &Failure{Detail: err.Error(), Tried: tried}
 	var he *registry.HTTPError
+	var ae *AmbiguousError
 	var ne net.Error
 	var ue *url.Error
 	switch {
 	case errors.As(err, &he):
 		f.Reason, f.Status = he.Reason(), he.StatusCode
+	case errors.As(err, &ae):
+		f.Reason = "ambiguous"
 	case errors.Is(err, registry.ErrTooLarge), errors.Is(err, registry.ErrDigestMismatch), errors.Is(err, registry.ErrUnsupportedDigest):
 		f.Reason = "invalid"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

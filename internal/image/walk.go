@@ -146,7 +146,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	// What runs depends only on argv[0] (the arguments never change which
 	// file the kernel executes), so pods that start the same image with the
 	// same program but other arguments share one verification.
-	vkey := fmt.Sprintf("%s|%s|%s|%q", e.Digest, r.origin(ref), want, argv0(cf.Config, q.Override))
+	vkey := fmt.Sprintf("%s|%s|%s|%q", e.Digest, r.origin(ref, st.layout()), want, argv0(cf.Config, q.Override))
 	if a := argv0(cf.Config, q.Override); q.Override != nil && q.Override.PathSet && !strings.Contains(a, "/") {
 		// A bare name is looked up on the pod's own PATH.
 		vkey += fmt.Sprintf("|PATH=%q", q.Override.Path)
@@ -168,9 +168,6 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 			})
 			if err != nil {
 				return nil, err
-			}
-			if res.LayersRead > 1 && r.src.remote() {
-				st.add(func(s *Stats) { s.Requests += res.LayersRead - 1 })
 			}
 			if res.Verdict != VerdictUnverifiable {
 				r.cache.putJSON("verify", vkey, res)

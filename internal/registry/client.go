@@ -61,10 +61,14 @@ type Client struct {
 	sleep       func(context.Context, time.Duration) error
 	plainAll    bool     // --plain-http: every registry is named insecure
 	insecure    []string // registries named insecure: HOST (any port) or HOST:PORT
+	timeout     time.Duration
+	threshold   int
+	cooldown    time.Duration
 
 	// Shared with the clients ForKeychain derives.
 	requests *atomic.Int64
 	schemes  *sync.Map // registry -> "http" once HTTPS was refused and HTTP is allowed
+	breaker  *breaker
 
 	mu     sync.Mutex
 	tokens map[string]token      // registry + scope -> bearer token
@@ -93,8 +97,20 @@ func WithKeychain(k authn.Keychain) Option { return func(c *Client) { c.keychain
 // WithTransport sets the base HTTP transport.
 func WithTransport(t http.RoundTripper) Option { return func(c *Client) { c.http.Transport = t } }
 
-// WithTimeout bounds each HTTP exchange (headers and body).
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.http.Timeout = d } }
+// WithTimeout bounds how long a registry may take to answer a request
+// (connection, TLS and response headers), and how long a response body may
+// stall between two reads (default DefaultTimeout). A body as a whole is
+// not timed: a large layer may take long to arrive, as long as it arrives.
+// Connecting alone is bounded by at most 10s, the TLS handshake by 10s.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithBreaker sets after how many consecutive failures to reach a host
+// (connection refused or reset, timeouts) the rest of the run's requests
+// to it fail at once with an *UnreachableError, and for how long before one
+// probes it again. threshold 0 disables it.
+func WithBreaker(threshold int, cooldown time.Duration) Option {
+	return func(c *Client) { c.threshold, c.cooldown = threshold, cooldown }
+}
 
 // WithLimits sets the largest manifest and config blob read into memory.
 func WithLimits(manifest, blob int64) Option {
@@ -132,11 +148,15 @@ func withSleep(f func(context.Context, time.Duration) error) Option {
 }
 
 // New returns a Client with defaults: anonymous, 4 MiB manifests, 16 MiB
-// configs, 5 retries, Retry-After honoured up to 60s.
+// configs, 5 retries, Retry-After honoured up to 60s, DefaultTimeout, a
+// breaker after DefaultBreakerThreshold failures in a row.
 func New(opts ...Option) *Client {
 	c := &Client{
 		keychain:    authn.NewMultiKeychain(),
-		http:        &http.Client{Transport: defaultTransport(), Timeout: 2 * time.Minute},
+		http:        &http.Client{Transport: defaultTransport()},
+		timeout:     DefaultTimeout,
+		threshold:   DefaultBreakerThreshold,
+		cooldown:    DefaultBreakerCooldown,
 		userAgent:   "archfit",
 		maxManifest: DefaultMaxManifest,
 		maxBlob:     DefaultMaxBlob,
@@ -153,11 +173,13 @@ func New(opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	c.breaker = newBreaker(c.threshold, c.cooldown)
 	// Go keeps Authorization on a redirect to the same hostname (any port,
 	// and https -> http): redirects here carry none. Token requests follow
 	// no redirect, since a 307 would resend a refresh token in the body.
 	c.http.CheckRedirect = stripAuthorization
-	c.tokenHTTP = &http.Client{Transport: c.http.Transport, Timeout: c.http.Timeout,
+	// A token response is small: the whole exchange is timed.
+	c.tokenHTTP = &http.Client{Transport: c.http.Transport, Timeout: c.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return c
 }
@@ -171,7 +193,8 @@ func (c *Client) ForKeychain(k authn.Keychain) *Client {
 		keychain: k, http: c.http, tokenHTTP: c.tokenHTTP, userAgent: c.userAgent,
 		maxManifest: c.maxManifest, maxBlob: c.maxBlob, retries: c.retries, maxWait: c.maxWait,
 		backoff: c.backoff, sleep: c.sleep, plainAll: c.plainAll, insecure: c.insecure,
-		requests: c.requests, schemes: c.schemes,
+		timeout: c.timeout, threshold: c.threshold, cooldown: c.cooldown,
+		requests: c.requests, schemes: c.schemes, breaker: c.breaker,
 		tokens: map[string]token{}, basic: map[string]bool{}, bearer: map[string]*challenge{},
 	}
 }
@@ -184,8 +207,10 @@ func stripAuthorization(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Requests is the number of HTTP requests sent so far (token requests and
-// retries included; an HTTPS attempt a plain-HTTP registry refused is not).
+// Requests is the number of HTTP requests sent so far: written to a
+// connection (token requests, retries and redirects included; an HTTPS
+// attempt a plain-HTTP registry refused and a request the breaker stopped
+// are not).
 func (c *Client) Requests() int64 { return c.requests.Load() }
 
 // named reports whether the user named reg insecure.
@@ -272,6 +297,8 @@ func tlsRefused(err error, reg string) bool {
 func defaultTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
+	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = tlsHandshakeTimeout
 	return t
 }
 
@@ -410,32 +437,40 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 	authed := false
 	backoff := c.backoff
 	for attempt := 0; ; attempt++ {
+		if err := c.breaker.allow(ctx, reg); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", method, redact(c.scheme(reg)+"://"+reg+path), err)
+		}
 		scheme := c.scheme(reg)
 		url := scheme + "://" + reg + path
-		req, err := http.NewRequestWithContext(ctx, method, url, nil)
-		if err != nil {
-			return nil, err
+		resp, err := c.send(ctx, method, url, accept, repo, reg, scope)
+		var ae authorizeError
+		if errors.As(err, &ae) {
+			c.breaker.release(reg)
+			return nil, ae.err // credentials or a token: not this registry's connection
 		}
-		if accept != "" {
-			req.Header.Set("Accept", accept)
-		}
-		req.Header.Set("User-Agent", c.userAgent)
-		if err := c.authorize(ctx, req, repo, reg, scope); err != nil {
-			return nil, err
-		}
-		c.requests.Add(1)
-		resp, err := c.http.Do(req)
 		if err != nil && scheme == "https" && ctx.Err() == nil && c.plainAllowed(reg) && tlsRefused(err, reg) {
 			// A plain-HTTP registry this client may talk plain HTTP to.
-			c.requests.Add(-1)
+			c.breaker.release(reg)
 			c.schemes.Store(reg, "http")
 			attempt--
 			continue
 		}
 		if err != nil {
-			// Connection failures get fewer retries than 429/5xx: a
-			// registry that is down should not hold an audit for long.
-			if ctx.Err() != nil || attempt >= min(c.retries, 2) {
+			if ctx.Err() != nil {
+				c.breaker.release(reg)
+				return nil, err
+			}
+			if failedOn(err, reg) {
+				c.breaker.failed(reg, err)
+			} else {
+				c.breaker.release(reg)
+			}
+			// A registry that had the whole timeout to answer is not asked
+			// again; a refused or reset connection is, with backoff, but
+			// fewer times than a 429/5xx: a registry that is down should not
+			// hold an audit for long.
+			var te *TimeoutError
+			if errors.As(err, &te) || attempt >= min(c.retries, 2) {
 				return nil, fmt.Errorf("%s %s: %w", method, redact(url), redactError(err))
 			}
 			if err := c.sleep(ctx, backoff); err != nil {
@@ -444,6 +479,7 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 			backoff *= 2
 			continue
 		}
+		c.breaker.answered(reg)
 		switch {
 		case resp.StatusCode >= 200 && resp.StatusCode < 300:
 			return resp, nil
@@ -488,6 +524,66 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 		resp.Body.Close()
 		return nil, newHTTPError(resp, body)
 	}
+}
+
+// failedOn reports whether a transport error is reg's own, not that of a
+// redirect target (blob storage, a CDN) the registry sent the client to.
+func failedOn(err error, reg string) bool {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			return strings.EqualFold(u.Host, reg)
+		}
+	}
+	return true
+}
+
+// authorizeError is an error of getting credentials or a token for a
+// request, which was then not sent.
+type authorizeError struct{ err error }
+
+func (e authorizeError) Error() string { return e.err.Error() }
+
+// send sends one HTTP request, timed: the registry has c.timeout to send
+// response headers, and the body returned may stall no longer between two
+// reads. Timeouts come back as *TimeoutError. Sent requests are counted.
+func (c *Client) send(ctx context.Context, method, url, accept string, repo name.Repository, reg, scope string) (*http.Response, error) {
+	actx, cancel := context.WithCancelCause(countSent(ctx, c.requests))
+	var inBody atomic.Bool
+	timer := time.AfterFunc(c.timeout, func() {
+		while := "waiting for response headers"
+		if inBody.Load() {
+			while = "reading the response body"
+		}
+		cancel(&TimeoutError{Host: reg, While: while, After: c.timeout})
+	})
+	req, err := http.NewRequestWithContext(actx, method, url, nil)
+	if err != nil {
+		timer.Stop()
+		cancel(nil)
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+	if err := c.authorize(ctx, req, repo, reg, scope); err != nil {
+		timer.Stop()
+		cancel(nil)
+		return nil, authorizeError{err}
+	}
+	resp, err := c.http.Do(req)
+	timer.Stop()
+	if err != nil {
+		if te := timeoutCause(actx); te != nil {
+			err = te
+		}
+		cancel(nil)
+		return nil, err
+	}
+	inBody.Store(true)
+	resp.Body = &timedBody{rc: resp.Body, timer: timer, idle: c.timeout, ctx: actx, cancel: cancel}
+	return resp, nil
 }
 
 // refuseChallenge says why a challenge from reg (reached over scheme) is
@@ -659,11 +755,18 @@ func (c *Client) fetchToken(ctx context.Context, repo name.Repository, ch *chall
 		}
 	}
 	req.Header.Set("User-Agent", c.userAgent)
-	c.requests.Add(1)
-	resp, err := c.tokenHTTP.Do(req)
+	realm := req.URL.Host
+	if err := c.breaker.check(realm); err != nil {
+		return token{}, fmt.Errorf("fetching token: %w", err)
+	}
+	resp, err := c.tokenHTTP.Do(req.WithContext(countSent(req.Context(), c.requests)))
 	if err != nil {
+		if ctx.Err() == nil && failedOn(err, realm) {
+			c.breaker.tokenFailed(realm, err)
+		}
 		return token{}, fmt.Errorf("fetching token: %w", redactError(err))
 	}
+	c.breaker.tokenAnswered(realm)
 	defer resp.Body.Close()
 	body, err := readLimited(resp.Body, 1<<20)
 	if err != nil {

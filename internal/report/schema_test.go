@@ -127,6 +127,8 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		"problem":            image.Problem{},
 		"failure":            image.Failure{},
 		"imageStats":         image.Stats{},
+		"layoutEntry":        image.LayoutEntry{},
+		"override":           image.Override{},
 		"alternative":        image.Alternative{},
 		"notArch":            diagnose.NotArch{},
 		"pool":               audit.Pool{},

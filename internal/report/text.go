@@ -214,6 +214,12 @@ func imageHeader(w io.Writer, r *image.Report) {
 	if r.Base != nil {
 		fmt.Fprintf(w, "  base image: %s %s\n", r.Base.Name, r.Base.Digest)
 	}
+	if o := r.Override; o != nil && (len(o.Command) > 0 || len(o.Args) > 0) {
+		fmt.Fprintf(w, "  as run with: command %q args %q\n", o.Command, o.Args)
+	}
+	if r.Layout != nil {
+		fmt.Fprintf(w, "  from: %s\n", r.Layout)
+	}
 }
 
 // entriesTable: one row per entry with its declared and config platform,
