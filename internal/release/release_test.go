@@ -327,6 +327,15 @@ func TestGoReleaserConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// goreleaser check refuses a field it does not know: the pass above
+	// means something.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, bytes.Replace(cfg, []byte("formats: [tar.gz]"), []byte("formatz: [tar.gz]"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, root, nil, goreleaser, "check", "--config", bad); err == nil {
+		t.Errorf("goreleaser check passed a configuration with an unknown field:\n%s", out)
+	}
 	if !strings.Contains(string(cfg), `name_template: "{{ .ProjectName }}_{{ .Os }}_{{ .Arch }}"`) {
 		t.Errorf(".goreleaser.yaml archive name_template changed: update .krew.yaml's URLs and this test")
 	}
