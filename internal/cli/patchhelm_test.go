@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// helmTestChart is ingress-nginx 4.15.1 without its kubeVersion (see its
+// helmTestChart is a subset of ingress-nginx 4.15.1, kubeVersion kept (see its
 // README.archfit.md). helmImage points its controller at an image of the
 // example OCI layout (amd64 and arm64): registry.k8s.io is not reachable
 // from the tests.
