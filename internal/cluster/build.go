@@ -46,6 +46,8 @@ type input struct {
 	events  []*corev1.Event
 	objects []*object
 	logs    []*Log
+	// locs are where objects read from files were, by "kind/ns/name".
+	locs map[string]*loc
 }
 
 // newObject wraps a typed workload object. orig may be nil, in which case it
@@ -357,6 +359,7 @@ func build(in *input) *Snapshot {
 		sort.Slice(w.Intermediates, func(i, j int) bool { return w.Intermediates[i].Name < w.Intermediates[j].Name })
 		sort.Slice(w.Pods, func(i, j int) bool { return w.Pods[i].Name < w.Pods[j].Name })
 		w.Containers = containers(w)
+		w.locate(in.locs)
 		s.Workloads = append(s.Workloads, w)
 	}
 	sort.Slice(s.Workloads, func(i, j int) bool { return lessRef(s.Workloads[i].Ref, s.Workloads[j].Ref) })

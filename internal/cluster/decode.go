@@ -48,6 +48,7 @@ type collector struct {
 	seen   map[string]int // "kind/ns/name" -> index in its slice, per kind family
 	errs   []error
 	source string // current file name, for errors
+	cur    srcText // the text of the object being decoded, for record
 	limits limits
 }
 
@@ -349,6 +350,7 @@ func (c *collector) decodeJSONValue(j *jsonReader) error {
 			c.fail(line, tooLarge("object", c.limits.object))
 			return nil
 		}
+		c.cur = srcText{line: line, text: j.data[obj.start:obj.end], json: true}
 		if err := c.add(tm.APIVersion, tm.Kind, j.data[obj.start:obj.end]); err != nil {
 			c.fail(line, err)
 		}
@@ -364,6 +366,7 @@ func (c *collector) decodeJSONValue(j *jsonReader) error {
 			c.fail(l(), tooLarge("object", c.limits.object))
 			continue
 		}
+		c.cur = srcText{line: l(), text: j.data[it.start:it.end], json: true}
 		c.decodeItem(j.data[it.start:it.end], tm.APIVersion, itemKind, l)
 	}
 	return nil
@@ -452,6 +455,7 @@ func (c *collector) decodeYAMLObject(d yamlDoc) {
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
 		return
 	}
+	c.cur = srcText{line: d.line, text: d.data}
 	c.decodeObject(js, d.line, nil)
 }
 
@@ -465,11 +469,11 @@ func (c *collector) decodeWholeList(d yamlDoc, items []yamlDoc) bool {
 	if err != nil {
 		return false
 	}
-	c.decodeObject(js, d.line, func(i int) int {
+	c.decodeObject(js, d.line, func(i int) srcText {
 		if i < len(items) {
-			return items[i].line
+			return srcText{line: items[i].line, text: items[i].data}
 		}
-		return d.line
+		return srcText{line: d.line}
 	})
 	return true
 }
@@ -533,6 +537,7 @@ func (c *collector) decodeYAMLList(ctx context.Context, d, header yamlDoc, items
 			c.fail(yamlErrorLine(it, err), yamlError(err))
 			continue
 		}
+		c.cur = srcText{line: it.line, text: it.data}
 		c.decodeItem(js, tm.APIVersion, itemKind, func() int { return it.line })
 	}
 	return nil
@@ -670,8 +675,9 @@ type typeMeta struct {
 }
 
 // decodeObject reads one JSON object, a List of them, or a typed list
-// (PodList, whose items carry no kind). itemLine gives the line of items[i].
-func (c *collector) decodeObject(js []byte, line int, itemLine func(int) int) {
+// (PodList, whose items carry no kind). item gives the text and line of
+// items[i]; without it, items are put on the List's line.
+func (c *collector) decodeObject(js []byte, line int, item func(int) srcText) {
 	var tm typeMeta
 	if err := json.Unmarshal(js, &tm); err != nil {
 		c.fail(line, err)
@@ -683,13 +689,12 @@ func (c *collector) decodeObject(js []byte, line int, itemLine func(int) int) {
 	}
 	if itemKind, ok := strings.CutSuffix(tm.Kind, "List"); ok {
 		for i, it := range tm.Items {
-			l := func() int {
-				if itemLine == nil {
-					return line
-				}
-				return itemLine(i)
+			c.cur = srcText{line: line}
+			if item != nil {
+				c.cur = item(i)
 			}
-			c.decodeItem(it, tm.APIVersion, itemKind, l)
+			at := c.cur.line
+			c.decodeItem(it, tm.APIVersion, itemKind, func() int { return at })
 		}
 		return
 	}
@@ -737,6 +742,7 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 			return err
 		}
 		c.keep("Pod", p.Namespace, p.Name, func(i int) { c.in.pods[i] = p }, func() int { c.in.pods = append(c.in.pods, p); return len(c.in.pods) - 1 })
+		c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
 		return nil
 	case group == "" && kind == "Node":
 		n := &corev1.Node{}
@@ -847,6 +853,11 @@ func (c *collector) addObject(o *object) {
 	c.keep(o.ref.Kind, o.ref.Namespace, o.ref.Name,
 		func(i int) { c.in.objects[i] = o },
 		func() int { c.in.objects = append(c.in.objects, o); return len(c.in.objects) - 1 })
+	var cs []corev1.Container
+	if o.template != nil {
+		cs = podContainers(&o.template.Spec)
+	}
+	c.record(o.ref.Kind+"/"+o.ref.Namespace+"/"+o.ref.Name, cs)
 }
 
 func (c *collector) addEvent(e *corev1.Event) {

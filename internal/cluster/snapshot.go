@@ -101,6 +101,9 @@ type Container struct {
 	// in its template: added at admission (service-mesh sidecars) or by
 	// `kubectl debug` (ephemeral).
 	Injected bool
+	// Line is the line of the container's image value in Workload.File,
+	// 0 when not known.
+	Line int
 }
 
 // Ref names an object: archfit's one reference type. References built here
@@ -170,6 +173,11 @@ type Workload struct {
 	Pods     []*Pod
 	// Events are about the workload or the objects in Chain.
 	Events []*corev1.Event
+	// File and Line say where the workload's object was read (-f): the
+	// path as given and the 1-based line of the object. "" and 0 for a
+	// live cluster or an inferred workload.
+	File string
+	Line int
 }
 
 // PodSpecAtTemplatePath reports whether the workload's pods take their

@@ -1,0 +1,288 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	yamlv3 "go.yaml.in/yaml/v3"
+)
+
+// Where objects read from files are: the file as given and 1-based lines,
+// so findings can point an editor at the container's "image:" line.
+//
+// The lines are found by scanning the text each object was decoded from
+// for "image" keys, which costs one pass over text already in memory. Only
+// when a container's image appears on no such line or on several (the same
+// image in an init and a main container) is that one object parsed again,
+// as yaml.v3 nodes, to match image and container name exactly.
+
+// srcText is the text one object was decoded from.
+type srcText struct {
+	line int // file line of text's first byte
+	text []byte
+	json bool
+}
+
+// loc is where one object was read.
+type loc struct {
+	file string
+	line int
+	// images maps a container name to the line of its image value.
+	images map[string]int
+}
+
+// imageKey is an "image" key's value and its line relative to the text (1-based).
+type imageKey struct {
+	value string
+	line  int
+}
+
+// record notes where the object kind/ns/name came from, with the lines of
+// the images of its containers.
+func (c *collector) record(key string, cs []corev1.Container) {
+	if c.source == "" || c.cur.line == 0 {
+		return
+	}
+	l := &loc{file: c.source, line: c.cur.line}
+	var keys []imageKey
+	if c.cur.text != nil {
+		var first int
+		if c.cur.json {
+			keys = jsonImageKeys(c.cur.text)
+		} else {
+			keys, first = yamlImageKeys(c.cur.text)
+			if first > 0 {
+				l.line = c.cur.line + first - 1
+			}
+		}
+	}
+	if len(cs) > 0 && c.cur.text != nil {
+		l.images = make(map[string]int, len(cs))
+		byValue := map[string][]int{}
+		for _, k := range keys {
+			byValue[k.value] = append(byValue[k.value], k.line)
+		}
+		var exact map[string]int // name+"\x00"+image -> line, parsed on demand
+		for _, ct := range cs {
+			if ls := byValue[ct.Image]; len(ls) == 1 {
+				l.images[ct.Name] = c.cur.line + ls[0] - 1
+				continue
+			}
+			if exact == nil {
+				exact = nodeImageLines(c.cur.text)
+			}
+			if n := exact[ct.Name+"\x00"+ct.Image]; n > 0 {
+				l.images[ct.Name] = c.cur.line + n - 1
+			}
+		}
+	}
+	if c.in.locs == nil {
+		c.in.locs = map[string]*loc{}
+	}
+	c.in.locs[key] = l
+}
+
+// podContainers lists a pod spec's containers of every kind.
+func podContainers(s *corev1.PodSpec) []corev1.Container {
+	out := make([]corev1.Container, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers))
+	out = append(out, s.InitContainers...)
+	out = append(out, s.Containers...)
+	for _, e := range s.EphemeralContainers {
+		out = append(out, corev1.Container{Name: e.Name, Image: e.Image})
+	}
+	return out
+}
+
+// yamlImageKeys finds block-style "image: value" lines, and the first line
+// that is neither blank nor a comment (the object's own line).
+func yamlImageKeys(text []byte) (keys []imageKey, first int) {
+	n := 0
+	for len(text) > 0 {
+		n++
+		l := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			l, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
+		t := bytes.TrimSpace(l)
+		if len(t) == 0 || t[0] == '#' {
+			continue
+		}
+		if first == 0 {
+			first = n
+		}
+		for len(t) > 1 && t[0] == '-' && (t[1] == ' ' || t[1] == '\t') {
+			t = bytes.TrimLeft(t[1:], " \t")
+		}
+		var rest []byte
+		var ok bool
+		for _, p := range []string{"image:", `"image":`, `'image':`} {
+			if rest, ok = bytes.CutPrefix(t, []byte(p)); ok {
+				break
+			}
+		}
+		if !ok || (len(rest) > 0 && rest[0] != ' ' && rest[0] != '\t') {
+			continue
+		}
+		if v, ok := yamlScalar(bytes.TrimSpace(rest)); ok {
+			keys = append(keys, imageKey{value: v, line: n})
+		}
+	}
+	return keys, first
+}
+
+// yamlScalar reads a one-line plain, single- or double-quoted scalar.
+func yamlScalar(v []byte) (string, bool) {
+	if len(v) == 0 {
+		return "", false
+	}
+	switch v[0] {
+	case '"':
+		end := 1
+		for end < len(v) && v[end] != '"' {
+			if v[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(v) {
+			return "", false
+		}
+		var s string
+		if json.Unmarshal(v[:end+1], &s) != nil {
+			return "", false
+		}
+		return s, true
+	case '\'':
+		s := string(v[1:])
+		i := strings.Index(strings.ReplaceAll(s, "''", "\x00\x00"), "'")
+		if i < 0 {
+			return "", false
+		}
+		return strings.ReplaceAll(s[:i], "''", "'"), true
+	case '|', '>', '&', '*', '!', '{', '[':
+		return "", false
+	}
+	if i := bytes.Index(v, []byte(" #")); i >= 0 {
+		v = bytes.TrimRight(v[:i], " \t")
+	}
+	return string(v), true
+}
+
+// jsonImageKeys finds `"image": "value"` pairs in JSON text.
+func jsonImageKeys(text []byte) []imageKey {
+	var keys []imageKey
+	line, counted := 1, 0
+	for off := 0; ; {
+		i := bytes.Index(text[off:], []byte(`"image"`))
+		if i < 0 {
+			return keys
+		}
+		p := off + i + len(`"image"`)
+		off = p
+		p = skipSpace(text, p)
+		if p >= len(text) || text[p] != ':' {
+			continue
+		}
+		p = skipSpace(text, p+1)
+		if p >= len(text) || text[p] != '"' {
+			continue
+		}
+		end := p + 1
+		for end < len(text) && text[end] != '"' {
+			if text[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(text) {
+			return keys
+		}
+		var s string
+		if json.Unmarshal(text[p:end+1], &s) != nil {
+			continue
+		}
+		line += bytes.Count(text[counted:p], []byte("\n"))
+		counted = p
+		keys = append(keys, imageKey{value: s, line: line})
+		off = end + 1
+	}
+}
+
+func skipSpace(b []byte, p int) int {
+	for p < len(b) && (b[p] == ' ' || b[p] == '\t' || b[p] == '\r' || b[p] == '\n') {
+		p++
+	}
+	return p
+}
+
+// nodeImageLines parses text (YAML or JSON, one object already within
+// MaxObjectBytes) and maps name+"\x00"+image of every mapping holding both
+// keys to the line of its image value. A text that does not parse alone
+// (an alias to an anchor in another List item) gives an empty map.
+func nodeImageLines(text []byte) map[string]int {
+	out := map[string]int{}
+	var doc yamlv3.Node
+	if yamlv3.Unmarshal(text, &doc) != nil {
+		return out
+	}
+	var walk func(n *yamlv3.Node, depth int)
+	walk = func(n *yamlv3.Node, depth int) {
+		if depth > 100 {
+			return
+		}
+		if n.Kind == yamlv3.MappingNode {
+			var name, image *yamlv3.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				switch k, v := n.Content[i], n.Content[i+1]; {
+				case k.Value == "name" && v.Kind == yamlv3.ScalarNode:
+					name = v
+				case k.Value == "image" && v.Kind == yamlv3.ScalarNode:
+					image = v
+				}
+			}
+			if name != nil && image != nil {
+				k := name.Value + "\x00" + image.Value
+				if _, dup := out[k]; !dup {
+					out[k] = image.Line
+				}
+			}
+		}
+		for _, ch := range n.Content {
+			walk(ch, depth+1)
+		}
+	}
+	walk(&doc, 0)
+	return out
+}
+
+// locate sets where the workload and its containers were read, when its
+// own object was in a file.
+func (w *Workload) locate(locs map[string]*loc) {
+	if w.Inferred != "" && w.Kind != KindPod {
+		return
+	}
+	l := locs[w.Kind+"/"+w.Namespace+"/"+w.Name]
+	if l == nil {
+		return
+	}
+	w.File, w.Line = l.file, l.line
+	for i := range w.Containers {
+		if !w.Containers[i].Injected {
+			w.Containers[i].Line = l.images[w.Containers[i].Name]
+		}
+	}
+}
+
+// Position returns where the named container's image is set, else where
+// the workload is: the file as given and a 1-based line (0 if unknown).
+// The file is "" when the workload was not read from a file.
+func (w *Workload) Position(container string) (string, int) {
+	if c := w.Container(container); c != nil && c.Line > 0 {
+		return w.File, c.Line
+	}
+	return w.File, w.Line
+}
