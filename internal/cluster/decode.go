@@ -47,7 +47,7 @@ type collector struct {
 	in     input
 	seen   map[string]int // "kind/ns/name" -> index in its slice, per kind family
 	errs   []error
-	source string // current file name, for errors
+	source string  // current file name, for errors
 	cur    srcText // the text of the object being decoded, for record
 	limits limits
 }

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	yamlv3 "go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Where objects read from files are: the file as given and 1-based lines,
@@ -65,10 +65,21 @@ func (c *collector) record(key string, cs []corev1.Container) {
 			byValue[k.value] = append(byValue[k.value], k.line)
 		}
 		var exact map[string]int // name+"\x00"+image -> line, parsed on demand
+		var lines [][]byte       // split on demand
 		for _, ct := range cs {
-			if ls := byValue[ct.Image]; len(ls) == 1 {
-				l.images[ct.Name] = c.cur.line + ls[0] - 1
+			ls := byValue[ct.Image]
+			if len(ls) > 0 && (len(ls) == 1 || ls[0] == ls[len(ls)-1]) {
+				l.images[ct.Name] = c.cur.line + ls[0] - 1 // one line, or minified JSON
 				continue
+			}
+			if len(ls) > 1 {
+				if lines == nil {
+					lines = bytes.Split(c.cur.text, []byte("\n"))
+				}
+				if n := siblingMatch(lines, ls, ct.Name); n > 0 {
+					l.images[ct.Name] = c.cur.line + n - 1
+					continue
+				}
 			}
 			if exact == nil {
 				exact = nodeImageLines(c.cur.text)
@@ -151,11 +162,7 @@ func yamlScalar(v []byte) (string, bool) {
 		if end >= len(v) {
 			return "", false
 		}
-		var s string
-		if json.Unmarshal(v[:end+1], &s) != nil {
-			return "", false
-		}
-		return s, true
+		return jsonString(v[:end+1])
 	case '\'':
 		s := string(v[1:])
 		i := strings.Index(strings.ReplaceAll(s, "''", "\x00\x00"), "'")
@@ -201,8 +208,8 @@ func jsonImageKeys(text []byte) []imageKey {
 		if end >= len(text) {
 			return keys
 		}
-		var s string
-		if json.Unmarshal(text[p:end+1], &s) != nil {
+		s, ok := jsonString(text[p : end+1])
+		if !ok {
 			continue
 		}
 		line += bytes.Count(text[counted:p], []byte("\n"))
@@ -285,4 +292,67 @@ func (w *Workload) Position(container string) (string, int) {
 		return w.File, c.Line
 	}
 	return w.File, w.Line
+}
+
+// siblingMatch returns the first of the candidate lines (1-based) whose
+// mapping has a "name" key equal to name, looking at the keys in the same
+// column above and below it (block YAML, indented JSON); 0 if none.
+func siblingMatch(lines [][]byte, candidates []int, name string) int {
+	for _, n := range candidates {
+		col, _ := keyColumn(lines[n-1])
+		for _, dir := range []int{-1, 1} {
+			for i := n - 1 + dir; i >= 0 && i < len(lines); i += dir {
+				c, kv := keyColumn(lines[i])
+				if c < 0 || c > col {
+					continue // blank, comment, or deeper
+				}
+				if c < col {
+					break
+				}
+				if v, ok := keyValue(kv, "name"); ok && v == name {
+					return n
+				}
+				if item := bytes.TrimLeft(lines[i], " "); len(item) > 1 && item[0] == '-' && item[1] == ' ' {
+					break // the start of this item (above) or the next one (below)
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// keyColumn returns the column of a line's key after any "- ", and the
+// text from there; -1 for a blank or comment line.
+func keyColumn(l []byte) (int, []byte) {
+	t := bytes.TrimLeft(l, " ")
+	col := len(l) - len(t)
+	for len(t) > 1 && t[0] == '-' && t[1] == ' ' {
+		t2 := bytes.TrimLeft(t[1:], " ")
+		col += len(t) - len(t2)
+		t = t2
+	}
+	if len(bytes.TrimSpace(t)) == 0 || t[0] == '#' {
+		return -1, nil
+	}
+	return col, t
+}
+
+// keyValue reads "key: value" or `"key": "value"`.
+func keyValue(kv []byte, key string) (string, bool) {
+	for _, p := range []string{key + ":", `"` + key + `":`, `'` + key + `':`} {
+		if rest, ok := bytes.CutPrefix(kv, []byte(p)); ok {
+			return yamlScalar(bytes.TrimSpace(rest))
+		}
+	}
+	return "", false
+}
+
+// jsonString decodes a quoted JSON string, without the decoder when it
+// has no escape.
+func jsonString(q []byte) (string, bool) {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1]), true
+	}
+	var s string
+	return s, json.Unmarshal(q, &s) == nil
 }
