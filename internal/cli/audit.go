@@ -112,6 +112,9 @@ func (o *fleetOptions) complete() error {
 // LoadFiles reads like any -f input.
 type rendered struct {
 	what string // "helm chart PATH" or "kustomization DIR", for messages
+	// src is the --helm-chart or -k path as given; helm says which.
+	src  string
+	helm bool
 	file string
 	data []byte
 }
@@ -137,14 +140,14 @@ func (o *fleetOptions) renderInputs(ctx context.Context, dir string) ([]rendered
 			fmt.Fprintf(o.streams.ErrOut, "warning: %s\n", s)
 		}
 		o.helmTests = c.TestHooks()
-		out = append(out, rendered{what: "helm chart " + o.helmChart, file: "helm-" + filepath.Base(filepath.Clean(o.helmChart)) + ".yaml", data: c.Manifests})
+		out = append(out, rendered{what: "helm chart " + o.helmChart, src: o.helmChart, helm: true, file: "helm-" + filepath.Base(filepath.Clean(o.helmChart)) + ".yaml", data: c.Manifests})
 	}
 	if o.kustomize != "" {
 		data, err := renderer.Kustomize(ctx, o.kustomize, renderer.AllowRemote(o.allowRemote))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rendered{what: "kustomization " + o.kustomize, file: "kustomize-" + filepath.Base(filepath.Clean(o.kustomize)) + ".yaml", data: data})
+		out = append(out, rendered{what: "kustomization " + o.kustomize, src: o.kustomize, file: "kustomize-" + filepath.Base(filepath.Clean(o.kustomize)) + ".yaml", data: data})
 	}
 	for i := range out {
 		out[i].file = filepath.Join(dir, out[i].file)
@@ -177,6 +180,9 @@ func (o *fleetOptions) loadFiles(ctx context.Context) (*cluster.Snapshot, []erro
 		}
 	}
 	snap, docErrs, err := cluster.LoadFiles(ctx, paths, o.streams.In, cluster.Recursive(o.recursive), cluster.DefaultNamespace(fileNamespace(o.configFlags)))
+	for _, r := range rs {
+		locateRendered(snap, r)
+	}
 	for _, e := range docErrs {
 		var de *cluster.DocumentError
 		if !errors.As(e, &de) {
@@ -262,6 +268,7 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 	fmt.Fprintf(o.streams.ErrOut, "inspected %d image(s) of %d workload(s) in %s: %d registry request(s), %d cache hit(s)\n",
 		image.Distinct(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify, NoAnnotationWaivers: o.noAnnotationWaivers})
+	locateFindings(snap, result.Findings)
 	return &fleetRun{snap: snap, reports: reps, result: result, helmTests: o.helmTests}, nil
 }
 

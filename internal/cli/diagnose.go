@@ -157,6 +157,7 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	}
 	images := diagnose.NewImages(reqs, reps)
 	fs := diagnose.Diagnose(snap, images)
+	locateFindings(snap, fs)
 	doc := &report.Document{Kind: "Diagnosis", Findings: fs, Images: images.All(), Text: report.DiagnosisText,
 		Remedies: diagnose.Remedies(snap, images, fs), Nodes: report.Nodes(snap.Nodes)}
 	failing := len(snap.FailingPods())

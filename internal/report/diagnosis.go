@@ -83,7 +83,7 @@ func diagnosisFindingsText(w io.Writer, d *Document) error {
 			if f.ContainerType != "" {
 				where += " (" + f.ContainerType + ")"
 			}
-			fmt.Fprintf(w, "  %s [%s]", where, f.Code)
+			fmt.Fprintf(w, "  %s%s [%s]", positionPrefix(f), where, f.Code)
 			if f.Image != "" {
 				fmt.Fprintf(w, " %s", f.Image)
 			}

@@ -41,7 +41,7 @@ func FindingsText(w io.Writer, fs []finding.Finding) error {
 			if f.ContainerType != "" {
 				where += " (" + f.ContainerType + ")"
 			}
-			fmt.Fprintf(w, "  [%s] %s", f.Code, where)
+			fmt.Fprintf(w, "  %s[%s] %s", positionPrefix(f), f.Code, where)
 			if f.Image != "" {
 				fmt.Fprintf(w, " image %s", f.Image)
 			}
@@ -447,4 +447,14 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// positionPrefix is "file:line: " for a finding located in a file (the
+// manifest line of its container's image), so that editors and terminals
+// can jump to it; "" otherwise.
+func positionPrefix(f finding.Finding) string {
+	if p := f.Position(); p != "" {
+		return p + ": "
+	}
+	return ""
 }
