@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -123,6 +125,20 @@ func sarifLevel(s finding.Severity) string {
 
 // artifactURI is a path as a SARIF relative URI: forward slashes, no
 // leading "./" (code scanning resolves it against the repository root).
+// An absolute path is made relative to the current directory when it is
+// under it, else written as a file: URI.
 func artifactURI(path string) string {
+	if filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		rel, rerr := filepath.Rel(wd, path)
+		if err != nil || rerr != nil || !filepath.IsLocal(rel) {
+			p := filepath.ToSlash(path)
+			if !strings.HasPrefix(p, "/") {
+				p = "/" + p // C:/x
+			}
+			return (&url.URL{Scheme: "file", Path: p}).String()
+		}
+		path = rel
+	}
 	return strings.TrimPrefix(filepath.ToSlash(filepath.Clean(path)), "./")
 }
