@@ -94,7 +94,6 @@ func TestFindingsLocatedInManifests(t *testing.T) {
 	}
 }
 
-
 // On --helm-chart, findings name the template under the chart directory
 // as given, with no line: the rendered line is not the template's.
 func TestFindingsLocatedInChart(t *testing.T) {
