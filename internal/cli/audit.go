@@ -143,7 +143,7 @@ func (o *fleetOptions) renderInputs(ctx context.Context, dir string) ([]rendered
 		out = append(out, rendered{what: "helm chart " + o.helmChart, src: o.helmChart, helm: true, file: "helm-" + filepath.Base(filepath.Clean(o.helmChart)) + ".yaml", data: c.Manifests})
 	}
 	if o.kustomize != "" {
-		data, err := renderer.Kustomize(ctx, o.kustomize, renderer.AllowRemote(o.allowRemote))
+		data, err := renderer.Kustomize(ctx, o.kustomize, renderer.AllowRemote(o.allowRemote), renderer.WithOrigins())
 		if err != nil {
 			return nil, err
 		}

@@ -41,7 +41,8 @@ func locateFindings(snap *cluster.Snapshot, fs []finding.Finding) {
 // locateRendered points the workloads read from a rendered chart at their
 // template, from the "# Source:" comment before each document: the
 // template's path under the chart directory as given; those of a
-// kustomization at its directory. Their lines are dropped: a line of the
+// kustomization at the resource's file (the comment Kustomize's WithOrigins
+// writes), else at the kustomization's directory. Their lines are dropped: a line of the
 // render is not a line of the template, and the line of a templated image
 // in its template is not known.
 func locateRendered(snap *cluster.Snapshot, r rendered) {
@@ -88,8 +89,14 @@ func locateRendered(snap *cluster.Snapshot, r rendered) {
 		}
 		// "chart/templates/x.yaml": the first element is the chart's
 		// name, not necessarily its directory's.
-		if _, rest, ok := strings.Cut(filepath.ToSlash(src), "/"); ok && r.helm && dir && filepath.IsLocal(rest) {
+		switch _, rest, ok := strings.Cut(filepath.ToSlash(src), "/"); {
+		case !dir || src == "":
+		case r.helm && ok && filepath.IsLocal(rest):
 			w.File = filepath.Join(chartDir, filepath.FromSlash(rest))
+		case !r.helm && !filepath.IsAbs(src):
+			// kustomize's origin: relative to the kustomization, which may
+			// take it from a base beside it ("../base/deployment.yaml").
+			w.File = filepath.Join(chartDir, filepath.FromSlash(src))
 		}
 	}
 }

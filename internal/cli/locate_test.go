@@ -117,3 +117,28 @@ func TestFindingsLocatedInChart(t *testing.T) {
 		}
 	}
 }
+
+// On -k, findings name the resource's file, from kustomize's origin: here
+// the base's deployment.yaml beside the overlay.
+func TestFindingsLocatedInKustomization(t *testing.T) {
+	out, errOut, code := runArchfit(t, "", append([]string{"audit", "-o", "json", "-k", renderKust}, renderImageArgs...)...)
+	if code == ExitFailure {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc locatedDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Findings) == 0 {
+		t.Fatal("no findings")
+	}
+	want := filepath.Join(renderKust, "..", "base", "deployment.yaml")
+	for _, f := range doc.Findings {
+		if f.File != want || f.Line != 0 {
+			t.Errorf("%s %s at %s:%d, want %s", f.Code, f.Container, f.File, f.Line, want)
+		}
+	}
+	if strings.Contains(out, "config.kubernetes.io/origin") {
+		t.Error("the origin annotation reached the output")
+	}
+}

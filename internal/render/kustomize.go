@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,8 +11,10 @@ import (
 
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 )
 
 // Kustomize builds the kustomization in dir as `kustomize build` does with
@@ -31,9 +34,20 @@ func Kustomize(ctx context.Context, dir string, opts ...Option) ([]byte, error) 
 	}
 	return bounded(ctx, o, "kustomization "+dir, false, func() ([]byte, error) {
 		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-		m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+		fs := filesys.MakeFsOnDisk()
+		if o.origins {
+			top, _, err := fs.CleanedAbs(dir)
+			if err != nil {
+				return nil, fmt.Errorf("building kustomization %s: %w", dir, err)
+			}
+			fs = originFS{FileSystem: fs, top: string(top)}
+		}
+		m, err := k.Run(fs, dir)
 		if err != nil {
 			return nil, fmt.Errorf("building kustomization %s: %w", dir, err)
+		}
+		if o.origins {
+			return withSources(m)
 		}
 		out, err := m.AsYaml()
 		if err != nil {
@@ -153,4 +167,82 @@ func isRemote(ref string) bool {
 	l := strings.ToLower(strings.TrimSpace(ref))
 	return strings.Contains(l, "://") || strings.HasPrefix(l, "git::") || scpUser.MatchString(l) ||
 		strings.HasPrefix(l, "github.com/") || strings.HasPrefix(l, "github.com:")
+}
+
+// WithOrigins makes Kustomize write "# Source: PATH" before each document,
+// as helm template does: the file the resource was read from, relative to
+// the kustomization directory (none for a generated or remote resource).
+// kustomize finds it as its config.kubernetes.io/origin annotation, which
+// is removed from the objects.
+func WithOrigins() Option { return func(o *options) { o.origins = true } }
+
+// originFS reads the top kustomization with originAnnotations added to
+// its buildMetadata (kustomize has no other switch for it); the file on
+// disk is not changed.
+type originFS struct {
+	filesys.FileSystem
+	top string // the kustomization's directory, as kustomize resolves it
+}
+
+func (f originFS) ReadFile(path string) ([]byte, error) {
+	data, err := f.FileSystem.ReadFile(path)
+	if err != nil || filepath.Dir(filepath.Clean(path)) != f.top {
+		return data, err
+	}
+	for _, name := range konfig.RecognizedKustomizationFileNames() {
+		if filepath.Base(path) == name {
+			return withOriginAnnotations(data)
+		}
+	}
+	return data, nil
+}
+
+// withOriginAnnotations adds originAnnotations to a kustomization's
+// buildMetadata. A file that does not parse is returned as it is, for
+// kustomize to report.
+func withOriginAnnotations(data []byte) ([]byte, error) {
+	var k map[string]any
+	if err := yaml.Unmarshal(data, &k); err != nil || k == nil {
+		return data, nil
+	}
+	bm, _ := k["buildMetadata"].([]any)
+	for _, v := range bm {
+		if v == types.OriginAnnotations {
+			return data, nil
+		}
+	}
+	k["buildMetadata"] = append(bm, types.OriginAnnotations)
+	out, err := yaml.Marshal(k)
+	if err != nil {
+		return data, nil
+	}
+	return out, nil
+}
+
+// withSources writes the resources as AsYaml does, each after a
+// "# Source:" comment naming its local origin, without the origin
+// annotation.
+func withSources(m resmap.ResMap) ([]byte, error) {
+	var b bytes.Buffer
+	for i, res := range m.Resources() {
+		or, err := res.GetOrigin()
+		if err != nil {
+			return nil, err
+		}
+		if err := res.SetOrigin(nil); err != nil {
+			return nil, err
+		}
+		out, err := res.AsYAML()
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		if or != nil && or.Repo == "" && or.Path != "" && !strings.ContainsAny(or.Path, "\n\r") {
+			fmt.Fprintf(&b, "%s%s\n", SourcePrefix, or.Path)
+		}
+		b.Write(out)
+	}
+	return b.Bytes(), nil
 }

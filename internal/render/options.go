@@ -31,6 +31,7 @@ type options struct {
 	allowRemote bool
 	caps        Capabilities
 	values      map[string]any // WithValues
+	origins     bool           // WithOrigins
 }
 
 func newOptions(opts []Option) options {
