@@ -66,6 +66,7 @@ func (c *collector) record(key string, cs []corev1.Container) {
 		}
 		var exact map[string]int // name+"\x00"+image -> line, parsed on demand
 		var lines [][]byte       // split on demand
+		var taken map[string]int // image -> lines given in order
 		for _, ct := range cs {
 			ls := byValue[ct.Image]
 			if len(ls) > 0 && (len(ls) == 1 || ls[0] == ls[len(ls)-1]) {
@@ -86,7 +87,19 @@ func (c *collector) record(key string, cs []corev1.Container) {
 			}
 			if n := exact[ct.Name+"\x00"+ct.Image]; n > 0 {
 				l.images[ct.Name] = c.cur.line + n - 1
+				continue
 			}
+			// A custom resource's containers may have no name key
+			// (Argo Workflows' "TEMPLATE/script"): the k-th of them with
+			// this image is put on the k-th line setting it, as they are
+			// found in the order of the text.
+			if k := taken[ct.Image]; k < len(ls) {
+				l.images[ct.Name] = c.cur.line + ls[k] - 1
+			}
+			if taken == nil {
+				taken = map[string]int{}
+			}
+			taken[ct.Image]++
 		}
 	}
 	if c.in.locs == nil {

@@ -209,3 +209,45 @@ spec:
 		t.Errorf("Position(injected) = %s:%d", f, l)
 	}
 }
+
+// Operators' custom resources: a container whose image the file sets
+// (spec.image, with no name beside it) gets that line; one whose image the
+// operator computes (not in the file) gets none, and its findings fall back
+// to the object's line.
+func TestPositionsCustomResources(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "operators", "*", "*.yaml"))
+	located := 0
+	for _, file := range files {
+		snap, _, err := LoadFiles(context.Background(), []string{file}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(file)
+		lines := strings.Split(string(data), "\n")
+		for _, w := range snap.Workloads {
+			if w.File != file || w.Line < 1 {
+				t.Errorf("%s: at %s:%d", w.Ref, w.File, w.Line)
+				continue
+			}
+			for _, c := range w.Containers {
+				inFile := 0
+				for i, l := range lines {
+					if _, kv := keyAt(l); kv == "image: "+c.Image {
+						inFile = i + 1
+					}
+				}
+				switch {
+				case inFile == 0 && c.Line != 0:
+					t.Errorf("%s %s: line %d, but the file does not set %s", w.Ref, c.Name, c.Line, c.Image)
+				case inFile != 0 && (c.Line == 0 || !strings.HasSuffix(lines[c.Line-1], "image: "+c.Image)):
+					t.Errorf("%s %s: line %d, the file sets %s on line %d", w.Ref, c.Name, c.Line, c.Image, inFile)
+				case c.Line != 0:
+					located++
+				}
+			}
+		}
+	}
+	if located == 0 {
+		t.Error("no container located")
+	}
+}
