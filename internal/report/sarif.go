@@ -75,6 +75,8 @@ func SARIF(w io.Writer, d *Document) error {
 			if f.Line > 0 {
 				loc.PhysicalLocation.Region = &region{StartLine: f.Line}
 			}
+		}
+		if f.Fix != "" {
 			res.Properties["fix"] = f.Fix
 		}
 		if f.Workload != nil {
