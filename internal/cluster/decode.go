@@ -853,7 +853,7 @@ func (c *collector) addObject(o *object) {
 	c.keep(o.ref.Kind, o.ref.Namespace, o.ref.Name,
 		func(i int) { c.in.objects[i] = o },
 		func() int { c.in.objects = append(c.in.objects, o); return len(c.in.objects) - 1 })
-	var cs []corev1.Container
+	var cs []nameImage
 	if o.template != nil {
 		cs = podContainers(&o.template.Spec)
 	}

@@ -35,13 +35,13 @@ type loc struct {
 
 // imageKey is an "image" key's value and its line relative to the text (1-based).
 type imageKey struct {
-	value string
+	value []byte // a slice of the text when it needs no unquoting
 	line  int
 }
 
 // record notes where the object kind/ns/name came from, with the lines of
 // the images of its containers.
-func (c *collector) record(key string, cs []corev1.Container) {
+func (c *collector) record(key string, cs []nameImage) {
 	if c.source == "" || c.cur.line == 0 {
 		return
 	}
@@ -60,15 +60,17 @@ func (c *collector) record(key string, cs []corev1.Container) {
 	}
 	if len(cs) > 0 && c.cur.text != nil {
 		l.images = make(map[string]int, len(cs))
-		byValue := map[string][]int{}
-		for _, k := range keys {
-			byValue[k.value] = append(byValue[k.value], k.line)
-		}
+		var buf [4]int
 		var exact map[string]int // name+"\x00"+image -> line, parsed on demand
 		var lines [][]byte       // split on demand
 		var taken map[string]int // image -> lines given in order
 		for _, ct := range cs {
-			ls := byValue[ct.Image]
+			ls := buf[:0] // the lines setting this image
+			for _, k := range keys {
+				if string(k.value) == ct.Image {
+					ls = append(ls, k.line)
+				}
+			}
 			if len(ls) > 0 && (len(ls) == 1 || ls[0] == ls[len(ls)-1]) {
 				l.images[ct.Name] = c.cur.line + ls[0] - 1 // one line, or minified JSON
 				continue
@@ -108,13 +110,20 @@ func (c *collector) record(key string, cs []corev1.Container) {
 	c.in.locs[key] = l
 }
 
+// nameImage is a container's name and image.
+type nameImage struct{ Name, Image string }
+
 // podContainers lists a pod spec's containers of every kind.
-func podContainers(s *corev1.PodSpec) []corev1.Container {
-	out := make([]corev1.Container, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers))
-	out = append(out, s.InitContainers...)
-	out = append(out, s.Containers...)
+func podContainers(s *corev1.PodSpec) []nameImage {
+	out := make([]nameImage, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers))
+	for _, c := range s.InitContainers {
+		out = append(out, nameImage{c.Name, c.Image})
+	}
+	for _, c := range s.Containers {
+		out = append(out, nameImage{c.Name, c.Image})
+	}
 	for _, e := range s.EphemeralContainers {
-		out = append(out, corev1.Container{Name: e.Name, Image: e.Image})
+		out = append(out, nameImage{e.Name, e.Image})
 	}
 	return out
 }
@@ -159,9 +168,9 @@ func yamlImageKeys(text []byte) (keys []imageKey, first int) {
 }
 
 // yamlScalar reads a one-line plain, single- or double-quoted scalar.
-func yamlScalar(v []byte) (string, bool) {
+func yamlScalar(v []byte) ([]byte, bool) {
 	if len(v) == 0 {
-		return "", false
+		return nil, false
 	}
 	switch v[0] {
 	case '"':
@@ -173,23 +182,23 @@ func yamlScalar(v []byte) (string, bool) {
 			end++
 		}
 		if end >= len(v) {
-			return "", false
+			return nil, false
 		}
 		return jsonString(v[:end+1])
 	case '\'':
 		s := string(v[1:])
 		i := strings.Index(strings.ReplaceAll(s, "''", "\x00\x00"), "'")
 		if i < 0 {
-			return "", false
+			return nil, false
 		}
-		return strings.ReplaceAll(s[:i], "''", "'"), true
+		return []byte(strings.ReplaceAll(s[:i], "''", "'")), true
 	case '|', '>', '&', '*', '!', '{', '[':
-		return "", false
+		return nil, false
 	}
 	if i := bytes.Index(v, []byte(" #")); i >= 0 {
 		v = bytes.TrimRight(v[:i], " \t")
 	}
-	return string(v), true
+	return v, true
 }
 
 // jsonImageKeys finds `"image": "value"` pairs in JSON text.
@@ -354,7 +363,8 @@ func keyColumn(l []byte) (int, []byte) {
 func keyValue(kv []byte, key string) (string, bool) {
 	for _, p := range []string{key + ":", `"` + key + `":`, `'` + key + `':`} {
 		if rest, ok := bytes.CutPrefix(kv, []byte(p)); ok {
-			return yamlScalar(bytes.TrimSpace(rest))
+			v, ok := yamlScalar(bytes.TrimSpace(rest))
+			return string(v), ok
 		}
 	}
 	return "", false
@@ -362,10 +372,13 @@ func keyValue(kv []byte, key string) (string, bool) {
 
 // jsonString decodes a quoted JSON string, without the decoder when it
 // has no escape.
-func jsonString(q []byte) (string, bool) {
+func jsonString(q []byte) ([]byte, bool) {
 	if bytes.IndexByte(q, '\\') < 0 {
-		return string(q[1 : len(q)-1]), true
+		return q[1 : len(q)-1], true
 	}
 	var s string
-	return s, json.Unmarshal(q, &s) == nil
+	if json.Unmarshal(q, &s) != nil {
+		return nil, false
+	}
+	return []byte(s), true
 }
