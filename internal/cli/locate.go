@@ -21,7 +21,7 @@ func locateFindings(snap *cluster.Snapshot, fs []finding.Finding) {
 	}
 	byRef := make(map[cluster.Ref]*cluster.Workload, len(snap.Workloads))
 	for _, w := range snap.Workloads {
-		if w.File != "" {
+		if w.File != "" && w.File != cluster.StdinName { // stdin is no file to jump to
 			byRef[cluster.Ref{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}] = w
 		}
 	}
@@ -92,11 +92,20 @@ func locateRendered(snap *cluster.Snapshot, r rendered) {
 		switch _, rest, ok := strings.Cut(filepath.ToSlash(src), "/"); {
 		case !dir || src == "":
 		case r.helm && ok && filepath.IsLocal(rest):
-			w.File = filepath.Join(chartDir, filepath.FromSlash(rest))
+			w.File = existing(filepath.Join(chartDir, filepath.FromSlash(rest)), chartDir)
 		case !r.helm && !filepath.IsAbs(src):
 			// kustomize's origin: relative to the kustomization, which may
 			// take it from a base beside it ("../base/deployment.yaml").
-			w.File = filepath.Join(chartDir, filepath.FromSlash(src))
+			w.File = existing(filepath.Join(chartDir, filepath.FromSlash(src)), chartDir)
 		}
 	}
+}
+
+// existing returns file if it exists, else dir: a subchart packed as a
+// .tgz under charts/ has no template file on disk.
+func existing(file, dir string) string {
+	if _, err := os.Stat(file); err != nil {
+		return dir
+	}
+	return file
 }
