@@ -64,9 +64,10 @@ func writeDump(t *testing.T, snap *cluster.Snapshot, path string) {
 
 // runProcess runs bin with args, as a user waits for it: wall time and the
 // child's peak RSS (getrusage).
-func runProcess(t *testing.T, bin string, args ...string) (time.Duration, int64) {
+func runProcess(t *testing.T, env []string, bin string, args ...string) (time.Duration, int64) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
 		t.Fatal(err)
@@ -114,14 +115,33 @@ func processReport(t *testing.T, env *benchEnv, bin string) (cold, warm time.Dur
 	cache := filepath.Join(dir, "cache")
 	args := []string{"audit", "-f", dump, "-o", "json", "--verify", "--cache-dir", cache, "--concurrency", fmt.Sprint(benchConcurrency)}
 	env.reg.requests.Store(0)
-	cold, coldRSS := runProcess(t, bin, args...)
+	cold, coldRSS := runProcess(t, nil, bin, args...)
 	coldReqs := env.reg.requests.Load()
 	env.reg.requests.Store(0)
-	warm, warmRSS := runProcess(t, bin, args...)
+	warm, warmRSS := runProcess(t, nil, bin, args...)
 	warmReqs := env.reg.requests.Load()
 	fmt.Printf("whole process (`archfit audit -f dump.json -o json --verify`, dump %.1f MB):\n", float64(fi.Size())/1e6)
 	fmt.Printf("  cold: %v, %d registry requests, peak RSS %.0f MB\n", cold.Round(time.Millisecond), coldReqs, float64(coldRSS)/1024)
 	fmt.Printf("  warm: %v (%.1f%% of cold), %d registry requests, peak RSS %.0f MB\n", warm.Round(time.Millisecond),
 		100*float64(warm)/float64(cold), warmReqs, float64(warmRSS)/1024)
+	// Where the warm process spends its time and allocates: one more warm
+	// run, profiled (ARCHFIT_CPUPROFILE, ARCHFIT_MEMPROFILE).
+	cpu, mem := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
+	runProcess(t, []string{"ARCHFIT_CPUPROFILE=" + cpu, "ARCHFIT_MEMPROFILE=" + mem}, bin, args...)
+	for _, p := range []struct{ what, file, flag string }{
+		{"CPU of the warm process", cpu, "-top"},
+		{"allocated bytes of the warm process", mem, "-sample_index=alloc_space"},
+	} {
+		top := []string{"tool", "pprof", "-top", "-cum", "-nodecount=25"}
+		if p.flag != "-top" {
+			top = append(top, p.flag)
+		}
+		out, err := exec.Command("go", append(top, bin, p.file)...).CombinedOutput()
+		if err != nil {
+			t.Logf("pprof %s: %v\n%s", p.file, err, out)
+			continue
+		}
+		fmt.Printf("  %s (go tool pprof %s):\n%s", p.what, p.file, out)
+	}
 	return cold, warm
 }
