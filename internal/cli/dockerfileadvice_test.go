@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -269,4 +270,41 @@ func TestDockerfileAdviceWarningsAndErrors(t *testing.T) {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
 	})
+}
+
+// TestDockerfileAdviceREADME: every line of the README's --dockerfile
+// example (except "..." and the elided patches) is a line of the real
+// output of the command above it, run from the repository root.
+func TestDockerfileAdviceREADME(t *testing.T) {
+	t.Chdir("../..")
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "#### `--dockerfile`: the Dockerfile in the build advice")
+	if !ok {
+		t.Fatal("README.md has no --dockerfile section")
+	}
+	_, block, _ := strings.Cut(section, "```\n")
+	block, _, _ = strings.Cut(block, "```\n")
+	var lines []string
+	checked := 0
+	for _, l := range strings.Split(block, "\n") {
+		if cmdline, ok := strings.CutPrefix(l, "$ archfit "); ok {
+			cmdline, _, _ = strings.Cut(cmdline, " > /dev/null")
+			out, errOut, _ := runArchfit(t, "", append(strings.Fields(cmdline), "--no-cache")...)
+			lines = strings.Split(out+errOut, "\n")
+			continue
+		}
+		if l == "" || strings.TrimSpace(l) == "..." || strings.Contains(l, "'[...]'") {
+			continue
+		}
+		if !slices.Contains(lines, l) {
+			t.Errorf("README line is not in the output of its command:\n%s", l)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Errorf("only %d README lines checked", checked)
+	}
 }
