@@ -308,3 +308,49 @@ func TestDockerfileAdviceREADME(t *testing.T) {
 		t.Errorf("only %d README lines checked", checked)
 	}
 }
+
+// TestDockerfileAdvicePlan: the rollout's step for the image the
+// Dockerfile builds is followed by what blocks it, and no other is.
+func TestDockerfileAdvicePlan(t *testing.T) {
+	broken := dockerfileFindings(t, brokenDockerfile)
+	out, errOut, code := runArchfit(t, "", "plan", "-f", "../../examples/cluster", "--oci-layout", "../../examples/images", "--no-cache",
+		"--dockerfile", "example.com/shop/cache="+brokenDockerfile, "-o", "json")
+	if code == ExitFailure {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	var doc struct {
+		Extra struct {
+			Plan struct {
+				Phases []struct {
+					Steps []struct{ Title, Lang, Text string }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ph := range doc.Extra.Plan.Phases {
+		for i, st := range ph.Steps {
+			if !strings.HasPrefix(st.Title, "Dockerfile: ") {
+				continue
+			}
+			n++
+			if i == 0 || !strings.Contains(ph.Steps[i-1].Title, "example.com/shop/cache:7.2 (") {
+				t.Errorf("the Dockerfile step does not follow the cache image's: %+v", ph.Steps[max(i-1, 0)])
+			}
+			for _, f := range broken {
+				if !strings.Contains(st.Text, fmt.Sprintf("# %s:%d [%s]", f.File, f.Line, f.Code)) || !strings.Contains(st.Text, f.Fix) {
+					t.Errorf("step lacks %s:%d %s:\n%s", f.File, f.Line, f.Code, st.Text)
+				}
+			}
+			if st.Lang != "dockerfile" {
+				t.Errorf("lang %q", st.Lang)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d Dockerfile steps, want 1", n)
+	}
+}
