@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/archfit/archfit/internal/testimage"
 )
@@ -25,11 +23,7 @@ import (
 func TestRemedyFollowsVariantPulls(t *testing.T) {
 	dir := t.TempDir()
 	images := filepath.Join(dir, "images")
-	p, err := layout.Write(images, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ref, img := range map[string]v1.ImageIndex{
+	testLayout(t, images, map[string]v1.ImageIndex{
 		"example.com/amdv3:1": testimage.Index(
 			testimage.For(testimage.App("linux/amd64/v3", "amd64"), "linux/amd64/v3"),
 			testimage.For(testimage.App("linux/arm64/v8", "arm64"), "linux/arm64/v8")),
@@ -37,11 +31,7 @@ func TestRemedyFollowsVariantPulls(t *testing.T) {
 			testimage.For(testimage.App("linux/amd64", "amd64"), "linux/amd64"),
 			testimage.For(testimage.App("linux/arm64/v8.2", "arm64"), "linux/arm64/v8.2")),
 		"example.com/both:1": testimage.MultiArch("linux/amd64", "linux/arm64/v8"),
-	} {
-		if err := p.AppendIndex(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	nodes := `apiVersion: v1
 kind: List
 items:
