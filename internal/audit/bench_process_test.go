@@ -126,6 +126,18 @@ func processReport(t *testing.T, env *benchEnv, bin string) (cold, warm time.Dur
 		100*float64(warm)/float64(cold), warmReqs, float64(warmRSS)/1024)
 	// Where the warm process spends its time and allocates: one more warm
 	// run, profiled (ARCHFIT_CPUPROFILE, ARCHFIT_MEMPROFILE).
+	// ARCHFIT_BENCH_PROFILES keeps the profiles (and the dump) in that
+	// directory for `go tool pprof -list`.
+	keep := os.Getenv("ARCHFIT_BENCH_PROFILES")
+	if keep != "" {
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dir = keep
+		if b, err := os.ReadFile(dump); err == nil {
+			_ = os.WriteFile(filepath.Join(keep, "dump.json"), b, 0o644)
+		}
+	}
 	cpu, mem := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
 	runProcess(t, []string{"ARCHFIT_CPUPROFILE=" + cpu, "ARCHFIT_MEMPROFILE=" + mem}, bin, args...)
 	for _, p := range []struct{ what, file, flag string }{
