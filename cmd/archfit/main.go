@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -23,7 +24,45 @@ const grace = 2 * time.Second
 
 func main() {
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	os.Exit(run(cli.NewCmdRoot(streams), os.Stderr, grace))
+	stop := profile(os.Getenv("ARCHFIT_CPUPROFILE"), os.Getenv("ARCHFIT_MEMPROFILE"))
+	code := run(cli.NewCmdRoot(streams), os.Stderr, grace)
+	stop()
+	os.Exit(code)
+}
+
+// profile writes a CPU profile of the whole run to cpu and a heap profile
+// at its end to mem, when they are set (ARCHFIT_CPUPROFILE,
+// ARCHFIT_MEMPROFILE: for `make bench`, which profiles the process a user
+// waits for). A profile that cannot be written is said on stderr; the run
+// goes on.
+func profile(cpu, mem string) (stop func()) {
+	var f *os.File
+	if cpu != "" {
+		var err error
+		if f, err = os.Create(cpu); err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "archfit: cpu profile:", err)
+			f = nil
+		}
+	}
+	return func() {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		if mem != "" {
+			m, err := os.Create(mem)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(m, 0)
+				m.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "archfit: memory profile:", err)
+			}
+		}
+	}
 }
 
 // run executes cmd and returns the exit code. SIGINT or SIGTERM cancel the

@@ -230,6 +230,9 @@ func TestScaleReport(t *testing.T) {
 		float64(heap)/(1<<20), vmHWM())
 	fmt.Printf("readiness: %d/%d workloads, %d blockers\n", res.Readiness.ReadyWorkloads, res.Readiness.Workloads, len(res.Blockers))
 
+	if bin := os.Getenv("ARCHFIT_BENCH_BIN"); bin != "" {
+		processReport(t, env, bin)
+	}
 	if crane := os.Getenv("ARCHFIT_BENCH_CRANE"); crane != "" {
 		f, err := os.CreateTemp(t.TempDir(), "refs")
 		if err != nil {

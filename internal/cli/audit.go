@@ -54,6 +54,7 @@ type fleetOptions struct {
 	waivers []audit.Waiver
 
 	noAnnotationWaivers bool
+	dockerfiles         dockerfileAdvice
 }
 
 func (o *fleetOptions) addFlags(cmd *cobra.Command) {
@@ -74,6 +75,7 @@ func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.kubeVersion, "kube-version", "", "with --helm-chart, the Kubernetes version for the chart's kubeVersion and .Capabilities.KubeVersion (default: the named cluster's with --kubeconfig/--context/--cluster/--server, else "+renderer.DefaultKubeVersion+")")
 	cmd.Flags().StringSliceVar(&o.apiVersions, "api-versions", nil, "with --helm-chart, API versions (group/version or group/version/Kind) added to .Capabilities.APIVersions (repeatable)")
 	cmd.Flags().StringVarP(&o.kustomize, "kustomize", "k", "", "build this kustomization directory as kustomize build does and read the result instead of the cluster")
+	o.dockerfiles.addFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&o.allowRemote, "allow-remote-resources", false, "with -k, let the kustomization fetch remote resources and bases (HTTP, git); refused by default")
 }
 
@@ -104,6 +106,9 @@ func (o *fleetOptions) complete() error {
 		if err := renderer.ParseKubeVersion(o.kubeVersion); err != nil {
 			return fmt.Errorf("--kube-version %q: %w", o.kubeVersion, err)
 		}
+	}
+	if err := o.dockerfiles.parse(); err != nil {
+		return err
 	}
 	return o.images.validate()
 }
@@ -269,6 +274,12 @@ func (o *fleetOptions) run(ctx context.Context) (*fleetRun, error) {
 		image.Distinct(reps), len(snap.Workloads), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	result := audit.Run(snap, image.NewSet(reqs, reps), audit.Options{AssumePlatforms: o.assume, Waivers: o.waivers, Verify: o.verify, NoAnnotationWaivers: o.noAnnotationWaivers})
 	locateFindings(snap, result.Findings)
+	o.dockerfiles.analyze()
+	advice := remedyAdvice(result.Remedies)
+	for _, b := range result.Blockers {
+		advice = append(advice, b.Build)
+	}
+	o.dockerfiles.attach(o.streams.ErrOut, advice)
 	return &fleetRun{snap: snap, reports: reps, result: result, helmTests: o.helmTests}, nil
 }
 
@@ -350,7 +361,12 @@ func (o *auditOptions) runAudit(ctx context.Context) error {
 		}
 		out, format = io.Discard, "json"
 	}
-	if err := render(out, format, o.failSeverity, doc); err != nil {
+	err = render(out, format, o.failSeverity, doc)
+	if dErr := o.dockerfiles.err(); dErr != nil {
+		// archfit failed on some input: that outranks any finding.
+		return dErr
+	}
+	if err != nil {
 		return err
 	}
 	return incomplete(doc, !o.allowUnverified && o.failSeverity != finding.Never)

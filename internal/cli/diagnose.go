@@ -27,6 +27,7 @@ type diagnoseOptions struct {
 	failOn        string
 
 	allowUnverified bool
+	dockerfiles     dockerfileAdvice
 
 	target       *cluster.Target
 	failSeverity finding.Severity
@@ -70,6 +71,7 @@ Logs for -f: put logs/NAMESPACE/POD/CONTAINER.previous.log next to the dump
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, json, yaml, markdown, sarif")
 	cmd.Flags().StringVar(&o.failOn, "fail-on", "error", "exit 3 when a finding is at or above this severity: error, warning, info, never")
 	allowUnverifiedFlag(cmd.Flags(), &o.allowUnverified)
+	o.dockerfiles.addFlag(cmd.Flags())
 	return cmd
 }
 
@@ -82,8 +84,10 @@ func (o *diagnoseOptions) complete(args []string) error {
 		o.target = &t
 	}
 	var err error
-	o.failSeverity, err = finding.ParseSeverity(o.failOn)
-	return err
+	if o.failSeverity, err = finding.ParseSeverity(o.failOn); err != nil {
+		return err
+	}
+	return o.dockerfiles.parse()
 }
 
 func (o *diagnoseOptions) validate() error {
@@ -165,13 +169,20 @@ func (o *diagnoseOptions) run(cmd *cobra.Command) error {
 	if res != nil {
 		regReqs, hits = res.Requests(), res.CacheHits()
 	}
+	o.dockerfiles.analyze()
+	o.dockerfiles.attach(o.streams.ErrOut, remedyAdvice(doc.Remedies))
 	doc.Extra = map[string]any{"notArch": diagnose.NotArchFailures(snap, fs), "stats": map[string]any{
 		"pods": len(snap.Pods), "failingPods": failing, "images": len(reqs),
 		"apiRequests": snap.APIRequests, "registryRequests": regReqs, "cacheHits": hits,
 	}}
 	fmt.Fprintf(o.streams.ErrOut, "diagnosed %d failing pod(s) of %d in %s: %d image request(s), %d registry request(s), %d cache hit(s), %d API request(s)\n",
 		failing, len(snap.Pods), time.Since(start).Round(time.Millisecond), len(reqs), regReqs, hits, snap.APIRequests)
-	if err := render(o.streams.Out, o.output, o.failSeverity, doc); err != nil {
+	err = render(o.streams.Out, o.output, o.failSeverity, doc)
+	if dErr := o.dockerfiles.err(); dErr != nil {
+		// archfit failed on some input: that outranks any finding.
+		return dErr
+	}
+	if err != nil {
 		return err
 	}
 	return incomplete(doc, !o.allowUnverified && o.failSeverity != finding.Never)

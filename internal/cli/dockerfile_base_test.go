@@ -3,18 +3,10 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archfit/archfit/internal/testimage"
 )
@@ -23,25 +15,7 @@ import (
 // real (in-process) registry holding a multi-arch build image, an
 // amd64-only runtime image and a multi-arch later tag of it.
 func TestDockerfileCheckBase(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	push := func(ref string, obj any) {
-		t.Helper()
-		r, err := name.ParseReference(host + "/" + ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch o := obj.(type) {
-		case v1.ImageIndex:
-			err = remote.WriteIndex(r, o)
-		case v1.Image:
-			err = remote.Write(r, o)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	host, push := testRegistry(t)
 	push("golang:1.23", testimage.MultiArch("linux/amd64", "linux/arm64"))
 	push("runtime:1", testimage.App("linux/amd64", "amd64"))
 	push("runtime:2", testimage.MultiArch("linux/amd64", "linux/arm64"))

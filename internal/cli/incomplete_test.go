@@ -2,19 +2,11 @@ package cli
 
 import (
 	"encoding/json"
-	"io"
-	"log"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archfit/archfit/internal/registry/hostiletest"
 	"github.com/archfit/archfit/internal/testimage"
@@ -282,26 +274,7 @@ func TestUnreadImagesPatch(t *testing.T) {
 // unknown; one whose read image runs only on amd64 is blocked whatever the
 // unread one holds; one with every image read and multi-arch is ready.
 func TestUnknownIsNeitherReadyNorBlocked(t *testing.T) {
-	open := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer open.Close()
-	host := strings.TrimPrefix(open.URL, "http://")
-	push := func(repo string, img any) string {
-		ref := host + "/" + repo
-		r, err := name.ParseReference(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch v := img.(type) {
-		case v1.ImageIndex:
-			err = remote.WriteIndex(r, v)
-		case v1.Image:
-			err = remote.Write(r, v)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ref
-	}
+	_, push := testRegistry(t)
 	amd := push("amd:1", testimage.App("linux/amd64", "amd64"))
 	multi := push("multi:1", testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
 	locked := hostiletest.New(t, hostiletest.WithBasicAuth("ci", "secret"))

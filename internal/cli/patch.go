@@ -56,6 +56,8 @@ type patchOptions struct {
 	// formatSet: --format was given, so the object patch is printed even
 	// for a Helm-managed workload.
 	formatSet bool
+
+	dockerfiles dockerfileAdvice
 }
 
 // NewCmdPatch builds `archfit patch TYPE/NAME`.
@@ -102,7 +104,16 @@ kustomize post-renderer patch. --format prints the object patch instead.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			return o.run(cmd.Context())
+			err := o.run(cmd.Context())
+			if dErr := o.dockerfiles.err(); dErr != nil {
+				// archfit failed on some input: that outranks any
+				// finding, and an error of the patch is kept in words.
+				if err != nil {
+					return fmt.Errorf("%v\n%w", err, dErr)
+				}
+				return dErr
+			}
+			return err
 		},
 	}
 	o.configFlags.AddFlags(cmd.Flags())
@@ -121,6 +132,7 @@ kustomize post-renderer patch. --format prints the object patch instead.`,
 	fs.StringSliceVar(&o.helmValues, "values", nil, "with --helm-chart, values files merged in order (repeatable)")
 	fs.StringArrayVar(&o.helmSet, "set", nil, "with --helm-chart, set values as helm --set does (repeatable)")
 	fs.StringVar(&o.releaseName, "release-name", renderer.DefaultReleaseName, "with --helm-chart, the release name (the release namespace is -n, else \"default\")")
+	o.dockerfiles.addFlag(fs)
 	return cmd
 }
 
@@ -176,7 +188,7 @@ func (o *patchOptions) complete(cmd *cobra.Command, args []string) error {
 		}
 		o.stdin = b
 	}
-	return nil
+	return o.dockerfiles.parse()
 }
 
 func (o *patchOptions) validate() error {
@@ -318,6 +330,21 @@ func (o *patchOptions) run(ctx context.Context) error {
 		Images: images, Verify: true, Lookup: lookup})
 	for _, n := range rem.Notes {
 		fmt.Fprintf(o.streams.ErrOut, "note: %s\n", n)
+	}
+	o.dockerfiles.analyze()
+	o.dockerfiles.attach(o.streams.ErrOut, remedyAdvice([]*remedy.Remedy{rem}))
+	if o.output == "text" {
+		// stdout is the patch: what blocks the build goes with the notes.
+		for _, b := range rem.Build {
+			if len(b.Dockerfiles) > 0 {
+				what := "every platform (mislabeled entries)"
+				if len(b.Missing) > 0 {
+					what = strings.Join(b.Missing, ", ")
+				}
+				fmt.Fprintf(o.streams.ErrOut, "for good: rebuild %s for %s\n", b.Image, what)
+				report.DockerfileChecksText(o.streams.ErrOut, "  ", b.Dockerfiles)
+			}
+		}
 	}
 	if o.output != "text" {
 		// The document always; where the fix belongs in a chart only for

@@ -93,6 +93,10 @@ func (o *planOptions) runPlan(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := o.dockerfiles.err(); err != nil {
+		// archfit failed on some input: that outranks the rest.
+		return err
+	}
 	// But a plan that rests on unread images is not green.
 	return incomplete(doc, !o.allowUnverified)
 }

@@ -10,8 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/archfit/archfit/internal/testimage"
 )
@@ -32,19 +30,11 @@ type oneRemedy struct {
 func TestOneRemedyPerWorkload(t *testing.T) {
 	dir := t.TempDir()
 	images := filepath.Join(dir, "images")
-	p, err := layout.Write(images, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ref, img := range map[string]v1.ImageIndex{
+	testLayout(t, images, map[string]v1.ImageIndex{
 		"example.com/amd:1":   testimage.Index(testimage.For(testimage.App("linux/amd64", "amd64"), "linux/amd64")),
 		"example.com/arm:1":   testimage.Index(testimage.For(testimage.App("linux/arm64", "arm64"), "linux/arm64")),
 		"example.com/multi:1": testimage.MultiArch("linux/amd64", "linux/arm64/v8"),
-	} {
-		if err := p.AppendIndex(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	deploy := func(name, extra string, containers ...string) string {
 		s := fmt.Sprintf("---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: %s, namespace: shop}\nspec:\n  selector: {matchLabels: {app: %s}}\n  template:\n    metadata: {labels: {app: %s}}\n    spec:\n%s", name, name, name, extra)
 		return s + strings.Join(containers, "")

@@ -87,6 +87,10 @@ func TestSchemaEveryCommand(t *testing.T) {
 		{"plan cluster", append([]string{"plan"}, cluster...), "Plan"},
 		{"dockerfile", []string{"dockerfile", "../../examples/dockerfile"}, "DockerfileAnalysis"},
 		{"patch cluster", append([]string{"patch", "deployment/cache-warmer", "-n", "shop"}, cluster...), "Patch"},
+		{"diagnose --dockerfile", append([]string{"diagnose", "--dockerfile", "example.com/shop/cache=../../examples/dockerfile/Dockerfile", "--dockerfile", "example.com/shop/worker=../../examples/dockerfile/cross-compile.Dockerfile"}, diagnoseExampleArgs...), "Diagnosis"},
+		{"audit --dockerfile", append([]string{"audit", "--dockerfile", "example.com/shop/cache=../../examples/dockerfile"}, cluster...), "Audit"},
+		{"plan --dockerfile", append([]string{"plan", "--dockerfile", "example.com/shop/cache=../../examples/dockerfile/Dockerfile"}, cluster...), "Plan"},
+		{"patch --dockerfile", append([]string{"patch", "deployment/cache-warmer", "-n", "shop", "--dockerfile", "../../examples/dockerfile/Dockerfile"}, cluster...), "Patch"},
 		{"patch helm chart", []string{"patch", "deployment/edge-ingress-nginx-controller", "--helm-chart", helmTestChart, "--release-name", "edge", "-n", "ingress", "--arch", "amd64,arm64", "--no-cache", helmImage[0], helmImage[1], helmImage[2], helmImage[3]}, "Patch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

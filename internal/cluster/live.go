@@ -485,26 +485,53 @@ func (l *liveLoader) collect(ctx context.Context) (*input, error) {
 	return &l.in, nil
 }
 
-// logRequest is one log to read.
+// logRequest is one log to read, and the pods whose same container ended
+// the same way (same workload, image, node architecture, exit code), which
+// are given that log instead of a read of their own.
 type logRequest struct {
 	pod       *Pod
 	container string
 	previous  bool
+	siblings  []*Pod
 }
 
 // logsNeeded lists the logs worth reading: for every container whose
 // instance ended with a non-zero exit and no termination message, the log
 // of that instance. Healthy containers and crashes that explain themselves
 // (terminationMessagePolicy FallbackToLogsOnError) cost no request.
+//
+// Pods of one workload whose container ran the same image on nodes of the
+// same architecture and ended with the same exit code crashed the same
+// way: one log is read for all of them (500 crash-looping replicas cost one
+// read, not 500), and the others' evidence names the pod it came from. A
+// pod without a workload, or with an unknown node architecture, is read on
+// its own.
 func logsNeeded(pods []*Pod) []logRequest {
 	var out []logRequest
+	group := map[string]int{} // key -> index in out
+	add := func(p *Pod, c ContainerStatus, t *corev1.ContainerStateTerminated, previous bool) {
+		key := ""
+		if p.Workload != nil && p.Node != nil && p.Node.Arch() != "" {
+			image := c.ImageID
+			if image == "" {
+				image = c.Image
+			}
+			key = fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d\x00%t", p.Workload.Ref.String(), c.Name, image, p.Node.Arch(), t.ExitCode, previous)
+			if i, ok := group[key]; ok {
+				out[i].siblings = append(out[i].siblings, p)
+				return
+			}
+			group[key] = len(out)
+		}
+		out = append(out, logRequest{pod: p, container: c.Name, previous: previous})
+	}
 	for _, p := range pods {
 		for _, c := range p.Containers() {
 			if t := c.Terminated; t != nil && t.ExitCode != 0 && strings.TrimSpace(t.Message) == "" {
-				out = append(out, logRequest{pod: p, container: c.Name})
+				add(p, c, t, false)
 			}
 			if t := c.LastTerminated; t != nil && c.RestartCount > 0 && t.ExitCode != 0 && strings.TrimSpace(t.Message) == "" {
-				out = append(out, logRequest{pod: p, container: c.Name, previous: true})
+				add(p, c, t, true)
 			}
 		}
 	}
@@ -545,9 +572,15 @@ func (l *liveLoader) readLogs(ctx context.Context, s *Snapshot) {
 		})
 	}
 	_ = g.Wait()
-	for _, lg := range logs {
-		if lg != nil {
-			s.Logs = append(s.Logs, lg)
+	for i, lg := range logs {
+		if lg == nil {
+			continue
+		}
+		s.Logs = append(s.Logs, lg)
+		for _, sib := range reqs[i].siblings {
+			shared := *lg
+			shared.Pod, shared.ReadFrom = sib.Name, lg.Pod
+			s.Logs = append(s.Logs, &shared)
 		}
 	}
 	attachLogs(s)

@@ -245,6 +245,11 @@ type Log struct {
 	Truncated bool
 	// Source is the file the log was read from, "" for a live cluster.
 	Source string
+	// ReadFrom names the pod whose log this is, when it is not Pod's own:
+	// live, one log is read for the pods of a workload whose container ran
+	// the same image on the same node architecture and ended with the same
+	// exit code.
+	ReadFrom string
 }
 
 // Ref returns the pod's reference.

@@ -176,6 +176,9 @@ func (c *containerCase) crashTexts() (texts []string, haveLog bool) {
 		if l.Previous {
 			which = "log (previous)"
 		}
+		if l.ReadFrom != "" {
+			which += " of pod " + l.ReadFrom + " (same workload, image, node architecture and exit code)"
+		}
 		lines := matchingLines(l.Text, 3)
 		if len(lines) == 0 {
 			lines = []string{lastLine(l.Text)}

@@ -34,7 +34,7 @@ type Options struct {
 // Step is one thing to do: a command, a manifest, or a note.
 type Step struct {
 	Title string `json:"title"`
-	// Lang of Text: sh, yaml, or "" for prose.
+	// Lang of Text: sh, yaml, dockerfile, or "" for prose.
 	Lang string `json:"lang,omitempty"`
 	Text string `json:"text,omitempty"`
 }
@@ -271,6 +271,9 @@ func fixPhase(r *audit.Result) Phase {
 			st.Lang, st.Text = b.Build.Recipes[0].Lang, b.Build.Recipes[0].Text
 		}
 		ph.Steps = append(ph.Steps, st)
+		if b.Build != nil {
+			ph.Steps = append(ph.Steps, dockerfileSteps(b.Build.Dockerfiles)...)
+		}
 	}
 	var patches []string
 	for _, rm := range r.Remedies {
@@ -504,4 +507,25 @@ func tolerationCommand(w *audit.Workload, preferArm bool) string {
 
 func rollbackCommand(w *audit.Workload, preferArm bool) string {
 	return kubectlPatch(w.Source(), rollbackOps(w.Source(), preferArm))
+}
+
+// dockerfileSteps are what blocks the build in the Dockerfiles the user
+// named (--dockerfile): each finding at file:line with its fix lines.
+func dockerfileSteps(cs []remedy.DockerfileCheck) []Step {
+	var out []Step
+	for _, c := range cs {
+		st := Step{Title: "Dockerfile: " + c.Summary}
+		if len(c.Findings) > 0 {
+			var b strings.Builder
+			for _, f := range c.Findings {
+				fmt.Fprintf(&b, "# %s [%s] %s\n# %s\n", f.Position(), f.Code, strings.Join(f.Evidence, " "), f.Message)
+				if f.Fix != "" {
+					b.WriteString(f.Fix + "\n")
+				}
+			}
+			st.Lang, st.Text = "dockerfile", b.String()
+		}
+		out = append(out, st)
+	}
+	return out
 }

@@ -25,6 +25,12 @@ type BuildAdvice struct {
 	Broken  []BrokenEntry `json:"broken,omitempty"`
 	Recipes []Recipe      `json:"recipes,omitempty"`
 	Notes   []string      `json:"notes,omitempty"`
+	// Dockerfiles are the findings of the Dockerfile(s) the user said
+	// build this image (--dockerfile): what in them blocks the fix.
+	Dockerfiles []DockerfileCheck `json:"dockerfiles,omitempty"`
+
+	// platforms are the linux/ARCH platforms the fix builds.
+	platforms []string
 }
 
 // BrokenEntry is a mislabeled index entry.
@@ -127,6 +133,7 @@ func Build(r image.Report, opts ...BuildOption) BuildAdvice {
 	for i, arch := range o.want {
 		platforms[i] = "linux/" + arch
 	}
+	a.platforms = platforms
 	plat := strings.Join(platforms, ",")
 	ref := r.Reference
 	repo, tag := splitRef(ref)

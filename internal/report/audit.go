@@ -174,6 +174,7 @@ func remediesText(w io.Writer, rms []*remedy.Remedy) {
 		}
 		for _, b := range rm.Build {
 			fmt.Fprintf(w, "    build: %s misses %s\n", b.Image, strings.Join(b.Missing, ", "))
+			DockerfileChecksText(w, "      ", b.Dockerfiles)
 		}
 	}
 }

@@ -161,6 +161,7 @@ func diagnosisRemedyText(w io.Writer, r *remedy.Remedy) {
 		if len(b.Recipes) > 0 {
 			fmt.Fprintf(w, "    how: %s (-o yaml shows every recipe)\n", b.Recipes[0].Title)
 		}
+		DockerfileChecksText(w, "    ", b.Dockerfiles)
 	}
 }
 

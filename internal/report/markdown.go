@@ -65,6 +65,7 @@ func Markdown(w io.Writer, d *Document) error {
 			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", r.Reference, r.Kind, strings.Join(r.Platforms, ", "), strings.Join(r.Architectures, ", "))
 		}
 	}
+	dockerfileChecksMarkdown(w, d.Remedies)
 	return nil
 }
 

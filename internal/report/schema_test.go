@@ -116,6 +116,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		"jsonPatchOperation": remedy.Operation{},
 		"buildAdvice":        remedy.BuildAdvice{},
 		"brokenEntry":        remedy.BrokenEntry{},
+		"dockerfileCheck":    remedy.DockerfileCheck{},
 		"recipe":             remedy.Recipe{},
 		"node":               report.Node{},
 		"imageReport":        image.Report{},

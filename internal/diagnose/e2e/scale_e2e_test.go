@@ -76,4 +76,10 @@ func TestDiagnoseLiveScale(t *testing.T) {
 	if n := last.Extra.Stats["registryRequests"]; n > 30*6 {
 		t.Errorf("%d registry requests for 30 images", n)
 	}
+	// One previous log per crash shape (here one per Deployment: one image,
+	// one architecture, one exit code), not one per pod: 50 log reads and
+	// the lists, where one per pod was 250 of 287 requests.
+	if n := last.Extra.Stats["apiRequests"]; n > 150 {
+		t.Errorf("%d API requests for 50 workloads of 10 identical failing pods each", n)
+	}
 }
