@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptrace"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,15 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("not sent: the last %d requests to %s failed, the last with: %v", e.Failures, e.Host, e.Err)
+	// The last failure was another request's, often another image's: its
+	// URL would name that image in this one's message, so only the cause
+	// is quoted (dial tcp ...: connection refused, a timeout).
+	cause := e.Err
+	var ue *url.Error
+	if errors.As(cause, &ue) && ue.Err != nil {
+		cause = ue.Err
+	}
+	return fmt.Sprintf("not sent: the last %d requests to %s failed, the last with: %v", e.Failures, e.Host, cause)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }

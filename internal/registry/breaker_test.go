@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -322,5 +324,23 @@ func TestTokenFromTheSameHostAfterAFailure(t *testing.T) {
 	start := time.Now()
 	if _, _, err := c.Manifest(ctx, ref(t, s, "third:1")); err != nil {
 		t.Fatalf("after one failure, a request needing a new token: %v (after %s)", err, time.Since(start))
+	}
+}
+
+// TestUnreachableErrorQuotesOnlyTheCause: the failure a stopped request
+// reports was another request's (often another image's): its message
+// gives the cause, not that request's URL, and the error still unwraps to
+// the whole failure for classification.
+func TestUnreachableErrorQuotesOnlyTheCause(t *testing.T) {
+	cause := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	last := &url.Error{Op: "Get", URL: "https://reg.example:5000/v2/other/image/manifests/1", Err: cause}
+	err := &UnreachableError{Host: "reg.example:5000", Failures: 3, Err: last}
+	msg := err.Error()
+	if strings.Contains(msg, "other/image") || !strings.Contains(msg, "connection refused") {
+		t.Errorf("message %q: want the cause without the other request's URL", msg)
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("%v does not unwrap to the failure", err)
 	}
 }
