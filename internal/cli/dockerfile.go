@@ -178,16 +178,30 @@ func (o *dockerfileOptions) run(ctx context.Context) error {
 	return incomplete(doc, !o.allowUnverified && o.failSeverity != finding.Never)
 }
 
+// maxBaseImages bounds the distinct FROM images --check-base reads in one run.
+const maxBaseImages = 256
+
 // checkBases inspects each distinct FROM image that a stage needs for some
 // platform (with the engine of inspect) and judges it.
 func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.BaseImage) ([]dockerfile.BaseCheck, []finding.Finding, []*image.Report, error) {
-	var refs []string
-	for _, b := range bases {
-		if !b.Unresolved && !slices.Contains(refs, b.Ref) {
-			refs = append(refs, b.Ref)
-		}
-	}
+	// The Dockerfiles are input from whoever opened the pull request: the
+	// distinct base images read are bounded, the rest are reported unread.
+	var refs, all []string
+	seen := map[string]bool{}
 	reports := map[string]*image.Report{}
+	for _, b := range bases {
+		if b.Unresolved || seen[b.Ref] {
+			continue
+		}
+		seen[b.Ref] = true
+		all = append(all, b.Ref)
+		if len(refs) == maxBaseImages {
+			reports[b.Ref] = &image.Report{Reference: b.Ref, Error: &image.Failure{Reason: "too-many",
+				Detail: fmt.Sprintf("not read: the Dockerfiles name more than %d distinct base images", maxBaseImages)}}
+			continue
+		}
+		refs = append(refs, b.Ref)
+	}
 	if len(refs) > 0 {
 		res, err := o.images.resolver(o.streams.ErrOut, o.verify, o.targets...)
 		if err != nil {
@@ -220,8 +234,8 @@ func (o *dockerfileOptions) checkBases(ctx context.Context, bases []dockerfile.B
 			len(reps), time.Since(start).Round(time.Millisecond), res.Requests(), res.CacheHits())
 	}
 	checks, fs := dockerfile.CheckBases(bases, reports, o.targets)
-	reps := make([]*image.Report, 0, len(refs))
-	for _, r := range refs {
+	reps := make([]*image.Report, 0, len(all))
+	for _, r := range all {
 		reps = append(reps, reports[r])
 	}
 	return checks, fs, reps, nil

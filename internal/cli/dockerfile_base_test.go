@@ -101,3 +101,25 @@ COPY --from=build /app /app
 		t.Errorf("without --check-base: exit %d\n%s", code, out)
 	}
 }
+
+// TestDockerfileCheckBaseBounded: a Dockerfile naming more distinct base
+// images than --check-base reads gets the rest reported unread (exit 4),
+// never read and never passed.
+func TestDockerfileCheckBaseBounded(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i <= maxBaseImages; i++ {
+		fmt.Fprintf(&b, "FROM example.com/base/n%d:1\n", i)
+	}
+	df := filepath.Join(t.TempDir(), "Dockerfile")
+	if err := os.WriteFile(df, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layout := testLayout(t, t.TempDir(), nil) // an empty layout: nothing is fetched
+	out, _, code := runArchfit(t, "", "dockerfile", df, "--check-base", "--oci-layout", layout, "--no-cache", "-o", "json")
+	if code != ExitIncomplete {
+		t.Fatalf("exit %d, want %d", code, ExitIncomplete)
+	}
+	if n := strings.Count(out, "more than 256 distinct base images"); n < 1 {
+		t.Errorf("the base image beyond the bound is not reported as unread:\n%.2000s", out)
+	}
+}
