@@ -229,8 +229,37 @@ func chooseFromIndex(spec NodeSpec, norm string, desc *remote.Descriptor) (v1.Im
 		}
 		return img, nil
 	default:
-		return containerdChoose(idx, desc.Digest, norm, node, spec.matcher() == containerdTransfer)
+		return containerdChoose(idx, desc.Digest, norm, node, spec.matcher() == containerdTransfer, spec.ignoresOSFeatures())
 	}
+}
+
+// ignoresOSFeatures tells whether the node's containerd links a
+// containerd/platforms older than v1.0.0-rc.5 (its go.mod: 1.7 and 2.0
+// v0.2.1, 2.1 and 2.2 rc.1/rc.2), whose matchers do not look at an entry's
+// os.features.
+func (s NodeSpec) ignoresOSFeatures() bool {
+	if s.runtimeName() != "containerd" {
+		return false
+	}
+	major, minor := s.runtimeVersion()
+	return major < 2 || major == 2 && minor < 3
+}
+
+// Pull is what a node of spec pulls for image, as the kubelet sees it: the
+// digest of the manifest its runtime unpacks, or the runtime's gRPC error
+// text. For the runtime conformance suite, which checks the twin against
+// real runtimes.
+func Pull(ctx context.Context, spec NodeSpec, image string) (manifest string, err error) {
+	t := &Twin{}
+	p, err := t.pull(ctx, spec.withDefaults(), image, keychain{})
+	if err != nil {
+		return "", err
+	}
+	d, err := p.image.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
 }
 
 // containerdChoose follows containerd's CRI pull, then its image.Config:
@@ -244,8 +273,11 @@ func chooseFromIndex(spec NodeSpec, norm string, desc *remote.Descriptor) (v1.Im
 //     platforms.Only(node), taking the first preferred entry (limit 1): no
 //     entry is "no match for platform in manifest <index>"; an entry the
 //     transfer did not fetch (arm/v7 on arm64, 386 on amd64) is missing content.
-func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Platform, transfer bool) (v1.Image, error) {
-	only, ordered := platforms.Only(node), platforms.Ordered(node)
+func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Platform, transfer, ignoreOSFeatures bool) (v1.Image, error) {
+	var only, ordered platforms.MatchComparer = platforms.Only(node), platforms.Ordered(node)
+	if ignoreOSFeatures {
+		only, ordered = noOSFeatures{only}, noOSFeatures{ordered}
+	}
 	failed := func(err error) error {
 		return &pullError{msg: grpcUnknown(fmt.Sprintf("failed to pull and unpack image %q: %v", norm, err))}
 	}
@@ -313,6 +345,20 @@ func preferred(ds []v1.Descriptor, m platforms.MatchComparer) []v1.Descriptor {
 		return m.Less(toSpec(*out[i].Platform), toSpec(*out[j].Platform))
 	})
 	return out
+}
+
+// noOSFeatures is a matcher as containerd/platforms had it before
+// v1.0.0-rc.5: os.features are not looked at.
+type noOSFeatures struct{ platforms.MatchComparer }
+
+func (n noOSFeatures) Match(p specs.Platform) bool {
+	p.OSFeatures = nil
+	return n.MatchComparer.Match(p)
+}
+
+func (n noOSFeatures) Less(a, b specs.Platform) bool {
+	a.OSFeatures, b.OSFeatures = nil, nil
+	return n.MatchComparer.Less(a, b)
 }
 
 func toSpec(p v1.Platform) specs.Platform {
