@@ -72,6 +72,10 @@ var Cases = []Case{
 	{Name: "windows-first", What: "windows/amd64, then linux/amd64, linux/arm64", Entries: []CaseEntry{e("windows/amd64"), e("linux/amd64"), e("linux/arm64")}},
 	{Name: "nested", What: "an index whose only entry is an index of linux/amd64, linux/arm64",
 		Entries: []CaseEntry{{Nested: []CaseEntry{e("linux/amd64"), e("linux/arm64")}}}},
+	{Name: "nested-amd64-then-amd64", What: "an index of linux/amd64 (nested, no platform), then linux/amd64",
+		Entries: []CaseEntry{{Nested: []CaseEntry{e("linux/amd64")}}, e("linux/amd64")}},
+	{Name: "no-platform-with-attestation", What: "an entry without a platform (config amd64), then an attestation manifest (unknown/unknown)",
+		Entries: []CaseEntry{noPlatform("linux/amd64"), {Config: "unknown/unknown", Declared: decl("unknown/unknown"), Attestation: true}}},
 	{Name: "nested-then-amd64", What: "an index of linux/arm64 (nested, no platform), then linux/amd64",
 		Entries: []CaseEntry{{Nested: []CaseEntry{e("linux/arm64")}}, e("linux/amd64")}},
 }

@@ -94,6 +94,9 @@ func entryPlatform(c Case, b Built, d string) string {
 				continue
 			}
 			if en.Declared == nil {
+				if path != "" {
+					return "nested, config " + en.Config
+				}
 				return "config " + en.Config
 			}
 			s := en.Declared.OS + "/" + en.Declared.Architecture
@@ -102,6 +105,9 @@ func entryPlatform(c Case, b Built, d string) string {
 			}
 			if len(en.Declared.OSFeatures) > 0 {
 				s += "+" + strings.Join(en.Declared.OSFeatures, ",")
+			}
+			if path != "" {
+				s = "nested " + s
 			}
 			return s
 		}
@@ -131,7 +137,7 @@ func Predict(ctx context.Context, reg *Registry, runtime, path, arch string) ([]
 		}
 		var got *image.Pull
 		for _, p := range rep.PullsFor([]platform.NodeSpec{spec}) {
-			if p.Runtime.Base() == pathRuntime(path) {
+			if p.Runtime.Base() == pathRuntime(runtime, path) {
 				p := p
 				got = &p
 				break
@@ -151,7 +157,12 @@ func Predict(ctx context.Context, reg *Registry, runtime, path, arch string) ([]
 	return rows, nil
 }
 
-func pathRuntime(path string) platform.Runtime {
+// pathRuntime is archfit's matcher for a runtime's pull path: CRI-O has
+// one; containerd a local and (2.1+) a transfer path.
+func pathRuntime(runtime, path string) platform.Runtime {
+	if strings.HasPrefix(runtime, "cri-o://") {
+		return platform.CRIO
+	}
 	if path == "transfer" {
 		return platform.ContainerdTransfer
 	}

@@ -282,12 +282,15 @@ func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Pl
 		return &pullError{msg: grpcUnknown(fmt.Sprintf("failed to pull and unpack image %q: %v", norm, err))}
 	}
 	noMatch := &pullError{msg: grpcNotFound(fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", top))}
-	for {
+	var walked [][]v1.Descriptor // every entry of each index level
+	var chosen []v1.Descriptor   // the entry followed at each level
+	var img v1.Image
+	for img == nil {
 		im, err := idx.IndexManifest()
 		if err != nil {
 			return nil, failed(err)
 		}
-		cands := preferred(im.Manifests, only)
+		cands := preferred(im.Manifests, only, true)
 		if len(cands) == 0 {
 			if !transfer {
 				return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("failed to pull and unpack image %q: no match for platform in manifest: not found", norm))}
@@ -298,14 +301,14 @@ func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Pl
 		if transfer && d.Platform != nil && !ordered.Match(toSpec(*d.Platform)) {
 			return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest))}
 		}
+		walked, chosen = append(walked, im.Manifests), append(chosen, d)
 		if d.MediaType.IsIndex() {
 			if idx, err = idx.ImageIndex(d.Digest); err != nil {
 				return nil, failed(err)
 			}
 			continue
 		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
+		if img, err = idx.Image(d.Digest); err != nil {
 			return nil, failed(err)
 		}
 		if d.Platform == nil {
@@ -318,16 +321,35 @@ func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Pl
 				return nil, noMatch
 			}
 		}
-		return img, nil
 	}
+	// The CRI then records the image with its size: the same walk, the
+	// same sort, but over every entry (images.LimitManifests without
+	// FilterPlatforms). An entry it puts ahead of the one pulled was never
+	// fetched.
+	for i, all := range walked {
+		sorted := preferred(all, only, false)
+		if len(sorted) > 0 && sorted[0].Digest != chosen[i].Digest {
+			id, err := img.ConfigName()
+			if err != nil {
+				return nil, failed(err)
+			}
+			return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("failed to update image store %q: get image info from containerd: get image compressed resource size: content digest %s: not found", id, sorted[0].Digest))}
+		}
+	}
+	return img, nil
 }
 
-// preferred keeps the entries m matches (and those without a platform, to be
-// checked against their config), ordered by m's preference, stable, entries
-// without a platform last; unknown media types are skipped.
-func preferred(ds []v1.Descriptor, m platforms.MatchComparer) []v1.Descriptor {
+// preferred orders entries by m's preference, stable, entries without a
+// platform last. With filter it keeps only the image manifests and indexes
+// m matches (and those without a platform, to be checked against their
+// config).
+func preferred(ds []v1.Descriptor, m platforms.MatchComparer, filter bool) []v1.Descriptor {
 	var out []v1.Descriptor
 	for _, d := range ds {
+		if !filter {
+			out = append(out, d)
+			continue
+		}
 		if !d.MediaType.IsImage() && !d.MediaType.IsIndex() {
 			continue
 		}
