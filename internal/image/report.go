@@ -66,7 +66,7 @@ type Entry struct {
 	// ConfigDigest is the config blob's digest, the image ID a runtime
 	// reports, where the config was read.
 	ConfigDigest string `json:"configDigest,omitempty"`
-	Attestation    bool            `json:"attestation,omitempty"`
+	Attestation  bool   `json:"attestation,omitempty"`
 	// AttestsDigest is the image an attestation manifest is about.
 	AttestsDigest string `json:"attestsDigest,omitempty"`
 	// Nested is the path of parent index digests for entries of nested indexes.
