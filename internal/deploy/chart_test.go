@@ -13,11 +13,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -433,12 +435,24 @@ func TestChartVariants(t *testing.T) {
 		checkCommon(t, r, ns)
 		checkCertManager(t, r, ns)
 	})
-	t.Run("bad mode", func(t *testing.T) {
-		_, err := render.HelmChart(t.Context(), chartDir, nil, []string{"mode=audit"}, releaseName, ns)
-		if err == nil || !strings.Contains(err.Error(), `mode "audit"`) {
-			t.Errorf("mode=audit: %v, want a clear refusal", err)
-		}
-	})
+	// Bad values are refused with the value named, before anything is
+	// rendered (values.schema.json).
+	for _, bad := range []struct{ set, want string }{
+		{"mode=audit", "/mode"},
+		{"fallbackArch=s390x", "/fallbackArch"},
+		{"gateDeadline=soon", "/gateDeadline"},
+		{"image.digest=latest", "/image/digest"},
+		{"namespaceSelector.matchExpressions[0].key=tier,namespaceSelector.matchExpressions[0].operator=Gt", "/namespaceSelector/matchExpressions/0/operator"},
+		{"webhook.timeoutSeconds=30", "/webhook/timeoutSeconds"},
+		{"service.metricsPort=8443", "/service/metricsPort"},
+	} {
+		t.Run("refused "+bad.set, func(t *testing.T) {
+			_, err := render.HelmChart(t.Context(), chartDir, nil, []string{bad.set}, releaseName, ns)
+			if err == nil || !strings.Contains(err.Error(), bad.want) {
+				t.Errorf("%s: %v, want a refusal naming %s", bad.set, err, bad.want)
+			}
+		})
+	}
 }
 
 // checkCertManager validates the cert-manager objects by structure (the
@@ -562,46 +576,16 @@ func TestChartAudit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds archfit's image (binaries cached after the first run)")
 	}
-	ctx := t.Context()
-	cache, err := release.DefaultBinaryCache(ctx)
-	if err != nil {
-		t.Skip(err)
-	}
-	var chart struct {
-		AppVersion string `json:"appVersion"`
-	}
-	b, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	repo, version := chartImage(t)
+	tag, err := name.NewTag(repo + ":" + version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(b, &chart); err != nil {
-		t.Fatal(err)
-	}
-	var values struct {
-		Image struct{ Repository string } `json:"image"`
-	}
-	if b, err = os.ReadFile(filepath.Join(chartDir, "values.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &values); err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.NewTag(values.Image.Repository + ":" + chart.AppVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _ := filepath.Abs("../..")
-	begin := time.Now()
-	idx, err := release.BuildImage(ctx, release.ImageOptions{ModuleRoot: root, Version: chart.AppVersion,
-		Epoch: time.Unix(0, 0).UTC(), CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	idx := ownImage(t)
 	dir := filepath.Join(t.TempDir(), "image")
 	if err := release.WriteLayout(dir, idx, tag); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("image %s built in %s", tag, time.Since(begin).Round(time.Millisecond))
 
 	var out, errOut bytes.Buffer
 	cmd := cli.NewCmdRoot(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
@@ -643,4 +627,175 @@ func TestChartAudit(t *testing.T) {
 			t.Errorf("%s: entries verified genuine: %v, want amd64 and arm64\n%s", im.Reference, ok, out.String())
 		}
 	}
+}
+
+// chartImage is the image the chart runs by default: values.yaml's
+// repository and Chart.yaml's appVersion.
+func chartImage(t *testing.T) (repository, version string) {
+	t.Helper()
+	var chart struct {
+		AppVersion string `json:"appVersion"`
+	}
+	var values struct {
+		Image struct{ Repository string } `json:"image"`
+	}
+	for file, into := range map[string]any{"Chart.yaml": &chart, "values.yaml": &values} {
+		b, err := os.ReadFile(filepath.Join(chartDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, into); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	return values.Image.Repository, chart.AppVersion
+}
+
+var built struct {
+	sync.Mutex
+	idx v1.ImageIndex
+}
+
+// ownImage is archfit's image built from this checkout at the chart's
+// appVersion, once per test binary (its binaries cached across runs under
+// the Go build cache).
+func ownImage(t *testing.T) v1.ImageIndex {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds archfit's image (binaries cached after the first run)")
+	}
+	built.Lock()
+	defer built.Unlock()
+	if built.idx != nil {
+		return built.idx
+	}
+	cache, err := release.DefaultBinaryCache(t.Context())
+	if err != nil {
+		t.Skip(err)
+	}
+	_, version := chartImage(t)
+	root, _ := filepath.Abs("../..")
+	begin := time.Now()
+	idx, err := release.BuildImage(t.Context(), release.ImageOptions{ModuleRoot: root, Version: version,
+		Epoch: time.Unix(0, 0).UTC(), CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("archfit's image built in %s", time.Since(begin).Round(time.Millisecond))
+	built.idx = idx
+	return idx
+}
+
+// TestChartRunsOnEveryNode installs the chart for real in the test
+// cluster, its image pushed to the cluster's registry, with one replica
+// per node (three amd64 and three arm64 nodes, containerd 1.7, 2.1 and
+// CRI-O): every pod must pull the right entry and find a binary it can
+// run (the node twin checks the ELF against the node), with no
+// architecture pinned anywhere. With the webhook registered and nothing
+// answering it (the twin runs no processes), a pod elsewhere is still
+// admitted: failurePolicy Ignore.
+func TestChartRunsOnEveryNode(t *testing.T) {
+	env := cluster.Env(t)
+	idx := ownImage(t)
+	ctx := t.Context()
+	_, version := chartImage(t)
+	repo := env.Registry + "/archfit/archfit"
+	ref, err := name.NewTag(repo + ":" + version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := release.Push(ctx, ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(ctx, t, "archfit-install")
+	objs := decode(t, renderChart(t, ns, "image.repository="+repo, "replicaCount=6",
+		"topologySpreadConstraints[0].maxSkew=1", "topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+		"topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"))
+
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	for _, o := range objs {
+		if isHook(o) {
+			continue
+		}
+		gvk := o.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if m.Scope.Name() == "namespace" {
+			ri = dyn.Resource(m.Resource).Namespace(ns)
+		} else {
+			name := o.GetName()
+			t.Cleanup(func() {
+				if err := ri.Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{}); err != nil {
+					t.Errorf("deleting %s %s: %v", gvk.Kind, name, err)
+				}
+			})
+		}
+		if _, err := ri.Create(ctx, o, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
+			t.Fatalf("creating %s %s: %v", gvk.Kind, o.GetName(), err)
+		}
+	}
+
+	var pods []corev1.Pod
+	err = testenv.Poll(ctx, 3*time.Minute, func(ctx context.Context) (bool, error) {
+		list, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + releaseName})
+		if err != nil {
+			return false, err
+		}
+		pods = list.Items
+		running := 0
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return running == 6, nil
+	})
+	nodes := map[string]string{}
+	for _, p := range pods {
+		var why []string
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				why = append(why, w.Reason+": "+w.Message)
+			}
+		}
+		t.Logf("%s on %s: %s %s", p.Name, p.Spec.NodeName, p.Status.Phase, strings.Join(why, "; "))
+		if p.Status.Phase == corev1.PodRunning {
+			nodes[p.Spec.NodeName] = p.Spec.NodeName
+		}
+	}
+	if err != nil {
+		t.Fatalf("waiting for 6 running archfit pods: %v", err)
+	}
+	archs := map[string]int{}
+	for n := range nodes {
+		node, err := env.Client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		archs[node.Labels[corev1.LabelArchStable]]++
+	}
+	if len(nodes) != 6 || archs["amd64"] != 3 || archs["arm64"] != 3 {
+		t.Errorf("running on %d nodes, by arch %v; want all six, three of each", len(nodes), archs)
+	}
+
+	// Fail open: the webhook is registered and nothing serves it.
+	other := env.Namespace(ctx, t, "archfit-admitted")
+	begin := time.Now()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "admitted"}, Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "c", Image: ref.String()}}}}
+	if _, err := env.Client.CoreV1().Pods(other).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a pod with archfit's webhook registered and not answering: %v", err)
+	}
+	t.Logf("pod admitted in %s with the webhook not answering", time.Since(begin).Round(time.Millisecond))
 }
