@@ -423,8 +423,48 @@ func binary(ctx context.Context, o ImageOptions, key string, p v1.Platform) ([]b
 				o.logf("caching the %s binary: %v", p, err)
 			}
 		}
+		prune(o.CacheDir, key[:32], keepBuilds)
 	}
 	return b, nil
+}
+
+// keepBuilds is how many source trees' binaries the cache keeps (each
+// about 110 MB for both architectures): every edit makes a new entry.
+const keepBuilds = 4
+
+// prune removes all but the keep most recently written entries of the
+// binary cache (never current), and build directories a killed build left
+// behind more than an hour ago.
+func prune(dir, current string, keep int) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type entry struct {
+		name string
+		mod  time.Time
+	}
+	var builds []entry
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil || !e.IsDir() {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(e.Name(), "build-"):
+			if time.Since(info.ModTime()) > time.Hour {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		case len(e.Name()) == 32 && e.Name() != current:
+			builds = append(builds, entry{e.Name(), info.ModTime()})
+		}
+	}
+	sort.Slice(builds, func(i, j int) bool { return builds[i].mod.After(builds[j].mod) })
+	for i, b := range builds {
+		if i >= keep-1 {
+			os.RemoveAll(filepath.Join(dir, b.name))
+		}
+	}
 }
 
 func readBounded(path string, max int64) ([]byte, error) {

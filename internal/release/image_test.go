@@ -244,3 +244,36 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// The binary cache keeps the newest entries and the current one, and
+// drops build directories a killed build left behind.
+func TestPrune(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	mk := func(name string, age time.Duration) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Join(p, "linux-amd64"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(c byte) string { return strings.Repeat(string(c), 32) }
+	mk(key('a'), 4*time.Hour) // current, oldest: kept
+	mk(key('b'), 3*time.Hour)
+	mk(key('c'), 2*time.Hour)
+	mk(key('d'), time.Hour)
+	mk("build-old", 2*time.Hour)
+	mk("build-running", time.Minute)
+	prune(dir, key('a'), 3)
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	want := []string{key('a'), "build-running", key('c'), key('d')} // by name, as ReadDir lists them
+	if strings.Join(left, " ") != strings.Join(want, " ") {
+		t.Errorf("left %v, want %v", left, want)
+	}
+}
