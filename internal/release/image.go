@@ -138,15 +138,17 @@ func BuildImage(ctx context.Context, o ImageOptions) (v1.ImageIndex, error) {
 			return nil, fmt.Errorf("reading the CA certificates: %w", err)
 		}
 	}
+	for _, p := range o.Platforms {
+		if p.OS != "linux" {
+			return nil, fmt.Errorf("platform %s: archfit's image is built for linux only", p)
+		}
+	}
 	key, err := sourceKey(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	bins := make([][]byte, len(o.Platforms))
 	for i, p := range o.Platforms {
-		if p.OS != "linux" {
-			return nil, fmt.Errorf("platform %s: archfit's image is built for linux only", p)
-		}
 		if bins[i], err = binary(ctx, o, key, p); err != nil {
 			return nil, err
 		}
