@@ -435,6 +435,15 @@ func TestChartVariants(t *testing.T) {
 		checkCommon(t, r, ns)
 		checkCertManager(t, r, ns)
 	})
+	t.Run("one replica", func(t *testing.T) {
+		// A PodDisruptionBudget of minAvailable 1 over one pod would block
+		// every drain of its node.
+		for _, o := range decode(t, renderChart(t, ns, "replicaCount=1")) {
+			if o.GetKind() == "PodDisruptionBudget" {
+				t.Error("a PodDisruptionBudget for a single replica")
+			}
+		}
+	})
 	// Bad values are refused with the value named, before anything is
 	// rendered (values.schema.json).
 	for _, bad := range []struct{ set, want string }{
