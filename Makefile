@@ -7,7 +7,7 @@ BIN       := bin/archfit
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 
-.PHONY: all build example test unit lint fmt vet staticcheck bench runtimes-build cluster-build cluster-up cluster-down install-plugin clean release-tools release-snapshot
+.PHONY: all build example test unit lint fmt vet staticcheck bench runtimes-build cluster-build cluster-up cluster-down install-plugin clean release-tools release-snapshot image
 
 all: build
 
@@ -88,6 +88,16 @@ cluster-up:
 
 cluster-down:
 	hack/testenv.sh down
+
+# archfit's own image for linux/amd64 and linux/arm64, without a Docker daemon
+# (hack/image): an OCI layout in dist/image; PUSH=1 also pushes it to IMAGE.
+# Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the last
+# commit's time).
+IMAGE ?= ghcr.io/archfit/archfit:$(VERSION)
+image:
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct)} $(GO) run ./hack/image \
+	  --version $(VERSION) --revision "$$(git rev-parse HEAD)" --tag $(IMAGE) --oci-layout dist/image \
+	  $(if $(PUSH),--push $(IMAGE))
 
 # Install as a kubectl plugin: kubectl finds kubectl-archfit on PATH.
 install-plugin: build
