@@ -40,7 +40,7 @@ var (
 	// config lookup disagree (an index with only a fallback entry such as
 	// arm/v7 on an arm64 node): the index resolved, the platform did not.
 	// A missing tag fails earlier, at "failed to resolve reference".
-	reNoMatch = regexp.MustCompile(`no match for platform in manifest|get image config descriptor: content digest \S+: not found|no image found in (manifest list|image index) for architecture|no matching manifest for \S+ in the manifest list entries|image with reference \S+ was found but does not match the specified platform`)
+	reNoMatch = regexp.MustCompile(`no match for platform in manifest|get image config descriptor: content digest \S+: not found|get image compressed resource size: content digest \S+: not found|no image found in (manifest list|image index) for architecture|no matching manifest for \S+ in the manifest list entries|image with reference \S+ was found but does not match the specified platform`)
 	// Not-arch pull causes. Order matters only for naming the cause.
 	notArchPull = []struct {
 		re    *regexp.Regexp

@@ -29,7 +29,7 @@ func TestClassifyText(t *testing.T) {
 		{"containerd transfer", "get image config descriptor: no match for platform in manifest sha256:abc: not found", sigNoMatch},
 		{"containerd transfer, fallback entry filtered", "failed to pull and unpack image \"x:1\": get image config descriptor: content digest sha256:abc: not found", sigNoMatch},
 		{"missing tag is not a platform miss", "failed to resolve reference \"x:1\": x:1: not found", sigNone},
-		{"crio list", `choosing image instance: no image found in manifest list for architecture "arm64", variant "v8", OS "linux"`, sigNoMatch},
+		{"crio list", `choosing an image from manifest list docker://reg.test/cache:7: no image found in manifest list for architecture "arm64", variant "v8", OS "linux"`, sigNoMatch},
 		{"crio index", `no image found in image index for architecture "amd64", variant "", OS "linux"`, sigNoMatch},
 		{"docker", "no matching manifest for linux/arm64/v8 in the manifest list entries", sigNoMatch},
 	} {

@@ -375,7 +375,8 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 		r.hit(&st)
 		// Runtime messages quote the reference pulled: make them this one's.
 		for i := range cached.Pulls {
-			cached.Pulls[i].Error = strings.ReplaceAll(cached.Pulls[i].Error, fmt.Sprintf("%q", cached.Reference), fmt.Sprintf("%q", q.Ref))
+			e := strings.ReplaceAll(cached.Pulls[i].Error, fmt.Sprintf("%q", cached.Reference), fmt.Sprintf("%q", q.Ref))
+			cached.Pulls[i].Error = strings.ReplaceAll(e, "docker://"+platform.CRIORef(cached.Reference)+": ", "docker://"+platform.CRIORef(q.Ref)+": ")
 		}
 		cached.Reference = q.Ref
 		cached.Layout = rep.Layout

@@ -223,7 +223,7 @@ func TestPullsPerRuntime(t *testing.T) {
 		"linux/amd64 " + string(platform.CRIO):                  "linux/amd64",
 		"linux/arm64/v8 " + string(platform.ContainerdLocal):    "linux/arm/v7",
 		"linux/arm64/v8 " + string(platform.ContainerdTransfer): "ERR get image config descriptor: content digest " + d.String() + ": not found",
-		"linux/arm64/v8 " + string(platform.CRIO):               "ERR choosing image instance: no image found in image index for architecture \"arm64\", variant \"v8\", OS \"linux\"",
+		"linux/arm64/v8 " + string(platform.CRIO):               "ERR choosing an image from manifest list docker://" + ref + ": no image found in image index for architecture \"arm64\", variant \"v8\", OS \"linux\"",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("pulls (-want +got):\n%s", diff)

@@ -284,6 +284,9 @@ func (r *Report) PullsFor(nodes []platform.NodeSpec) []Pull {
 				if p.Node == node && p.Runtime == want {
 					p.Runtime = rt
 					p.NodeRuntime = n.Runtime
+					if rt.Base() == platform.CRIO && p.Error != "" {
+						p.Error = platform.CRIOMessage(n.RuntimeInfo.Version, p.Error)
+					}
 					out = append(out, p)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	podmanmanifest "go.podman.io/image/v5/manifest"
@@ -301,7 +302,8 @@ func chooseCRIO(node specs.Platform, idx Index) (specs.Descriptor, error) {
 	sys := &podmantypes.SystemContext{OSChoice: node.OS, ArchitectureChoice: node.Architecture, VariantChoice: node.Variant}
 	dgst, err := list.ChooseInstance(sys)
 	if err != nil {
-		return specs.Descriptor{}, &NoMatchError{Runtime: CRIO, Node: node, Message: "choosing image instance: " + err.Error()}
+		return specs.Descriptor{}, &NoMatchError{Runtime: CRIO, Node: node,
+			Message: fmt.Sprintf("choosing an image from manifest list docker://%s: %v", CRIORef(idx.Ref), err)}
 	}
 	for _, d := range idx.Manifests {
 		if d.Digest == dgst {
@@ -309,6 +311,50 @@ func chooseCRIO(node specs.Platform, idx Index) (specs.Descriptor, error) {
 		}
 	}
 	return specs.Descriptor{}, fmt.Errorf("CRI-O chose %s, which is not an entry of the index", dgst)
+}
+
+// CRIORef is a reference as CRI-O names it in its messages: docker.io for
+// Docker Hub, library/ for its official images, the tag or digest kept.
+func CRIORef(ref string) string {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return ref
+	}
+	repo := r.Context().Name()
+	if rest, ok := strings.CutPrefix(repo, name.DefaultRegistry+"/"); ok {
+		repo = "docker.io/" + rest
+	}
+	sep := ":"
+	if _, ok := r.(name.Digest); ok {
+		sep = "@"
+	}
+	return repo + sep + r.Identifier()
+}
+
+// CRIOMessage is CRI-O's message for a pull that found no entry, as a given
+// CRI-O version words it. msg is Choose's ("choosing an image from manifest
+// list docker://REF: REASON"): what CRI-O before 1.34 says. From 1.34 CRI-O
+// tries the reference as an OCI artifact after a failed image pull, fails
+// for the same reason and reports both; the artifact half is worded
+// "choose instance: " in 1.34 and "image reference: choose manifest
+// instance: " from 1.35 (seen on 1.36.3). An unparsable version gets the
+// newest wording.
+func CRIOMessage(version, msg string) string {
+	_, reason, ok := strings.Cut(msg, ": ")
+	if !ok || !strings.HasPrefix(msg, "choosing an image from manifest list ") {
+		return msg
+	}
+	if i := strings.Index(reason, ": "); i >= 0 && strings.HasPrefix(reason, "docker://") {
+		reason = reason[i+2:]
+	}
+	major, minor, ok := majorMinor(version)
+	switch {
+	case ok && (major < 1 || major == 1 && minor < 34):
+		return msg
+	case ok && major == 1 && minor == 34:
+		return "unable to pull image or OCI artifact: pull image err: " + msg + "; artifact err: choose instance: " + reason
+	}
+	return "unable to pull image or OCI artifact: pull image err: " + msg + "; artifact err: image reference: choose manifest instance: " + reason
 }
 
 func isImageManifest(mt string) bool {

@@ -161,7 +161,7 @@ func TestNoMatchMessages(t *testing.T) {
 	want := map[Runtime]string{
 		ContainerdLocal:    "no match for platform in manifest: not found",
 		ContainerdTransfer: "get image config descriptor: no match for platform in manifest " + string(idx.Digest) + ": not found",
-		CRIO:               `choosing image instance: no image found in image index for architecture "arm64", variant "v8", OS "linux"`,
+		CRIO:               `choosing an image from manifest list docker://example.com/app:1: no image found in image index for architecture "arm64", variant "v8", OS "linux"`,
 	}
 	for rt, w := range want {
 		_, err := Choose(rt, arm64, idx)
@@ -170,8 +170,35 @@ func TestNoMatchMessages(t *testing.T) {
 		}
 	}
 	_, err := Choose(CRIO, arm64, mkIndex(dockerList, "linux/amd64"))
-	if w := `choosing image instance: no image found in manifest list for architecture "arm64", variant "v8", OS "linux"`; err == nil || err.Error() != w {
+	if w := `choosing an image from manifest list docker://example.com/app:1: no image found in manifest list for architecture "arm64", variant "v8", OS "linux"`; err == nil || err.Error() != w {
 		t.Errorf("docker list: got %v, want %q", err, w)
+	}
+}
+
+// TestCRIOMessages: the wording of real CRI-O releases, recorded by the
+// conformance suite (1.34.0 and 1.36.3 built from source, pulling through
+// the CRI), and Docker Hub references as CRI-O writes them.
+func TestCRIOMessages(t *testing.T) {
+	idx := mkIndex(oci, "linux/amd64")
+	idx.Ref = "redis:7"
+	_, err := Choose(CRIO, Node("linux", "arm64"), idx)
+	reason := `no image found in image index for architecture "arm64", variant "v8", OS "linux"`
+	inner := "choosing an image from manifest list docker://docker.io/library/redis:7: " + reason
+	if err == nil || err.Error() != inner {
+		t.Fatalf("got %v, want %q", err, inner)
+	}
+	for v, want := range map[string]string{
+		"1.33.5": inner,
+		"1.34.1": "unable to pull image or OCI artifact: pull image err: " + inner + "; artifact err: choose instance: " + reason,
+		"1.36.3": "unable to pull image or OCI artifact: pull image err: " + inner + "; artifact err: image reference: choose manifest instance: " + reason,
+		"":       "unable to pull image or OCI artifact: pull image err: " + inner + "; artifact err: image reference: choose manifest instance: " + reason,
+	} {
+		if got := CRIOMessage(v, err.Error()); got != want {
+			t.Errorf("%q:\n got %s\nwant %s", v, got, want)
+		}
+	}
+	if got := CRIOMessage("1.36.3", "some other failure"); got != "some other failure" {
+		t.Errorf("other messages are kept: got %q", got)
 	}
 }
 
