@@ -103,6 +103,16 @@ type fsys struct {
 	limitFile  int64
 	// err is a limit reached while looking up: it ends the verification.
 	err error
+
+	// With a Cache: each layer's key (nil when the image has no origin),
+	// the layer this verification streams for the cache (-1: none), and
+	// whether it is read to its end even after the answer (a second read
+	// of a layer: it is shared, so the next reader gets it whole). An
+	// index taken from the cache is read-only: it is shared.
+	cache *Cache
+	keys  []layerKey
+	held  int
+	drain bool
 }
 
 func newFS(layers []v1.Layer, b *budget) *fsys {
@@ -114,10 +124,42 @@ func newFS(layers []v1.Layer, b *budget) *fsys {
 		waiting:   map[string]bool{},
 		data:      map[dataKey]fileData{},
 		limitFile: b.limits.File,
+		held:      -1,
 	}
 }
 
+// useCache shares what is read of the layers through c, keyed by keys
+// (one per layer, bottom first).
+func (f *fsys) useCache(c *Cache, keys []layerKey) {
+	f.cache, f.keys = c, keys
+}
+
+// finish reads the rest of a layer this verification streams for the
+// cache when that layer has been read before, so it is published whole.
+// Its errors (a limit, a broken layer) leave the partial index published
+// and change no verdict.
+func (f *fsys) finish(ctx context.Context) {
+	if f.held < 0 || !f.drain || f.s == nil || f.err != nil {
+		return
+	}
+	for l := f.held; f.cur == l; {
+		if _, err := f.advance(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// close ends the stream and publishes what was indexed of the layer held
+// for the cache.
 func (f *fsys) close() {
+	if f.held >= 0 {
+		f.cache.publish(f.keys[f.held], f.idx[f.held])
+		f.held = -1
+	}
+	f.closeStream()
+}
+
+func (f *fsys) closeStream() {
 	f.s.close()
 	f.s = nil
 }
@@ -329,8 +371,30 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 		return false, errors.New("internal: no layer left to read")
 	}
 	if f.s == nil {
+		if f.keys != nil && f.held < 0 {
+			// A published index of a layer not yet seen will do for a
+			// start; one that left a lookup pending will not.
+			more := f.idx[f.cur] != nil
+			cl, held, err := f.cache.acquire(ctx, f.keys[f.cur], more)
+			if err != nil {
+				return false, err
+			}
+			if !held {
+				f.idx[f.cur] = cl.ix
+				if cl.ix.complete {
+					f.cur--
+				}
+				clear(f.waiting)
+				return true, nil
+			}
+			f.held, f.drain = f.cur, cl != nil
+		}
 		s, err := f.b.open(ctx, f.layers[f.cur], f.cur)
 		if err != nil {
+			if f.held >= 0 {
+				f.cache.release(f.keys[f.held])
+				f.held = -1
+			}
 			return false, err
 		}
 		f.s = s
@@ -343,7 +407,11 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 	hdr, err := f.s.tr.Next()
 	if err == io.EOF {
 		f.idx[f.cur].complete = true
-		f.close()
+		if f.held == f.cur {
+			f.cache.publish(f.keys[f.cur], f.idx[f.cur])
+			f.held = -1
+		}
+		f.closeStream()
 		f.cur--
 		clear(f.waiting)
 		return true, nil
