@@ -3,9 +3,9 @@ package verify_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
