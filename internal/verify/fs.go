@@ -113,6 +113,8 @@ type fsys struct {
 	keys  []layerKey
 	held  int
 	drain bool
+	// loaders counts the heads kept by keepLoader.
+	loaders int
 }
 
 func newFS(layers []v1.Layer, b *budget) *fsys {
@@ -429,6 +431,9 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
 		f.streamPath = p
+		if err := f.keepLoader(p); err != nil {
+			return false, err
+		}
 	}
 	for w := range f.waiting {
 		if within(p, w) {
@@ -436,6 +441,40 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// maxLoaders bounds the ELF loaders whose heads one verification keeps on
+// the way (see keepLoader): 16 heads of 16 KiB.
+const maxLoaders = 16
+
+// keepLoader keeps the head of the file the stream is at when its name is
+// an ELF loader's (ld-linux-x86-64.so.2, ld-linux-aarch64.so.1,
+// ld-musl-x86_64.so.1, ld64.so.2...). A dynamic binary's loader is found
+// through symlinks (/lib64 -> usr/lib64, then to /lib/<triplet>/...) that
+// a layer's tar often lists after the file itself, so by the time the
+// lookup knows it needs the file, its bytes have gone by and the layer
+// would be read again from its start. Only a matter of cost: a file kept
+// for nothing is dropped with the verification.
+func (f *fsys) keepLoader(p string) error {
+	base := path.Base(p)
+	if f.loaders >= maxLoaders || !(strings.HasPrefix(base, "ld-") && strings.Contains(base, ".so")) && !strings.HasPrefix(base, "ld64.so") {
+		return nil
+	}
+	k := dataKey{f.cur, p}
+	if e, ok := f.idx[f.cur].entries[p]; !ok || e.kind != kindReg {
+		return nil
+	}
+	if _, ok := f.data[k]; ok {
+		return nil // a repeated name: the first entry is the file
+	}
+	f.loaders++
+	b, whole, err := f.readData(f.s.tr, f.idx[f.cur].entries[p].size, want{min: headSize})
+	if err != nil {
+		return fmt.Errorf("reading %s in layer %d: %w", p, f.cur+1, err)
+	}
+	f.streamPath = ""
+	f.keep(k, fileData{b: b, whole: whole})
+	return nil
 }
 
 // within reports whether p is dir or under it (both clean and absolute).
