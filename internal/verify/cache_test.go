@@ -277,3 +277,31 @@ func TestCacheLimits(t *testing.T) {
 		t.Errorf("base fetched %d times with a cache too small for it, want 2", c.gets[base])
 	}
 }
+
+// TestLoaderBeforeItsSymlinkIsReadOnce: as in Debian's rootfs, the loader
+// file (/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2) comes earlier in
+// the tar than the symlinks that lead to it (/lib64 -> usr/lib64,
+// /usr/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/...). Its head
+// is kept on the way, so the base layer is not read a second time.
+func TestLoaderBeforeItsSymlinkIsReadOnce(t *testing.T) {
+	const real = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+	i := img(t, ep("/app"), nil,
+		[]file{
+			{Path: "/lib", Link: "usr/lib"},
+			{Path: "/lib64", Link: "usr/lib64"},
+			{Path: real, Data: amd64},
+			{Path: "/usr/lib64/ld-linux-x86-64.so.2", Link: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
+		},
+		[]file{exe("/app", testimage.DynamicELF("amd64", loader))},
+	)
+	got, err := verify.Entrypoint(context.Background(), i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Verdict != image.VerdictOK || got.InterpreterArch != "amd64" {
+		t.Fatalf("got %s, loader %q (%s)", got.Verdict, got.InterpreterArch, got.Detail)
+	}
+	if got.LayersRead != 2 {
+		t.Errorf("%d layer reads, want 2 (each layer once)", got.LayersRead)
+	}
+}
