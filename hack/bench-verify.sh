@@ -13,7 +13,9 @@
 # Needs debootstrap and dpkg-deb (apt-get install -y debootstrap), and
 # Debian's archive. Its downloads are cached under ~/.cache/archfit-bench
 # (ARCHFIT_BENCH_CACHE), never in the repository.
-# ARCHFIT_BIN measures another archfit binary (default: built from this tree).
+# ARCHFIT_BIN measures another archfit binary (default: built from this tree);
+# ARCHFIT_BENCH_RUNS runs of each row (median shown, default 3); arguments go
+# to hack/verifybench (-only top|pkg|base|all, -delay 20ms).
 set -eu
 cd "$(dirname "$0")/.."
 cache=${ARCHFIT_BENCH_CACHE:-$HOME/.cache/archfit-bench}
@@ -66,4 +68,4 @@ if [ -z "$bin" ]; then
 	go build -o "$tmp/archfit" ./cmd/archfit
 	bin=$tmp/archfit
 fi
-go run ./hack/verifybench -archfit "$bin" -work "$cache" -runs "${ARCHFIT_BENCH_RUNS:-3}"
+go run ./hack/verifybench -archfit "$bin" -work "$cache" -runs "${ARCHFIT_BENCH_RUNS:-3}" "$@"

@@ -65,6 +65,7 @@ func main() {
 	work := flag.String("work", "", "directory with rootfs-ARCH and pkgs-ARCH")
 	delay := flag.Duration("delay", 20*time.Millisecond, "added to every registry request")
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is printed)")
+	only := flag.String("only", "", "measure only this case (top, pkg, base, all)")
 	flag.Parse()
 	if *bin == "" || *work == "" {
 		flag.Usage()
@@ -128,10 +129,14 @@ func main() {
 		ref := host + "/bench/" + c.name + ":1"
 		all = append(all, ref)
 		total += sizes[c.name]
-		row(reg, *bin, *runs, fmt.Sprintf("%s `%s`", c.where, c.entrypoint[0]), sizes[c.name], ref)
+		if *only == "" || *only == c.name {
+			row(reg, *bin, *runs, fmt.Sprintf("%s `%s`", c.where, c.entrypoint[0]), sizes[c.name], ref)
+		}
 	}
 	// The three images share their layers: in one run they are read once.
-	row(reg, *bin, *runs, "all three in one run", total, all...)
+	if *only == "" || *only == "all" {
+		row(reg, *bin, *runs, "all three in one run", total, all...)
+	}
 }
 
 func row(reg *counting, bin string, runs int, label string, size int64, refs ...string) {
