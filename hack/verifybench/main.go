@@ -119,9 +119,9 @@ func main() {
 		p := layerInfo[arch]
 		fmt.Printf("%s layers (compressed): rootfs %s, packages %s, app %s\n", arch, mb(p[0]), mb(p[1]), mb(p[2]))
 	}
-	fmt.Printf("registry on %s, %v added to every request; cold runs (--no-cache), median of %d\n\n", host, *delay, *runs)
+	fmt.Printf("registry on %s, %v added to every request; cold runs (--no-cache); the run of median wall time of %d\n\n", host, *delay, *runs)
 
-	fmt.Println("| entrypoint | image (2 arches) | requests | blob GETs | bytes served | bytes read (archfit) | share read | wall | user+sys | peak RSS | verdicts |")
+	fmt.Println("| entrypoint | image (2 arches) | requests | blob GETs | bytes served | bytes read (archfit) | share read | wall, median (min–max) | user+sys | peak RSS (min–max) | verdicts |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	var all []string
 	var total int64
@@ -150,9 +150,13 @@ func row(reg *counting, bin string, runs int, label string, size int64, refs ...
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].wall < ms[j].wall })
 	m := ms[len(ms)/2]
-	fmt.Printf("| %s | %s | %d | %d | %s | %s | %.1f%% | %.2f s | %.2f s | %d MB | %s |\n",
+	lo, hi := ms[0].rssKB, ms[0].rssKB
+	for _, x := range ms {
+		lo, hi = min(lo, x.rssKB), max(hi, x.rssKB)
+	}
+	fmt.Printf("| %s | %s | %d | %d | %s | %s | %.1f%% | %.2f s (%.2f–%.2f) | %.2f s | %d–%d MB | %s |\n",
 		label, mb(size), m.requests, m.blobGets, mb(m.served), mb(m.read), 100*float64(m.read)/float64(size),
-		m.wall.Seconds(), m.cpu.Seconds(), m.rssKB/1024, m.verdicts)
+		m.wall.Seconds(), ms[0].wall.Seconds(), ms[len(ms)-1].wall.Seconds(), m.cpu.Seconds(), lo/1024, hi/1024, m.verdicts)
 }
 
 type measure struct {
