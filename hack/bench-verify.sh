@@ -3,19 +3,20 @@
 # built from Debian bookworm for amd64 and arm64: a rootfs layer
 # (debootstrap --variant=minbase --foreign), a package layer (python3-minimal,
 # ca-certificates, curl and their dependencies, extracted with dpkg-deb -x)
-# and an app layer (the arch's /usr/bin/true as /usr/local/bin/app), on an
+# and an app layer (the arch's /usr/bin/true as /usr/local/bin/app, and a
+# static Go hello as /usr/local/bin/hello), on an
 # in-process registry that adds 20 ms to every request. Prints, per image,
 # requests, bytes served and read, wall and CPU time and peak RSS of the
 # whole archfit process (/usr/bin/time -v) against the image's size, for an
-# entrypoint in the top, package and base layers, and for all three images
-# in one run (they share their layers).
+# entrypoint in the top (static Go, dynamic), package and base layers, and
+# for all the images in one run (they share their layers).
 #
 # Needs debootstrap and dpkg-deb (apt-get install -y debootstrap), and
 # Debian's archive. Its downloads are cached under ~/.cache/archfit-bench
 # (ARCHFIT_BENCH_CACHE), never in the repository.
 # ARCHFIT_BIN measures another archfit binary (default: built from this tree);
 # ARCHFIT_BENCH_RUNS runs of each row (median shown, default 3); arguments go
-# to hack/verifybench (-only top|pkg|base|all, -delay 20ms).
+# to hack/verifybench (-only static|top|pkg|base|all, -delay 20ms).
 set -eu
 cd "$(dirname "$0")/.."
 cache=${ARCHFIT_BENCH_CACHE:-$HOME/.cache/archfit-bench}
@@ -63,6 +64,15 @@ done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A static Go binary for the app layer (its own module: go.mod is untouched).
+for arch in amd64 arm64; do
+	if [ ! -f "$cache/hello-$arch" ]; then
+		mkdir -p "$tmp/hello"
+		printf 'module example.com/hello\n\ngo 1.22\n' >"$tmp/hello/go.mod"
+		printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello") }\n' >"$tmp/hello/main.go"
+		(cd "$tmp/hello" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOFLAGS=-mod=mod go build -trimpath -o "$cache/hello-$arch" .)
+	fi
+done
 bin=${ARCHFIT_BIN:-}
 if [ -z "$bin" ]; then
 	go build -o "$tmp/archfit" ./cmd/archfit

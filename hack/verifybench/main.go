@@ -10,8 +10,8 @@
 //
 //	verifybench -archfit BIN -work DIR [-delay 20ms] [-runs 3]
 //
-// DIR holds rootfs-ARCH and pkgs-ARCH (and gets layer-*.tar.gz, the built
-// layers, cached for the next run).
+// DIR holds rootfs-ARCH, pkgs-ARCH and hello-ARCH (and gets layer-*.tar.gz,
+// the built layers, cached for the next run).
 package main
 
 import (
@@ -55,6 +55,7 @@ type benchCase struct {
 }
 
 var cases = []benchCase{
+	{"static", "app layer (top), static Go binary", []string{"/usr/local/bin/hello"}},
 	{"top", "app layer (top)", []string{"/usr/local/bin/app"}},
 	{"pkg", "package layer", []string{"python3"}},
 	{"base", "rootfs layer (bottom)", []string{"/bin/bash"}},
@@ -65,7 +66,7 @@ func main() {
 	work := flag.String("work", "", "directory with rootfs-ARCH and pkgs-ARCH")
 	delay := flag.Duration("delay", 20*time.Millisecond, "added to every registry request")
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is printed)")
-	only := flag.String("only", "", "measure only this case (top, pkg, base, all)")
+	only := flag.String("only", "", "measure only this case (static, top, pkg, base, all)")
 	flag.Parse()
 	if *bin == "" || *work == "" {
 		flag.Usage()
@@ -133,9 +134,9 @@ func main() {
 			row(reg, *bin, *runs, fmt.Sprintf("%s `%s`", c.where, c.entrypoint[0]), sizes[c.name], ref)
 		}
 	}
-	// The three images share their layers: in one run they are read once.
+	// The images share their layers: in one run they are read once.
 	if *only == "" || *only == "all" {
-		row(reg, *bin, *runs, "all three in one run", total, all...)
+		row(reg, *bin, *runs, fmt.Sprintf("all %d in one run", len(cases)), total, all...)
 	}
 }
 
@@ -305,9 +306,9 @@ func layers(work, arch string) ([]v1.Layer, error) {
 	}{
 		{"rootfs", func(tw *tar.Writer) error { return tarDir(tw, filepath.Join(work, "rootfs-"+arch), skipRootfs) }},
 		{"pkgs", func(tw *tar.Writer) error { return tarDir(tw, filepath.Join(work, "pkgs-"+arch), nil) }},
-		{"app", func(tw *tar.Writer) error { return appLayer(tw, filepath.Join(work, "rootfs-"+arch)) }},
+		{"app", func(tw *tar.Writer) error { return appLayer(tw, work, arch) }},
 	} {
-		p := filepath.Join(work, fmt.Sprintf("layer-%s-%s.tar.gz", l.name, arch))
+		p := filepath.Join(work, fmt.Sprintf("layer-%s-%s.v2.tar.gz", l.name, arch))
 		if _, err := os.Stat(p); err != nil {
 			if err := writeLayer(p, l.make); err != nil {
 				return nil, fmt.Errorf("%s layer of %s: %w", l.name, arch, err)
@@ -430,9 +431,14 @@ func tarDir(tw *tar.Writer, dir string, skip func(string) bool) error {
 
 // appLayer is a small app: the arch's own /usr/bin/true (a dynamically
 // linked ELF that needs the loader of the rootfs) as /usr/local/bin/app,
-// and a config file.
-func appLayer(tw *tar.Writer, rootfs string) error {
-	b, err := os.ReadFile(filepath.Join(rootfs, "usr/bin/true"))
+// a static Go binary (work/hello-ARCH) as /usr/local/bin/hello, and a
+// config file.
+func appLayer(tw *tar.Writer, work, arch string) error {
+	b, err := os.ReadFile(filepath.Join(work, "rootfs-"+arch, "usr/bin/true"))
+	if err != nil {
+		return err
+	}
+	hello, err := os.ReadFile(filepath.Join(work, "hello-"+arch))
 	if err != nil {
 		return err
 	}
@@ -445,6 +451,7 @@ func appLayer(tw *tar.Writer, rootfs string) error {
 		{"etc/app/", 0o755, nil},
 		{"etc/app/config.yaml", 0o644, []byte("listen: :8080\n")},
 		{"usr/local/bin/app", 0o755, b},
+		{"usr/local/bin/hello", 0o755, hello},
 	} {
 		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: epoch, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if strings.HasSuffix(f.name, "/") {
