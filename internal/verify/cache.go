@@ -92,8 +92,7 @@ type fileKey struct {
 // cachedLayer is a published index. Its maps are never written again:
 // verifications read them concurrently.
 type cachedLayer struct {
-	ix    *layerIndex
-	reads int // streams that built an index of it
+	ix *layerIndex
 }
 
 func (ix *layerIndex) cost() int64 {
@@ -133,15 +132,8 @@ func (c *Cache) acquire(ctx context.Context, k layerKey, more bool) (cl *cachedL
 func (c *Cache) publish(k layerKey, ix *layerIndex) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old, ok := c.layers.get(k)
-	reads := 1
-	if ok {
-		reads += old.reads
-	}
-	if !ok || ix.complete || ix.cost() > old.ix.cost() {
-		c.layers.put(k, &cachedLayer{ix: ix, reads: reads}, ix.cost())
-	} else {
-		old.reads = reads
+	if old, ok := c.layers.get(k); !ok || ix.complete || !old.ix.complete && ix.cost() > old.ix.cost() {
+		c.layers.put(k, &cachedLayer{ix: ix}, ix.cost())
 	}
 	c.releaseLocked(k)
 }
