@@ -95,7 +95,8 @@ func (o *imageOptions) resolver(errOut io.Writer, verifyEntries bool, nodes ...s
 		opts = append(opts, image.WithCacheDir(o.cacheDir))
 	}
 	if verifyEntries {
-		opts = append(opts, image.WithVerifier(verify.Verifier))
+		// One cache per run: layers shared by its images are read once.
+		opts = append(opts, image.WithVerifier(verify.NewCache(verify.CacheLimits{}).Verifier))
 	}
 	if o.offline() {
 		opts = append(opts, image.WithOCILayouts(o.layouts...))

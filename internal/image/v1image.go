@@ -55,6 +55,30 @@ func (l *sourceLayer) Compressed() (io.ReadCloser, error) {
 	return l.img.src.BlobStream(l.img.ctx, l.img.repo, l.desc.Digest.String())
 }
 
-func toV1Image(ctx context.Context, src source, repo name.Repository, raw []byte, mt string, config []byte) (v1.Image, error) {
-	return partial.CompressedToImage(&sourceImage{ctx: ctx, src: src, repo: repo, raw: raw, mt: types.MediaType(mt), config: config})
+// toV1Image presents a manifest read from src; origin names where its
+// layer bytes come from (see Resolver.origin and LayerOrigin).
+func toV1Image(ctx context.Context, src source, repo name.Repository, raw []byte, mt string, config []byte, origin string) (v1.Image, error) {
+	img, err := partial.CompressedToImage(&sourceImage{ctx: ctx, src: src, repo: repo, raw: raw, mt: types.MediaType(mt), config: config})
+	if err != nil {
+		return nil, err
+	}
+	return originImage{Image: img, origin: origin}, nil
+}
+
+// originImage is an image that says where its layers stream from.
+type originImage struct {
+	v1.Image
+	origin string
+}
+
+// LayerOrigin names where the layer bytes of an image the Resolver hands
+// to its Verifier come from: "registry HOST:PORT" or "oci-layout DIR"; ""
+// for any other image. Layers are streamed and never checked against their
+// digests, so what was read from a layer may answer for another image's
+// layer of the same digest only within one origin.
+func LayerOrigin(img v1.Image) string {
+	if o, ok := img.(originImage); ok {
+		return o.origin
+	}
+	return ""
 }

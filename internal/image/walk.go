@@ -166,7 +166,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		e.GoVersion = ep.GoSettings["GOVERSION"]
 	} else {
 		v, err, _ := r.flight.Do("verify "+vkey, func() (any, error) {
-			img, err := toV1Image(ctx, r.source(st), ref.Context(), raw, e.MediaType, cfgRaw)
+			img, err := toV1Image(ctx, r.source(st), ref.Context(), raw, e.MediaType, cfgRaw, r.origin(ref, st.layout()))
 			if err != nil {
 				return nil, err
 			}

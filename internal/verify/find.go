@@ -70,8 +70,17 @@ func (f *fsys) capture(h hit, w want) error {
 		return fmt.Errorf("reading %s in layer %d: %w", h.dataPath, h.dataLayer+1, err)
 	}
 	f.streamPath = ""
-	f.data[k] = fileData{b: b, whole: whole}
+	f.keep(k, fileData{b: b, whole: whole})
 	return nil
+}
+
+// keep remembers file bytes for this verification and, through the cache,
+// for the run.
+func (f *fsys) keep(k dataKey, d fileData) {
+	f.data[k] = d
+	if f.keys != nil {
+		f.cache.putFile(fileKey{f.keys[k.layer], k.path}, d)
+	}
 }
 
 func (f *fsys) readData(r io.Reader, size int64, w want) ([]byte, bool, error) {
@@ -102,6 +111,12 @@ func (f *fsys) content(ctx context.Context, h hit, w want) ([]byte, bool, error)
 	if d, ok := f.data[k]; ok && f.enough(d, h.e.size, w) {
 		return d.b, d.whole, nil
 	}
+	if f.keys != nil {
+		if d, ok := f.cache.file(fileKey{f.keys[k.layer], k.path}); ok && f.enough(d, h.e.size, w) {
+			f.data[k] = d
+			return d.b, d.whole, nil
+		}
+	}
 	s, err := f.b.open(ctx, f.layers[h.dataLayer], h.dataLayer)
 	if err != nil {
 		return nil, false, err
@@ -122,7 +137,7 @@ func (f *fsys) content(ctx context.Context, h hit, w want) ([]byte, bool, error)
 		if err != nil {
 			return nil, false, fmt.Errorf("rereading %s in layer %d: %w", h.dataPath, h.dataLayer+1, err)
 		}
-		f.data[k] = fileData{b: b, whole: whole}
+		f.keep(k, fileData{b: b, whole: whole})
 		return b, whole, nil
 	}
 }

@@ -103,6 +103,18 @@ type fsys struct {
 	limitFile  int64
 	// err is a limit reached while looking up: it ends the verification.
 	err error
+
+	// With a Cache: each layer's key (nil when the image has no origin),
+	// the layer this verification streams for the cache (-1: none), and
+	// whether it is read to its end even after the answer (a second read
+	// of a layer: it is shared, so the next reader gets it whole). An
+	// index taken from the cache is read-only: it is shared.
+	cache *Cache
+	keys  []layerKey
+	held  int
+	drain bool
+	// loaders counts the heads kept by keepLoader.
+	loaders int
 }
 
 func newFS(layers []v1.Layer, b *budget) *fsys {
@@ -114,10 +126,42 @@ func newFS(layers []v1.Layer, b *budget) *fsys {
 		waiting:   map[string]bool{},
 		data:      map[dataKey]fileData{},
 		limitFile: b.limits.File,
+		held:      -1,
 	}
 }
 
+// useCache shares what is read of the layers through c, keyed by keys
+// (one per layer, bottom first).
+func (f *fsys) useCache(c *Cache, keys []layerKey) {
+	f.cache, f.keys = c, keys
+}
+
+// finish reads the rest of a layer this verification streams for the
+// cache when that layer has been read before, so it is published whole.
+// Its errors (a limit, a broken layer) leave the partial index published
+// and change no verdict.
+func (f *fsys) finish(ctx context.Context) {
+	if f.held < 0 || !f.drain || f.s == nil || f.err != nil {
+		return
+	}
+	for l := f.held; f.cur == l; {
+		if _, err := f.advance(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// close ends the stream and publishes what was indexed of the layer held
+// for the cache.
 func (f *fsys) close() {
+	if f.held >= 0 {
+		f.cache.publish(f.keys[f.held], f.idx[f.held])
+		f.held = -1
+	}
+	f.closeStream()
+}
+
+func (f *fsys) closeStream() {
 	f.s.close()
 	f.s = nil
 }
@@ -329,8 +373,30 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 		return false, errors.New("internal: no layer left to read")
 	}
 	if f.s == nil {
+		if f.keys != nil && f.held < 0 {
+			// A published index of a layer not yet seen will do for a
+			// start; one that left a lookup pending will not.
+			more := f.idx[f.cur] != nil
+			cl, held, err := f.cache.acquire(ctx, f.keys[f.cur], more)
+			if err != nil {
+				return false, err
+			}
+			if !held {
+				f.idx[f.cur] = cl.ix
+				if cl.ix.complete {
+					f.cur--
+				}
+				clear(f.waiting)
+				return true, nil
+			}
+			f.held, f.drain = f.cur, cl != nil
+		}
 		s, err := f.b.open(ctx, f.layers[f.cur], f.cur)
 		if err != nil {
+			if f.held >= 0 {
+				f.cache.release(f.keys[f.held])
+				f.held = -1
+			}
 			return false, err
 		}
 		f.s = s
@@ -343,7 +409,11 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 	hdr, err := f.s.tr.Next()
 	if err == io.EOF {
 		f.idx[f.cur].complete = true
-		f.close()
+		if f.held == f.cur {
+			f.cache.publish(f.keys[f.cur], f.idx[f.cur])
+			f.held = -1
+		}
+		f.closeStream()
 		f.cur--
 		clear(f.waiting)
 		return true, nil
@@ -361,6 +431,9 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse {
 		f.streamPath = p
+		if err := f.keepLoader(p); err != nil {
+			return false, err
+		}
 	}
 	for w := range f.waiting {
 		if within(p, w) {
@@ -368,6 +441,40 @@ func (f *fsys) advance(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// maxLoaders bounds the ELF loaders whose heads one verification keeps on
+// the way (see keepLoader): 16 heads of 16 KiB.
+const maxLoaders = 16
+
+// keepLoader keeps the head of the file the stream is at when its name is
+// an ELF loader's (ld-linux-x86-64.so.2, ld-linux-aarch64.so.1,
+// ld-musl-x86_64.so.1, ld64.so.2...). A dynamic binary's loader is found
+// through symlinks (/lib64 -> usr/lib64, then to /lib/<triplet>/...) that
+// a layer's tar often lists after the file itself, so by the time the
+// lookup knows it needs the file, its bytes have gone by and the layer
+// would be read again from its start. Only a matter of cost: a file kept
+// for nothing is dropped with the verification.
+func (f *fsys) keepLoader(p string) error {
+	base := path.Base(p)
+	if f.loaders >= maxLoaders || !(strings.HasPrefix(base, "ld-") && strings.Contains(base, ".so")) && !strings.HasPrefix(base, "ld64.so") {
+		return nil
+	}
+	k := dataKey{f.cur, p}
+	if e, ok := f.idx[f.cur].entries[p]; !ok || e.kind != kindReg {
+		return nil
+	}
+	if _, ok := f.data[k]; ok {
+		return nil // a repeated name: the first entry is the file
+	}
+	f.loaders++
+	b, whole, err := f.readData(f.s.tr, f.idx[f.cur].entries[p].size, want{min: headSize})
+	if err != nil {
+		return fmt.Errorf("reading %s in layer %d: %w", p, f.cur+1, err)
+	}
+	f.streamPath = ""
+	f.keep(k, fileData{b: b, whole: whole})
+	return nil
 }
 
 // within reports whether p is dir or under it (both clean and absolute).

@@ -63,6 +63,7 @@ type options struct {
 	env        []string
 	limits     Limits
 	headerOnly bool
+	cache      *Cache
 }
 
 // Option configures Entrypoint.
@@ -99,4 +100,10 @@ func WithLimits(l Limits) Option {
 // binary: no Go build info, fewer bytes downloaded.
 func HeaderOnly() Option {
 	return func(o *options) { o.headerOnly = true }
+}
+
+// WithCache shares what is read of layers with the other verifications
+// that use c (see Cache).
+func WithCache(c *Cache) Option {
+	return func(o *options) { o.cache = c }
 }

@@ -10,7 +10,12 @@ import (
 
 // Verifier is Entrypoint as the resolver's image.Verifier: the pod's
 // command, args and PATH (image.Override) decide which program is checked.
+// Each call reads its layers anew; Cache.Verifier shares them over a run.
 func Verifier(ctx context.Context, img v1.Image, wantArch string, o *image.Override) (*image.Entrypoint, error) {
+	return Entrypoint(ctx, img, verifierOptions(wantArch, o)...)
+}
+
+func verifierOptions(wantArch string, o *image.Override) []Option {
 	opts := []Option{WithArch(wantArch)}
 	if o != nil {
 		opts = append(opts, WithCommand(o.Command, o.Args))
@@ -18,5 +23,5 @@ func Verifier(ctx context.Context, img v1.Image, wantArch string, o *image.Overr
 			opts = append(opts, WithEnv([]string{"PATH=" + o.Path}))
 		}
 	}
-	return Entrypoint(ctx, img, opts...)
+	return opts
 }

@@ -66,6 +66,11 @@ func Entrypoint(ctx context.Context, img v1.Image, opts ...Option) (*image.Entry
 	}
 	b := &budget{limits: o.limits}
 	v := &verifier{o: o, cfg: cf.Config, b: b, fs: newFS(layers, b), res: &image.Entrypoint{}}
+	if o.cache != nil {
+		if keys := layerKeys(img, len(layers)); keys != nil {
+			v.fs.useCache(o.cache, keys)
+		}
+	}
 	defer v.fs.close()
 	v.want = o.arch
 	if v.want == "" {
@@ -75,11 +80,31 @@ func Entrypoint(ctx context.Context, img v1.Image, opts ...Option) (*image.Entry
 		v.want = platform.Arch(specs.Platform{OS: "linux", Architecture: v.want})
 	}
 	v.run(ctx)
+	v.fs.finish(ctx)
 	v.res.BytesRead, v.res.LayersRead = b.compressed, b.opened
 	if err := ctx.Err(); err != nil {
 		return v.res, err
 	}
 	return v.res, nil
+}
+
+// layerKeys names img's layers for a Cache: their origin and their digests
+// as the manifest lists them. nil when img has no origin or its manifest
+// does not match its layers.
+func layerKeys(img v1.Image, n int) []layerKey {
+	origin := image.LayerOrigin(img)
+	if origin == "" {
+		return nil
+	}
+	m, err := img.Manifest()
+	if err != nil || len(m.Layers) != n {
+		return nil
+	}
+	keys := make([]layerKey, n)
+	for i, l := range m.Layers {
+		keys[i] = layerKey{origin: origin, digest: l.Digest.String()}
+	}
+	return keys
 }
 
 type verifier struct {
