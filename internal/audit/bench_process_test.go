@@ -157,3 +157,26 @@ func processReport(t *testing.T, env *benchEnv, bin string) (cold, warm time.Dur
 	}
 	return cold, warm
 }
+
+// TestBenchServe is for profiling by hand: with ARCHFIT_BENCH_SERVE=DIR it
+// writes DIR/dump-small.json and DIR/dump-large.json (the two benchmark
+// fleets), then serves their slow registry until DIR/stop exists, so that
+// `archfit audit -f DIR/dump-large.json` can be run, profiled and compared
+// before and after a change.
+func TestBenchServe(t *testing.T) {
+	dir := os.Getenv("ARCHFIT_BENCH_SERVE")
+	if dir == "" {
+		t.Skip("set ARCHFIT_BENCH_SERVE=DIR")
+	}
+	for name, sc := range map[string]benchScale{"small": benchSmall, "large": benchLarge} {
+		env := setupBenchScale(sc)
+		writeDump(t, env.snap, filepath.Join(dir, "dump-"+name+".json"))
+	}
+	fmt.Println("serving; touch", filepath.Join(dir, "stop"), "to end")
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
