@@ -187,7 +187,7 @@ func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
 	blockers := map[string]*Blocker{}
 	for _, w := range snap.Workloads {
 		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Architectures: assumed,
-			Images: images, Verify: opts.Verify, Lookup: snap.Object})
+			Images: images, Verify: opts.Verify, Lookup: snap.Object, DeferPatch: true})
 		aw, fs := judge(w, res.Pools, rem, images, opts.Verify)
 		ws, warnings := workloadWaivers(w, opts.Waivers, opts.NoAnnotationWaivers)
 		res.Warnings = append(res.Warnings, warnings...)
@@ -200,6 +200,7 @@ func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
 		res.Findings = append(res.Findings, fs...)
 		res.Workloads = append(res.Workloads, aw)
 		if aw.atRisk() {
+			rem.FinishPatch()
 			res.Remedies = append(res.Remedies, rem)
 		}
 		countBlockers(aw, blockers)
@@ -562,7 +563,7 @@ func AtRisk(snap *cluster.Snapshot, ws []*cluster.Workload, images *image.Set, v
 	ps := pools(snap, nil)
 	var out []finding.Finding
 	for _, w := range ws {
-		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Images: images, Verify: verify})
+		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Images: images, Verify: verify, DeferPatch: true})
 		_, fs := judge(w, ps, rem, images, verify)
 		for _, f := range fs {
 			if f.Code == finding.SingleArchAtRisk {

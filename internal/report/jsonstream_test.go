@@ -17,7 +17,9 @@ import (
 // addressable values only (slice elements, fields of pointed-to structs).
 type ptrMarshaler struct{ N int }
 
-func (p *ptrMarshaler) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf(`{"n<":%d}`, p.N)), nil }
+func (p *ptrMarshaler) MarshalJSON() ([]byte, error) {
+	return []byte(fmt.Sprintf(`{"n<":%d}`, p.N)), nil
+}
 
 type textKey struct{ s string }
 
