@@ -36,8 +36,8 @@ type object struct {
 	raw   []byte
 	typed runtime.Object
 	// nsDefaulted: the namespace was set after reading (-n), orig's too.
-	nsDefaulted  bool
-	workloadRef  *Ref // Argo Rollout spec.workloadRef
+	nsDefaulted bool
+	workloadRef *Ref // Argo Rollout spec.workloadRef
 	// operator is set for a custom resource of a known kind (the table in
 	// operators.go); generic for one whose containers were found by walking
 	// its spec. notes say what was derived or left out.
