@@ -10,9 +10,12 @@ import (
 	"github.com/archfit/archfit/internal/schedule"
 
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -184,25 +187,38 @@ func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
 			assumed = append(assumed, p.Arch)
 		}
 	}
-	blockers := map[string]*Blocker{}
-	for _, w := range snap.Workloads {
+	// Workloads are judged independently (a pure function of the workload,
+	// the pools and the image reports), on every core; the results are
+	// then gathered in the snapshot's order.
+	judged := make([]judgedWorkload, len(snap.Workloads))
+	parallel(len(snap.Workloads), func(i int) {
+		w := snap.Workloads[i]
 		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Architectures: assumed,
-			Images: images, Verify: opts.Verify, Lookup: snap.Object})
+			Images: images, Verify: opts.Verify, Lookup: snap.Object, DeferPatch: true})
 		aw, fs := judge(w, res.Pools, rem, images, opts.Verify)
 		ws, warnings := workloadWaivers(w, opts.Waivers, opts.NoAnnotationWaivers)
-		res.Warnings = append(res.Warnings, warnings...)
 		fs = applyWaivers(fs, ws)
 		for _, f := range fs {
 			if f.Waived == "" {
 				aw.Findings++
 			}
 		}
-		res.Findings = append(res.Findings, fs...)
-		res.Workloads = append(res.Workloads, aw)
+		j := judgedWorkload{aw: aw, findings: fs, warnings: warnings}
 		if aw.atRisk() {
-			res.Remedies = append(res.Remedies, rem)
+			rem.FinishPatch()
+			j.rem = rem
 		}
-		countBlockers(aw, blockers)
+		judged[i] = j
+	})
+	blockers := map[string]*Blocker{}
+	for _, j := range judged {
+		res.Warnings = append(res.Warnings, j.warnings...)
+		res.Findings = append(res.Findings, j.findings...)
+		res.Workloads = append(res.Workloads, j.aw)
+		if j.rem != nil {
+			res.Remedies = append(res.Remedies, j.rem)
+		}
+		countBlockers(j.aw, blockers)
 	}
 	res.Findings = append(res.Findings, imageFindings(snap, images, opts)...)
 	res.Readiness = readiness(res.Workloads)
@@ -224,6 +240,37 @@ func Run(snap *cluster.Snapshot, images *image.Set, opts Options) *Result {
 		return a.Image < b.Image
 	})
 	return res
+}
+
+// judgedWorkload is what Run computes for one workload.
+type judgedWorkload struct {
+	aw       *Workload
+	findings []finding.Finding
+	warnings []string
+	rem      *remedy.Remedy // kept: at risk
+}
+
+// parallel calls f(0..n-1) on GOMAXPROCS goroutines.
+func parallel(n int, f func(int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // pools returns the snapshot's pools, or the assumed ones without nodes.
@@ -562,7 +609,7 @@ func AtRisk(snap *cluster.Snapshot, ws []*cluster.Workload, images *image.Set, v
 	ps := pools(snap, nil)
 	var out []finding.Finding
 	for _, w := range ws {
-		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Images: images, Verify: verify})
+		rem := remedy.ForWorkload(remedy.Input{Workload: w, Nodes: snap.Nodes, Images: images, Verify: verify, DeferPatch: true})
 		_, fs := judge(w, ps, rem, images, verify)
 		for _, f := range fs {
 			if f.Code == finding.SingleArchAtRisk {

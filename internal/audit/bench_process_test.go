@@ -62,9 +62,16 @@ func writeDump(t *testing.T, snap *cluster.Snapshot, path string) {
 	}
 }
 
-// runProcess runs bin with args, as a user waits for it: wall time and the
-// child's peak RSS (getrusage).
-func runProcess(t *testing.T, env []string, bin string, args ...string) (time.Duration, int64) {
+// procStats is one whole process as a user waits for it: wall time, CPU
+// (user+sys) and the peak RSS, from the child's rusage (what
+// /usr/bin/time -v reports).
+type procStats struct {
+	wall, cpu time.Duration
+	rssKiB    int64
+}
+
+// runProcess runs bin with args and measures it.
+func runProcess(t *testing.T, env []string, bin string, args ...string) procStats {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -78,17 +85,17 @@ func runProcess(t *testing.T, env []string, bin string, args ...string) (time.Du
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err = cmd.Run()
-	wall := time.Since(start)
+	st := procStats{wall: time.Since(start)}
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 { // 3: findings, expected here
 			t.Fatalf("%s %v: %v\n%s", bin, args, err, stderr.b)
 		}
 	}
-	rss := int64(0)
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss // KiB on Linux
+		st.rssKiB = ru.Maxrss // KiB on Linux
+		st.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	return wall, rss
+	return st
 }
 
 type limitedBuffer struct{ b []byte }
@@ -100,11 +107,38 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// benchRow is one line of the whole-process table.
+type benchRow struct {
+	what     string
+	pods     int
+	st       procStats
+	requests int64
+	note     string
+}
+
+func printTable(rows []benchRow) {
+	fmt.Println("\n| run | pods | wall | CPU (user+sys) | registry requests | peak RSS | note |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---|")
+	for _, r := range rows {
+		cpu, rss := "", ""
+		if r.st.cpu > 0 {
+			cpu = r.st.cpu.Round(10 * time.Millisecond).String()
+		}
+		if r.st.rssKiB > 0 {
+			rss = fmt.Sprintf("%.0f MB", float64(r.st.rssKiB)/1024)
+		}
+		fmt.Printf("| %s | %d | %v | %s | %d | %s | %s |\n", r.what, r.pods, r.st.wall.Round(10*time.Millisecond), cpu, r.requests, rss, r.note)
+	}
+}
+
 // processReport is the whole-process part of TestScaleReport: the archfit
-// binary at ARCHFIT_BENCH_BIN audits a kubectl dump of the same fleet
-// against the same slow registry, cold (empty cache) then warm, as a user
-// runs it: `archfit audit -f dump.json -o json`.
-func processReport(t *testing.T, env *benchEnv, bin string) (cold, warm time.Duration) {
+// binary at ARCHFIT_BENCH_BIN audits a kubectl dump of the fleet of sc
+// against its slow registry, cold (empty cache) then warm, as a user runs
+// it: `archfit audit -f dump.json -o json --verify`. Beside them: the
+// lower bound of the cold run's requests (an ideal client making the same
+// requests, 16 in flight). With profile, one more warm run is profiled.
+func processReport(t *testing.T, sc benchScale, bin string, profile bool) []benchRow {
+	env := setupBenchScale(sc)
 	dir := t.TempDir()
 	dump := filepath.Join(dir, "dump.json")
 	writeDump(t, env.snap, dump)
@@ -112,18 +146,29 @@ func processReport(t *testing.T, env *benchEnv, bin string) (cold, warm time.Dur
 	if err != nil {
 		t.Fatal(err)
 	}
+	pods := len(env.snap.Pods)
 	cache := filepath.Join(dir, "cache")
-	args := []string{"audit", "-f", dump, "-o", "json", "--verify", "--cache-dir", cache, "--concurrency", fmt.Sprint(benchConcurrency)}
+	// --tag-ttl: the 100,000-pod cold run takes longer than the default
+	// minute, after which warm would check every tag again.
+	args := []string{"audit", "-f", dump, "-o", "json", "--verify", "--cache-dir", cache, "--concurrency", fmt.Sprint(benchConcurrency), "--tag-ttl", "1h"}
 	env.reg.requests.Store(0)
-	cold, coldRSS := runProcess(t, nil, bin, args...)
+	cold := runProcess(t, nil, bin, args...)
 	coldReqs := env.reg.requests.Load()
 	env.reg.requests.Store(0)
-	warm, warmRSS := runProcess(t, nil, bin, args...)
+	warm := runProcess(t, nil, bin, args...)
 	warmReqs := env.reg.requests.Load()
-	fmt.Printf("whole process (`archfit audit -f dump.json -o json --verify`, dump %.1f MB):\n", float64(fi.Size())/1e6)
-	fmt.Printf("  cold: %v, %d registry requests, peak RSS %.0f MB\n", cold.Round(time.Millisecond), coldReqs, float64(coldRSS)/1024)
-	fmt.Printf("  warm: %v (%.1f%% of cold), %d registry requests, peak RSS %.0f MB\n", warm.Round(time.Millisecond),
-		100*float64(warm)/float64(cold), warmReqs, float64(warmRSS)/1024)
+	lower := time.Duration((coldReqs+benchConcurrency-1)/benchConcurrency) * benchLatency
+	rows := []benchRow{
+		{what: "archfit audit, cold", pods: pods, st: cold, requests: coldReqs,
+			note: fmt.Sprintf("dump %.1f MB, %d workloads, %d images", float64(fi.Size())/1e6, len(env.snap.Workloads), len(env.refs))},
+		{what: "archfit audit, warm", pods: pods, st: warm, requests: warmReqs,
+			note: fmt.Sprintf("%.0f%% of cold wall, %.0f%% of cold CPU", 100*float64(warm.wall)/float64(cold.wall), 100*float64(warm.cpu)/float64(cold.cpu))},
+		{what: "ideal client: the cold run's requests, 16 in flight", pods: pods, st: procStats{wall: lower}, requests: coldReqs,
+			note: fmt.Sprintf("cold / ideal = %.2f", float64(cold.wall)/float64(lower))},
+	}
+	if !profile {
+		return rows
+	}
 	// Where the warm process spends its time and allocates: one more warm
 	// run, profiled (ARCHFIT_CPUPROFILE, ARCHFIT_MEMPROFILE).
 	// ARCHFIT_BENCH_PROFILES keeps the profiles (and the dump) in that
@@ -153,7 +198,30 @@ func processReport(t *testing.T, env *benchEnv, bin string) (cold, warm time.Dur
 			t.Logf("pprof %s: %v\n%s", p.file, err, out)
 			continue
 		}
-		fmt.Printf("  %s (go tool pprof %s):\n%s", p.what, p.file, out)
+		fmt.Printf("  %s, %d pods (go tool pprof %s):\n%s", p.what, pods, p.file, out)
 	}
-	return cold, warm
+	return rows
+}
+
+// TestBenchServe is for profiling by hand: with ARCHFIT_BENCH_SERVE=DIR it
+// writes DIR/dump-small.json and DIR/dump-large.json (the two benchmark
+// fleets), then serves their slow registry until DIR/stop exists, so that
+// `archfit audit -f DIR/dump-large.json` can be run, profiled and compared
+// before and after a change.
+func TestBenchServe(t *testing.T) {
+	dir := os.Getenv("ARCHFIT_BENCH_SERVE")
+	if dir == "" {
+		t.Skip("set ARCHFIT_BENCH_SERVE=DIR")
+	}
+	for name, sc := range map[string]benchScale{"small": benchSmall, "large": benchLarge} {
+		env := setupBenchScale(sc)
+		writeDump(t, env.snap, filepath.Join(dir, "dump-"+name+".json"))
+	}
+	fmt.Println("serving; touch", filepath.Join(dir, "stop"), "to end")
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
 }

@@ -28,8 +28,16 @@ type object struct {
 	template     *corev1.PodTemplateSpec
 	templatePath string
 	replicas     *int32
-	orig         *unstructured.Unstructured
-	workloadRef  *Ref // Argo Rollout spec.workloadRef
+	// orig is the object as read, made on first use (original) from raw,
+	// the object's JSON as read, or else from typed: most objects read
+	// (ReplicaSets, the Jobs of CronJobs) are not workloads, and never
+	// need it.
+	orig  *unstructured.Unstructured
+	raw   []byte
+	typed runtime.Object
+	// nsDefaulted: the namespace was set after reading (-n), orig's too.
+	nsDefaulted bool
+	workloadRef *Ref // Argo Rollout spec.workloadRef
 	// operator is set for a custom resource of a known kind (the table in
 	// operators.go); generic for one whose containers were found by walking
 	// its spec. notes say what was derived or left out.
@@ -50,10 +58,11 @@ type input struct {
 	locs map[string]*loc
 }
 
-// newObject wraps a typed workload object. orig may be nil, in which case it
-// is computed from typed.
-func newObject(typed runtime.Object, orig *unstructured.Unstructured) (*object, error) {
-	o := &object{orig: orig}
+// newObject wraps a typed workload object. raw is its JSON as read, nil
+// when it was not read as JSON (live): its unstructured form is then made
+// from typed, when needed.
+func newObject(typed runtime.Object, raw []byte) (*object, error) {
+	o := &object{raw: raw, typed: typed}
 	switch t := typed.(type) {
 	case *appsv1.Deployment:
 		o.ref, o.apiVersion, o.meta = Ref{Kind: KindDeployment, Namespace: t.Namespace, Name: t.Name}, "apps/v1", &t.ObjectMeta
@@ -79,16 +88,36 @@ func newObject(typed runtime.Object, orig *unstructured.Unstructured) (*object, 
 	default:
 		return nil, fmt.Errorf("%T is not a workload", typed)
 	}
-	if o.orig == nil {
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(typed)
-		if err != nil {
-			return nil, fmt.Errorf("converting %s: %w", o.ref, err)
-		}
-		o.orig = &unstructured.Unstructured{Object: m}
-		o.orig.SetAPIVersion(o.apiVersion)
-		o.orig.SetKind(o.ref.Kind)
-	}
 	return o, nil
+}
+
+// original returns the object as read, unstructured, making it on first
+// use: from its JSON when it was read as JSON (kept exactly, with fields
+// the typed object drops), else from the typed object. It is nil only if
+// neither can be converted, which a typed object that was decoded from
+// that JSON does not allow.
+func (o *object) original() *unstructured.Unstructured {
+	if o.orig != nil || o.raw == nil && o.typed == nil {
+		return o.orig
+	}
+	if o.raw != nil {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(o.raw); err == nil {
+			o.orig = u
+		}
+	}
+	if o.orig == nil && o.typed != nil {
+		if m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o.typed); err == nil {
+			o.orig = &unstructured.Unstructured{Object: m}
+			o.orig.SetAPIVersion(o.apiVersion)
+			o.orig.SetKind(o.ref.Kind)
+		}
+	}
+	o.raw, o.typed = nil, nil
+	if o.orig != nil && o.nsDefaulted {
+		o.orig.SetNamespace(o.ref.Namespace)
+	}
+	return o.orig
 }
 
 // newRollout reads an Argo Rollout, which archfit keeps unstructured: its
@@ -448,7 +477,7 @@ func (b *builder) workload(ref Ref, o *object) *Workload {
 		APIVersion:   o.apiVersion,
 		UID:          o.meta.UID,
 		TemplatePath: o.templatePath,
-		Original:     o.orig,
+		Original:     o.original(),
 		Replicas:     o.replicas,
 		Notes:        o.notes,
 		Operator:     o.operator,

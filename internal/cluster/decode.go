@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,7 +108,7 @@ func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) er
 	var err error
 	if looksJSON(br) {
 		var data []byte
-		if data, err = io.ReadAll(br); err == nil {
+		if data, err = readAll(br, sizeHint(r, c.limits.input)); err == nil {
 			err = c.decodeJSONStream(ctx, data)
 		}
 	} else {
@@ -120,6 +121,31 @@ func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) er
 		return fmt.Errorf("reading %s: %w", name, err)
 	}
 	return err
+}
+
+// sizeHint is the size of r when it is a regular file (at most limit+1),
+// else 0: the buffer a JSON input is read into is then allocated once,
+// instead of doubling up to twice the input's size.
+func sizeHint(r io.Reader, limit int64) int64 {
+	f, ok := r.(*os.File)
+	if !ok {
+		return 0
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
+	return min(fi.Size(), limit) + 1
+}
+
+// readAll is io.ReadAll into a buffer of hint bytes to start with.
+func readAll(r io.Reader, hint int64) ([]byte, error) {
+	if hint <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }
 
 // looksJSON says whether the first non-blank byte opens a JSON value.
@@ -813,11 +839,9 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 	if err := unmarshal(js, kind, typed); err != nil {
 		return err
 	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(js); err != nil {
-		return fmt.Errorf("reading %s: %w", kind, err)
-	}
-	o, err := newObject(typed, u)
+	// Its unstructured form is made only if it turns out to be a
+	// workload: keep the JSON (js may be a slice of the whole input).
+	o, err := newObject(typed, bytes.Clone(js))
 	if err != nil {
 		return err
 	}

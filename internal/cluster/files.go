@@ -142,6 +142,7 @@ func (in *input) defaultNamespace(ns string) {
 		if o.orig != nil {
 			o.orig.SetNamespace(ns)
 		}
+		o.nsDefaulted = true
 		if o.workloadRef != nil && o.workloadRef.Namespace == "" {
 			o.workloadRef.Namespace = ns
 		}

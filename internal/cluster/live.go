@@ -281,7 +281,11 @@ func (l *liveLoader) targetSelector(ctx context.Context, t Target) (string, *obj
 	if found == nil {
 		return "", nil, fmt.Errorf("%w: %s in %s", ErrNotFound, t, nsName(l.ns))
 	}
-	m, ok, _ := unstructured.NestedMap(found.orig.Object, "spec", "selector")
+	u := found.original()
+	if u == nil {
+		return "", nil, fmt.Errorf("reading the selector of %s: cannot convert the object", t)
+	}
+	m, ok, _ := unstructured.NestedMap(u.Object, "spec", "selector")
 	if !ok {
 		return "", found, nil
 	}

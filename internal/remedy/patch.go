@@ -36,6 +36,10 @@ type options struct {
 	sourceNS    string
 	found       *Source
 	ignoreOwner bool
+	// judgeOnly stops Patch once the constraints are judged, when they
+	// do not conflict: the Result is then incomplete (ForWorkload's
+	// DeferPatch).
+	judgeOnly bool
 }
 
 // WithTaints declares the taints that the nodes of one architecture carry
@@ -238,7 +242,13 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 		js = append(js, j)
 	}
 	if len(res.Conflicts) > 0 {
+		if res.orig == nil {
+			res.orig = obj.DeepCopy()
+		}
 		res.block(obj)
+		return res, nil
+	}
+	if o.judgeOnly {
 		return res, nil
 	}
 	var ops []Operation

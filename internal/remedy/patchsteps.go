@@ -70,7 +70,7 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 		podSpec:     podSpec,
 		loc:         locs[0],
 		locs:        locs,
-		orig:        obj.DeepCopy(),
+		orig:        deepCopyUnless(o.judgeOnly, obj),
 		source:      o.source,
 		sourceNS:    o.sourceNS,
 		found:       o.found,
@@ -315,4 +315,13 @@ func (r *Result) kindNotes() {
 	case r.kind.immutable:
 		r.Notes = append(r.Notes, "the Job is suspended and has never started, so the API server accepts new scheduling directives; apply before resuming it")
 	}
+}
+
+// deepCopyUnless copies obj, unless only a judgement is wanted (Patch
+// copies it once it knows it needs it).
+func deepCopyUnless(judgeOnly bool, obj *unstructured.Unstructured) *unstructured.Unstructured {
+	if judgeOnly {
+		return nil
+	}
+	return obj.DeepCopy()
 }

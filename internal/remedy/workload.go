@@ -41,6 +41,8 @@ type Remedy struct {
 	Helm *HelmFix `json:"helm,omitempty"`
 
 	opts []Option
+	// pending computes the patch DeferPatch left out (FinishPatch).
+	pending func()
 }
 
 // Interim is the interim node-affinity patch, with the kubectl command that
@@ -72,6 +74,12 @@ type Input struct {
 	// there (the Deployment an Argo Rollout's workloadRef names). nil:
 	// the redirect is reported in PatchError.
 	Lookup func(object.Ref) (*unstructured.Unstructured, error)
+	// DeferPatch leaves the patch out unless the object's constraints
+	// conflict with the allowed architectures (which changes Conflict):
+	// Remedy.FinishPatch computes it when it is wanted. An audit keeps the
+	// remedies of the workloads at risk only; marshalling, patching and
+	// unmarshalling every other object costs a third of a large audit.
+	DeferPatch bool
 }
 
 // maxRedirects bounds the owner chain followed for a patch.
@@ -141,25 +149,66 @@ func ForWorkload(in Input) *Remedy {
 	case allowed.Conflict != nil || len(allowed.Architectures) == 0:
 	case w.Original == nil:
 		rem.PatchError = fmt.Sprintf("%s itself is not in the input (%s): no patch computed", w.Ref, w.Inferred)
-	default:
-		res, err := rem.follow(w.Original, in.Lookup)
-		if err != nil {
-			rem.PatchError = err.Error()
+	case in.DeferPatch:
+		if !rem.patch(w, in.Lookup, true) {
 			break
 		}
-		p := &Interim{Result: res}
-		if len(res.Conflicts) > 0 {
-			c := res.Conflicts[0]
-			rem.Conflict = &c
-		} else if b, err := res.Render(FormatKubectl); err == nil {
-			p.Kubectl = string(b)
+		at := len(rem.Notes)
+		rem.pending = func() {
+			tail := slices.Clone(rem.Notes[at:])
+			rem.Notes = rem.Notes[:at]
+			rem.patch(w, in.Lookup, false)
+			rem.Notes = append(rem.Notes, tail...)
 		}
-		rem.Patch = p
+	default:
+		rem.patch(w, in.Lookup, false)
 	}
 	if w.ManagedBy != nil {
 		rem.Notes = append(rem.Notes, fmt.Sprintf("managed by %s: it may revert a patch of %s; change it there", w.ManagedBy, w.Ref))
 	}
 	return rem
+}
+
+// patch computes the patch of w's object into rem. With judgeOnly, only
+// what decides the workload's allowed architectures is computed: whether
+// the object's constraints conflict with them (then the result is the
+// whole one, as Patch stops there too); otherwise rem is left as it was
+// and patch reports true: FinishPatch computes the rest.
+func (rem *Remedy) patch(w *cluster.Workload, lookup func(object.Ref) (*unstructured.Unstructured, error), judgeOnly bool) (deferred bool) {
+	notes := len(rem.Notes)
+	var extra []Option
+	if judgeOnly {
+		extra = append(extra, func(o *options) { o.judgeOnly = true })
+	}
+	res, err := rem.follow(w.Original, lookup, extra...)
+	if judgeOnly && (err != nil || len(res.Conflicts) == 0) {
+		rem.Notes = rem.Notes[:notes]
+		return true
+	}
+	if err != nil {
+		rem.PatchError = err.Error()
+		return false
+	}
+	p := &Interim{Result: res}
+	if len(res.Conflicts) > 0 {
+		c := res.Conflicts[0]
+		rem.Conflict = &c
+	} else if b, err := res.Render(FormatKubectl); err == nil {
+		p.Kubectl = string(b)
+	}
+	rem.Patch = p
+	return false
+}
+
+// FinishPatch computes the patch that ForWorkload with DeferPatch left
+// out; it does nothing for a remedy that has its patch (or none to have).
+// Afterwards the remedy is exactly what ForWorkload without DeferPatch
+// returns. It is not safe to call concurrently on one remedy.
+func (r *Remedy) FinishPatch() {
+	if f := r.pending; f != nil {
+		r.pending = nil
+		f()
+	}
 }
 
 // Repatch computes the remedy's patch against another copy of the object
@@ -170,9 +219,9 @@ func (r *Remedy) Repatch(obj *unstructured.Unstructured, extra ...Option) (*Resu
 
 // follow computes the patch, following RedirectErrors to the object that
 // owns the pod template.
-func (r *Remedy) follow(obj *unstructured.Unstructured, lookup func(object.Ref) (*unstructured.Unstructured, error)) (*Result, error) {
+func (r *Remedy) follow(obj *unstructured.Unstructured, lookup func(object.Ref) (*unstructured.Unstructured, error), extra ...Option) (*Result, error) {
 	for hops := 0; ; hops++ {
-		res, err := r.Repatch(obj)
+		res, err := r.Repatch(obj, extra...)
 		var redirect *RedirectError
 		if !errors.As(err, &redirect) {
 			return res, err

@@ -5,7 +5,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -146,12 +145,11 @@ func SortFindings(fs []finding.Finding) {
 	})
 }
 
-// JSON writes the document as indented JSON.
+// JSON writes the document as indented JSON, streamed (jsonStream): the
+// same bytes as json.Encoder with two-space indentation.
 func JSON(w io.Writer, d *Document) error {
 	d.normalize()
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(d)
+	return jsonStream(w, d)
 }
 
 // YAML writes the document as YAML (same field names as JSON).
