@@ -72,6 +72,7 @@ vet:
 bench:
 	sh hack/bench-audit.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/image/
+	sh hack/bench-verify.sh
 
 # Builds the real container runtimes the conformance suite pulls with
 # (internal/conformance): containerd 1.7, 2.0, 2.1, 2.2 and the newest 2.x,

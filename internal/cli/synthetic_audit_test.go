@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -80,7 +81,12 @@ func TestSyntheticDumpAudit(t *testing.T) {
 	cache := filepath.Join(dir, "cache")
 	for _, format := range []string{"json", "text", "sarif"} {
 		out, stderr, code := runArchfit(t, "", "audit", "-f", dump, "-o", format, "--verify", "--cache-dir", cache)
-		got := fmt.Sprintf("exit %d\n%s", code, strings.ReplaceAll(strings.ReplaceAll(out, host, "registry.test"), dir, "DIR"))
+		out = strings.ReplaceAll(strings.ReplaceAll(out, host, "registry.test"), dir, "DIR")
+		// Who reads a layer that several images share depends on which
+		// is inspected first (a run reads it once): the per-image
+		// accounting is a measurement, not part of the verdicts.
+		out = measured.ReplaceAllString(out, `"$1": N`)
+		got := fmt.Sprintf("exit %d\n%s", code, out)
 		golden := filepath.Join("testdata", "synthetic-audit", format+".golden")
 		if *updateSynthetic {
 			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
@@ -100,6 +106,8 @@ func TestSyntheticDumpAudit(t *testing.T) {
 		}
 	}
 }
+
+var measured = regexp.MustCompile(`"(requests|cacheHits|bytes|bytesRead|layersRead)": [0-9]+`)
 
 // syntheticDump writes `kubectl get deploy,rs,pods -A -o json` of n
 // Deployments with perWL pods each, as internal/audit's benchmark does.
