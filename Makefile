@@ -68,7 +68,8 @@ vet:
 # 20 ms per request, cold and warm (wall, CPU, requests, peak RSS), beside
 # the ideal client's lower bound, the in-process phases and a `crane
 # manifest` loop, in one table (hack/bench-audit.sh; ARCHFIT_BENCH_LARGE=0
-# skips 100,000 pods); then the image benchmarks.
+# skips 100,000 pods); then the image benchmarks; then --verify on Debian-based
+# images (hack/bench-verify.sh; needs debootstrap: apt-get install debootstrap).
 bench:
 	sh hack/bench-audit.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/image/
