@@ -1,0 +1,350 @@
+//go:build linux
+
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CRIOBuiltVersion is the CRI-O release hack/runtimes-crio.sh builds: the
+// newest github.com/cri-o/cri-o the Go module proxy serves.
+const CRIOBuiltVersion = "1.34.0"
+
+// CRIOConfig is a built CRI-O binary for one architecture.
+type CRIOConfig struct {
+	Bin      string // path to crio
+	Arch     string // "amd64" or "arm64" (arm64 runs under qemu-aarch64-static)
+	Dir      string // fresh empty directory for everything the runtime writes
+	Registry string // host:port of a plain-HTTP registry to trust
+	// HostCPUInfo, for arm64 only, leaves the host's /proc/cpuinfo in view of
+	// the emulated crio. qemu-user 7.2 passes the host's (x86) file through,
+	// where containers/image finds no "CPU architecture" line and so detects
+	// no arm64 variant, which a real arm64 kernel (CPU architecture: 8, hence
+	// v8) never shows. By default crio runs in a private mount namespace with
+	// an arm64 /proc/cpuinfo bound over the host's.
+	HostCPUInfo bool
+}
+
+// CRIOBin is where hack/runtimes-crio.sh caches crio for arch
+// ($ARCHFIT_RUNTIMES_CACHE, default ~/.cache/archfit-runtimes), or "" when it
+// is not built.
+func CRIOBin(arch string) string {
+	cache := os.Getenv("ARCHFIT_RUNTIMES_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		cache = filepath.Join(home, ".cache", "archfit-runtimes")
+	}
+	p := filepath.Join(cache, "cri-o-"+CRIOBuiltVersion+"-"+arch, "crio")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(p), "stamp")); err != nil {
+		return ""
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
+		return ""
+	}
+	return p
+}
+
+// arm64CPUInfo is /proc/cpuinfo of an arm64 kernel, one core (a Neoverse N1),
+// as far as containers/image reads it: "CPU architecture: 8" means v8.
+const arm64CPUInfo = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n" +
+	"CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
+
+// Stand-ins for the programs CRI-O insists exist at start (it runs
+// "conmon --version" and "<runtime> --version", and stats pinns). The suite
+// only pulls; a container start reaches them and fails loudly.
+const (
+	conmonStandIn = "#!/bin/sh\n# archfit conformance: CRI-O checks conmon's version at start; pulls never run it.\n" +
+		"case \"$1\" in --version) echo 'conmon version 2.1.12'; echo 'commit: none (archfit conformance stand-in)'; exit 0;; esac\n" +
+		"echo 'archfit conformance: conmon stand-in, this suite runs no containers' >&2\nexit 1\n"
+	runtimeStandIn = "#!/bin/sh\n# archfit conformance: CRI-O checks the OCI runtime's version at start; pulls never run it.\n" +
+		"case \"$1\" in --version) echo 'archfit-conformance-stand-in version 0.0.0'; exit 0;; esac\n" +
+		"echo 'archfit conformance: OCI runtime stand-in, this suite runs no containers' >&2\nexit 1\n"
+)
+
+// crioConf writes CRI-O's configuration: everything it writes under dir,
+// storage driver vfs, no CNI plugins (an empty network directory: CRI-O
+// starts and reports NetworkReady=false, which pulls do not need), NRI and
+// metrics off, cgroupfs, the stand-ins above.
+func crioConf(dir string) string {
+	q := func(p string) string { return fmt.Sprintf("%q", filepath.Join(dir, p)) }
+	return `[crio]
+root = ` + q("storage") + `
+runroot = ` + q("runroot") + `
+storage_driver = "vfs"
+log_dir = ` + q("log") + `
+version_file = ` + q("version") + `
+version_file_persist = ` + q("version-persist") + `
+clean_shutdown_file = ` + q("clean.shutdown") + `
+
+[crio.api]
+listen = ` + q("crio.sock") + `
+stream_address = "127.0.0.1"
+stream_port = "0"
+
+[crio.runtime]
+default_runtime = "standin"
+conmon = ` + q("bin/conmon") + `
+conmon_cgroup = "pod"
+cgroup_manager = "cgroupfs"
+container_exits_dir = ` + q("exits") + `
+container_attach_socket_dir = ` + q("attach") + `
+namespaces_dir = ` + q("ns") + `
+pinns_path = ` + q("bin/pinns") + `
+hooks_dir = [` + q("hooks") + `]
+cdi_spec_dirs = [` + q("cdi") + `]
+irqbalance_config_file = ` + q("irqbalance") + `
+irqbalance_config_restore_file = "disable"
+enable_criu_support = false
+
+[crio.runtime.runtimes.standin]
+runtime_path = ` + q("bin/runtime") + `
+runtime_type = "oci"
+runtime_root = ` + q("runtime-root") + `
+monitor_path = ` + q("bin/conmon") + `
+
+[crio.image]
+signature_policy = ` + q("policy.json") + `
+signature_policy_dir = ` + q("policies") + `
+big_files_temporary_dir = ` + q("tmp") + `
+
+[crio.network]
+network_dir = ` + q("cni/net.d") + `
+plugin_dirs = [` + q("cni/bin") + `]
+
+[crio.nri]
+enable_nri = false
+
+[crio.metrics]
+enable_metrics = false
+`
+}
+
+// StartCRIO starts CRI-O and returns its CRI endpoint (unix socket path) once
+// it answers; t.Cleanup stops it and removes state.
+func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
+	t.Helper()
+	if c.Arch != "amd64" && c.Arch != "arm64" {
+		t.Fatalf("StartCRIO: arch %q (amd64, arm64)", c.Arch)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("CRI-O needs root")
+	}
+	if ents, err := os.ReadDir(c.Dir); err != nil || len(ents) > 0 {
+		t.Fatalf("StartCRIO: Dir %q must be an existing empty directory (%v)", c.Dir, err)
+	}
+	sock := filepath.Join(c.Dir, "crio.sock")
+	if len(sock) >= 108 {
+		t.Fatalf("StartCRIO: socket path %s is too long for a unix socket", sock)
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("CRI-O runs in a private mount namespace: %v", err)
+	}
+	for _, d := range []string{"storage", "runroot", "log", "exits", "attach", "ns", "hooks", "cdi", "cni/net.d", "cni/bin",
+		"tmp", "bin", "policies", "conf.d", "registries.d", "home", "xdg", "runtime-root"} {
+		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"crio.conf":       crioConf(c.Dir),
+		"policy.json":     `{"default":[{"type":"insecureAcceptAnything"}]}` + "\n",
+		"registries.conf": fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", c.Registry),
+		"storage.conf":    fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n", filepath.Join(c.Dir, "runroot"), filepath.Join(c.Dir, "storage")),
+		"irqbalance":      "",
+		"cpuinfo":         arm64CPUInfo,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(c.Dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{"conmon": conmonStandIn, "runtime": runtimeStandIn, "pinns": runtimeStandIn} {
+		if err := os.WriteFile(filepath.Join(c.Dir, "bin", name), []byte(body), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	crioArgs := []string{c.Bin,
+		"--config", filepath.Join(c.Dir, "crio.conf"),
+		"--config-dir", filepath.Join(c.Dir, "conf.d"),
+		"--registries-conf", filepath.Join(c.Dir, "registries.conf"),
+		"--registries-conf-dir", filepath.Join(c.Dir, "registries.d"),
+		"--log-level", "info",
+	}
+	// unshare --mount: whatever crio mounts stays in a namespace that ends
+	// with it; for arm64 the namespace also gets an arm64 /proc/cpuinfo.
+	args := []string{"--mount", "--propagation", "private", "--"}
+	if c.Arch == "arm64" {
+		qemu, err := exec.LookPath("qemu-aarch64-static")
+		if err != nil {
+			t.Skipf("arm64 CRI-O runs under qemu-user: %v (Debian package qemu-user-static)", err)
+		}
+		crioArgs = append([]string{qemu}, crioArgs...)
+		if !c.HostCPUInfo {
+			crioArgs = append([]string{"/bin/sh", "-c", `mount --bind "$0" /proc/cpuinfo && exec "$@"`, filepath.Join(c.Dir, "cpuinfo")}, crioArgs...)
+		}
+	}
+	args = append(args, crioArgs...)
+
+	logPath := filepath.Join(c.Dir, "crio.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(unshare, args...)
+	cmd.Dir = c.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + filepath.Join(c.Dir, "home"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(c.Dir, "xdg"),
+		"TMPDIR=" + filepath.Join(c.Dir, "tmp"),
+		"CONTAINERS_STORAGE_CONF=" + filepath.Join(c.Dir, "storage.conf"),
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("starting crio: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() {
+		stopGroup(cmd.Process.Pid, exited)
+		if t.Failed() {
+			t.Logf("crio log (%s):\n%s", c.Arch, tail(logPath, 4000))
+		}
+		if os.Getenv("ARCHFIT_CONFORMANCE_KEEP") == "" {
+			if err := os.RemoveAll(c.Dir); err != nil {
+				t.Errorf("removing CRI-O state: %v", err)
+			}
+		}
+	})
+
+	// qemu-user takes a while for a 50 MB Go binary: allow a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("crio (%s) exited before answering: %v\n%s", c.Arch, err, tail(logPath, 4000))
+		default:
+		}
+		if _, err := os.Stat(sock); err == nil {
+			vctx, vcancel := context.WithTimeout(ctx, 5*time.Second)
+			v, err := CRIOVersion(vctx, sock)
+			vcancel()
+			if err == nil {
+				t.Logf("crio %s (%s) answered after %s", v, c.Arch, time.Since(start).Round(time.Millisecond))
+				return sock
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("crio (%s) did not answer on %s within a minute\n%s", c.Arch, sock, tail(logPath, 4000))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stopGroup ends crio's process group: SIGTERM, then SIGKILL after 15s.
+func stopGroup(pid int, exited chan error) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+	}
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// crioConn dials a CRI endpoint (a unix socket path).
+func crioConn(endpoint string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("unix://"+endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// CRIOVersion returns "cri-o://X.Y.Z" as a kubelet reports it: the CRI
+// Version call's RuntimeName and RuntimeVersion, joined the way kubelet fills
+// status.nodeInfo.containerRuntimeVersion.
+func CRIOVersion(ctx context.Context, endpoint string) (string, error) {
+	conn, err := crioConn(endpoint)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	v, err := cri.NewRuntimeServiceClient(conn).Version(ctx, &cri.VersionRequest{})
+	if err != nil {
+		return "", err
+	}
+	return v.RuntimeName + "://" + v.RuntimeVersion, nil
+}
+
+// CRIOPullError is a pull the runtime refused: Message is the gRPC status
+// message, the text kubelet puts after "rpc error: code = ... desc = ".
+type CRIOPullError struct {
+	Code    string
+	Message string
+}
+
+func (e *CRIOPullError) Error() string { return e.Message }
+
+// CRIOPull pulls ref through the CRI image service and returns the pulled
+// image's ID as ImageStatus reports it, in "sha256:<hex>" form (CRI-O's image
+// ID is the config blob's digest).
+func CRIOPull(ctx context.Context, endpoint, ref string) (string, error) {
+	conn, err := crioConn(endpoint)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	img := cri.NewImageServiceClient(conn)
+	spec := &cri.ImageSpec{Image: ref}
+	if _, err := img.PullImage(ctx, &cri.PullImageRequest{Image: spec}); err != nil {
+		if s, ok := status.FromError(err); ok {
+			return "", &CRIOPullError{Code: s.Code().String(), Message: s.Message()}
+		}
+		return "", err
+	}
+	st, err := img.ImageStatus(ctx, &cri.ImageStatusRequest{Image: spec})
+	if err != nil {
+		return "", fmt.Errorf("image status after pulling %s: %w", ref, err)
+	}
+	if st.Image == nil {
+		return "", errors.New("image status after pulling " + ref + ": no image")
+	}
+	id := st.Image.Id
+	if !strings.HasPrefix(id, "sha256:") {
+		id = "sha256:" + id
+	}
+	return id, nil
+}
