@@ -13,12 +13,27 @@
 # Environment:
 #   ARCHFIT_RUNTIMES_CACHE  cache root (default $HOME/.cache/archfit-runtimes); crio goes to
 #                           $ARCHFIT_RUNTIMES_CACHE/cri-o-<version>-<arch>/crio beside a stamp
+#   ARCHFIT_CRIO_SRC        build this CRI-O source tree (e.g. `git archive vX.Y.Z -- . ':!vendor'`
+#                           of a clone) instead of the module proxy's; its version is read from
+#                           internal/version/version.go and its dependencies come from the proxy
 #
 # The module proxy serves github.com/cri-o/cri-o v1.34.0 as its newest version (its
 # version list answers 403; v1.34.1 and later, and v1.33.x, are refused one by one).
+# Beware: the proxy's v1.34.0 is commit 5dd0877c of 2025-05-14 (main right after the
+# 1.33 branch, version.go already saying 1.34.0), not the v1.34.0 release (d91a4497,
+# 2025-09-10): the tag moved after the proxy had cached it. It runs, and reports
+# itself as cri-o://1.34.0.
 set -euo pipefail
 
 CRIO_VERSION=v1.34.0
+if [[ -n ${ARCHFIT_CRIO_SRC:-} ]]; then
+	CRIO_VERSION=v$(sed -nE 's/^const Version = "([0-9][0-9.]*[0-9])"$/\1/p' "$ARCHFIT_CRIO_SRC/internal/version/version.go")
+	[[ $CRIO_VERSION != v ]] || { echo "runtimes-crio: no version in $ARCHFIT_CRIO_SRC/internal/version/version.go" >&2; exit 1; }
+fi
+# LABEL names the cache directories: cri-o-<LABEL>-<arch>. A build from a
+# source tree is kept apart from the proxy's module of the same version.
+LABEL=${CRIO_VERSION#v}
+[[ -z ${ARCHFIT_CRIO_SRC:-} ]] || LABEL=$LABEL-src
 CRIO_TAGS="containers_image_openpgp containers_image_ostree_stub exclude_graphdriver_btrfs exclude_graphdriver_devicemapper btrfs_noversion"
 
 CACHE=${ARCHFIT_RUNTIMES_CACHE:-$HOME/.cache/archfit-runtimes}
@@ -29,7 +44,20 @@ die() { log "$*"; exit 1; }
 # source_dir downloads the module and copies it (read-only in the module cache)
 # to a writable directory under the cache; prints that directory.
 source_dir() {
-	local src=$CACHE/src/cri-o-${CRIO_VERSION#v}
+	local src=$CACHE/src/cri-o-$LABEL
+	if [[ -n ${ARCHFIT_CRIO_SRC:-} ]]; then
+		[[ -f $ARCHFIT_CRIO_SRC/go.mod && -d $ARCHFIT_CRIO_SRC/cmd/crio ]] || die "$ARCHFIT_CRIO_SRC is no CRI-O source tree"
+		if [[ ! -f $src/.complete ]] || ! diff -rq -x .complete -x vendor "$ARCHFIT_CRIO_SRC" "$src" >/dev/null; then
+			rm -rf "$src"
+			mkdir -p "$(dirname "$src")"
+			cp -R "$ARCHFIT_CRIO_SRC" "$src.tmp"
+			rm -rf "$src.tmp/vendor" # a clone's vendor/ may lack large files; the proxy has the modules
+			mv "$src.tmp" "$src"
+			touch "$src/.complete"
+		fi
+		printf '%s\n' "$src"
+		return 0
+	fi
 	if [[ -f $src/.complete ]]; then
 		printf '%s\n' "$src"
 		return 0
@@ -52,18 +80,20 @@ source_dir() {
 # go.sum and the Go toolchain.
 stamp() {
 	local arch=$1 src=$2
-	printf 'cri-o %s %s tags=%s gosum=%s %s\n' "$CRIO_VERSION" "$arch" "$CRIO_TAGS" \
+	local from=proxy
+	[[ -z ${ARCHFIT_CRIO_SRC:-} ]] || from=source-tree
+	printf 'cri-o %s %s from=%s tags=%s gosum=%s %s\n' "$CRIO_VERSION" "$arch" "$from" "$CRIO_TAGS" \
 		"$(sha256sum "$src/go.sum" | cut -c1-16)" "$(go env GOVERSION)"
 }
 
 build_arch() {
 	local arch=$1
 	case $arch in amd64 | arm64) ;; *) die "unsupported arch $arch (amd64, arm64)" ;; esac
-	local out=$CACHE/cri-o-${CRIO_VERSION#v}-$arch
+	local out=$CACHE/cri-o-$LABEL-$arch
 	# Warm path without the lock or the Go module download: the stamp is
 	# written last, after the binary is in place.
-	if [[ -x $out/crio && -f $out/stamp && -f $CACHE/src/cri-o-${CRIO_VERSION#v}/.complete ]] &&
-		[[ $(cat "$out/stamp") == "$(stamp "$arch" "$CACHE/src/cri-o-${CRIO_VERSION#v}")" ]]; then
+	if [[ -z ${ARCHFIT_CRIO_SRC:-} && -x $out/crio && -f $out/stamp && -f $CACHE/src/cri-o-$LABEL/.complete ]] &&
+		[[ $(cat "$out/stamp") == "$(stamp "$arch" "$CACHE/src/cri-o-$LABEL")" ]]; then
 		printf '%s\n' "$out"
 		return 0
 	fi

@@ -20,9 +20,11 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// CRIOBuiltVersion is the CRI-O release hack/runtimes-crio.sh builds: the
-// newest github.com/cri-o/cri-o the Go module proxy serves.
-const CRIOBuiltVersion = "1.34.0"
+// CRIOProxyVersion is the CRI-O hack/runtimes-crio.sh builds by default: the
+// newest github.com/cri-o/cri-o the Go module proxy serves. (The proxy's
+// v1.34.0 is a main-branch commit of 2025-05-14 that calls itself 1.34.0, not
+// the 1.34.0 release: see hack/runtimes-crio.sh.)
+const CRIOProxyVersion = "1.34.0"
 
 // CRIOConfig is a built CRI-O binary for one architecture.
 type CRIOConfig struct {
@@ -39,32 +41,61 @@ type CRIOConfig struct {
 	HostCPUInfo bool
 }
 
-// CRIOBin is where hack/runtimes-crio.sh caches crio for arch
-// ($ARCHFIT_RUNTIMES_CACHE, default ~/.cache/archfit-runtimes), or "" when it
-// is not built.
-func CRIOBin(arch string) string {
+// CRIOBuild is one crio binary hack/runtimes-crio.sh cached.
+type CRIOBuild struct {
+	Version string // as built, e.g. "1.34.0"
+	Arch    string // amd64 or arm64
+	Source  string // "proxy" (the Go module proxy's module) or "source-tree" (ARCHFIT_CRIO_SRC)
+	Bin     string
+}
+
+// CRIOBuilds lists the crio binaries in hack/runtimes-crio.sh's cache
+// ($ARCHFIT_RUNTIMES_CACHE, default ~/.cache/archfit-runtimes): directories
+// cri-o-*-<arch> holding crio and the stamp written after it.
+func CRIOBuilds() []CRIOBuild {
 	cache := os.Getenv("ARCHFIT_RUNTIMES_CACHE")
 	if cache == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return ""
+			return nil
 		}
 		cache = filepath.Join(home, ".cache", "archfit-runtimes")
 	}
-	p := filepath.Join(cache, "cri-o-"+CRIOBuiltVersion+"-"+arch, "crio")
-	if _, err := os.Stat(filepath.Join(filepath.Dir(p), "stamp")); err != nil {
-		return ""
+	dirs, _ := filepath.Glob(filepath.Join(cache, "cri-o-*"))
+	var out []CRIOBuild
+	for _, d := range dirs {
+		st, err := os.ReadFile(filepath.Join(d, "stamp"))
+		if err != nil || len(st) > 4096 {
+			continue
+		}
+		// cri-o v1.34.0 amd64 from=proxy tags=... gosum=... go1.26.8
+		f := strings.Fields(string(st))
+		if len(f) < 4 || f[0] != "cri-o" || !strings.HasPrefix(f[3], "from=") {
+			continue
+		}
+		b := CRIOBuild{Version: strings.TrimPrefix(f[1], "v"), Arch: f[2], Source: strings.TrimPrefix(f[3], "from="), Bin: filepath.Join(d, "crio")}
+		if fi, err := os.Stat(b.Bin); err != nil || fi.Mode()&0o111 == 0 || (b.Arch != "amd64" && b.Arch != "arm64") {
+			continue
+		}
+		out = append(out, b)
 	}
-	if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
-		return ""
-	}
-	return p
+	return out
 }
 
 // arm64CPUInfo is /proc/cpuinfo of an arm64 kernel, one core (a Neoverse N1),
 // as far as containers/image reads it: "CPU architecture: 8" means v8.
 const arm64CPUInfo = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n" +
 	"CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
+
+// binfmtAarch64 is the binfmt_misc registration that runs arm64 ELF
+// executables with qemu. F: the interpreter is opened now, at registration;
+// P: argv[0] is passed on, which is how containers/storage's re-executed
+// /proc/self/exe ("storage-applyLayer") knows what to do (without it the
+// child starts a whole second crio instead of applying the layer).
+func binfmtAarch64(qemu string) string {
+	return `:qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:` +
+		`\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:` + qemu + ":FP"
+}
 
 // Stand-ins for the programs CRI-O insists exist at start (it runs
 // "conmon --version" and "<runtime> --version", and stats pinns). The suite
@@ -112,6 +143,7 @@ cdi_spec_dirs = [` + q("cdi") + `]
 irqbalance_config_file = ` + q("irqbalance") + `
 irqbalance_config_restore_file = "disable"
 enable_criu_support = false
+disable_hostport_mapping = true
 
 [crio.runtime.runtimes.standin]
 runtime_path = ` + q("bin/runtime") + `
@@ -153,9 +185,9 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 	if len(sock) >= 108 {
 		t.Fatalf("StartCRIO: socket path %s is too long for a unix socket", sock)
 	}
-	unshare, err := exec.LookPath("unshare")
+	mount, err := exec.LookPath("mount")
 	if err != nil {
-		t.Skipf("CRI-O runs in a private mount namespace: %v", err)
+		t.Skipf("CRI-O runs in a private mount namespace set up with mount(8): %v", err)
 	}
 	for _, d := range []string{"storage", "runroot", "log", "exits", "attach", "ns", "hooks", "cdi", "cni/net.d", "cni/bin",
 		"tmp", "bin", "policies", "conf.d", "registries.d", "home", "xdg", "runtime-root"} {
@@ -189,27 +221,43 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		"--registries-conf-dir", filepath.Join(c.Dir, "registries.d"),
 		"--log-level", "info",
 	}
-	// unshare --mount: whatever crio mounts stays in a namespace that ends
-	// with it; for arm64 the namespace also gets an arm64 /proc/cpuinfo.
-	args := []string{"--mount", "--propagation", "private", "--"}
+	// crio runs in a mount namespace of its own: whatever it mounts ends
+	// with it. arm64 adds a user namespace (mapping every ID to itself, so
+	// CRI-O and containers/storage see plain root) for a binfmt_misc of its
+	// own: containers/storage applies each layer in a re-executed
+	// /proc/self/exe, which qemu-user turns into an exec of the arm64 crio
+	// that only a binfmt_misc entry for qemu-aarch64-static can run
+	// (kernel >= 6.7 gives a user namespace its own binfmt_misc; nothing
+	// is registered on the host).
+	script := `set -e; "$0" --make-rprivate /; `
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Cloneflags: syscall.CLONE_NEWNS}
 	if c.Arch == "arm64" {
 		qemu, err := exec.LookPath("qemu-aarch64-static")
 		if err != nil {
 			t.Skipf("arm64 CRI-O runs under qemu-user: %v (Debian package qemu-user-static)", err)
 		}
 		crioArgs = append([]string{qemu}, crioArgs...)
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
+		attr.GidMappingsEnableSetgroups = true
+		if err := os.WriteFile(filepath.Join(c.Dir, "binfmt"), []byte(binfmtAarch64(qemu)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		script += `"$0" -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; cat binfmt > /proc/sys/fs/binfmt_misc/register; `
 		if !c.HostCPUInfo {
-			crioArgs = append([]string{"/bin/sh", "-c", `mount --bind "$0" /proc/cpuinfo && exec "$@"`, filepath.Join(c.Dir, "cpuinfo")}, crioArgs...)
+			script += `"$0" --bind cpuinfo /proc/cpuinfo; `
 		}
 	}
-	args = append(args, crioArgs...)
+	script += `exec "$@"`
+	args := append([]string{"-c", script, mount}, crioArgs...)
 
 	logPath := filepath.Join(c.Dir, "crio.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(unshare, args...)
+	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir = c.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = []string{
@@ -219,7 +267,7 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		"TMPDIR=" + filepath.Join(c.Dir, "tmp"),
 		"CONTAINERS_STORAGE_CONF=" + filepath.Join(c.Dir, "storage.conf"),
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = attr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
