@@ -82,17 +82,17 @@ func CRIOBuilds() []CRIOBuild {
 	return out
 }
 
-// arm64CPUInfo is /proc/cpuinfo of an arm64 kernel, one core (a Neoverse N1),
+// crioARM64CPUInfo is /proc/cpuinfo of an arm64 kernel, one core (a Neoverse N1),
 // as far as containers/image reads it: "CPU architecture: 8" means v8.
-const arm64CPUInfo = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n" +
+const crioARM64CPUInfo = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n" +
 	"CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
 
-// binfmtAarch64 is the binfmt_misc registration that runs arm64 ELF
+// crioBinfmtAarch64 is the binfmt_misc registration that runs arm64 ELF
 // executables with qemu. F: the interpreter is opened now, at registration;
 // P: argv[0] is passed on, which is how containers/storage's re-executed
 // /proc/self/exe ("storage-applyLayer") knows what to do (without it the
 // child starts a whole second crio instead of applying the layer).
-func binfmtAarch64(qemu string) string {
+func crioBinfmtAarch64(qemu string) string {
 	return `:qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:` +
 		`\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:` + qemu + ":FP"
 }
@@ -101,10 +101,10 @@ func binfmtAarch64(qemu string) string {
 // "conmon --version" and "<runtime> --version", and stats pinns). The suite
 // only pulls; a container start reaches them and fails loudly.
 const (
-	conmonStandIn = "#!/bin/sh\n# archfit conformance: CRI-O checks conmon's version at start; pulls never run it.\n" +
+	crioConmonStandIn = "#!/bin/sh\n# archfit conformance: CRI-O checks conmon's version at start; pulls never run it.\n" +
 		"case \"$1\" in --version) echo 'conmon version 2.1.12'; echo 'commit: none (archfit conformance stand-in)'; exit 0;; esac\n" +
 		"echo 'archfit conformance: conmon stand-in, this suite runs no containers' >&2\nexit 1\n"
-	runtimeStandIn = "#!/bin/sh\n# archfit conformance: CRI-O checks the OCI runtime's version at start; pulls never run it.\n" +
+	crioRuntimeStandIn = "#!/bin/sh\n# archfit conformance: CRI-O checks the OCI runtime's version at start; pulls never run it.\n" +
 		"case \"$1\" in --version) echo 'archfit-conformance-stand-in version 0.0.0'; exit 0;; esac\n" +
 		"echo 'archfit conformance: OCI runtime stand-in, this suite runs no containers' >&2\nexit 1\n"
 )
@@ -201,14 +201,14 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		"registries.conf": fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", c.Registry),
 		"storage.conf":    fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n", filepath.Join(c.Dir, "runroot"), filepath.Join(c.Dir, "storage")),
 		"irqbalance":      "",
-		"cpuinfo":         arm64CPUInfo,
+		"cpuinfo":         crioARM64CPUInfo,
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(c.Dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for name, body := range map[string]string{"conmon": conmonStandIn, "runtime": runtimeStandIn, "pinns": runtimeStandIn} {
+	for name, body := range map[string]string{"conmon": crioConmonStandIn, "runtime": crioRuntimeStandIn, "pinns": crioRuntimeStandIn} {
 		if err := os.WriteFile(filepath.Join(c.Dir, "bin", name), []byte(body), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1<<32 - 1}}
 		attr.GidMappingsEnableSetgroups = true
-		if err := os.WriteFile(filepath.Join(c.Dir, "binfmt"), []byte(binfmtAarch64(qemu)), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(c.Dir, "binfmt"), []byte(crioBinfmtAarch64(qemu)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		script += `"$0" -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; cat binfmt > /proc/sys/fs/binfmt_misc/register; `
@@ -276,9 +276,9 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait(); logf.Close() }()
 	t.Cleanup(func() {
-		stopGroup(cmd.Process.Pid, exited)
+		crioStopGroup(cmd.Process.Pid, exited)
 		if t.Failed() {
-			t.Logf("crio log (%s):\n%s", c.Arch, tail(logPath, 4000))
+			t.Logf("crio log (%s):\n%s", c.Arch, crioTail(logPath, 4000))
 		}
 		if os.Getenv("ARCHFIT_CONFORMANCE_KEEP") == "" {
 			if err := os.RemoveAll(c.Dir); err != nil {
@@ -294,7 +294,7 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("crio (%s) exited before answering: %v\n%s", c.Arch, err, tail(logPath, 4000))
+			t.Fatalf("crio (%s) exited before answering: %v\n%s", c.Arch, err, crioTail(logPath, 4000))
 		default:
 		}
 		if _, err := os.Stat(sock); err == nil {
@@ -308,14 +308,14 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("crio (%s) did not answer on %s within a minute\n%s", c.Arch, sock, tail(logPath, 4000))
+			t.Fatalf("crio (%s) did not answer on %s within a minute\n%s", c.Arch, sock, crioTail(logPath, 4000))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// stopGroup ends crio's process group: SIGTERM, then SIGKILL after 15s.
-func stopGroup(pid int, exited chan error) {
+// crioStopGroup ends crio's process group: SIGTERM, then SIGKILL after 15s.
+func crioStopGroup(pid int, exited chan error) {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -325,7 +325,7 @@ func stopGroup(pid int, exited chan error) {
 	}
 }
 
-func tail(path string, n int) string {
+func crioTail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
