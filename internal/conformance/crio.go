@@ -287,8 +287,9 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		}
 	})
 
-	// qemu-user takes a while for a 50 MB Go binary: allow a minute.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// qemu-user takes a while for a 50 MB Go binary (10-20 s on an idle
+	// machine): allow two minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for {
 		select {
@@ -308,7 +309,7 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("crio (%s) did not answer on %s within a minute\n%s", c.Arch, sock, crioTail(logPath, 4000))
+			t.Fatalf("crio (%s) did not answer on %s within two minutes\n%s", c.Arch, sock, crioTail(logPath, 4000))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

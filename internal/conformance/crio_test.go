@@ -186,7 +186,7 @@ func crioPullCases(t *testing.T, b CRIOBuild, hostCPUInfo bool, node specs.Platf
 		t.Fatal(err)
 	}
 	endpoint := StartCRIO(t, CRIOConfig{Bin: b.Bin, Arch: b.Arch, Dir: dir, Registry: host, HostCPUInfo: hostCPUInfo})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if v, err := CRIOVersion(ctx, endpoint); err != nil || v != "cri-o://"+b.Version {
 		t.Fatalf("CRIOVersion = %q, %v; want cri-o://%s", v, err, b.Version)
