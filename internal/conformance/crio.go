@@ -181,6 +181,13 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 	if ents, err := os.ReadDir(c.Dir); err != nil || len(ents) > 0 {
 		t.Fatalf("StartCRIO: Dir %q must be an existing empty directory (%v)", c.Dir, err)
 	}
+	// Dir and Registry go into TOML strings: keep them plain.
+	if !filepath.IsAbs(c.Dir) || strings.ContainsAny(c.Dir, "\"\\\n\r\t") {
+		t.Fatalf("StartCRIO: Dir %q must be an absolute path without quotes, backslashes or control characters", c.Dir)
+	}
+	if c.Registry == "" || strings.ContainsAny(c.Registry, "\"\\/ \n\r\t") {
+		t.Fatalf("StartCRIO: Registry %q must be a bare host:port", c.Registry)
+	}
 	sock := filepath.Join(c.Dir, "crio.sock")
 	if len(sock) >= 108 {
 		t.Fatalf("StartCRIO: socket path %s is too long for a unix socket", sock)
