@@ -7,7 +7,7 @@ BIN       := bin/archfit
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 PKGS      := ./...
 
-.PHONY: all build example test unit lint fmt vet staticcheck bench cluster-build cluster-up cluster-down install-plugin clean release-tools release-snapshot
+.PHONY: all build example test unit lint fmt vet staticcheck bench runtimes-build cluster-build cluster-up cluster-down install-plugin clean release-tools release-snapshot
 
 all: build
 
@@ -25,8 +25,8 @@ example-images: build
 
 # Everything: format and vet checks, the cluster test environment (cached
 # outside the clone), and every test under the race detector.
-test: lint cluster-build release-tools
-	ARCHFIT_RELEASE_TOOLS=required ARCHFIT_TOOLS_BIN=$(RELEASE_TOOLS_BIN) \
+test: lint cluster-build release-tools runtimes-build
+	ARCHFIT_RELEASE_TOOLS=required ARCHFIT_TOOLS_BIN=$(RELEASE_TOOLS_BIN) ARCHFIT_RUNTIMES=required \
 	  $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # Unit tests only (no cluster binaries needed; cluster tests skip).
@@ -70,6 +70,13 @@ vet:
 bench:
 	sh hack/bench-audit.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/image/
+
+# Builds the real container runtimes the conformance suite pulls with
+# (internal/conformance): containerd 1.7, 2.0, 2.1, 2.2 and the newest 2.x,
+# for amd64 and arm64, from the Go module proxy, once, into
+# ~/.cache/archfit-runtimes. arm64 runs under Debian's qemu-aarch64-static.
+runtimes-build:
+	hack/runtimes.sh build
 
 # Builds kube-apiserver, kube-scheduler, kube-controller-manager (v1.37.2) and
 # etcd (v3.7.3) from the Go module proxy once, into ~/.cache/archfit-testenv.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/archfit/archfit/internal/registry"
 )
@@ -71,6 +73,9 @@ func (s *statsMu) panicked() *panicError { s.mu.Lock(); defer s.mu.Unlock(); ret
 type walk struct {
 	manifests, indexes int
 	seen               map[string]bool // index digests walked
+	// children are the entries of every index walked, by its digest, as
+	// the runtime reads them (for the pull prediction).
+	children map[digest.Digest][]specs.Descriptor
 }
 
 func (r *Resolver) source(st *statsMu) source {

@@ -63,7 +63,10 @@ type Entry struct {
 	Platform *specs.Platform `json:"platform,omitempty"`
 	// ConfigPlatform as declared by the image config blob.
 	ConfigPlatform *specs.Platform `json:"configPlatform,omitempty"`
-	Attestation    bool            `json:"attestation,omitempty"`
+	// ConfigDigest is the config blob's digest, the image ID a runtime
+	// reports, where the config was read.
+	ConfigDigest string `json:"configDigest,omitempty"`
+	Attestation  bool   `json:"attestation,omitempty"`
 	// AttestsDigest is the image an attestation manifest is about.
 	AttestsDigest string `json:"attestsDigest,omitempty"`
 	// Nested is the path of parent index digests for entries of nested indexes.

@@ -382,10 +382,11 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 		cached.Stats = st.get()
 		return &cached
 	}
+	var w *walk
 	switch {
 	case isIndex(top.desc.MediaType):
 		rep.Kind = KindIndex
-		w := &walk{seen: map[string]bool{top.desc.Digest: true}}
+		w = &walk{seen: map[string]bool{top.desc.Digest: true}}
 		err = r.index(ctx, ref, top, nil, 0, q, rep, &st, w)
 	case isManifest(top.desc.MediaType):
 		rep.Kind = KindManifest
@@ -407,7 +408,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 		rep.Error = failure(err, ref, r.tried(ref))
 	}
 	summarize(rep)
-	r.pulls(rep, top)
+	r.pulls(rep, top, w)
 	rep.Stats = st.get()
 	if cacheable(rep) {
 		r.cache.putJSON("reports", rkey, rep)

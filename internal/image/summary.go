@@ -95,13 +95,13 @@ func summarize(rep *Report) {
 // pulls computes what each node type would pull, under each runtime, then
 // under each rules variant (platform.Variants) where it chooses differently
 // from its base.
-func (r *Resolver) pulls(rep *Report, top doc) {
+func (r *Resolver) pulls(rep *Report, top doc, w *walk) {
 	if rep.Error != nil || len(rep.Entries) == 0 {
 		return
 	}
 	var idx platform.Index
 	if rep.Kind == KindIndex {
-		idx = r.runtimeIndex(rep, top)
+		idx = r.runtimeIndex(rep, top, w)
 	}
 	for _, node := range r.nodes {
 		first := len(rep.Pulls)
@@ -198,23 +198,30 @@ func pullOne(rep *Report, idx platform.Index, node specs.Platform, rt platform.R
 	return p, true
 }
 
-// runtimeIndex is the top index as a runtime sees it, with nested indexes
-// flattened in place (containerd walks into them) and config platforms of
-// entries that declare none.
-func (r *Resolver) runtimeIndex(rep *Report, top doc) platform.Index {
+// runtimeIndex is the index as a runtime sees it: the top index's entries
+// as declared, the entries of the nested indexes walked, and what was read
+// of entries' configs (the platform of entries that declare none, and the
+// config digest a runtime reports as the image ID).
+func (r *Resolver) runtimeIndex(rep *Report, top doc, w *walk) platform.Index {
 	idx := platform.Index{Ref: rep.Reference, Digest: digest.Digest(top.desc.Digest), MediaType: top.desc.MediaType, Raw: top.raw,
-		ConfigPlatform: map[digest.Digest]specs.Platform{}}
+		ConfigPlatform: map[digest.Digest]specs.Platform{}, ConfigDigest: map[digest.Digest]digest.Digest{},
+		Children: map[digest.Digest][]specs.Descriptor{}}
+	if w != nil {
+		for d, ch := range w.children {
+			if d == idx.Digest {
+				idx.Manifests = ch
+			} else {
+				idx.Children[d] = ch
+			}
+		}
+	}
 	for _, e := range rep.Entries {
-		if e.SkipReason == SkipTooManyEntries && isIndex(e.MediaType) && e.Platform == nil {
-			continue // stands for the unread rest of an index, not an entry
-		}
-		d := specs.Descriptor{MediaType: e.MediaType, Digest: digest.Digest(e.Digest), Size: e.Size, Platform: e.Platform}
-		if e.Attestation {
-			d.Annotations = map[string]string{annotationRefType: attestationManifestRef}
-		}
-		idx.Manifests = append(idx.Manifests, d)
+		d := digest.Digest(e.Digest)
 		if e.Platform == nil && e.ConfigPlatform != nil {
-			idx.ConfigPlatform[d.Digest] = *e.ConfigPlatform
+			idx.ConfigPlatform[d] = *e.ConfigPlatform
+		}
+		if e.ConfigDigest != "" {
+			idx.ConfigDigest[d] = digest.Digest(e.ConfigDigest)
 		}
 	}
 	return idx

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -29,6 +30,10 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 	if depth == 0 && rep.Base == nil {
 		rep.Base = baseFromAnnotations(idx.Annotations)
 	}
+	if w.children == nil {
+		w.children = map[digest.Digest][]specs.Descriptor{}
+	}
+	w.children[digest.Digest(d.desc.Digest)] = idx.Manifests
 	var jobs []*Entry
 	start := len(rep.Entries)
 	for k, m := range idx.Manifests {
@@ -88,7 +93,9 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 		if e.Attestation || e.SkipReason != "" || len(e.Nested) != len(parents) {
 			continue
 		}
-		if e.Platform == nil || q.Verify {
+		// Entries of nested indexes are read too: a runtime's choice and
+		// its messages there depend on their configs.
+		if e.Platform == nil || q.Verify || len(parents) > 0 {
 			jobs = append(jobs, e)
 		}
 	}
@@ -129,6 +136,7 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	if err != nil {
 		return definitive(fmt.Errorf("parsing config %s: %w", m.Config.Digest, err))
 	}
+	e.ConfigDigest = m.Config.Digest.String()
 	e.ConfigPlatform = &specs.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
 	e.Config = &Exec{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, WorkingDir: cf.Config.WorkingDir, Path: pathFromEnv(cf.Config.Env)}
 	if e.Platform != nil && !platform.IsUnknown(e.Platform) {

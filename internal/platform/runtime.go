@@ -2,6 +2,7 @@ package platform
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -140,7 +141,17 @@ type Index struct {
 	// ConfigPlatform holds, by entry digest, the platform in the config blob of
 	// entries without a platform. Missing means unknown (not fetched).
 	ConfigPlatform map[digest.Digest]specs.Platform
+	// ConfigDigest holds, by manifest digest, the digest of its config blob
+	// (the image ID a runtime reports), where it was read.
+	ConfigDigest map[digest.Digest]digest.Digest
+	// Children holds the entries of nested indexes, by index digest; missing
+	// means not read.
+	Children map[digest.Digest][]specs.Descriptor
 }
+
+// maxLevels bounds the walk into nested indexes (a cycle is impossible by
+// digest, but Children is input).
+const maxLevels = 16
 
 // NoMatchError is a pull that fails because no entry fits the node. Message is
 // the text the runtime itself reports.
@@ -168,63 +179,103 @@ func Choose(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error
 	}
 }
 
-// chooseContainerd follows containerd's CRI pull and then its images.Manifest
-// (image.Config): keep the image manifests whose platform platforms.Only(node)
-// matches (or that have none), stable-sort them by its preference with
-// platform-less entries last, and look at the FIRST only (images.Manifest
-// walks with a limit of one candidate):
+// chooseContainerd follows containerd's CRI pull, its images.Manifest
+// (image.Config), and then the image-store update that computes the image's
+// size. At each index level, keep the image manifests and indexes whose
+// platform platforms.Only(node) matches (or that have none), stable-sort them
+// by its preference with platform-less entries last, and follow the FIRST
+// only (images.Manifest walks with a limit of one candidate):
 //   - a platform-less first candidate whose config is another platform fails
 //     with "no match for platform in manifest <index>", even when a later
 //     platform-less entry would match;
 //   - on the transfer path, which downloads only what platforms.Ordered(node)
 //     accepts, a first candidate that is a fallback (386 on amd64, 32-bit arm
-//     on arm64) was never fetched: its manifest is missing content.
+//     on arm64) was never fetched: its manifest is missing content;
+//   - the size computation then walks the same levels with the same sort but
+//     without dropping the entries that do not match: where the pulled entry
+//     is platform-less and the level also has entries with a platform, the
+//     first of those sorts ahead of it, was never fetched, and the pull fails
+//     with "failed to update image store" (seen on containerd 1.7 to 2.4).
 func chooseContainerd(rt Runtime, node specs.Platform, idx Index) (specs.Descriptor, error) {
 	var m, ordered platforms.MatchComparer = platforms.Only(node), platforms.Ordered(node)
 	if rt.ignoresOSFeatures() {
 		m, ordered = noOSFeatures{m}, noOSFeatures{ordered}
 	}
 	transfer := rt.Base() == ContainerdTransfer
-	var cands []specs.Descriptor
-	for _, d := range idx.Manifests {
-		if !isImageManifest(d.MediaType) {
-			continue
-		}
-		if d.Platform == nil || m.Match(*d.Platform) {
-			cands = append(cands, d)
-		}
-	}
-	sortStable(cands, func(a, b specs.Descriptor) bool {
-		if a.Platform == nil {
-			return false
-		}
-		if b.Platform == nil {
-			return true
-		}
-		return m.Less(*a.Platform, *b.Platform)
-	})
 	configNoMatch := &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
 		Message: fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", idx.Digest)}
-	if len(cands) == 0 {
-		if transfer {
-			return specs.Descriptor{}, configNoMatch
+	byPreference := func(ds []specs.Descriptor) {
+		sort.SliceStable(ds, func(i, j int) bool {
+			if ds[i].Platform == nil {
+				return false
+			}
+			if ds[j].Platform == nil {
+				return ds[i].Platform != nil
+			}
+			return m.Less(*ds[i].Platform, *ds[j].Platform)
+		})
+	}
+	var levels [][]specs.Descriptor // the entries of each index walked
+	var path []specs.Descriptor     // the entry followed at each level
+	level := idx.Manifests
+	for depth := 0; ; depth++ {
+		if depth >= maxLevels {
+			return specs.Descriptor{}, fmt.Errorf("index nested deeper than %d levels", maxLevels)
 		}
-		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, Message: "no match for platform in manifest: not found"}
-	}
-	d := cands[0]
-	if d.Platform == nil {
-		// containerd matches the config's OS and architecture only.
-		p, ok := idx.ConfigPlatform[d.Digest]
-		if !ok || !m.Match(platforms.Normalize(specs.Platform{OS: p.OS, Architecture: p.Architecture})) {
-			return specs.Descriptor{}, configNoMatch
+		var cands []specs.Descriptor
+		for _, d := range level {
+			if !isImageManifest(d.MediaType) && !isIndex(d.MediaType) {
+				continue
+			}
+			if d.Platform == nil || m.Match(*d.Platform) {
+				cands = append(cands, d)
+			}
 		}
-		return d, nil
+		byPreference(cands)
+		if len(cands) == 0 {
+			if transfer {
+				return specs.Descriptor{}, configNoMatch
+			}
+			return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, Message: "no match for platform in manifest: not found"}
+		}
+		d := cands[0]
+		if transfer && d.Platform != nil && !ordered.Match(*d.Platform) {
+			return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
+				Message: fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest)}
+		}
+		levels, path = append(levels, level), append(path, d)
+		if isIndex(d.MediaType) {
+			children, ok := idx.Children[d.Digest]
+			if !ok {
+				return specs.Descriptor{}, fmt.Errorf("nested index %s was not read", d.Digest)
+			}
+			level = children
+			continue
+		}
+		if d.Platform == nil {
+			// containerd matches the config's OS and architecture only.
+			p, ok := idx.ConfigPlatform[d.Digest]
+			if !ok || !m.Match(platforms.Normalize(specs.Platform{OS: p.OS, Architecture: p.Architecture})) {
+				return specs.Descriptor{}, configNoMatch
+			}
+		}
+		break
 	}
-	if transfer && !ordered.Match(*d.Platform) {
-		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, AfterPull: true,
-			Message: fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest)}
+	// The size walk: every entry of each level, the same sort.
+	for i, lv := range levels {
+		all := append([]specs.Descriptor(nil), lv...)
+		byPreference(all)
+		if len(all) == 0 || all[0].Digest == path[i].Digest {
+			continue
+		}
+		id := "<image ID>"
+		if c, ok := idx.ConfigDigest[path[len(path)-1].Digest]; ok {
+			id = c.String()
+		}
+		return specs.Descriptor{}, &NoMatchError{Runtime: rt, Node: node, AfterPull: true, Message: fmt.Sprintf(
+			"failed to update image store %q: get image info from containerd: get image compressed resource size: content digest %s: not found", id, all[0].Digest)}
 	}
-	return d, nil
+	return path[len(path)-1], nil
 }
 
 // noOSFeatures is a matcher of containerd/platforms before v1.0.0-rc.5,
@@ -268,14 +319,12 @@ func isImageManifest(mt string) bool {
 	return false
 }
 
-// sortStable is an insertion sort: indexes are small and stability is what
-// matters (containerd uses sort.SliceStable).
-func sortStable(s []specs.Descriptor, less func(a, b specs.Descriptor) bool) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && less(s[j], s[j-1]); j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
+func isIndex(mt string) bool {
+	switch mt {
+	case specs.MediaTypeImageIndex, "application/vnd.docker.distribution.manifest.list.v2+json":
+		return true
 	}
+	return false
 }
 
 // NodeSpec is one node to predict for, as `inspect --node` names it:

@@ -305,3 +305,55 @@ func TestLocalPullSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeWalkAndNestedLevels covers two rules the runtime conformance
+// suite found in real containerd (1.7 to 2.4, both pull paths): the CRI's
+// image-size walk sorts every entry of a level, so a pulled entry without a
+// platform loses to any entry with one, which was never fetched; and nested
+// indexes are chosen level by level, a platform-less nested index sorting
+// after the entries with a platform.
+func TestSizeWalkAndNestedLevels(t *testing.T) {
+	arm := Node("linux", "arm64")
+	amd := Node("linux", "amd64")
+	idx := mkIndex(specs.MediaTypeImageIndex, "linux/amd64", "config:linux/arm64")
+	idx.ConfigDigest = map[digest.Digest]digest.Digest{idx.Manifests[1].Digest: digest.Digest("sha256:" + strings.Repeat("c", 64))}
+	for _, rt := range []Runtime{ContainerdLocal, ContainerdTransfer, ContainerdLocalPreRC5} {
+		_, err := Choose(rt, arm, idx)
+		var nm *NoMatchError
+		if !errors.As(err, &nm) || !nm.AfterPull {
+			t.Fatalf("%s: got %v, want a failure after the download", rt, err)
+		}
+		want := `failed to update image store "sha256:` + strings.Repeat("c", 64) + `": get image info from containerd: get image compressed resource size: content digest ` + string(idx.Manifests[0].Digest) + `: not found`
+		if nm.Message != want {
+			t.Errorf("%s:\n got %s\nwant %s", rt, nm.Message, want)
+		}
+		if d, err := Choose(rt, amd, idx); err != nil || d.Digest != idx.Manifests[0].Digest {
+			t.Errorf("%s on amd64: got %v %v, want the amd64 entry", rt, d.Digest, err)
+		}
+	}
+
+	// [index{linux/amd64} (no platform), linux/amd64]: the direct entry wins.
+	inner := specs.Descriptor{MediaType: specs.MediaTypeImageManifest, Digest: digest.Digest("sha256:" + strings.Repeat("a", 64)), Platform: &specs.Platform{OS: "linux", Architecture: "amd64"}}
+	nested := specs.Descriptor{MediaType: specs.MediaTypeImageIndex, Digest: digest.Digest("sha256:" + strings.Repeat("b", 64))}
+	direct := specs.Descriptor{MediaType: specs.MediaTypeImageManifest, Digest: digest.Digest("sha256:" + strings.Repeat("d", 64)), Platform: &specs.Platform{OS: "linux", Architecture: "amd64"}}
+	idx = Index{Digest: digest.Digest("sha256:" + strings.Repeat("1", 64)), MediaType: specs.MediaTypeImageIndex,
+		Manifests: []specs.Descriptor{nested, direct}, Children: map[digest.Digest][]specs.Descriptor{nested.Digest: {inner}}}
+	for _, rt := range []Runtime{ContainerdLocal, ContainerdTransfer} {
+		if d, err := Choose(rt, amd, idx); err != nil || d.Digest != direct.Digest {
+			t.Errorf("%s: got %v %v, want the direct entry", rt, d.Digest, err)
+		}
+	}
+	// [index{linux/arm64} (no platform), linux/amd64] on arm64: the nested
+	// entry is pulled, then the size walk meets linux/amd64 first.
+	inner.Platform = &specs.Platform{OS: "linux", Architecture: "arm64"}
+	idx.Children[nested.Digest] = []specs.Descriptor{inner}
+	_, err := Choose(ContainerdLocal, arm, idx)
+	if err == nil || !strings.Contains(err.Error(), "content digest "+string(direct.Digest)) {
+		t.Errorf("got %v, want the size walk to miss the amd64 entry", err)
+	}
+	// An index whose nested index was not read is an error, not a guess.
+	delete(idx.Children, nested.Digest)
+	if _, err := Choose(ContainerdLocal, arm, idx); err == nil || !strings.Contains(err.Error(), "not read") {
+		t.Errorf("got %v, want an unread nested index", err)
+	}
+}

@@ -229,8 +229,37 @@ func chooseFromIndex(spec NodeSpec, norm string, desc *remote.Descriptor) (v1.Im
 		}
 		return img, nil
 	default:
-		return containerdChoose(idx, desc.Digest, norm, node, spec.matcher() == containerdTransfer)
+		return containerdChoose(idx, desc.Digest, norm, node, spec.matcher() == containerdTransfer, spec.ignoresOSFeatures())
 	}
+}
+
+// ignoresOSFeatures tells whether the node's containerd links a
+// containerd/platforms older than v1.0.0-rc.5 (its go.mod: 1.7 and 2.0
+// v0.2.1, 2.1 and 2.2 rc.1/rc.2), whose matchers do not look at an entry's
+// os.features.
+func (s NodeSpec) ignoresOSFeatures() bool {
+	if s.runtimeName() != "containerd" {
+		return false
+	}
+	major, minor := s.runtimeVersion()
+	return major < 2 || major == 2 && minor < 3
+}
+
+// Pull is what a node of spec pulls for image, as the kubelet sees it: the
+// digest of the manifest its runtime unpacks, or the runtime's gRPC error
+// text. For the runtime conformance suite, which checks the twin against
+// real runtimes.
+func Pull(ctx context.Context, spec NodeSpec, image string) (manifest string, err error) {
+	t := &Twin{}
+	p, err := t.pull(ctx, spec.withDefaults(), image, keychain{})
+	if err != nil {
+		return "", err
+	}
+	d, err := p.image.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
 }
 
 // containerdChoose follows containerd's CRI pull, then its image.Config:
@@ -244,18 +273,24 @@ func chooseFromIndex(spec NodeSpec, norm string, desc *remote.Descriptor) (v1.Im
 //     platforms.Only(node), taking the first preferred entry (limit 1): no
 //     entry is "no match for platform in manifest <index>"; an entry the
 //     transfer did not fetch (arm/v7 on arm64, 386 on amd64) is missing content.
-func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Platform, transfer bool) (v1.Image, error) {
-	only, ordered := platforms.Only(node), platforms.Ordered(node)
+func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Platform, transfer, ignoreOSFeatures bool) (v1.Image, error) {
+	var only, ordered platforms.MatchComparer = platforms.Only(node), platforms.Ordered(node)
+	if ignoreOSFeatures {
+		only, ordered = noOSFeatures{only}, noOSFeatures{ordered}
+	}
 	failed := func(err error) error {
 		return &pullError{msg: grpcUnknown(fmt.Sprintf("failed to pull and unpack image %q: %v", norm, err))}
 	}
 	noMatch := &pullError{msg: grpcNotFound(fmt.Sprintf("get image config descriptor: no match for platform in manifest %s: not found", top))}
-	for {
+	var walked [][]v1.Descriptor // every entry of each index level
+	var chosen []v1.Descriptor   // the entry followed at each level
+	var img v1.Image
+	for img == nil {
 		im, err := idx.IndexManifest()
 		if err != nil {
 			return nil, failed(err)
 		}
-		cands := preferred(im.Manifests, only)
+		cands := preferred(im.Manifests, only, true)
 		if len(cands) == 0 {
 			if !transfer {
 				return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("failed to pull and unpack image %q: no match for platform in manifest: not found", norm))}
@@ -266,14 +301,14 @@ func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Pl
 		if transfer && d.Platform != nil && !ordered.Match(toSpec(*d.Platform)) {
 			return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("get image config descriptor: content digest %s: not found", d.Digest))}
 		}
+		walked, chosen = append(walked, im.Manifests), append(chosen, d)
 		if d.MediaType.IsIndex() {
 			if idx, err = idx.ImageIndex(d.Digest); err != nil {
 				return nil, failed(err)
 			}
 			continue
 		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
+		if img, err = idx.Image(d.Digest); err != nil {
 			return nil, failed(err)
 		}
 		if d.Platform == nil {
@@ -286,16 +321,35 @@ func containerdChoose(idx v1.ImageIndex, top v1.Hash, norm string, node specs.Pl
 				return nil, noMatch
 			}
 		}
-		return img, nil
 	}
+	// The CRI then records the image with its size: the same walk, the
+	// same sort, but over every entry (images.LimitManifests without
+	// FilterPlatforms). An entry it puts ahead of the one pulled was never
+	// fetched.
+	for i, all := range walked {
+		sorted := preferred(all, only, false)
+		if len(sorted) > 0 && sorted[0].Digest != chosen[i].Digest {
+			id, err := img.ConfigName()
+			if err != nil {
+				return nil, failed(err)
+			}
+			return nil, &pullError{msg: grpcNotFound(fmt.Sprintf("failed to update image store %q: get image info from containerd: get image compressed resource size: content digest %s: not found", id, sorted[0].Digest))}
+		}
+	}
+	return img, nil
 }
 
-// preferred keeps the entries m matches (and those without a platform, to be
-// checked against their config), ordered by m's preference, stable, entries
-// without a platform last; unknown media types are skipped.
-func preferred(ds []v1.Descriptor, m platforms.MatchComparer) []v1.Descriptor {
+// preferred orders entries by m's preference, stable, entries without a
+// platform last. With filter it keeps only the image manifests and indexes
+// m matches (and those without a platform, to be checked against their
+// config).
+func preferred(ds []v1.Descriptor, m platforms.MatchComparer, filter bool) []v1.Descriptor {
 	var out []v1.Descriptor
 	for _, d := range ds {
+		if !filter {
+			out = append(out, d)
+			continue
+		}
 		if !d.MediaType.IsImage() && !d.MediaType.IsIndex() {
 			continue
 		}
@@ -313,6 +367,20 @@ func preferred(ds []v1.Descriptor, m platforms.MatchComparer) []v1.Descriptor {
 		return m.Less(toSpec(*out[i].Platform), toSpec(*out[j].Platform))
 	})
 	return out
+}
+
+// noOSFeatures is a matcher as containerd/platforms had it before
+// v1.0.0-rc.5: os.features are not looked at.
+type noOSFeatures struct{ platforms.MatchComparer }
+
+func (n noOSFeatures) Match(p specs.Platform) bool {
+	p.OSFeatures = nil
+	return n.MatchComparer.Match(p)
+}
+
+func (n noOSFeatures) Less(a, b specs.Platform) bool {
+	a.OSFeatures, b.OSFeatures = nil, nil
+	return n.MatchComparer.Less(a, b)
 }
 
 func toSpec(p v1.Platform) specs.Platform {
