@@ -50,16 +50,12 @@ type CRIOBuild struct {
 }
 
 // CRIOBuilds lists the crio binaries in hack/runtimes-crio.sh's cache
-// ($ARCHFIT_RUNTIMES_CACHE, default ~/.cache/archfit-runtimes): directories
+// (CacheDir, shared with hack/runtimes.sh): directories
 // cri-o-*-<arch> holding crio and the stamp written after it.
 func CRIOBuilds() []CRIOBuild {
-	cache := os.Getenv("ARCHFIT_RUNTIMES_CACHE")
+	cache := CacheDir()
 	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil
-		}
-		cache = filepath.Join(home, ".cache", "archfit-runtimes")
+		return nil
 	}
 	dirs, _ := filepath.Glob(filepath.Join(cache, "cri-o-*"))
 	var out []CRIOBuild
@@ -239,7 +235,7 @@ func StartCRIO(t testing.TB, c CRIOConfig) (endpoint string) {
 	script := `set -e; "$0" --make-rprivate /; `
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Cloneflags: syscall.CLONE_NEWNS}
 	if c.Arch == "arm64" {
-		qemu, err := exec.LookPath("qemu-aarch64-static")
+		qemu, err := QEMU()
 		if err != nil {
 			t.Skipf("arm64 CRI-O runs under qemu-user: %v (Debian package qemu-user-static)", err)
 		}
