@@ -219,20 +219,21 @@ func crioPullCases(t *testing.T, b CRIOBuild, hostCPUInfo bool, node specs.Platf
 			default:
 				// archfit words it as "choosing image instance: " + the
 				// text of containers/image's ChooseInstance. CRI-O puts
-				// that text in one of two wrappings: before the OCI
-				// artifact fallback (the proxy's 1.34.0, main of
-				// 2025-05-14), and after it (the 1.34.0 release on),
-				// where the artifact pull fails for the same reason.
+				// that text in one of these wrappings: the image pull's
+				// alone before the OCI artifact fallback (the proxy's
+				// 1.34.0, main of 2025-05-14), then the image pull's and
+				// the artifact pull's, which fails for the same reason
+				// (the 1.34.0 release: "choose instance: ", 1.36.3:
+				// "image reference: choose manifest instance: ").
 				reason := strings.TrimPrefix(noMatch.Message, "choosing image instance: ")
 				image := "choosing an image from manifest list docker://" + ref + ": " + reason
-				artifact := "unable to pull image or OCI artifact: pull image err: " + image +
-					"; artifact err: image reference: choose manifest instance: " + reason
-				switch refused.Message {
-				case image:
-					t.Logf("refused as predicted (image pull only): code %s, %q", refused.Code, refused.Message)
-				case artifact:
-					t.Logf("refused as predicted (image, then OCI artifact): code %s, %q", refused.Code, refused.Message)
-				default:
+				known := map[string]string{image: "image pull only"}
+				for _, art := range []string{"choose instance: ", "image reference: choose manifest instance: "} {
+					known["unable to pull image or OCI artifact: pull image err: "+image+"; artifact err: "+art+reason] = "image, then OCI artifact"
+				}
+				if form, ok := known[refused.Message]; ok {
+					t.Logf("refused as predicted (%s): code %s, %q", form, refused.Code, refused.Message)
+				} else {
 					t.Errorf("CRI-O refused with %s %q; archfit predicts the reason %q", refused.Code, refused.Message, reason)
 				}
 			}
