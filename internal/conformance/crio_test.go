@@ -223,13 +223,16 @@ func crioPullCases(t *testing.T, b CRIOBuild, hostCPUInfo bool, node specs.Platf
 				// alone before the OCI artifact fallback (the proxy's
 				// 1.34.0, main of 2025-05-14), then the image pull's and
 				// the artifact pull's, which fails for the same reason
-				// (the 1.34.0 release: "choose instance: ", 1.36.3:
-				// "image reference: choose manifest instance: ").
+				// (the 1.34.0 release: "choose instance: ", or, for a
+				// Docker manifest list, "provided artifact is a container
+				// image" without the reason; 1.36.3: "image reference:
+				// choose manifest instance: ").
 				reason := strings.TrimPrefix(noMatch.Message, "choosing image instance: ")
 				image := "choosing an image from manifest list docker://" + ref + ": " + reason
 				known := map[string]string{image: "image pull only"}
-				for _, art := range []string{"choose instance: ", "image reference: choose manifest instance: "} {
-					known["unable to pull image or OCI artifact: pull image err: "+image+"; artifact err: "+art+reason] = "image, then OCI artifact"
+				for _, art := range []string{"choose instance: " + reason, "image reference: choose manifest instance: " + reason,
+					"provided artifact is a container image"} {
+					known["unable to pull image or OCI artifact: pull image err: "+image+"; artifact err: "+art] = "image, then OCI artifact"
 				}
 				if form, ok := known[refused.Message]; ok {
 					t.Logf("refused as predicted (%s): code %s, %q", form, refused.Code, refused.Message)
