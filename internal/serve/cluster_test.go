@@ -1,0 +1,514 @@
+package serve_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/registry"
+	"github.com/archfit/archfit/internal/serve"
+	"github.com/archfit/archfit/internal/testenv"
+	"github.com/archfit/archfit/internal/testimage"
+	"github.com/archfit/archfit/internal/verify"
+)
+
+var cluster testenv.Shared
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &cluster)) }
+
+// running is a started archfit serve --install.
+type running struct {
+	webhook, metrics string
+	stop             func()
+	done             chan error
+}
+
+// startServe runs archfit serve --install in this process, scoped to the
+// test's namespace, and stops it (and uninstalls) when the test ends.
+func startServe(t *testing.T, env *testenv.Env, ns string, edit func(*serve.Config)) *running {
+	t.Helper()
+	cacheDir := t.TempDir()
+	cfg := serve.Config{
+		REST: env.Config, Mode: serve.ModeEnforce, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0",
+		Namespace: "archfit-system", Service: "archfit", WebhookName: "archfit-" + ns, Install: true,
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}},
+		GateDeadline:      time.Minute, Retries: 3, Identity: "test",
+		Keychain: authn.NewMultiKeychain(),
+		Log:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		NewResolver: func(nodes ...specs.Platform) (*image.Resolver, error) {
+			return image.NewResolver(image.WithNodes(nodes...), image.WithCacheDir(cacheDir), image.WithVerifier(verify.Verifier),
+				image.WithRegistryClient(registry.New(registry.WithRetry(1, time.Second, 100*time.Millisecond))))
+		},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	ready := make(chan [2]string, 1)
+	cfg.Ready = func(w, m string) { ready <- [2]string{w, m} }
+	s, err := serve.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	r := &running{done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx) }()
+	stopped := false
+	r.stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-r.done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		r.stop()
+		if _, err := serve.Uninstall(context.Background(), env.Client, cfg.WebhookName); err != nil {
+			t.Errorf("uninstall: %v", err)
+		}
+	})
+	select {
+	case a := <-ready:
+		r.webhook, r.metrics = a[0], a[1]
+	case err := <-r.done:
+		t.Fatalf("serve stopped: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("serve not ready within a minute")
+	}
+	return r
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func archOf(t *testing.T, env *testenv.Env) map[string]string {
+	m := map[string]string{}
+	for _, s := range env.Twin.Nodes() {
+		m[s.Name] = s.Arch
+	}
+	return m
+}
+
+// waitPods waits until the pods with label app=name are n, and ok accepts
+// every one.
+func waitPods(ctx context.Context, t *testing.T, env *testenv.Env, ns, app string, n int, timeout time.Duration, ok func(corev1.Pod) error) []corev1.Pod {
+	t.Helper()
+	var pods []corev1.Pod
+	var last error
+	err := testenv.Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
+		list, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		if err != nil {
+			return false, nil
+		}
+		pods = nil
+		for _, p := range list.Items {
+			if p.DeletionTimestamp == nil {
+				pods = append(pods, p)
+			}
+		}
+		if len(pods) != n {
+			last = fmt.Errorf("%d pods, want %d", len(pods), n)
+			return false, nil
+		}
+		for _, p := range pods {
+			if err := ok(p); err != nil {
+				last = fmt.Errorf("pod %s on %q: %w", p.Name, p.Spec.NodeName, err)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		var b strings.Builder
+		for _, p := range pods {
+			fmt.Fprintf(&b, "\n  %s node=%q gates=%v phase=%s affinity=%v", p.Name, p.Spec.NodeName, p.Spec.SchedulingGates, p.Status.Phase, p.Spec.Affinity != nil)
+		}
+		t.Fatalf("waiting for pods of %s: %v; last: %v%s", app, err, last, b.String())
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Spec.NodeName < pods[j].Spec.NodeName })
+	return pods
+}
+
+func runningReady(p corev1.Pod) error {
+	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 {
+		return fmt.Errorf("phase %s", p.Status.Phase)
+	}
+	for _, s := range p.Status.ContainerStatuses {
+		if s.State.Running == nil || !s.Ready {
+			return fmt.Errorf("container %s not running and ready", s.Name)
+		}
+	}
+	return nil
+}
+
+func events(ctx context.Context, t *testing.T, env *testenv.Env, ns, reason string) []corev1.Event {
+	t.Helper()
+	list, err := env.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []corev1.Event
+	for _, e := range list.Items {
+		if e.Reason == reason && e.Source.Component == serve.Component {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func waitEvent(ctx context.Context, t *testing.T, env *testenv.Env, ns, reason, contains string) corev1.Event {
+	t.Helper()
+	var got corev1.Event
+	err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		for _, e := range events(ctx, t, env, ns, reason) {
+			if strings.Contains(e.Message, contains) {
+				got = e
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no %s event containing %q: %v", reason, contains, err)
+	}
+	return got
+}
+
+// An amd64-only Deployment spread over both pools ends with every pod
+// Running on amd64 and no manual patch; a multi-arch one still spreads.
+func TestEnforceKeepsSingleArchDeploymentOnAmd64(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-enforce")
+	arch := archOf(t, env)
+	single := env.Registry + "/serve/single:v1"
+	multi := env.Registry + "/serve/multi:v1"
+	testenv.Push(t, single, testimage.App("linux/amd64", "amd64"))
+	testenv.Push(t, multi, testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
+	srv := startServe(t, env, ns, nil)
+
+	deploys := env.Client.AppsV1().Deployments(ns)
+	if _, err := deploys.Create(ctx, testenv.SpreadDeployment(ns, "single", single, 6), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := waitPods(ctx, t, env, ns, "single", 6, 2*time.Minute, func(p corev1.Pod) error {
+		if a := arch[p.Spec.NodeName]; a != "amd64" {
+			return fmt.Errorf("on %q (%s)", p.Spec.NodeName, a)
+		}
+		return runningReady(p)
+	})
+	for _, p := range pods {
+		if got := p.Annotations[serve.PinnedAnnotation]; got != "amd64" {
+			t.Errorf("pod %s: annotation %s=%q, want amd64", p.Name, serve.PinnedAnnotation, got)
+		}
+		if len(p.Spec.SchedulingGates) > 0 {
+			t.Errorf("pod %s still gated: %v", p.Name, p.Spec.SchedulingGates)
+		}
+		terms := p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+		if len(terms) != 1 || !slices.ContainsFunc(terms[0].MatchExpressions, func(r corev1.NodeSelectorRequirement) bool {
+			return r.Key == "kubernetes.io/arch" && r.Operator == corev1.NodeSelectorOpIn && slices.Equal(r.Values, []string{"amd64"})
+		}) {
+			t.Errorf("pod %s: affinity terms %+v, want kubernetes.io/arch In [amd64]", p.Name, terms)
+		}
+	}
+	// The Deployment itself was not touched: archfit changes pods.
+	d, err := deploys.Get(ctx, "single", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Template.Spec.Affinity != nil {
+		t.Errorf("the Deployment's template got an affinity: %+v", d.Spec.Template.Spec.Affinity)
+	}
+	waitEvent(ctx, t, env, ns, "ArchPinned", `container "app"`)
+
+	// The image is known now: a new pod is pinned at admission, not gated.
+	if _, err := deploys.Create(ctx, testenv.SpreadDeployment(ns, "again", single, 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPods(ctx, t, env, ns, "again", 1, time.Minute, func(p corev1.Pod) error {
+		if len(p.Spec.SchedulingGates) > 0 || p.Annotations[serve.PinnedAnnotation] != "amd64" {
+			return fmt.Errorf("gates %v, annotations %v", p.Spec.SchedulingGates, p.Annotations)
+		}
+		return runningReady(p)
+	})
+
+	if _, err := deploys.Create(ctx, testenv.SpreadDeployment(ns, "multi", multi, 6), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods = waitPods(ctx, t, env, ns, "multi", 6, 2*time.Minute, runningReady)
+	archs := map[string]int{}
+	for _, p := range pods {
+		archs[arch[p.Spec.NodeName]]++
+		if _, ok := p.Annotations[serve.PinnedAnnotation]; ok || p.Spec.Affinity != nil {
+			t.Errorf("multi-arch pod %s was constrained: annotations %v affinity %+v", p.Name, p.Annotations, p.Spec.Affinity)
+		}
+	}
+	if archs["amd64"] == 0 || archs["arm64"] == 0 {
+		t.Errorf("multi-arch pods by arch %v, want both", archs)
+	}
+	m := scrape(t, srv.metrics)
+	for _, want := range []string{`archfit_admission_decisions_total{mode="enforce",outcome="pinned"}`, `archfit_admission_decisions_total{mode="enforce",outcome="gated"}`,
+		`archfit_admission_decisions_total{mode="enforce",outcome="unchanged"}`, "archfit_admission_duration_seconds_count", `archfit_image_cache_lookups_total{result="hit"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// An amd64-only DaemonSet with --patch-owners: its template gets the
+// affinity, its pods run on every amd64 node, and none ever starts on
+// arm64.
+func TestPatchOwnersKeepsDaemonSetOffArm64(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-ds")
+	arch := archOf(t, env)
+	img := env.Registry + "/serve/agent:v1"
+	testenv.Push(t, img, testimage.App("linux/amd64", "amd64"))
+	startServe(t, env, ns, func(c *serve.Config) { c.PatchOwners = true })
+
+	labels := map[string]string{"app": "agent"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "agent"},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: img}},
+					TerminationGracePeriodSeconds: ptr.To[int64](1)},
+			},
+		},
+	}
+	if _, err := env.Client.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Watch every pod of the DaemonSet the whole time: none on arm64 may
+	// ever have a started or failed container.
+	bad := make(chan string, 100)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go func() {
+		for wctx.Err() == nil {
+			list, err := env.Client.CoreV1().Pods(ns).List(wctx, metav1.ListOptions{LabelSelector: "app=agent"})
+			if err == nil {
+				for _, p := range list.Items {
+					if arch[p.Spec.NodeName] != "arm64" {
+						continue
+					}
+					for _, s := range p.Status.ContainerStatuses {
+						if s.RestartCount > 0 || s.State.Running != nil || s.State.Terminated != nil || s.State.Waiting != nil && s.State.Waiting.Reason != "ContainerCreating" {
+							select {
+							case bad <- fmt.Sprintf("%s on %s: %+v", p.Name, p.Spec.NodeName, s.State):
+							default:
+							}
+						}
+					}
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	waitPods(ctx, t, env, ns, "agent", 3, 2*time.Minute, func(p corev1.Pod) error {
+		if a := arch[p.Spec.NodeName]; a != "amd64" {
+			return fmt.Errorf("on %q (%s)", p.Spec.NodeName, a)
+		}
+		return runningReady(p)
+	})
+	got, err := env.Client.AppsV1().DaemonSets(ns).Get(ctx, "agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aff := got.Spec.Template.Spec.Affinity
+	if aff == nil || aff.NodeAffinity == nil || aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		t.Fatalf("DaemonSet template not patched: %+v", aff)
+	}
+	if mf := got.ManagedFields; !slices.ContainsFunc(mf, func(e metav1.ManagedFieldsEntry) bool { return e.Manager == "archfit" }) {
+		t.Errorf("no managedFields entry of archfit: %+v", mf)
+	}
+	waitEvent(ctx, t, env, ns, "ArchPatched", "amd64")
+	wcancel()
+	select {
+	case s := <-bad:
+		t.Fatalf("a DaemonSet pod started on arm64: %s", s)
+	default:
+	}
+}
+
+// An image that cannot be read leaves its pod gated no longer than the
+// retries allow (well within the deadline), with an event.
+func TestUnreadableImageIsUngated(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-unread")
+	startServe(t, env, ns, func(c *serve.Config) { c.GateDeadline = 20 * time.Second; c.Retries = 2 })
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ghost", Labels: map[string]string{"app": "ghost"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: env.Registry + "/serve/does-not-exist:v1"}}},
+	}
+	start := time.Now()
+	created, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(created.Spec.SchedulingGates) != 1 || created.Spec.SchedulingGates[0].Name != serve.Gate {
+		t.Fatalf("created pod's gates %v, want %s", created.Spec.SchedulingGates, serve.Gate)
+	}
+	waitPods(ctx, t, env, ns, "ghost", 1, 40*time.Second, func(p corev1.Pod) error {
+		if len(p.Spec.SchedulingGates) > 0 {
+			return fmt.Errorf("still gated")
+		}
+		if p.Spec.NodeName == "" {
+			return fmt.Errorf("not scheduled")
+		}
+		return nil
+	})
+	took := time.Since(start)
+	if took > 25*time.Second {
+		t.Errorf("ungated after %s, deadline 20s", took)
+	}
+	t.Logf("ungated and scheduled %s after creation", took.Round(time.Millisecond))
+	waitEvent(ctx, t, env, ns, "ArchUngated", "could not be read")
+}
+
+// With archfit stopped (its webhook still registered), pods are admitted
+// unchanged: failurePolicy Ignore.
+func TestStoppedServeStillAdmits(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-stopped")
+	srv := startServe(t, env, ns, nil)
+	srv.stop()
+	if _, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "archfit-"+ns, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the webhook configuration should stay registered: %v", err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: env.Registry + "/serve/whatever:v1"}}},
+	}
+	start := time.Now()
+	got, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("pod not admitted with archfit down: %v", err)
+	}
+	if len(got.Spec.SchedulingGates) > 0 || got.Spec.Affinity != nil {
+		t.Errorf("pod changed although archfit is down: %+v", got.Spec)
+	}
+	t.Logf("admitted in %s with the webhook down", time.Since(start).Round(time.Millisecond))
+}
+
+// Observe mode changes nothing, and says what enforce would have done:
+// events, metrics and /report. The arm64 pods crash, and the crash events
+// carry diagnose's root cause.
+func TestObserveChangesNothing(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-observe")
+	arch := archOf(t, env)
+	img := env.Registry + "/serve/observed:v1"
+	testenv.Push(t, img, testimage.App("linux/amd64", "amd64"))
+	srv := startServe(t, env, ns, func(c *serve.Config) { c.Mode = serve.ModeObserve })
+	if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.SpreadDeployment(ns, "web", img, 6), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := waitPods(ctx, t, env, ns, "web", 6, 2*time.Minute, func(p corev1.Pod) error {
+		if p.Spec.NodeName == "" {
+			return fmt.Errorf("not scheduled")
+		}
+		return nil
+	})
+	onArm := 0
+	for _, p := range pods {
+		if len(p.Spec.SchedulingGates) > 0 || p.Spec.Affinity != nil || p.Annotations[serve.PinnedAnnotation] != "" {
+			t.Errorf("observe mode changed pod %s: gates %v affinity %+v", p.Name, p.Spec.SchedulingGates, p.Spec.Affinity)
+		}
+		if arch[p.Spec.NodeName] == "arm64" {
+			onArm++
+		}
+	}
+	if onArm == 0 {
+		t.Fatalf("no pod on arm64: the spread should put some there")
+	}
+	waitEvent(ctx, t, env, ns, "ArchWouldPin", "kubernetes.io/arch in (amd64)")
+	crash := waitEvent(ctx, t, env, ns, "ArchCrash", "wrong-arch-binary")
+	t.Logf("crash event: %s", crash.Message)
+	resp, err := http.Get("http://" + srv.metrics + "/report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep serve.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	pinned := 0
+	for _, e := range rep.Entries {
+		if e.Outcome == serve.OutcomePinned && e.Mode == serve.ModeObserve && slices.Equal(e.Allowed, []string{"amd64"}) {
+			pinned++
+		}
+	}
+	if pinned == 0 {
+		t.Errorf("the report has no would-pin entry: %+v", rep)
+	}
+}
+
+// --uninstall removes the webhook and every archfit.io/arch gate.
+func TestUninstallRemovesGates(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-uninstall")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "held"},
+		Spec: corev1.PodSpec{SchedulingGates: []corev1.PodSchedulingGate{{Name: "example.com/other"}, {Name: serve.Gate}},
+			Containers: []corev1.Container{{Name: "app", Image: env.Registry + "/serve/whatever:v1"}}},
+	}
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := serve.Uninstall(ctx, env.Client, "archfit-absent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 1 {
+		t.Errorf("ungated %d pods, want at least 1", n)
+	}
+	got, err := env.Client.CoreV1().Pods(ns).Get(ctx, "held", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []corev1.PodSchedulingGate{{Name: "example.com/other"}}; !slices.Equal(got.Spec.SchedulingGates, want) {
+		t.Errorf("gates %v, want %v (only archfit's removed)", got.Spec.SchedulingGates, want)
+	}
+}
