@@ -115,15 +115,27 @@ func (s *Server) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admission
 // decidePod judges a pod with what admission knows (counting hits when
 // count is set), and treats DaemonSet pods as the flags say.
 func (s *Server) decidePod(pod *corev1.Pod, count bool) Decision {
-	nv := s.nodes.Load()
-	cred := credID(pod)
-	d := decide(pod, nv.nodes, func(q image.Request) *image.Report {
-		rep := s.knowledge.get(q, cred)
-		if count && rep != nil {
-			s.metrics.add(s.metrics.cacheLookups, 1, "hit")
+	nv, ws, gen := s.nodes.Load(), s.waivers.Load(), s.knowledge.generation()
+	key, keyed := keyOf(pod)
+	d, hit := s.memo.get(key, nv, ws, gen)
+	if hit {
+		if count {
+			s.metrics.add(s.metrics.cacheLookups, float64(len(pod.Spec.InitContainers)+len(pod.Spec.Containers)), "hit")
 		}
-		return rep
-	}, *s.waivers.Load())
+	} else {
+		cred := credID(pod)
+		d = decide(pod, nv.nodes, func(q image.Request) *image.Report {
+			rep := s.knowledge.get(q, cred)
+			if count && rep != nil {
+				s.metrics.add(s.metrics.cacheLookups, 1, "hit")
+			}
+			return rep
+		}, *ws)
+		if keyed && d.Outcome != OutcomeGated {
+			s.memo.put(key, d, nv, ws, gen)
+		}
+	}
+	d.Owner = ownerOf(pod)
 	if isDaemonSetPod(pod) && !(s.cfg.PatchOwners && s.cfg.Mode == ModeEnforce) {
 		// An affinity only leaves a DaemonSet pod Pending: without owner
 		// patching the controller raises an event on the DaemonSet.

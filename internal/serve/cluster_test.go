@@ -42,7 +42,7 @@ type running struct {
 
 // startServe runs archfit serve --install in this process, scoped to the
 // test's namespace, and stops it (and uninstalls) when the test ends.
-func startServe(t *testing.T, env *testenv.Env, ns string, edit func(*serve.Config)) *running {
+func startServe(t testing.TB, env *testenv.Env, ns string, edit func(*serve.Config)) *running {
 	t.Helper()
 	cacheDir := t.TempDir()
 	cfg := serve.Config{
@@ -96,7 +96,7 @@ func startServe(t *testing.T, env *testenv.Env, ns string, edit func(*serve.Conf
 	return r
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))

@@ -21,6 +21,9 @@ type knowledge struct {
 	max     int
 	entries map[string]knownImage
 	now     func() time.Time
+	// gen counts changes, so that decisions made from what was known can
+	// be reused until something changes.
+	gen uint64
 }
 
 type knownImage struct {
@@ -68,6 +71,13 @@ func (k *knowledge) put(q image.Request, credID string, rep *image.Report) {
 		delete(k.entries, oldest)
 	}
 	k.entries[key] = knownImage{report: rep, at: k.now()}
+	k.gen++
+}
+
+func (k *knowledge) generation() uint64 {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.gen
 }
 
 func (k *knowledge) size() int {

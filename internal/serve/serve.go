@@ -159,6 +159,7 @@ type Server struct {
 	cs        kubernetes.Interface
 	metrics   *serveMetrics
 	knowledge *knowledge
+	memo      decisions
 	nsSel     labels.Selector
 	recorder  record.EventRecorder
 	report    *observeReport
