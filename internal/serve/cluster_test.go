@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -511,4 +512,61 @@ func TestUninstallRemovesGates(t *testing.T) {
 	if want := []corev1.PodSchedulingGate{{Name: "example.com/other"}}; !slices.Equal(got.Spec.SchedulingGates, want) {
 		t.Errorf("gates %v, want %v (only archfit's removed)", got.Spec.SchedulingGates, want)
 	}
+}
+
+// A registry that accepts connections and never answers: the pod is
+// ungated at the deadline, and kept on the fallback architecture.
+func TestSilentRegistryUngatedAtDeadlineWithFallback(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-silent")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // read nothing, answer nothing
+		}
+	}()
+	arch := archOf(t, env)
+	const deadline = 8 * time.Second
+	startServe(t, env, ns, func(c *serve.Config) { c.GateDeadline = deadline; c.Retries = 100; c.FallbackArch = "amd64" })
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "silent", Labels: map[string]string{"app": "silent"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: l.Addr().String() + "/silent/app:v1"}}},
+	}
+	start := time.Now()
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPods(ctx, t, env, ns, "silent", 1, 30*time.Second, func(p corev1.Pod) error {
+		if len(p.Spec.SchedulingGates) > 0 {
+			return fmt.Errorf("still gated")
+		}
+		if p.Spec.NodeName == "" {
+			return fmt.Errorf("not scheduled")
+		}
+		return nil
+	})[0]
+	took := time.Since(start)
+	t.Logf("ungated and scheduled %s after creation (deadline %s)", took.Round(time.Millisecond), deadline)
+	if took < deadline-time.Second || took > deadline+5*time.Second {
+		t.Errorf("ungated after %s, want about the deadline %s", took, deadline)
+	}
+	if a := arch[got.Spec.NodeName]; a != "amd64" || got.Annotations[serve.PinnedAnnotation] != "amd64" {
+		t.Errorf("on %s (%s), annotation %q: want the fallback amd64", got.Spec.NodeName, a, got.Annotations[serve.PinnedAnnotation])
+	}
+	waitEvent(ctx, t, env, ns, "ArchUngated", "fallback architecture amd64")
 }
