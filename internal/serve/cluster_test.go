@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -569,4 +570,48 @@ func TestSilentRegistryUngatedAtDeadlineWithFallback(t *testing.T) {
 		t.Errorf("on %s (%s), annotation %q: want the fallback amd64", got.Spec.NodeName, a, got.Annotations[serve.PinnedAnnotation])
 	}
 	waitEvent(ctx, t, env, ns, "ArchUngated", "fallback architecture amd64")
+}
+
+// A private image is read with the namespace's pull secret, which the
+// pods get from their service account.
+func TestPrivateImageReadWithServiceAccountPullSecret(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-private")
+	arch := archOf(t, env)
+	img := env.Registry + "/private/serve/api:v1"
+	testenv.Push(t, img, testimage.App("linux/amd64", "amd64"))
+	auth := base64.StdEncoding.EncodeToString([]byte(testenv.RegistryUser + ":" + testenv.RegistryPassword))
+	cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, env.Registry, auth)
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)}}
+	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+	if _, err := env.Client.CoreV1().ServiceAccounts(ns).Update(ctx, sa, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := t.TempDir()
+	startServe(t, env, ns, func(c *serve.Config) {
+		// Credentials go over plain HTTP only to a registry named
+		// insecure (--insecure-registry).
+		c.NewResolver = func(nodes ...specs.Platform) (*image.Resolver, error) {
+			return image.NewResolver(image.WithNodes(nodes...), image.WithCacheDir(cacheDir), image.WithVerifier(verify.Verifier),
+				image.WithRegistryClient(registry.New(registry.WithInsecureRegistries(env.Registry), registry.WithRetry(1, time.Second, 100*time.Millisecond))))
+		}
+	})
+	if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.SpreadDeployment(ns, "private", img, 3), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPods(ctx, t, env, ns, "private", 3, 2*time.Minute, func(p corev1.Pod) error {
+		if a := arch[p.Spec.NodeName]; a != "amd64" || p.Annotations[serve.PinnedAnnotation] != "amd64" {
+			return fmt.Errorf("on %q (%s), annotations %v", p.Spec.NodeName, a, p.Annotations)
+		}
+		return nil
+	})
 }
