@@ -233,6 +233,13 @@ func (s *Server) Run(ctx context.Context) error {
 	nodes := s.factory.Core().V1().Nodes().Informer()
 	nss := s.factory.Core().V1().Namespaces().Informer()
 	dss := s.factory.Apps().V1().DaemonSets().Informer()
+	// managedFields are most of a pod's size and archfit reads none.
+	_ = pods.SetTransform(func(o any) (any, error) {
+		if m, ok := o.(metav1.Object); ok {
+			m.SetManagedFields(nil)
+		}
+		return o, nil
+	})
 	s.podLister, s.nsLister = pods.GetIndexer(), nss.GetIndexer()
 	_, _ = nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.refreshNodes(nodes.GetIndexer()) },
