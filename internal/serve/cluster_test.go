@@ -361,6 +361,26 @@ func TestPatchOwnersKeepsDaemonSetOffArm64(t *testing.T) {
 		t.Errorf("no managedFields entry of archfit: %+v", mf)
 	}
 	waitEvent(ctx, t, env, ns, "ArchPatched", "amd64")
+
+	// A Helm-managed DaemonSet is not patched: the event says where the
+	// change belongs, as patch --apply would.
+	helm := ds.DeepCopy()
+	helm.Name = "helm-agent"
+	helm.Labels = map[string]string{"app.kubernetes.io/managed-by": "Helm"}
+	helm.Annotations = map[string]string{"meta.helm.sh/release-name": "agents", "meta.helm.sh/release-namespace": ns}
+	helm.Spec.Selector.MatchLabels = map[string]string{"app": "helm-agent"}
+	helm.Spec.Template.Labels = map[string]string{"app": "helm-agent"}
+	if _, err := env.Client.AppsV1().DaemonSets(ns).Create(ctx, helm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(ctx, t, env, ns, "ArchNotPatched", "Helm")
+	got, err = env.Client.AppsV1().DaemonSets(ns).Get(ctx, "helm-agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Template.Spec.Affinity != nil {
+		t.Errorf("the Helm-managed DaemonSet was patched: %+v", got.Spec.Template.Spec.Affinity)
+	}
 	wcancel()
 	select {
 	case s := <-bad:
