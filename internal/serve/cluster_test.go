@@ -635,3 +635,55 @@ func TestPrivateImageReadWithServiceAccountPullSecret(t *testing.T) {
 		return nil
 	})
 }
+
+// Two replicas: both serve the webhook, one leads the controller; when it
+// stops, the other takes over and gated pods are still released.
+func TestLeaderElection(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-leader")
+	arch := archOf(t, env)
+	leaseNS := "archfit-" + ns
+	a := startServe(t, env, ns, func(c *serve.Config) { c.LeaderElect, c.Identity, c.Namespace = true, "replica-a", leaseNS })
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), leaseNS, metav1.DeleteOptions{})
+	})
+	holder := func() string {
+		l, err := env.Client.CoordinationV1().Leases(leaseNS).Get(ctx, serve.LeaseName, metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	if err := testenv.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) { return holder() == "replica-a", nil }); err != nil {
+		t.Fatalf("replica-a, alone, does not lead: %v", err)
+	}
+	// b registers the webhook at itself (the last --install wins) and
+	// waits for the lease.
+	startServe(t, env, ns, func(c *serve.Config) { c.LeaderElect, c.Identity, c.Namespace = true, "replica-b", leaseNS })
+	pinned := func(app, img string) {
+		if _, err := env.Client.AppsV1().Deployments(ns).Create(ctx, testenv.SpreadDeployment(ns, app, img, 3), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitPods(ctx, t, env, ns, app, 3, 2*time.Minute, func(p corev1.Pod) error {
+			if a := arch[p.Spec.NodeName]; a != "amd64" || p.Annotations[serve.PinnedAnnotation] != "amd64" {
+				return fmt.Errorf("on %q (%s), annotations %v", p.Spec.NodeName, a, p.Annotations)
+			}
+			return nil
+		})
+	}
+	img1, img2 := env.Registry+"/serve/leader:v1", env.Registry+"/serve/leader:v2"
+	testenv.Push(t, img1, testimage.App("linux/amd64", "amd64"))
+	testenv.Push(t, img2, testimage.Must(testimage.Spec{Platform: "linux/amd64", Entrypoint: []string{"/app"}, Env: []string{"V=2"},
+		Layers: [][]testimage.File{{{Path: "/app", Data: testimage.ELF("amd64")}}}}.Build()))
+	// The webhook is b's, the controller a's: both are at work.
+	pinned("one", img1)
+	if h := holder(); h != "replica-a" {
+		t.Fatalf("leader %q, want replica-a still", h)
+	}
+	a.stop()
+	if err := testenv.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) { return holder() == "replica-b", nil }); err != nil {
+		t.Fatalf("replica-b did not take over: %v", err)
+	}
+	pinned("two", img2)
+}
