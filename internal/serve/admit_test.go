@@ -400,3 +400,40 @@ func applyJSONPatch(doc, patch []byte) ([]byte, error) {
 	}
 	return p.Apply(doc)
 }
+
+// Waivers from the ConfigMap, in audit's format, leave a pod alone; a
+// ConfigMap that does not parse is an error (the old waivers are kept).
+func TestWaiversConfigMap(t *testing.T) {
+	f := newFixture(t, ModeEnforce, mixed(), map[string]any{"amd:1": testimage.App("linux/amd64", "amd64")})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "archfit", Name: "waivers"}, Data: map[string]string{".archfit.yaml": `
+waivers:
+- code: single-arch-at-risk
+  namespace: shop
+  kind: Deployment
+  name: legacy-*
+  reason: runs under qemu on arm64 by design
+`}}
+	ws, err := parseWaivers(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s.waivers.Store(&ws)
+	for _, c := range []struct {
+		owner string
+		want  Outcome
+	}{{"legacy-api", OutcomeWaived}, {"api", OutcomePinned}} {
+		p := podOf("shop", f.reg+"/amd:1")
+		p.Labels["pod-template-hash"] = "abc12"
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: c.owner + "-abc12", UID: "u", Controller: ptr.To(true)}}
+		f.learn(t, p)
+		if d := f.s.decidePod(p, false); d.Outcome != c.want {
+			t.Errorf("owner %s: outcome %s (%s), want %s", c.owner, d.Outcome, d.Message, c.want)
+		}
+	}
+	for _, bad := range []string{"waivers:\n- code: '*'\n  reason: all\n", "waivers:\n- code: single-arch-at-risk\n", "nope: 1\n"} {
+		cm.Data[".archfit.yaml"] = bad
+		if _, err := parseWaivers(cm); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
