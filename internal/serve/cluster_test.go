@@ -2,8 +2,10 @@ package serve_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -686,4 +689,71 @@ func TestLeaderElection(t *testing.T) {
 		t.Fatalf("replica-b did not take over: %v", err)
 	}
 	pinned("two", img2)
+}
+
+// In the cluster (no --install, no --cert-dir) archfit keeps its CA and
+// serving certificate in a Secret and writes the CA bundle into the
+// webhook configuration the chart made; a second replica uses the same.
+func TestSelfManagedCertificate(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-certs") // archfit's own namespace here
+	name := "archfit-" + ns
+	// What the chart applies: the Service reference, no caBundle, and a
+	// selector that matches nothing (no Service runs in the test cluster).
+	wh := serve.Webhook(name, ns, &metav1.LabelSelector{MatchLabels: map[string]string{"archfit.io/none": "x"}},
+		admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: ns, Name: "archfit", Path: ptr.To(serve.WebhookPath)}})
+	if _, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, wh, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := func(id string) {
+		startServe(t, env, ns, func(c *serve.Config) {
+			c.Install, c.Namespace, c.WebhookName, c.Identity, c.NamespaceSelector = false, ns, name, id, nil
+		})
+	}
+	start("one")
+	var bundle []byte
+	err := testenv.Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		got, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		bundle = got.Webhooks[0].ClientConfig.CABundle
+		return len(bundle) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("no CA bundle written: %v", err)
+	}
+	sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, "archfit-serving-cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sec.Data["ca.crt"]) != string(bundle) {
+		t.Error("the webhook's CA bundle is not the Secret's")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(bundle) {
+		t.Fatal("unreadable bundle")
+	}
+	blk, _ := pem.Decode(sec.Data["tls.crt"])
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "archfit." + ns + ".svc"}); err != nil {
+		t.Errorf("serving certificate does not verify for the Service: %v", err)
+	}
+	// A second replica keeps the same certificate.
+	rv := sec.ResourceVersion
+	start("two")
+	again, err := env.Client.CoreV1().Secrets(ns).Get(ctx, "archfit-serving-cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ResourceVersion != rv {
+		t.Errorf("the second replica rewrote the Secret")
+	}
+	t.Cleanup(func() {
+		_ = env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{})
+	})
 }
