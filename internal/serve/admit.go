@@ -79,9 +79,12 @@ func (s *Server) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admission
 	}
 	d := s.decidePod(&pod, true)
 	outcome = d.Outcome
-	if d.Outcome == OutcomeGated {
-		// Mark the ones not known yet as misses (the hits were counted).
+	if len(d.Unknown) > 0 {
+		// Mark the ones not known yet as misses (the hits were counted),
+		// and learn them: the controller runs in the leader only, and
+		// this replica's next admission should know them.
 		s.metrics.add(s.metrics.cacheLookups, float64(len(d.Unknown)), "miss")
+		s.learn(&pod, d.Unknown)
 	}
 	s.report.add(&pod, d, s.cfg.Mode)
 	if s.cfg.Mode != ModeEnforce {

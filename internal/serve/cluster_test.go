@@ -681,6 +681,20 @@ func TestLeaderElection(t *testing.T) {
 		Layers: [][]testimage.File{{{Path: "/app", Data: testimage.ELF("amd64")}}}}.Build()))
 	// The webhook is b's, the controller a's: both are at work.
 	pinned("one", img1)
+	// b, which does not lead, learnt the image its webhook gated: it pins
+	// the next pod at admission.
+	err := testenv.Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "probe-"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: img1}}}}
+		got, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(got.Spec.SchedulingGates) == 0 && got.Annotations[serve.PinnedAnnotation] == "amd64", nil
+	})
+	if err != nil {
+		t.Fatalf("the non-leader's webhook never pinned a known image at admission: %v", err)
+	}
 	if h := holder(); h != "replica-a" {
 		t.Fatalf("leader %q, want replica-a still", h)
 	}

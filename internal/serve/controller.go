@@ -316,17 +316,22 @@ func (c *controller) observeEvent(p *corev1.Pod, d Decision) {
 	}
 }
 
-// inspect reads images for a pod with its pull secrets (and its service
-// account's), records what it learnt, and returns the failures.
 func (c *controller) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Request, template bool) []string {
-	lw := &logWriter{s: c.s}
-	ps, err := cluster.ReadPullSecretsWith(ctx, c.s.cs, []*corev1.Pod{p}, template, lw)
+	return c.s.inspect(ctx, p, reqs, template)
+}
+
+// inspect reads images for a pod with its pull secrets (and its service
+// account's), records what it learnt, and returns the failures: for the
+// controller, and for every replica's learner.
+func (s *Server) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Request, template bool) []string {
+	lw := &logWriter{s: s}
+	ps, err := cluster.ReadPullSecretsWith(ctx, s.cs, []*corev1.Pod{p}, template, lw)
 	if err != nil {
 		return []string{err.Error()}
 	}
 	qs := slices.Clone(reqs)
-	ps.Attach(qs, c.s.cfg.Keychain, lw)
-	res, err := c.s.cfg.NewResolver(c.s.nodes.Load().platforms...)
+	ps.Attach(qs, s.cfg.Keychain, lw)
+	res, err := s.cfg.NewResolver(s.nodes.Load().platforms...)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -340,15 +345,15 @@ func (c *controller) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Re
 			start := time.Now()
 			rep := res.Inspect(ctx, q)
 			reg := registryOf(q.Ref)
-			c.s.metrics.since(c.s.metrics.inspectionSeconds, start, reg)
+			s.metrics.since(s.metrics.inspectionSeconds, start, reg)
 			if rep.Error != nil {
-				c.s.metrics.add(c.s.metrics.inspectionErrors, 1, reg, rep.Error.Reason)
+				s.metrics.add(s.metrics.inspectionErrors, 1, reg, rep.Error.Reason)
 				mu.Lock()
 				failures = append(failures, fmt.Sprintf("%s: %s", q.Ref, rep.Error.Reason))
 				mu.Unlock()
 				return nil
 			}
-			c.s.knowledge.put(reqs[i], cred, rep)
+			s.knowledge.put(reqs[i], cred, rep)
 			return nil
 		})
 	}

@@ -160,6 +160,7 @@ type Server struct {
 	metrics   *serveMetrics
 	knowledge *knowledge
 	memo      decisions
+	learner   *learner
 	nsSel     labels.Selector
 	recorder  record.EventRecorder
 	report    *observeReport
@@ -203,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	s := &Server{cfg: cfg, cs: cs, knowledge: newKnowledge(cfg.ImageTTL, cfg.MaxImages), report: newObserveReport(1000)}
+	s := &Server{cfg: cfg, cs: cs, knowledge: newKnowledge(cfg.ImageTTL, cfg.MaxImages), report: newObserveReport(1000), learner: newLearner()}
 	s.cfg.REST = rc
 	s.metrics = newServeMetrics(func() float64 { return float64(s.knowledge.size()) })
 	s.nsSel = labels.Everything()
@@ -308,6 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.keepCABundle(ctx)
 	}
 	go s.keepWaivers(ctx)
+	go s.runLearner(ctx)
 	s.ready.Store(true)
 	log.Info("serving", "mode", s.cfg.Mode, "webhook", wl.Addr().String(), "metrics", ml.Addr().String())
 	if s.cfg.Ready != nil {
