@@ -155,9 +155,17 @@ func (s *Server) decidePod(pod *corev1.Pod, count bool) Decision {
 
 // outOfScope says why archfit leaves a pod alone, "" when it judges it.
 func (s *Server) outOfScope(pod *corev1.Pod) string {
-	switch {
-	case pod.Spec.NodeName != "":
+	if pod.Spec.NodeName != "" {
 		return "nodeName is set: the scheduler is bypassed"
+	}
+	return s.excluded(pod)
+}
+
+// excluded says why archfit keeps away from a pod whatever its state
+// (namespace, opt-out), "" when it may look at it: a crash of a scheduled
+// pod is explained when the pod is not excluded.
+func (s *Server) excluded(pod *corev1.Pod) string {
+	switch {
 	case pod.Namespace == "kube-system":
 		return "kube-system"
 	case pod.Namespace == s.cfg.Namespace:

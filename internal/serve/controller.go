@@ -159,7 +159,7 @@ func (c *controller) onPod(o any) {
 			c.queue.Add(itemPod + key)
 		}
 	}
-	if sig := crashSignature(p); sig != "" {
+	if sig := crashSignature(p); sig != "" && c.s.excluded(p) == "" {
 		c.mu.Lock()
 		if !c.crashes[sig] {
 			if len(c.crashes) > maxSeen {
