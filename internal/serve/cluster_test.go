@@ -771,3 +771,48 @@ func TestSelfManagedCertificate(t *testing.T) {
 		_ = env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{})
 	})
 }
+
+// Without --patch-owners a DaemonSet that would fail on a pool gets an
+// event and the at-risk metric; nothing is changed.
+func TestDaemonSetAtRiskReported(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-ds-risk")
+	img := env.Registry + "/serve/risky-agent:v1"
+	testenv.Push(t, img, testimage.App("linux/amd64", "amd64"))
+	srv := startServe(t, env, ns, nil) // enforce, no --patch-owners
+	labels := map[string]string{"app": "risky"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "risky"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: img}}, TerminationGracePeriodSeconds: ptr.To[int64](1)}}},
+	}
+	if _, err := env.Client.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := waitEvent(ctx, t, env, ns, "ArchAtRisk", "arm64")
+	if e.InvolvedObject.Kind != "DaemonSet" || e.InvolvedObject.Name != "risky" {
+		t.Errorf("event on %+v, want the DaemonSet", e.InvolvedObject)
+	}
+	want := fmt.Sprintf(`archfit_daemonset_at_risk{namespace=%q,name="risky",excluded="arm64"} 1`, ns)
+	if m := scrape(t, srv.metrics); !strings.Contains(m, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	got, err := env.Client.AppsV1().DaemonSets(ns).Get(ctx, "risky", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Template.Spec.Affinity != nil {
+		t.Errorf("DaemonSet patched without --patch-owners: %+v", got.Spec.Template.Spec.Affinity)
+	}
+	list, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=risky"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if len(p.Spec.SchedulingGates) > 0 || p.Annotations[serve.PinnedAnnotation] != "" {
+			t.Errorf("DaemonSet pod %s changed: gates %v annotations %v", p.Name, p.Spec.SchedulingGates, p.Annotations)
+		}
+	}
+}
