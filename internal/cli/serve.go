@@ -96,6 +96,9 @@ the remedy, judged as "archfit diagnose" judges them.
 	o.configFlags.AddFlags(cmd.Flags())
 	o.images.addFlags(cmd.Flags())
 	fs := cmd.Flags()
+	if f := fs.Lookup("namespace"); f != nil {
+		f.Usage = "archfit's own namespace: its Lease, certificate Secret and waivers ConfigMap (default $POD_NAMESPACE, else archfit)"
+	}
 	fs.StringVar(&o.mode, "mode", string(serve.ModeObserve), "observe (change nothing: events, metrics and /report say what enforce would do) or enforce")
 	fs.StringVar(&o.listen, "listen", ":8443", "the webhook's HTTPS address")
 	fs.StringVar(&o.metricsListen, "metrics-listen", ":8080", "plain HTTP address of /metrics, /healthz, /readyz and /report")
