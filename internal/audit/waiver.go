@@ -45,6 +45,12 @@ func LoadConfig(file string, optional bool) (*Config, error) {
 		}
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
+	return ParseConfig(b, file)
+}
+
+// ParseConfig reads the content of a .archfit.yaml (file names it in
+// errors): archfit serve reads it from a ConfigMap.
+func ParseConfig(b []byte, file string) (*Config, error) {
 	var c Config
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
 		return nil, fmt.Errorf("reading config %s: %w", file, err)
@@ -129,6 +135,9 @@ func hasAnnotation(w *cluster.Workload) bool {
 	_, ok := w.Template.Annotations[IgnoreAnnotation]
 	return ok
 }
+
+// Matches says whether the waiver accepts f.
+func (wv Waiver) Matches(f finding.Finding) bool { return wv.matches(f) }
 
 func (wv Waiver) matches(f finding.Finding) bool {
 	if wv.Code != f.Code {

@@ -137,6 +137,7 @@ Image architecture is always checked against the registry, never a local daemon.
 	cmd.AddCommand(NewCmdPlan(streams))
 	cmd.AddCommand(NewCmdPatch(streams))
 	cmd.AddCommand(NewCmdDockerfile(streams))
+	cmd.AddCommand(NewCmdServe(streams))
 	return cmd
 }
 

@@ -40,9 +40,8 @@ type PullSecrets struct {
 // and skipped: the images it would open become image-uninspectable, nothing
 // else is lost. Credentials are never printed.
 func ReadPullSecrets(ctx context.Context, flags *genericclioptions.ConfigFlags, pods []*corev1.Pod, template bool, errOut io.Writer) (*PullSecrets, error) {
-	ps := &PullSecrets{keychains: map[secretRef]authn.Keychain{}, sets: map[string][]secretRef{}, images: map[string]map[string]bool{}}
 	var cs kubernetes.Interface
-	client := func() (kubernetes.Interface, error) {
+	return readPullSecrets(ctx, func() (kubernetes.Interface, error) {
 		if cs != nil {
 			return cs, nil
 		}
@@ -56,7 +55,17 @@ func ReadPullSecrets(ctx context.Context, flags *genericclioptions.ConfigFlags, 
 		}
 		cs = c
 		return cs, nil
-	}
+	}, pods, template, errOut)
+}
+
+// ReadPullSecretsWith is ReadPullSecrets with a client at hand (archfit
+// serve's).
+func ReadPullSecretsWith(ctx context.Context, cs kubernetes.Interface, pods []*corev1.Pod, template bool, errOut io.Writer) (*PullSecrets, error) {
+	return readPullSecrets(ctx, func() (kubernetes.Interface, error) { return cs, nil }, pods, template, errOut)
+}
+
+func readPullSecrets(ctx context.Context, client func() (kubernetes.Interface, error), pods []*corev1.Pod, template bool, errOut io.Writer) (*PullSecrets, error) {
+	ps := &PullSecrets{keychains: map[secretRef]authn.Keychain{}, sets: map[string][]secretRef{}, images: map[string]map[string]bool{}}
 	saSecrets := map[secretRef][]string{}
 	for _, p := range pods {
 		names := make([]string, 0, len(p.Spec.ImagePullSecrets))
