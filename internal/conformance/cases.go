@@ -52,6 +52,7 @@ var Cases = []Case{
 		Entries: []CaseEntry{e("linux/amd64"), e("linux/arm64"), {Config: "unknown/unknown", Declared: decl("unknown/unknown"), Attestation: true}, {Config: "unknown/unknown", Declared: decl("unknown/unknown"), Attestation: true}}},
 	{Name: "amd64-only", What: "OCI index: linux/amd64 only", Entries: []CaseEntry{e("linux/amd64")}},
 	{Name: "arm64-only", What: "OCI index: linux/arm64 only", Entries: []CaseEntry{e("linux/arm64")}},
+	{Name: "docker-list-amd64-only", What: "Docker manifest list: linux/amd64 only", Docker: true, Entries: []CaseEntry{e("linux/amd64")}},
 	{Name: "single-amd64", What: "a single manifest, config linux/amd64", Single: true, Entries: []CaseEntry{e("linux/amd64")}},
 	{Name: "single-arm64", What: "a single manifest, config linux/arm64", Single: true, Entries: []CaseEntry{e("linux/arm64")}},
 	{Name: "no-platform-amd64-arm64", What: "entries without a platform: config amd64, then config arm64",

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -143,6 +144,44 @@ func TestRuntimes(t *testing.T) {
 			}
 		}
 	})
+	t.Run("cri-o", func(t *testing.T) {
+		var n int
+		for _, b := range CRIOBuilds() {
+			// The proxy's "1.34.0" is a main-branch commit that calls
+			// itself 1.34.0, not the release (hack/runtimes-crio.sh):
+			// its rows would stand for a version it is not.
+			if b.Source == "proxy" {
+				continue
+			}
+			n++
+			t.Run(b.Version+"/"+b.Arch, func(t *testing.T) {
+				t.Parallel()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				rows := crioPullAll(t, reg, b)
+				mu.Lock()
+				got = append(got, rows...)
+				mu.Unlock()
+				pred, err := Predict(t.Context(), reg, "cri-o://"+b.Version, "default", b.Arch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range disagreements(rows, pred) {
+					t.Errorf("archfit disagrees with the runtime: %s", d)
+				}
+				if !*update {
+					for _, d := range disagreements(rows, truth.Rows) {
+						t.Errorf("the runtime no longer does what testdata/truth.json says: %s", d)
+					}
+				}
+			})
+		}
+		if n == 0 {
+			// CRI-O releases build only from a source tree
+			// (ARCHFIT_CRIO_SRC): the module proxy serves none.
+			t.Skip("no CRI-O release built (hack/runtimes-crio.sh build with ARCHFIT_CRIO_SRC)")
+		}
+	})
 	if *update {
 		truth.Note = "Recorded by TestRuntimes (go test ./internal/conformance -run TestRuntimes -update): containerd built from the Go module proxy by hack/runtimes.sh, arm64 under qemu-aarch64-static, pulling through the CRI from an in-process registry."
 		truth.Merge(got)
@@ -202,5 +241,45 @@ func pullAll(t *testing.T, reg *Registry, rt Runtime, path string) []Row {
 		t.Fatalf("%s fell back to the local pull path; the transfer path was not tested:\n%s", rt, tail(log, 20))
 	}
 	t.Logf("%s %s %s: %d cases in %s", rt, rt.Arch, path, len(Cases), time.Since(start).Round(time.Millisecond))
+	return rows
+}
+
+// crioPullAll starts one CRI-O with a fresh directory and pulls every case
+// through its CRI.
+func crioPullAll(t *testing.T, reg *Registry, b CRIOBuild) []Row {
+	dir, err := os.MkdirTemp("", "archfit-crio-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	start := time.Now()
+	endpoint := StartCRIO(t, CRIOConfig{Bin: b.Bin, Arch: b.Arch, Dir: dir, Registry: reg.Host})
+	runtime := "cri-o://" + b.Version
+	if v, err := CRIOVersion(t.Context(), endpoint); err != nil || v != runtime {
+		t.Fatalf("%s reports %q (%v), want %q", b.Bin, v, err, runtime)
+	}
+	var rows []Row
+	for _, c := range Cases {
+		row := Row{Runtime: runtime, Path: "default", Arch: b.Arch, Case: c.Name}
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		id, err := CRIOPull(ctx, endpoint, reg.Ref(c.Name))
+		cancel()
+		var refused *CRIOPullError
+		switch {
+		case errors.As(err, &refused):
+			row.Code, row.Error = refused.Code, reg.Redact(refused.Message)
+		case err != nil:
+			t.Fatalf("case %s: %v", c.Name, err)
+		default:
+			bt := reg.Built[c.Name]
+			m, ok := bt.ManifestOfCfg[id]
+			if !ok {
+				t.Fatalf("case %s: CRI-O reports image %s, the config of no entry", c.Name, id)
+			}
+			row.Entry, row.Platform = m, entryPlatform(c, bt, m)
+		}
+		rows = append(rows, row)
+	}
+	t.Logf("%s %s: %d cases in %s", runtime, b.Arch, len(Cases), time.Since(start).Round(time.Millisecond))
 	return rows
 }

@@ -217,8 +217,9 @@ func crioPullCases(t *testing.T, b CRIOBuild, hostCPUInfo bool, node specs.Platf
 			case !errors.As(gerr, &refused):
 				t.Errorf("CRI-O: %v (not a CRI status); archfit predicts no match: %s", gerr, noMatch.Message)
 			default:
-				// archfit words it as "choosing image instance: " + the
-				// text of containers/image's ChooseInstance. CRI-O puts
+				// archfit words it as CRI-O's image pull does:
+				// "choosing an image from manifest list docker://REF: "
+				// + the text of containers/image's ChooseInstance. CRI-O puts
 				// that text in one of these wrappings: the image pull's
 				// alone before the OCI artifact fallback (the proxy's
 				// 1.34.0, main of 2025-05-14), then the image pull's and
@@ -227,8 +228,8 @@ func crioPullCases(t *testing.T, b CRIOBuild, hostCPUInfo bool, node specs.Platf
 				// Docker manifest list, "provided artifact is a container
 				// image" without the reason; 1.36.3: "image reference:
 				// choose manifest instance: ").
-				reason := strings.TrimPrefix(noMatch.Message, "choosing image instance: ")
-				image := "choosing an image from manifest list docker://" + ref + ": " + reason
+				image := noMatch.Message
+				reason := strings.TrimPrefix(image, "choosing an image from manifest list docker://"+ref+": ")
 				known := map[string]string{image: "image pull only"}
 				for _, art := range []string{"choose instance: " + reason, "image reference: choose manifest instance: " + reason,
 					"provided artifact is a container image"} {

@@ -307,6 +307,11 @@ func chooseCRIO(node specs.Platform, idx Index) (specs.Descriptor, error) {
 	}
 	for _, d := range idx.Manifests {
 		if d.Digest == dgst {
+			if isIndex(d.MediaType) {
+				// CRI-O does not walk into a nested index: it pulls the
+				// chosen entry as an image and fails.
+				return specs.Descriptor{}, &NoMatchError{Runtime: CRIO, Node: node, Message: crioNestedIndex}
+			}
 			return d, nil
 		}
 	}
@@ -331,30 +336,47 @@ func CRIORef(ref string) string {
 	return repo + sep + r.Identifier()
 }
 
-// CRIOMessage is CRI-O's message for a pull that found no entry, as a given
-// CRI-O version words it. msg is Choose's ("choosing an image from manifest
-// list docker://REF: REASON"): what CRI-O before 1.34 says. From 1.34 CRI-O
-// tries the reference as an OCI artifact after a failed image pull, fails
-// for the same reason and reports both; the artifact half is worded
-// "choose instance: " in 1.34 and "image reference: choose manifest
-// instance: " from 1.35 (seen on 1.36.3). An unparsable version gets the
-// newest wording.
+// crioNestedIndex is CRI-O's image-pull error for an index whose chosen
+// entry is itself an index.
+const crioNestedIndex = "copying system image from manifest list: Unexpectedly received a manifest list instead of a manifest for a single image"
+
+// CRIOMessage is CRI-O's message for a failed pull, as a given CRI-O
+// version words it. msg is Choose's: what CRI-O before 1.34 says
+// ("choosing an image from manifest list docker://REF: REASON", or the
+// nested-index failure). From 1.34 CRI-O tries the reference as an OCI
+// artifact after a failed image pull, fails again and reports both; the
+// artifact half depends on the version (recorded by the conformance suite
+// on 1.34.0 and 1.36.3; 1.35 is taken to word it as 1.36). An unparsable
+// version gets the newest wording.
 func CRIOMessage(version, msg string) string {
-	_, reason, ok := strings.Cut(msg, ": ")
-	if !ok || !strings.HasPrefix(msg, "choosing an image from manifest list ") {
-		return msg
-	}
-	if i := strings.Index(reason, ": "); i >= 0 && strings.HasPrefix(reason, "docker://") {
-		reason = reason[i+2:]
-	}
 	major, minor, ok := majorMinor(version)
-	switch {
-	case ok && (major < 1 || major == 1 && minor < 34):
+	if ok && (major < 1 || major == 1 && minor < 34) {
 		return msg
-	case ok && major == 1 && minor == 34:
-		return "unable to pull image or OCI artifact: pull image err: " + msg + "; artifact err: choose instance: " + reason
 	}
-	return "unable to pull image or OCI artifact: pull image err: " + msg + "; artifact err: image reference: choose manifest instance: " + reason
+	v134 := ok && major == 1 && minor == 34
+	var artifact string
+	switch {
+	case msg == crioNestedIndex:
+		artifact = "image reference: parse manifest: Treating manifest lists as individual manifests is not implemented"
+		if v134 {
+			artifact = "parse manifest from blob: Treating manifest lists as individual manifests is not implemented"
+		}
+	case strings.HasPrefix(msg, "choosing an image from manifest list docker://"):
+		_, reason, found := strings.Cut(msg, ": ")
+		if !found {
+			return msg
+		}
+		artifact = "image reference: choose manifest instance: " + reason
+		switch {
+		case v134 && strings.Contains(reason, " in manifest list for "):
+			artifact = "provided artifact is a container image"
+		case v134:
+			artifact = "choose instance: " + reason
+		}
+	default:
+		return msg
+	}
+	return "unable to pull image or OCI artifact: pull image err: " + msg + "; artifact err: " + artifact
 }
 
 func isImageManifest(mt string) bool {
