@@ -61,16 +61,6 @@ func ServeCases(t testing.TB) *Registry {
 	return reg
 }
 
-// caseByName finds a case.
-func caseByName(n string) (Case, bool) {
-	for _, c := range Cases {
-		if c.Name == n {
-			return c, true
-		}
-	}
-	return Case{}, false
-}
-
 // entryPlatform is how a row names the entry with manifest digest d: the
 // platform the index declares for it, or "config OS/ARCH" when it declares
 // none.

@@ -114,26 +114,6 @@ func (m *metrics) since(f *family, start time.Time, lv ...string) {
 	m.observe(f, time.Since(start).Seconds(), lv...)
 }
 
-// value returns a counter's or gauge's value (tests, the report).
-func (m *metrics) value(name string, lv ...string) float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	f := m.byName[name]
-	if f == nil {
-		return 0
-	}
-	if f.fn != nil {
-		return f.fn()
-	}
-	if s, ok := f.series[strings.Join(lv, "\x00")]; ok {
-		if f.kind == histogramKind {
-			return float64(s.count)
-		}
-		return s.value
-	}
-	return 0
-}
-
 // write renders every family in the text exposition format.
 func (m *metrics) write(w io.Writer) error {
 	m.mu.Lock()
