@@ -112,6 +112,25 @@ func TestRuntimes(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var got []Row
+	// record keeps what one runtime did and checks it against archfit's
+	// prediction and (unless re-recording) the truth table.
+	record := func(t *testing.T, rows []Row, runtime, path, arch string) {
+		mu.Lock()
+		got = append(got, rows...)
+		mu.Unlock()
+		pred, err := Predict(t.Context(), reg, runtime, path, arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range disagreements(rows, pred) {
+			t.Errorf("archfit disagrees with the runtime: %s", d)
+		}
+		if !*update {
+			for _, d := range disagreements(rows, truth.Rows) {
+				t.Errorf("the runtime no longer does what testdata/truth.json says: %s", d)
+			}
+		}
+	}
 	sem := make(chan struct{}, 2)
 	t.Run("containerd", func(t *testing.T) {
 		for _, rt := range built {
@@ -124,22 +143,7 @@ func TestRuntimes(t *testing.T) {
 					t.Parallel()
 					sem <- struct{}{}
 					defer func() { <-sem }()
-					rows := pullAll(t, reg, rt, path)
-					mu.Lock()
-					got = append(got, rows...)
-					mu.Unlock()
-					pred, err := Predict(t.Context(), reg, rt.String(), path, rt.Arch)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, d := range disagreements(rows, pred) {
-						t.Errorf("archfit disagrees with the runtime: %s", d)
-					}
-					if !*update {
-						for _, d := range disagreements(rows, truth.Rows) {
-							t.Errorf("the runtime no longer does what testdata/truth.json says: %s", d)
-						}
-					}
+					record(t, pullAll(t, reg, rt, path), rt.String(), path, rt.Arch)
 				})
 			}
 		}
@@ -158,22 +162,7 @@ func TestRuntimes(t *testing.T) {
 				t.Parallel()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				rows := crioPullAll(t, reg, b)
-				mu.Lock()
-				got = append(got, rows...)
-				mu.Unlock()
-				pred, err := Predict(t.Context(), reg, "cri-o://"+b.Version, "default", b.Arch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, d := range disagreements(rows, pred) {
-					t.Errorf("archfit disagrees with the runtime: %s", d)
-				}
-				if !*update {
-					for _, d := range disagreements(rows, truth.Rows) {
-						t.Errorf("the runtime no longer does what testdata/truth.json says: %s", d)
-					}
-				}
+				record(t, crioPullAll(t, reg, b), "cri-o://"+b.Version, "default", b.Arch)
 			})
 		}
 		if n == 0 {
