@@ -310,7 +310,11 @@ func (c *containerCase) missingPlatform(ev []string, pl *pulled, missing string)
 		f.Confidence = downgrade(f.Confidence)
 		f.Missing = append(f.Missing, MissingImage)
 	case pl != nil && pl.pull.Error != "":
-		ev = append(ev, fmt.Sprintf("archfit: %s on %s: %s", pl.pull.Runtime, pl.pull.Node, pl.pull.Error))
+		msg := pl.pull.Error
+		if n := c.pod.Node; n != nil && pl.pull.Runtime.Base() == platform.CRIO && n.Runtime.Name == "cri-o" {
+			msg = platform.CRIOMessage(n.Runtime.Version, msg) // as this node's CRI-O words it
+		}
+		ev = append(ev, fmt.Sprintf("archfit: %s on %s: %s", pl.pull.Runtime, pl.pull.Node, msg))
 		if c.rep.EffectivelySingleArch {
 			f.Message += "; the index holds one real image plus attestations: it is single-arch"
 		}
