@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -340,21 +338,16 @@ func crioTail(path string, n int) string {
 	return string(b)
 }
 
-// crioConn dials a CRI endpoint (a unix socket path).
-func crioConn(endpoint string) (*grpc.ClientConn, error) {
-	return grpc.NewClient("unix://"+endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-}
-
 // CRIOVersion returns "cri-o://X.Y.Z" as a kubelet reports it: the CRI
 // Version call's RuntimeName and RuntimeVersion, joined the way kubelet fills
 // status.nodeInfo.containerRuntimeVersion.
 func CRIOVersion(ctx context.Context, endpoint string) (string, error) {
-	conn, err := crioConn(endpoint)
+	cl, err := Dial(ctx, endpoint)
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close()
-	v, err := cri.NewRuntimeServiceClient(conn).Version(ctx, &cri.VersionRequest{})
+	defer cl.Close()
+	v, err := cl.Runtime.Version(ctx, &cri.VersionRequest{})
 	if err != nil {
 		return "", err
 	}
@@ -374,12 +367,12 @@ func (e *CRIOPullError) Error() string { return e.Message }
 // image's ID as ImageStatus reports it, in "sha256:<hex>" form (CRI-O's image
 // ID is the config blob's digest).
 func CRIOPull(ctx context.Context, endpoint, ref string) (string, error) {
-	conn, err := crioConn(endpoint)
+	cl, err := Dial(ctx, endpoint)
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close()
-	img := cri.NewImageServiceClient(conn)
+	defer cl.Close()
+	img := cl.Image
 	spec := &cri.ImageSpec{Image: ref}
 	if _, err := img.PullImage(ctx, &cri.PullImageRequest{Image: spec}); err != nil {
 		if s, ok := status.FromError(err); ok {

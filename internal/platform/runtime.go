@@ -211,7 +211,7 @@ func chooseContainerd(rt Runtime, node specs.Platform, idx Index) (specs.Descrip
 				return false
 			}
 			if ds[j].Platform == nil {
-				return ds[i].Platform != nil
+				return true
 			}
 			return m.Less(*ds[i].Platform, *ds[j].Platform)
 		})
