@@ -125,7 +125,7 @@ func readPullSecrets(ctx context.Context, client func() (kubernetes.Interface, e
 			fmt.Fprintf(errOut, "archfit: pull secret %s/%s has no docker config\n", r.namespace, r.name)
 			continue
 		}
-		kc, err := registry.DockerConfigKeychain(data)
+		kc, err := registry.PullSecretKeychain(data)
 		if err != nil {
 			fmt.Fprintf(errOut, "archfit: pull secret %s/%s not used: unreadable docker config\n", r.namespace, r.name)
 			continue

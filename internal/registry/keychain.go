@@ -12,14 +12,26 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// DockerConfigKeychain reads credentials from a docker config.json (auths,
-// credsStore, credHelpers) such as --registry-config or a pod's
-// kubernetes.io/dockerconfigjson pull secret.
+// DockerConfigKeychain reads credentials from the user's own docker
+// config.json (auths, credsStore, credHelpers), such as --registry-config.
 func DockerConfigKeychain(data []byte) (authn.Keychain, error) {
 	cf, err := config.LoadFromReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("parsing docker config: %w", err)
 	}
+	return configKeychain{cf}, nil
+}
+
+// PullSecretKeychain reads a pod's kubernetes.io/dockerconfigjson pull
+// secret as the kubelet does: its "auths" only. A secret is written by
+// whoever may create one in the namespace; its credsStore or credHelpers
+// would make archfit run docker-credential-<name> programs.
+func PullSecretKeychain(data []byte) (authn.Keychain, error) {
+	cf, err := config.LoadFromReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("parsing docker config: %w", err)
+	}
+	cf.CredentialsStore, cf.CredentialHelpers = "", nil
 	return configKeychain{cf}, nil
 }
 
