@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -178,15 +179,7 @@ func (c *controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(item)
-	var err error
-	switch {
-	case strings.HasPrefix(item, itemPod):
-		err = c.syncPod(ctx, item, strings.TrimPrefix(item, itemPod))
-	case strings.HasPrefix(item, itemCrash):
-		err = c.syncCrash(ctx, strings.TrimPrefix(item, itemCrash))
-	case strings.HasPrefix(item, itemDS):
-		err = c.syncDaemonSet(ctx, item, strings.TrimPrefix(item, itemDS))
-	}
+	err := c.sync(ctx, item)
 	if err == nil {
 		c.queue.Forget(item)
 		return true
@@ -201,6 +194,32 @@ func (c *controller) next(ctx context.Context) bool {
 	c.s.cfg.Log.Warn("giving up", "item", item, "error", err)
 	c.queue.Forget(item)
 	return true
+}
+
+// sync handles one queue item. A panic while judging one object (its spec
+// is anyone's input) is that item's error, never the controller's end; a
+// gated pod whose judgement panics is ungated, unchanged (fail open).
+func (c *controller) sync(ctx context.Context, item string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error judging %s: %v", item, r)
+			c.s.cfg.Log.Error("panic", "item", item, "panic", r, "stack", string(debug.Stack()))
+			if key, ok := strings.CutPrefix(item, itemPod); ok && c.s.cfg.Mode == ModeEnforce {
+				if p := c.pod(key); p != nil && hasGate(p) {
+					_ = patchPod(ctx, c.s.cs, p, ungateOps(p))
+				}
+			}
+		}
+	}()
+	switch {
+	case strings.HasPrefix(item, itemPod):
+		return c.syncPod(ctx, item, strings.TrimPrefix(item, itemPod))
+	case strings.HasPrefix(item, itemCrash):
+		return c.syncCrash(ctx, strings.TrimPrefix(item, itemCrash))
+	case strings.HasPrefix(item, itemDS):
+		return c.syncDaemonSet(ctx, item, strings.TrimPrefix(item, itemDS))
+	}
+	return nil
 }
 
 func (c *controller) pod(key string) *corev1.Pod {

@@ -63,6 +63,22 @@ func (l *learner) done(reqs []image.Request, cred string) {
 	l.mu.Unlock()
 }
 
+// learnOne reads one queued pod's images. A panic is logged and forgotten:
+// the pod is gated and the controller answers for it.
+func (s *Server) learnOne(ctx context.Context, it learnItem) {
+	defer s.learner.done(it.reqs, credID(it.pod))
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Log.Error("panic while learning images", "pod", it.pod.Namespace+"/"+it.pod.Name, "panic", r)
+		}
+	}()
+	ictx, cancel := context.WithTimeout(ctx, s.cfg.GateDeadline)
+	defer cancel()
+	// Admission saw the pod with its service account's secrets merged in
+	// already.
+	s.inspect(ictx, it.pod, it.reqs, true)
+}
+
 // runLearner reads queued images, two pods at a time, until ctx ends.
 func (s *Server) runLearner(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -75,12 +91,7 @@ func (s *Server) runLearner(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case it := <-s.learner.queue:
-					ictx, cancel := context.WithTimeout(ctx, s.cfg.GateDeadline)
-					// Admission saw the pod with its service account's
-					// secrets merged in already.
-					s.inspect(ictx, it.pod, it.reqs, true)
-					cancel()
-					s.learner.done(it.reqs, credID(it.pod))
+					s.learnOne(ctx, it)
 				}
 			}
 		}()
