@@ -484,7 +484,10 @@ func within(p, dir string) bool {
 
 // index adds one tar header to ix and returns the path it touches.
 func (f *fsys) index(ix *layerIndex, hdr *tar.Header) (string, bool) {
-	if len(hdr.Name) > maxPath {
+	// Names and link targets past PATH_MAX cannot be resolved by a kernel,
+	// and the index (kept for the run, see Cache) must cost no more per
+	// entry than a path does.
+	if len(hdr.Name) > maxPath || len(hdr.Linkname) > maxPath {
 		return "", false
 	}
 	p := rooted(hdr.Name)
