@@ -21,9 +21,11 @@ import (
 //
 // A layer indexed only partly (the verification had its answer before the
 // layer's end) is kept too; a later verification that needs more of it
-// reads it again, this time to its end, so a layer is streamed for its
-// index at most twice per run. Two verifications that need the same layer
-// at the same time take turns: the second waits for the first's index.
+// reads it again, this time to its end, so a layer is usually streamed for
+// its index at most twice per run (more when the cache evicts it or a read
+// stops on a limit, an error or a cancel). Two verifications that need the
+// same layer at the same time take turns: the second waits, bounded only by
+// its context, for the first's whole stream.
 //
 // Memory is bounded by CacheLimits, least recently used layers and files
 // first out. Safe for concurrent use; create one per run.
@@ -39,7 +41,8 @@ type Cache struct {
 // CacheLimits bound a Cache.
 type CacheLimits struct {
 	// Entries is the most index entries (paths, whiteouts, opaque
-	// directories) kept over all layers: ~150 bytes each.
+	// directories) kept over all layers: ~150 bytes each for real paths,
+	// at most two PATH_MAX strings (name and link target) each.
 	Entries int
 	// FileBytes is the most file bytes kept over all files; File the most
 	// of one file (longer reads, such as a Go binary read whole for its
@@ -50,7 +53,8 @@ type CacheLimits struct {
 
 // DefaultCacheLimits keep a few hundred thousand paths (a Debian rootfs
 // has ~10,000, a large image ~100,000) and 16 MiB of file heads: well
-// under 100 MB.
+// under 100 MB for real images (a hostile layer of 4 KiB names can make an
+// entry cost 8 KiB; per-layer stream limits still apply).
 func DefaultCacheLimits() CacheLimits {
 	return CacheLimits{Entries: 400_000, FileBytes: 16 << 20, File: 64 << 10}
 }
