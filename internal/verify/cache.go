@@ -41,8 +41,8 @@ type Cache struct {
 // CacheLimits bound a Cache.
 type CacheLimits struct {
 	// Entries is the most index entries (paths, whiteouts, opaque
-	// directories) kept over all layers: ~150 bytes each for real paths,
-	// at most two PATH_MAX strings (name and link target) each.
+	// directories) kept over all layers, in units of ~150 bytes: a
+	// longer name or link target counts as several.
 	Entries int
 	// FileBytes is the most file bytes kept over all files; File the most
 	// of one file (longer reads, such as a Go binary read whole for its
@@ -53,8 +53,7 @@ type CacheLimits struct {
 
 // DefaultCacheLimits keep a few hundred thousand paths (a Debian rootfs
 // has ~10,000, a large image ~100,000) and 16 MiB of file heads: well
-// under 100 MB for real images (a hostile layer of 4 KiB names can make an
-// entry cost 8 KiB; per-layer stream limits still apply).
+// under 100 MB: an entry with long names counts as several (cost).
 func DefaultCacheLimits() CacheLimits {
 	return CacheLimits{Entries: 400_000, FileBytes: 16 << 20, File: 64 << 10}
 }
@@ -96,11 +95,25 @@ type fileKey struct {
 // cachedLayer is a published index. Its maps are never written again:
 // verifications read them concurrently.
 type cachedLayer struct {
-	ix *layerIndex
+	ix   *layerIndex
+	cost int64 // ix.cost(), computed once
 }
 
+// cost counts an index in Entries units: one per entry of a real path's
+// size, more for long names and link targets, so that Entries bounds bytes.
 func (ix *layerIndex) cost() int64 {
-	return int64(len(ix.entries) + len(ix.whiteout) + len(ix.opaque))
+	const unit = 150
+	var n int64
+	for p, e := range ix.entries {
+		n += 1 + int64(len(p)+len(e.link))/unit
+	}
+	for p := range ix.whiteout {
+		n += 1 + int64(len(p))/unit
+	}
+	for p := range ix.opaque {
+		n += 1 + int64(len(p))/unit
+	}
+	return n
 }
 
 // acquire returns the cached index of k when there is one that will do (a
@@ -134,10 +147,11 @@ func (c *Cache) acquire(ctx context.Context, k layerKey, more bool) (cl *cachedL
 // publish stores ix as k's index, unless a bigger one is kept already, and
 // releases k. ix must not be written afterwards.
 func (c *Cache) publish(k layerKey, ix *layerIndex) {
+	cost := ix.cost() // outside the lock: it walks the index
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.layers.get(k); !ok || ix.complete || !old.ix.complete && ix.cost() > old.ix.cost() {
-		c.layers.put(k, &cachedLayer{ix: ix}, ix.cost())
+	if old, ok := c.layers.get(k); !ok || ix.complete || !old.ix.complete && cost > old.cost {
+		c.layers.put(k, &cachedLayer{ix: ix, cost: cost}, cost)
 	}
 	c.releaseLocked(k)
 }
