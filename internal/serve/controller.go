@@ -372,7 +372,13 @@ func (s *Server) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Reques
 				mu.Unlock()
 				return nil
 			}
-			s.knowledge.put(reqs[i], cred, rep)
+			// Known under the secrets it was read with: a read with one
+			// namespace's secrets answers no other pod.
+			id := cred
+			if qs[i].Credentials != nil {
+				id = qs[i].Credentials.ID
+			}
+			s.knowledge.put(reqs[i], id, rep)
 			return nil
 		})
 	}
@@ -430,6 +436,18 @@ func (c *controller) syncDaemonSet(ctx context.Context, item, key string) error 
 		Labels: ds.Spec.Template.Labels, Annotations: ds.Spec.Template.Annotations}, Spec: *ds.Spec.Template.Spec.DeepCopy()}
 	if c.s.outOfScope(tp) != "" || ignored(ds.Labels[IgnoreKey], true) {
 		return nil
+	}
+	if len(tp.Spec.ImagePullSecrets) == 0 {
+		// Its pods get their service account's pull secrets at admission
+		// (the ServiceAccount plugin): name them, so that what is read
+		// with them is known under them and nowhere else.
+		sa := tp.Spec.ServiceAccountName
+		if sa == "" {
+			sa = "default"
+		}
+		if acct, err := c.s.cs.CoreV1().ServiceAccounts(ds.Namespace).Get(ctx, sa, metav1.GetOptions{}); err == nil {
+			tp.Spec.ImagePullSecrets = acct.ImagePullSecrets
+		}
 	}
 	judge := func() Decision {
 		cred := credID(tp)
