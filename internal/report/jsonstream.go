@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // jsonStream writes v as json.Encoder with SetIndent("", "  ") would, byte
@@ -19,6 +20,11 @@ import (
 //
 // Only the first maxStreamDepth levels are walked: deeper values are
 // small, and marshalled whole.
+//
+// An error while marshalling (a MarshalJSON that fails, a NaN) stops the
+// stream where it happened: what was flushed before it stays written, so
+// the output is then not valid JSON and the error is returned for the
+// caller to report and exit non-zero, as any streaming writer must.
 func jsonStream(w io.Writer, v any) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	s := &streamer{w: bw}
@@ -170,11 +176,33 @@ type streamField struct {
 	omitEmpty bool
 }
 
+type fieldList struct {
+	fields []streamField
+	ok     bool
+}
+
+// fieldCache keeps plainFields per struct type: it is asked once per
+// element, and an audit writes hundreds of thousands of them.
+var fieldCache sync.Map // reflect.Type -> fieldList
+
 // plainFields lists a struct's JSON fields in order; ok is false when the
 // struct has anything this walker does not reproduce exactly (embedded
-// fields, ",string" options): it is then marshalled whole.
+// fields, ",string" options, two fields of one JSON name, which
+// encoding/json resolves by its dominance rules): it is then marshalled
+// whole.
 func plainFields(t reflect.Type) ([]streamField, bool) {
+	if l, ok := fieldCache.Load(t); ok {
+		fl := l.(fieldList)
+		return fl.fields, fl.ok
+	}
+	fields, ok := structFields(t)
+	fieldCache.Store(t, fieldList{fields, ok})
+	return fields, ok
+}
+
+func structFields(t reflect.Type) ([]streamField, bool) {
 	var out []streamField
+	seen := map[string]bool{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if f.Anonymous {
@@ -201,9 +229,10 @@ func plainFields(t reflect.Type) ([]streamField, bool) {
 		if sf.name == "" {
 			sf.name = f.Name
 		}
-		if !validTagName(sf.name) {
+		if !validTagName(sf.name) || seen[sf.name] {
 			return nil, false
 		}
+		seen[sf.name] = true
 		out = append(out, sf)
 	}
 	return out, true

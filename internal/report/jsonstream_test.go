@@ -46,6 +46,17 @@ type streamCase struct {
 	unexp    int
 	Deep     map[string][]map[string][]int `json:"deep"`
 	Float    float64                       `json:"float"`
+	Dup      dupNames                      `json:"dup"`
+	Dups     []dupNames                    `json:"dups"`
+}
+
+// dupNames has two fields of one JSON name (a tag naming another field):
+// the tagged one dominates in encoding/json, so the walker must not write
+// both.
+type dupNames struct {
+	A     int `json:"B"`
+	B     int
+	Other int `json:"other"`
 }
 
 // TestJSONStreamSameBytes: the streamed document is byte for byte what
@@ -65,7 +76,8 @@ func TestJSONStreamSameBytes(t *testing.T) {
 				"workloads": []*streamCase{{Plain: "<&>", Empty: []string{}, Map: map[string]int{"b": 2, "a": 1}, Bytes: []byte("hi"),
 					Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Ptr: ptrMarshaler{1}, Ptrs: []ptrMarshaler{{2}, {3}},
 					Text: textKey{"k"}, Any: []any{1, "two", nil, map[string]any{}}, Stringed: 7, unexp: 8,
-					Deep: map[string][]map[string][]int{"z": {{"y": {1, 2}}, nil}, "e": {}}, Float: 1e21}, nil},
+					Deep: map[string][]map[string][]int{"z": {{"y": {1, 2}}, nil}, "e": {}}, Float: 1e21,
+					Dup: dupNames{1, 2, 3}, Dups: []dupNames{{4, 5, 6}}}, nil},
 				"readiness": struct {
 					A int     `json:"a"`
 					B float64 `json:"b"`
@@ -77,6 +89,8 @@ func TestJSONStreamSameBytes(t *testing.T) {
 				"nested":   map[string]any{"x": map[string]any{"y": []any{map[string]any{"z": 1}}}},
 				"ptrValue": &ptrMarshaler{9},
 				"textMap":  map[textKey]int{{"b"}: 1, {"a"}: 2},
+				"dup":      dupNames{7, 8, 9},
+				"dups":     []dupNames{{10, 11, 12}},
 			}},
 	}
 	for i, d := range docs {
