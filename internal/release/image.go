@@ -156,12 +156,16 @@ func BuildImage(ctx context.Context, o ImageOptions) (v1.ImageIndex, error) {
 	return assemble(o, bins, ca)
 }
 
-// assemble builds the index of o.Platforms from their binaries: a pure
-// function of its inputs.
+// assemble builds the index of o.Platforms from their binaries, the CA
+// bundle and the module's LICENSE: the same inputs give the same index.
 func assemble(o ImageOptions, bins [][]byte, ca []byte) (v1.ImageIndex, error) {
+	license, err := readBounded(filepath.Join(o.ModuleRoot, "LICENSE"), 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("reading LICENSE: %w", err)
+	}
 	var adds []mutate.IndexAddendum
 	for i, p := range o.Platforms {
-		img, err := platformImage(o, p, bins[i], ca)
+		img, err := platformImage(o, p, bins[i], ca, license)
 		if err != nil {
 			return nil, fmt.Errorf("assembling the %s image: %w", p, err)
 		}
@@ -194,11 +198,7 @@ func (o *ImageOptions) labels(ca []byte) map[string]string {
 	return l
 }
 
-func platformImage(o ImageOptions, p v1.Platform, bin, ca []byte) (v1.Image, error) {
-	license, err := readBounded(filepath.Join(o.ModuleRoot, "LICENSE"), 1<<20)
-	if err != nil {
-		return nil, fmt.Errorf("reading LICENSE: %w", err)
-	}
+func platformImage(o ImageOptions, p v1.Platform, bin, ca, license []byte) (v1.Image, error) {
 	blob, err := layerBlob(o.Epoch, bin, ca, license)
 	if err != nil {
 		return nil, err
@@ -333,38 +333,47 @@ func ldflags(version string) string {
 }
 
 // sourceKey hashes what the binaries are built from: the files of every
-// package of archfit that cmd/archfit links (Go, embedded files), go.mod
-// and go.sum (which pin every dependency), the Go version, the version
-// linked in. The cache is keyed by it, so an edit anywhere in the binary's
-// source builds anew and nothing else does.
+// package of archfit that cmd/archfit links on any of o.Platforms (Go and
+// assembly files, embedded files: a file built only for arm64 counts as
+// much as one built for amd64), go.mod and go.sum (which pin every
+// dependency), the Go version, the version linked in. The cache is keyed
+// by it, so an edit anywhere in the binary's source builds anew and
+// nothing else does.
 func sourceKey(ctx context.Context, o ImageOptions) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f",
-		`{{if and .Module .Module.Main}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .EmbedFiles}} {{.}}{{end}}{{end}}`,
-		"./cmd/archfit")
-	cmd.Dir = o.ModuleRoot
-	cmd.Env = buildEnv(v1.Platform{OS: "linux", Architecture: "amd64"})
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("go list ./cmd/archfit: %w: %s", err, strings.TrimSpace(stderr.String()))
+	seen := map[string]bool{}
+	files := []string{filepath.Join(o.ModuleRoot, "go.mod"), filepath.Join(o.ModuleRoot, "go.sum")}
+	for _, p := range o.Platforms {
+		cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f",
+			`{{if and .Module .Module.Main}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .SFiles}} {{.}}{{end}}{{range .EmbedFiles}} {{.}}{{end}}{{end}}`,
+			"./cmd/archfit")
+		cmd.Dir = o.ModuleRoot
+		cmd.Env = buildEnv(p)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("go list ./cmd/archfit for %s: %w: %s", p, err, strings.TrimSpace(stderr.String()))
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			for _, name := range f[1:] {
+				if path := filepath.Join(f[0], name); !seen[path] {
+					seen[path] = true
+					files = append(files, path)
+				}
+			}
+		}
 	}
+	sort.Strings(files[2:])
 	gover, err := exec.CommandContext(ctx, "go", "env", "GOVERSION").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOVERSION: %w", err)
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "archfit-image v1\n%s\n%s\n", strings.TrimSpace(string(gover)), ldflags(o.Version))
-	files := []string{filepath.Join(o.ModuleRoot, "go.mod"), filepath.Join(o.ModuleRoot, "go.sum")}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		for _, name := range f[1:] {
-			files = append(files, filepath.Join(f[0], name))
-		}
-	}
 	for _, f := range files {
 		rel, err := filepath.Rel(o.ModuleRoot, f)
 		if err != nil {

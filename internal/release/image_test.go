@@ -277,3 +277,59 @@ func TestPrune(t *testing.T) {
 		t.Errorf("left %v, want %v", left, want)
 	}
 }
+
+// The binary cache's key covers every platform's files: an edit to a file
+// built only for arm64 (or an assembly file) builds anew, as one to a file
+// built for every platform does; a file built for no platform of the image
+// does not.
+func TestSourceKeyCoversEveryPlatform(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.test/keyed\n\ngo 1.22\n")
+	write("go.sum", "")
+	write("cmd/archfit/main.go", "package main\n\nfunc main() { hello() }\n")
+	write("cmd/archfit/hello_amd64.go", "package main\n\nfunc hello() {}\n")
+	write("cmd/archfit/hello_arm64.go", "package main\n\nfunc hello() {}\n")
+	write("cmd/archfit/hello_riscv64.go", "package main\n\nfunc hello() {}\n")
+	o := ImageOptions{ModuleRoot: root, Version: "v1", Platforms: DefaultPlatforms}
+	key := func() string {
+		t.Helper()
+		k, err := sourceKey(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	base := key()
+	if again := key(); again != base {
+		t.Fatalf("same source, keys %s and %s", base, again)
+	}
+	for _, c := range []struct {
+		file    string
+		changes bool
+	}{
+		{"cmd/archfit/hello_arm64.go", true},
+		{"cmd/archfit/hello_amd64.go", true},
+		{"cmd/archfit/main.go", true},
+		{"cmd/archfit/hello_riscv64.go", false},
+	} {
+		b, err := os.ReadFile(filepath.Join(root, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(c.file, string(b)+"\n// edited\n")
+		if got := key(); (got != base) != c.changes {
+			t.Errorf("after editing %s the key changed: %t, want %t", c.file, got != base, c.changes)
+		}
+		write(c.file, string(b))
+	}
+}
