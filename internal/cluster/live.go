@@ -553,7 +553,7 @@ type logRequest struct {
 
 // logsNeeded lists the logs worth reading: for every container whose
 // instance ended with a non-zero exit and no termination message, the log
-// of that instance. Healthy containers and crashes that explain themselves
+// of that instance (of the previous one when both did). Healthy containers and crashes that explain themselves
 // (terminationMessagePolicy FallbackToLogsOnError) cost no request.
 //
 // Pods of one workload whose container ran the same image on nodes of the
@@ -583,11 +583,14 @@ func logsNeeded(pods []*Pod) []logRequest {
 	}
 	for _, p := range pods {
 		for _, c := range p.Containers() {
-			if t := c.Terminated; t != nil && t.ExitCode != 0 && strings.TrimSpace(t.Message) == "" {
-				add(p, c, t, false)
-			}
+			// A crash-looping container caught between its crash and the
+			// back-off is Terminated with a previous instance too: diagnose
+			// reads the previous log then (Pod.PreviousLog first), so the
+			// current one is read only when no previous one is.
 			if t := c.LastTerminated; t != nil && c.RestartCount > 0 && t.ExitCode != 0 && strings.TrimSpace(t.Message) == "" {
 				add(p, c, t, true)
+			} else if t := c.Terminated; t != nil && t.ExitCode != 0 && strings.TrimSpace(t.Message) == "" {
+				add(p, c, t, false)
 			}
 		}
 	}

@@ -361,6 +361,11 @@ func TestLiveScale(t *testing.T) {
 		}
 	}
 	cache := t.TempDir()
+	// ARCHFIT_BENCH_LIVE_PROFILES=DIR keeps a CPU and a heap profile of each
+	// archfit run there (cmd/archfit's ARCHFIT_CPUPROFILE, ARCHFIT_MEMPROFILE)
+	// and prints their tops.
+	profiles := os.Getenv("ARCHFIT_BENCH_LIVE_PROFILES")
+	var profiled []string
 	archfit := func(args ...string) *exec.Cmd {
 		args = append(args, "-A", "--kubeconfig", env.Kubeconfig, "--cache-dir", cache, "-o", "json")
 		if args[0] != "plan" {
@@ -368,6 +373,11 @@ func TestLiveScale(t *testing.T) {
 		}
 		c := exec.CommandContext(ctx, bin, args...)
 		c.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig)
+		if profiles != "" {
+			base := filepath.Join(profiles, fmt.Sprintf("%d-%s", len(profiled), args[0]))
+			profiled = append(profiled, base)
+			c.Env = append(c.Env, "ARCHFIT_CPUPROFILE="+base+".cpu", "ARCHFIT_MEMPROFILE="+base+".heap")
+		}
 		return c
 	}
 	child := func(mode string) *exec.Cmd {
@@ -452,6 +462,15 @@ func TestLiveScale(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "load average after: %s\n", loadAvg())
 	t.Log(b.String())
+	for _, p := range profiled {
+		for _, args := range [][]string{{p + ".cpu"}, {"-sample_index=alloc_space", p + ".heap"}, {"-sample_index=inuse_space", p + ".heap"}} {
+			out, err := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-top", "-nodecount=12", bin}, args...)...).CombinedOutput()
+			if err != nil {
+				t.Logf("pprof %v: %v", args, err)
+			}
+			t.Logf("%s %v:\n%s", filepath.Base(p), args[:len(args)-1], out)
+		}
+	}
 }
 
 // scriptLoop is the shell a user would write: one `kubectl logs
