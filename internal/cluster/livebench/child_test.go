@@ -83,12 +83,24 @@ func child(ctx context.Context, mode string, cs *kubernetes.Clientset) error {
 			return err
 		}
 		lists := []func(context.Context, metav1.ListOptions) (runtime.Object, error){
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return cs.AppsV1().Deployments("").List(ctx, o) },
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return cs.AppsV1().ReplicaSets("").List(ctx, o) },
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return cs.AppsV1().StatefulSets("").List(ctx, o) },
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return cs.AppsV1().DaemonSets("").List(ctx, o) },
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return cs.BatchV1().Jobs("").List(ctx, o) },
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return cs.BatchV1().CronJobs("").List(ctx, o) },
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cs.AppsV1().Deployments("").List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cs.AppsV1().ReplicaSets("").List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cs.AppsV1().StatefulSets("").List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cs.AppsV1().DaemonSets("").List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cs.BatchV1().Jobs("").List(ctx, o)
+			},
+			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return cs.BatchV1().CronJobs("").List(ctx, o)
+			},
 		}
 		if mode == "ideal-diagnose" {
 			lists = append(lists, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -147,4 +159,3 @@ func child(ctx context.Context, mode string, cs *kubernetes.Clientset) error {
 	fmt.Fprintf(os.Stderr, "%s: %d log(s)\n", mode, len(crashed))
 	return nil
 }
-
