@@ -122,13 +122,7 @@ func LoadConfig(ctx context.Context, cfg *rest.Config, ns string, opts LiveOptio
 	}
 	var requests atomic.Int64
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &counter{rt: rt, n: &requests} })
-	// Built-in kinds in protobuf: decoding 5,000 pods from JSON costs
-	// several times the CPU. Custom resources (the dynamic client) have
-	// only JSON.
-	pcfg := rest.CopyConfig(cfg)
-	pcfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	pcfg.ContentType = runtime.ContentTypeProtobuf
-	cs, err := kubernetes.NewForConfig(pcfg)
+	cs, err := kubernetes.NewForConfig(cfg) // protobuf for built-in kinds (client-go's default)
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)
 	}

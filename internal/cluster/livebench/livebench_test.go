@@ -464,7 +464,8 @@ func TestLiveScale(t *testing.T) {
 	t.Log(b.String())
 	for _, p := range profiled {
 		for _, args := range [][]string{{p + ".cpu"}, {"-sample_index=alloc_space", p + ".heap"}, {"-sample_index=inuse_space", p + ".heap"}} {
-			out, err := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-top", "-nodecount=12", bin}, args...)...).CombinedOutput()
+			pp := append(append([]string{"tool", "pprof", "-top", "-nodecount=12"}, args[:len(args)-1]...), bin, args[len(args)-1])
+			out, err := exec.CommandContext(ctx, "go", pp...).CombinedOutput()
 			if err != nil {
 				t.Logf("pprof %v: %v", args, err)
 			}
