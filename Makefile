@@ -69,11 +69,14 @@ vet:
 # the ideal client's lower bound, the in-process phases and a `crane
 # manifest` loop, in one table (hack/bench-audit.sh; ARCHFIT_BENCH_LARGE=0
 # skips 100,000 pods); then the image benchmarks; then --verify on Debian-based
-# images (hack/bench-verify.sh; needs debootstrap: apt-get install debootstrap).
+# images (hack/bench-verify.sh; needs debootstrap: apt-get install debootstrap);
+# then audit, plan and diagnose of 5,000 pods on the live test cluster
+# (hack/bench-live.sh).
 bench:
 	sh hack/bench-audit.sh
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/image/
 	sh hack/bench-verify.sh
+	sh hack/bench-live.sh
 
 # Builds the real container runtimes the conformance suite pulls with
 # (internal/conformance): containerd 1.7, 2.0, 2.1, 2.2 and the newest 2.x,

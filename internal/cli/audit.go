@@ -220,7 +220,7 @@ func (o *fleetOptions) load(ctx context.Context) (*cluster.Snapshot, error) {
 		warnOtherNamespaces(o.streams.ErrOut, o.configFlags, snap, "they are read in their own namespace")
 		return snap, nil
 	}
-	snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Logs: cluster.LogsNone, PageSize: o.chunkSize})
+	snap, err := cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Logs: cluster.LogsNone, Events: cluster.EventsNone, PageSize: o.chunkSize})
 	if err != nil {
 		return nil, err
 	}

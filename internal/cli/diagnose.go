@@ -101,7 +101,7 @@ func (o *diagnoseOptions) validate() error {
 func (o *diagnoseOptions) snapshot(cmd *cobra.Command) (*cluster.Snapshot, error) {
 	ctx := cmd.Context()
 	if len(o.files) == 0 {
-		return cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Target: o.target})
+		return cluster.LoadLive(ctx, o.configFlags, cluster.LiveOptions{AllNamespaces: o.allNamespaces, Target: o.target, Events: cluster.EventsDiagnosis})
 	}
 	snap, docErrs, err := cluster.LoadFiles(ctx, o.files, o.streams.In, cluster.Recursive(o.recursive), cluster.DefaultNamespace(fileNamespace(o.configFlags)))
 	if err != nil {

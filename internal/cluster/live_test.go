@@ -262,6 +262,79 @@ func TestLoadLive(t *testing.T) {
 		}
 	})
 
+	t.Run("events for a diagnosis, or none", func(t *testing.T) {
+		all, err := LoadConfig(ctx, env.Config, ns, LiveOptions{Logs: LogsNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		diag, err := LoadConfig(ctx, env.Config, ns, LiveOptions{Logs: LogsNone, Events: EventsDiagnosis, PageSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What diagnose reads, in the order one list gives it: the same
+		// events as listing all and keeping Warning and Normal BackOff
+		// (events are only added while the test runs, never removed).
+		want := map[string]bool{}
+		var wanted int
+		for _, e := range all.Events {
+			if e.Type == corev1.EventTypeWarning || e.Reason == "BackOff" {
+				want[e.Namespace+"/"+e.Name] = true
+				wanted++
+			}
+		}
+		var normal, backOff int
+		for _, e := range diag.Events {
+			switch {
+			case e.Type != corev1.EventTypeWarning && e.Reason != "BackOff":
+				normal++
+			case e.Reason == "BackOff":
+				backOff++
+			}
+			if !want[e.Namespace+"/"+e.Name] && e.LastTimestamp.Time.Before(time.Now().Add(-time.Minute)) {
+				t.Errorf("event %s %s not among all events' warnings", e.Reason, e.Name)
+			}
+		}
+		if normal != 0 || backOff == 0 || len(diag.Events) < wanted || len(diag.Events) >= len(all.Events) {
+			t.Errorf("diagnosis events: %d of %d (%d Normal, %d BackOff), want the %d Warning and BackOff ones", len(diag.Events), len(all.Events), normal, backOff, wanted)
+		}
+		// One page per event, in two lists (one request for an empty one);
+		// a field-selected list may also return a page that the selector
+		// emptied (the API server filters after reading a page's worth),
+		// at most one per event not selected.
+		count := map[string]int{}
+		for _, w := range diag.Workloads {
+			if w.Kind != KindPod {
+				count[w.Kind]++
+			}
+			for _, r := range w.Intermediates {
+				count[r.Kind]++
+			}
+		}
+		var warnings int
+		for _, e := range diag.Events {
+			if e.Type == corev1.EventTypeWarning {
+				warnings++
+			}
+		}
+		pages := func(n int) int64 { return int64(max(n, 1)) }
+		want64 := pages(len(diag.Nodes)) + pages(len(diag.Pods)) + pages(warnings) + pages(len(diag.Events)-warnings) + 1
+		for _, k := range []string{KindDeployment, KindReplicaSet, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob, KindPodTemplate} {
+			want64 += pages(count[k])
+		}
+		if diag.APIRequests < want64 || diag.APIRequests > want64+int64(len(all.Events)-len(diag.Events)) {
+			t.Errorf("%d API requests, want %d plus at most one per event left out (nodes %d, pods %d, events %d of which %d Warning, workloads %v)",
+				diag.APIRequests, want64, len(diag.Nodes), len(diag.Pods), len(diag.Events), warnings, count)
+		}
+
+		none, err := LoadConfig(ctx, env.Config, ns, LiveOptions{Logs: LogsNone, Events: EventsNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(none.Events) != 0 || len(none.Pods) != len(all.Pods) {
+			t.Errorf("EventsNone: %d events, %d pods (want 0, %d)", len(none.Events), len(none.Pods), len(all.Pods))
+		}
+	})
+
 	t.Run("target through kubectl flags", func(t *testing.T) {
 		flags := genericclioptions.NewConfigFlags(false)
 		flags.KubeConfig = ptr.To(env.Kubeconfig)

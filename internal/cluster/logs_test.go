@@ -30,6 +30,19 @@ func TestLogsNeededOncePerCrashShape(t *testing.T) {
 			}}},
 		}}
 	}
+	// Caught between a crash and the back-off: Terminated now, and a
+	// previous instance that crashed. Only the previous log is read (what
+	// diagnose reads first), in the group of its shape.
+	between := pod("api-8", api, arm, "sha256:a", 255)
+	between.Status.ContainerStatuses[0].State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 255, Reason: "Error"}
+	// A Job's pod that was never restarted: the current log.
+	job := pod("job-1", web, arm, "sha256:a", 0)
+	job.Status.ContainerStatuses[0].RestartCount = 0
+	job.Status.ContainerStatuses[0].LastTerminationState.Terminated = nil
+	job.Status.ContainerStatuses[0].State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}
+	// Restarted after a clean exit, crashed now: the current log.
+	clean := pod("web-2", web, amd, "sha256:a", 0)
+	clean.Status.ContainerStatuses[0].State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}
 	pods := []*Pod{
 		pod("api-1", api, arm, "sha256:a", 255),
 		pod("api-2", api, arm2, "sha256:a", 255), // same shape, other node of the arch
@@ -41,6 +54,7 @@ func TestLogsNeededOncePerCrashShape(t *testing.T) {
 		pod("bare-1", nil, arm, "sha256:a", 255),
 		pod("bare-2", nil, arm, "sha256:a", 255), // no workload: read on its own
 		pod("api-7", api, nil, "sha256:a", 255),  // node unknown: read on its own
+		between, job, clean,
 	}
 	var got []string
 	for _, r := range logsNeeded(pods) {
@@ -51,7 +65,7 @@ func TestLogsNeededOncePerCrashShape(t *testing.T) {
 		got = append(got, line)
 	}
 	want := []string{
-		"api-1/app previous=true +api-2 +api-3",
+		"api-1/app previous=true +api-2 +api-3 +api-8",
 		"api-4/app previous=true",
 		"api-5/app previous=true",
 		"api-6/app previous=true",
@@ -59,6 +73,8 @@ func TestLogsNeededOncePerCrashShape(t *testing.T) {
 		"bare-1/app previous=true",
 		"bare-2/app previous=true",
 		"api-7/app previous=true",
+		"job-1/app previous=false",
+		"web-2/app previous=false",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("log reads (-want +got):\n%s", diff)

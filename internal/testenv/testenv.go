@@ -105,6 +105,7 @@ type options struct {
 	nodes []twin.NodeSpec
 	log   io.Writer
 	keep  bool
+	qps   int
 }
 
 // Option configures Start.
@@ -114,6 +115,11 @@ type Option func(*options)
 func WithNodes(specs ...twin.NodeSpec) Option {
 	return func(o *options) { o.nodes = specs }
 }
+
+// WithQPS sets the client rate limit (burst: twice) of the scheduler, the
+// controller-manager and the twin, for tests that create thousands of pods
+// (the defaults, 20 to 100 per second, make that take minutes).
+func WithQPS(qps int) Option { return func(o *options) { o.qps = qps } }
 
 // WithLog sends progress and twin logs to w (default: discarded).
 func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
@@ -315,14 +321,18 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
-	if _, err := e.start("kube-scheduler",
-		"--kubeconfig="+e.Kubeconfig,
+	var qps []string
+	if e.opts.qps > 0 {
+		qps = []string{"--kube-api-qps=" + strconv.Itoa(e.opts.qps), "--kube-api-burst=" + strconv.Itoa(2*e.opts.qps)}
+	}
+	if _, err := e.start("kube-scheduler", append([]string{
+		"--kubeconfig=" + e.Kubeconfig,
 		"--leader-elect=false",
 		"--secure-port=0",
-	); err != nil {
+	}, qps...)...); err != nil {
 		return err
 	}
-	kcm, err := e.start("kube-controller-manager",
+	kcm, err := e.start("kube-controller-manager", append(qps,
 		"--kubeconfig="+e.Kubeconfig,
 		"--leader-elect=false",
 		"--secure-port=0",
@@ -330,7 +340,7 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 		"--root-ca-file="+p.path("ca.crt"),
 		"--use-service-account-credentials=false",
 		"--controllers=*,-csrsigning,-csrapproving,-csrcleaner,-bootstrapsigner,-tokencleaner",
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -387,7 +397,7 @@ func (e *Env) startTwin(ctx context.Context) error {
 	}
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
-	tw, err := twin.New(e.Config, twin.Options{ServingCert: kubelet, ClientCAs: pool, Log: e.opts.log})
+	tw, err := twin.New(e.Config, twin.Options{ServingCert: kubelet, ClientCAs: pool, Log: e.opts.log, QPS: e.opts.qps})
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,8 @@ type Options struct {
 	// PullBackOff is how long an image pull failure stays ErrImagePull before
 	// the first ImagePullBackOff (the kubelet re-syncs almost at once). Default 1s.
 	PullBackOff time.Duration
+	// QPS is the twin's API client rate limit (burst: twice). Default 100.
+	QPS int
 }
 
 // Twin is a set of fake nodes and the kubelet/runtime behaviour behind them.
@@ -80,6 +82,9 @@ func New(cfg *rest.Config, opts Options) (*Twin, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "archfit-node-twin"
 	cfg.QPS, cfg.Burst = 100, 200
+	if opts.QPS > 0 {
+		cfg.QPS, cfg.Burst = float32(opts.QPS), 2*opts.QPS
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("making client: %w", err)
