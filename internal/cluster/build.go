@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -382,11 +383,17 @@ func build(in *input) *Snapshot {
 		pod.Workload.Pods = append(pod.Workload.Pods, pod)
 		s.Pods = append(s.Pods, pod)
 	}
-	sort.Slice(s.Pods, func(i, j int) bool { return lessNsName(s.Pods[i].Pod, s.Pods[j].Pod) })
+	// Namespace and name are unique among pods (keep): any sort gives one order.
+	slices.SortFunc(s.Pods, func(a, b *Pod) int {
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 
 	for _, w := range b.workloads {
 		sort.Slice(w.Intermediates, func(i, j int) bool { return w.Intermediates[i].Name < w.Intermediates[j].Name })
-		sort.Slice(w.Pods, func(i, j int) bool { return w.Pods[i].Name < w.Pods[j].Name })
+		slices.SortFunc(w.Pods, func(a, b *Pod) int { return strings.Compare(a.Name, b.Name) })
 		w.Containers = containers(w)
 		w.locate(in.locs)
 		s.Workloads = append(s.Workloads, w)
@@ -396,13 +403,6 @@ func build(in *input) *Snapshot {
 	b.attachEvents(s)
 	attachLogs(s)
 	return s
-}
-
-func lessNsName(a, b metav1.Object) bool {
-	if a.GetNamespace() != b.GetNamespace() {
-		return a.GetNamespace() < b.GetNamespace()
-	}
-	return a.GetName() < b.GetName()
 }
 
 func lessRef(a, b Ref) bool {

@@ -51,6 +51,7 @@ type collector struct {
 	source string  // current file name, for errors
 	cur    srcText // the text of the object being decoded, for record
 	limits limits
+	noFast bool // tests: read JSON the json.Decoder way only
 }
 
 func newCollector() *collector {
@@ -109,7 +110,10 @@ func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) er
 	if looksJSON(br) {
 		var data []byte
 		if data, err = readAll(br, sizeHint(r, c.limits.input)); err == nil {
-			err = c.decodeJSONStream(ctx, data)
+			var fast bool
+			if fast, err = c.fastJSONStream(ctx, data); !fast {
+				err = c.decodeJSONStream(ctx, data)
+			}
 		}
 	} else {
 		err = c.decodeYAMLStream(ctx, br)
@@ -738,6 +742,13 @@ func (c *collector) decodeItem(js []byte, listAPIVersion, listItemKind string, l
 		c.fail(line(), err)
 		return
 	}
+	c.decodeItemAs(js, tm.APIVersion, tm.Kind, listAPIVersion, listItemKind, line)
+}
+
+// decodeItemAs is decodeItem once the item's own apiVersion and kind are
+// read.
+func (c *collector) decodeItemAs(js []byte, apiVersion, kind, listAPIVersion, listItemKind string, line func() int) {
+	tm := typeMeta{APIVersion: apiVersion, Kind: kind}
 	if tm.Kind == "" && listItemKind != "" {
 		tm.Kind, tm.APIVersion = listItemKind, listAPIVersion
 	}
@@ -768,7 +779,11 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 			return err
 		}
 		c.keep("Pod", p.Namespace, p.Name, func(i int) { c.in.pods[i] = p }, func() int { c.in.pods = append(c.in.pods, p); return len(c.in.pods) - 1 })
-		c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
+		// Where a pod was matters only when it is its own workload (see
+		// Workload.locate): a bare pod or a static pod's mirror.
+		if r := controllerRef(p.OwnerReferences); r == nil || r.Kind == "Node" {
+			c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
+		}
 		return nil
 	case group == "" && kind == "Node":
 		n := &corev1.Node{}
