@@ -383,17 +383,24 @@ func build(in *input) *Snapshot {
 		pod.Workload.Pods = append(pod.Workload.Pods, pod)
 		s.Pods = append(s.Pods, pod)
 	}
-	// Namespace and name are unique among pods (keep): any sort gives one order.
-	slices.SortFunc(s.Pods, func(a, b *Pod) int {
+	// Namespace and name are unique among pods (keep): any sort gives one
+	// order. Dumps usually list pods in that order already (kubectl does).
+	byNsName := func(a, b *Pod) int {
 		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Name, b.Name)
-	})
+	}
+	if !slices.IsSortedFunc(s.Pods, byNsName) {
+		slices.SortFunc(s.Pods, byNsName)
+	}
 
 	for _, w := range b.workloads {
 		sort.Slice(w.Intermediates, func(i, j int) bool { return w.Intermediates[i].Name < w.Intermediates[j].Name })
-		slices.SortFunc(w.Pods, func(a, b *Pod) int { return strings.Compare(a.Name, b.Name) })
+		byName := func(a, b *Pod) int { return strings.Compare(a.Name, b.Name) }
+		if !slices.IsSortedFunc(w.Pods, byName) {
+			slices.SortFunc(w.Pods, byName)
+		}
 		w.Containers = containers(w)
 		w.locate(in.locs)
 		s.Workloads = append(s.Workloads, w)

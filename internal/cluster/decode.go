@@ -19,6 +19,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 )
 
@@ -51,11 +52,16 @@ type collector struct {
 	source string  // current file name, for errors
 	cur    srcText // the text of the object being decoded, for record
 	limits limits
-	noFast bool // tests: read JSON the json.Decoder way only
+	// shared holds, per owner, the containers of the last pod read: the
+	// pods of one ReplicaSet, Job or StatefulSet revision have the same
+	// ones and share them (see decodePod).
+	shared       map[sharedKey]*sharedContainers
+	sharedLabels map[types.UID]*sharedLabels
+	noFast       bool // tests: read JSON the json.Decoder way only
 }
 
 func newCollector() *collector {
-	return &collector{seen: map[string]int{}, limits: defaultLimits}
+	return &collector{seen: map[string]int{}, limits: defaultLimits, shared: map[sharedKey]*sharedContainers{}, sharedLabels: map[types.UID]*sharedLabels{}}
 }
 
 func (c *collector) fail(line int, err error) {
@@ -102,6 +108,8 @@ func (r *capReader) Read(p []byte) (int, error) {
 // is done; broken documents are recorded and skipped.
 func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) error {
 	c.source = name
+	// The input is dropped once read: what is kept was copied out of it.
+	defer func() { c.cur = srcText{} }()
 	br := bufio.NewReaderSize(&capReader{r: r, n: c.limits.input}, 64<<10)
 	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\ufeff")) {
 		_, _ = br.Discard(3) // a BOM from an editor on Windows
@@ -774,8 +782,8 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 	var typed runtime.Object
 	switch {
 	case group == "" && kind == "Pod":
-		p := &corev1.Pod{}
-		if err := unmarshal(js, kind, p); err != nil {
+		p, err := c.decodePod(js)
+		if err != nil {
 			return err
 		}
 		c.keep("Pod", p.Namespace, p.Name, func(i int) { c.in.pods[i] = p }, func() int { c.in.pods = append(c.in.pods, p); return len(c.in.pods) - 1 })
