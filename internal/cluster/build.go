@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -382,11 +383,24 @@ func build(in *input) *Snapshot {
 		pod.Workload.Pods = append(pod.Workload.Pods, pod)
 		s.Pods = append(s.Pods, pod)
 	}
-	sort.Slice(s.Pods, func(i, j int) bool { return lessNsName(s.Pods[i].Pod, s.Pods[j].Pod) })
+	// Namespace and name are unique among pods (keep): any sort gives one
+	// order. Dumps usually list pods in that order already (kubectl does).
+	byNsName := func(a, b *Pod) int {
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	}
+	if !slices.IsSortedFunc(s.Pods, byNsName) {
+		slices.SortFunc(s.Pods, byNsName)
+	}
 
 	for _, w := range b.workloads {
 		sort.Slice(w.Intermediates, func(i, j int) bool { return w.Intermediates[i].Name < w.Intermediates[j].Name })
-		sort.Slice(w.Pods, func(i, j int) bool { return w.Pods[i].Name < w.Pods[j].Name })
+		byName := func(a, b *Pod) int { return strings.Compare(a.Name, b.Name) }
+		if !slices.IsSortedFunc(w.Pods, byName) {
+			slices.SortFunc(w.Pods, byName)
+		}
 		w.Containers = containers(w)
 		w.locate(in.locs)
 		s.Workloads = append(s.Workloads, w)
@@ -396,13 +410,6 @@ func build(in *input) *Snapshot {
 	b.attachEvents(s)
 	attachLogs(s)
 	return s
-}
-
-func lessNsName(a, b metav1.Object) bool {
-	if a.GetNamespace() != b.GetNamespace() {
-		return a.GetNamespace() < b.GetNamespace()
-	}
-	return a.GetName() < b.GetName()
 }
 
 func lessRef(a, b Ref) bool {

@@ -19,6 +19,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 )
 
@@ -51,10 +52,16 @@ type collector struct {
 	source string  // current file name, for errors
 	cur    srcText // the text of the object being decoded, for record
 	limits limits
+	// shared holds, per owner, the containers of the last pod read: the
+	// pods of one ReplicaSet, Job or StatefulSet revision have the same
+	// ones and share them (see decodePod).
+	shared       map[sharedKey]*sharedContainers
+	sharedLabels map[types.UID]*sharedLabels
+	noFast       bool // tests: read JSON the json.Decoder way only
 }
 
 func newCollector() *collector {
-	return &collector{seen: map[string]int{}, limits: defaultLimits}
+	return &collector{seen: map[string]int{}, limits: defaultLimits, shared: map[sharedKey]*sharedContainers{}, sharedLabels: map[types.UID]*sharedLabels{}}
 }
 
 func (c *collector) fail(line int, err error) {
@@ -101,6 +108,8 @@ func (r *capReader) Read(p []byte) (int, error) {
 // is done; broken documents are recorded and skipped.
 func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) error {
 	c.source = name
+	// The input is dropped once read: what is kept was copied out of it.
+	defer func() { c.cur = srcText{} }()
 	br := bufio.NewReaderSize(&capReader{r: r, n: c.limits.input}, 64<<10)
 	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\ufeff")) {
 		_, _ = br.Discard(3) // a BOM from an editor on Windows
@@ -109,7 +118,10 @@ func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) er
 	if looksJSON(br) {
 		var data []byte
 		if data, err = readAll(br, sizeHint(r, c.limits.input)); err == nil {
-			err = c.decodeJSONStream(ctx, data)
+			var fast bool
+			if fast, err = c.fastJSONStream(ctx, data); !fast {
+				err = c.decodeJSONStream(ctx, data)
+			}
 		}
 	} else {
 		err = c.decodeYAMLStream(ctx, br)
@@ -738,6 +750,13 @@ func (c *collector) decodeItem(js []byte, listAPIVersion, listItemKind string, l
 		c.fail(line(), err)
 		return
 	}
+	c.decodeItemAs(js, tm.APIVersion, tm.Kind, listAPIVersion, listItemKind, line)
+}
+
+// decodeItemAs is decodeItem once the item's own apiVersion and kind are
+// read.
+func (c *collector) decodeItemAs(js []byte, apiVersion, kind, listAPIVersion, listItemKind string, line func() int) {
+	tm := typeMeta{APIVersion: apiVersion, Kind: kind}
 	if tm.Kind == "" && listItemKind != "" {
 		tm.Kind, tm.APIVersion = listItemKind, listAPIVersion
 	}
@@ -763,12 +782,16 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 	var typed runtime.Object
 	switch {
 	case group == "" && kind == "Pod":
-		p := &corev1.Pod{}
-		if err := unmarshal(js, kind, p); err != nil {
+		p, err := c.decodePod(js)
+		if err != nil {
 			return err
 		}
 		c.keep("Pod", p.Namespace, p.Name, func(i int) { c.in.pods[i] = p }, func() int { c.in.pods = append(c.in.pods, p); return len(c.in.pods) - 1 })
-		c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
+		// Where a pod was matters only when it is its own workload (see
+		// Workload.locate): a bare pod or a static pod's mirror.
+		if r := controllerRef(p.OwnerReferences); r == nil || r.Kind == "Node" {
+			c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
+		}
 		return nil
 	case group == "" && kind == "Node":
 		n := &corev1.Node{}

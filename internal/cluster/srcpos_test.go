@@ -251,3 +251,44 @@ func TestPositionsCustomResources(t *testing.T) {
 		t.Error("no container located")
 	}
 }
+
+// Pods that are their own workload (a bare pod, a static pod's mirror) are
+// located; pods owned by a ReplicaSet are not looked up (their workload
+// is the Deployment) and need no position.
+func TestPositionsPodWorkloads(t *testing.T) {
+	text := `{"apiVersion":"v1","kind":"List","items":[
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bare","namespace":"ns"},
+ "spec":{"containers":[
+  {"name":"a","image":"r/a:1"}]}},
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"mirror","namespace":"ns","ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n1","uid":"n1","controller":true}]},
+ "spec":{"containers":[
+  {"name":"b","image":"r/b:1"}]}},
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"owned-x1","namespace":"ns","labels":{"pod-template-hash":"x1"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"owned-x1","uid":"rs","controller":true}]},
+ "spec":{"containers":[{"name":"c","image":"r/c:1"}]}}
+]}
+`
+	file := filepath.Join(t.TempDir(), "pods.json")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, errs, err := LoadFiles(context.Background(), []string{file}, nil)
+	if err != nil || len(errs) > 0 {
+		t.Fatal(err, errs)
+	}
+	want := map[string][2]int{"Pod/bare": {2, 4}, "Pod/mirror": {5, 7}, "Deployment/owned": {0, 0}}
+	for _, w := range snap.Workloads {
+		k := w.Kind + "/" + w.Name
+		wl, ok := want[k]
+		if !ok {
+			t.Errorf("unexpected workload %s", k)
+			continue
+		}
+		delete(want, k)
+		if w.Line != wl[0] || len(w.Containers) != 1 || w.Containers[0].Line != wl[1] {
+			t.Errorf("%s: line %d, containers %+v; want line %d, image on line %d", k, w.Line, w.Containers, wl[0], wl[1])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("workloads missing: %v", want)
+	}
+}

@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// decodedAs decodes data as one JSON input, the fast way or the
+// json.Decoder way, and describes everything read: objects, pods, nodes,
+// events, where they were and the errors.
+func decodedAs(t *testing.T, data []byte, fast bool) string {
+	t.Helper()
+	c := newCollector()
+	c.noFast = !fast
+	if err := c.decodeFile(context.Background(), "in.json", strings.NewReader(string(data))); err != nil {
+		return "fails: " + err.Error()
+	}
+	var b strings.Builder
+	dump := func(what string, v any) {
+		js, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %s\n", what, js)
+	}
+	for _, p := range c.in.pods {
+		dump("pod", p)
+	}
+	for _, n := range c.in.nodes {
+		dump("node", n)
+	}
+	for _, e := range c.in.events {
+		dump("event", e)
+	}
+	for _, o := range c.in.objects {
+		dump("object "+o.ref.String(), o.typed)
+		fmt.Fprintf(&b, "raw %s\n", o.raw)
+	}
+	var locs []string
+	for k, l := range c.in.locs {
+		locs = append(locs, fmt.Sprintf("loc %s %s:%d %v\n", k, l.file, l.line, l.images))
+	}
+	sort.Strings(locs)
+	b.WriteString(strings.Join(locs, ""))
+	for _, e := range c.errs {
+		fmt.Fprintf(&b, "error %v\n", e)
+	}
+	return b.String()
+}
+
+// TestFastJSONSameAsDecoder reads JSON inputs both ways and wants the same
+// objects, lines and errors: well-formed dumps take the fast path, and
+// what it does not read exactly (keys spelled in another case, escapes,
+// null kinds, items inside items, syntax errors) is left to encoding/json.
+func TestFastJSONSameAsDecoder(t *testing.T) {
+	pod := func(name, extra string) string {
+		return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"` + name + `","namespace":"ns","ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"u","controller":true}]` + extra + `},"spec":{"nodeName":"n1","containers":[{"name":"app","image":"r/app:1","command":["/app"]}]},"status":{"phase":"Running","containerStatuses":[{"name":"app","ready":true,"restartCount":2,"image":"r/app:1","imageID":"x","state":{"running":{"startedAt":"2024-01-01T00:00:00Z"}}}]}}`
+	}
+	deploy := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","namespace":"ns","annotations":{"a":"b"}},"spec":{"replicas":2,"template":{"metadata":{"labels":{"app":"d"}},"spec":{"containers":[{"name":"app","image":"r/app:1"}]}}}}`
+	inputs := map[string]string{
+		"list":            `{"apiVersion":"v1","kind":"List","items":[` + deploy + `,` + pod("p1", "") + `,` + pod("p2", `,"labels":{"x":"y"}`) + `]}`,
+		"indented":        "{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n    " + deploy + ",\n    " + pod("p1", "") + "\n  ],\n  \"kind\": \"List\"\n}\n",
+		"stream":          deploy + "\n" + pod("p1", "") + "\n" + pod("p2", "") + "\n",
+		"glued":           deploy + pod("p1", ""),
+		"array":           "[" + deploy + ", 5, [1], " + pod("p1", "") + "]",
+		"podlist":         `{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"a","namespace":"ns"},"spec":{"containers":[{"name":"c","image":"i"}]}}]}`,
+		"kind case":       `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","Kind":"Pod","metadata":{"name":"a"}},{"APIVERSION":"v1","kind":"Pod","metadata":{"name":"b"}}]}`,
+		"kelvin":          `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Node","` + "\u212a" + `ind":"Pod","metadata":{"name":"a"}}]}`,
+		"escaped key":     `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","\u006bind":"Pod","metadata":{"name":"a"}}]}`,
+		"escaped value":   `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"P\u006fd","metadata":{"name":"a"}}]}`,
+		"null kind":       `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Pod","kind":null,"metadata":{"name":"a"}}]}`,
+		"number kind":     `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":7,"metadata":{"name":"a"}}]}`,
+		"duplicate kind":  `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Service","kind":"Pod","metadata":{"name":"a"}}]}`,
+		"items in item":   `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Pod","items":5,"metadata":{"name":"a"}}]}`,
+		"list in list":    `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"List","items":[` + pod("inner", "") + `]}]}`,
+		"kindless item":   `{"apiVersion":"v1","kind":"List","items":[{"metadata":{"name":"a"}},` + pod("p1", "") + `]}`,
+		"bad field":       `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"status":{"containerStatuses":[{"restartCount":"seven"}]}},` + pod("p1", "") + `]}`,
+		"not array":       `{"apiVersion":"v1","kind":"List","items":{"a":1}}`,
+		"items twice":     `{"apiVersion":"v1","items":[` + pod("p1", "") + `],"kind":"List","items":[` + pod("p2", "") + `]}`,
+		"escaped wrapper": `{"apiVersion":"v1","kind":"List","it\u0065ms":[` + pod("p1", "") + `]}`,
+		"wrapper kind 5":  `{"apiVersion":"v1","kind":5,"items":[]}`,
+		"no kind":         `{"apiVersion":"v1","items":[]}`,
+		"syntax":          deploy + "\n" + `{"apiVersion":"v1","kind":"Pod",` + "\n" + pod("p2", ""),
+		"syntax in list":  `{"apiVersion":"v1","kind":"List","items":[` + pod("p1", "") + `,{"apiVersion":"v1","kind":"Pod" "x"}]}` + "\n" + pod("p3", ""),
+		"trailing comma":  `{"apiVersion":"v1","kind":"List","items":[` + pod("p1", "") + `,]}`,
+		"numbers":         `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"n"},"spec":{"replicas":-0,"x":[1.5e3,0.1,-2E-2,true,false,null]}}]}`,
+		"bad number":      `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"n"},"spec":{"replicas":012}}]}`,
+		"top comma":       deploy + ",\n" + pod("p1", ""),
+		"top scalar":      "5\n" + deploy,
+		"control char":    `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a` + "\t" + `"}}`,
+		"invalid utf8":    `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a` + "\xff" + `"}}`,
+	}
+	files, _ := filepath.Glob("testdata/*.json")
+	more, _ := filepath.Glob("testdata/*/*.json")
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[f] = string(b)
+	}
+	// The well-formed ones take the fast path.
+	for _, name := range []string{"list", "indented", "stream", "glued", "array", "podlist", "kind case", "null kind", "bad field", "numbers"} {
+		if ok, err := newCollector().fastJSONStream(context.Background(), []byte(inputs[name])); !ok || err != nil {
+			t.Errorf("%s: not read the fast way (%v)", name, err)
+		}
+	}
+	for _, name := range []string{"syntax", "syntax in list", "trailing comma", "bad number", "top comma", "top scalar", "control char"} {
+		if ok, _ := newCollector().fastJSONStream(context.Background(), []byte(inputs[name])); ok {
+			t.Errorf("%s: read the fast way", name)
+		}
+	}
+	for name, in := range inputs {
+		t.Run(name, func(t *testing.T) {
+			slow, fast := decodedAs(t, []byte(in), false), decodedAs(t, []byte(in), true)
+			if slow != fast {
+				t.Errorf("fast path reads differently\nslow:\n%s\nfast:\n%s", slow, fast)
+			}
+			if slow == "" {
+				t.Errorf("nothing read")
+			}
+		})
+	}
+}
+
+// TestJSONScanValid: the fast path's validator accepts only what
+// encoding/json accepts, on every prefix and one-byte change of inputs.
+func TestJSONScanValid(t *testing.T) {
+	ins := []string{
+		`{"a":[1,-2.5e+3,true,false,null,"x\"\\\/\b\f\n\r\tä\u00e4"],"b":{}, "c" : [ ] }`,
+		`[0, 1e5, -0.0, 1E-2, {"k":"v"}]`,
+	}
+	for _, in := range ins {
+		for i := 0; i <= len(in); i++ {
+			for _, c := range []byte("{}[]\",:-+.0123456789eEtrfalsenu\\/ \t\nx\x01") {
+				b := []byte(in[:i] + string(c) + in[min(i+1, len(in)):])
+				for _, d := range [][]byte{b, []byte(in[:i])} {
+					s := &jsonScan{data: d}
+					ok := s.valid(0)
+					s.ws()
+					ok = ok && s.i == len(d)
+					if ok && !json.Valid(d) {
+						t.Errorf("scan accepts %q, encoding/json does not", d)
+					}
+					if !ok && json.Valid(d) && len(d) > 0 {
+						t.Logf("scan rejects %q (slow path reads it)", d)
+					}
+				}
+			}
+		}
+	}
+	deep := strings.Repeat("[", fastMaxDepth+1) + strings.Repeat("]", fastMaxDepth+1)
+	if s := (&jsonScan{data: []byte(deep)}); s.valid(0) {
+		t.Errorf("depth %d accepted", fastMaxDepth+1)
+	}
+}

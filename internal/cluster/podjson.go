@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Pods are most of a dump, and the pods of one ReplicaSet (Job,
+// StatefulSet revision) are made from one template: their containers are
+// the same JSON. decodePod reads a pod's containers and init containers
+// only when they differ from those of the last pod read with the same
+// owner; otherwise the pod shares that pod's slices (capacity capped, so an
+// append copies). Nothing in archfit writes to a pod's containers. What
+// differs per pod (name, node, statuses, annotations, volumes) is the
+// pod's own; labels are shared the same way. Dumps list a ReplicaSet's pods one after the other
+// (kubectl sorts by name), so one entry per owner finds them.
+
+// sharedKey is an owner's UID and which list.
+type sharedKey struct {
+	owner types.UID
+	init  bool
+}
+
+// sharedLabels is the last labels map read for an owner and its JSON.
+type sharedLabels struct {
+	raw    []byte
+	labels map[string]string
+}
+
+// sharedContainers is the last list read for an owner and its JSON.
+type sharedContainers struct {
+	raw []byte
+	cs  []corev1.Container
+}
+
+// rawJSON keeps a value's text, unread. The text is a slice of the input
+// being decoded: it is only valid during decodePod.
+type rawJSON struct {
+	b []byte
+	n int // times set: a key given twice is left to corev1.Pod's decoding
+}
+
+func (r *rawJSON) UnmarshalJSON(b []byte) error {
+	r.b = b
+	r.n++
+	return nil
+}
+
+// podWire is corev1.Pod with the container lists left as text. Its other
+// fields decode exactly as corev1.Pod's do (the same types and tags).
+type podWire struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        objectMetaWire   `json:"metadata,omitempty"`
+	Spec            podSpecWire      `json:"spec,omitempty"`
+	Status          corev1.PodStatus `json:"status,omitempty"`
+}
+
+type objectMetaWire struct {
+	metav1.ObjectMeta `json:",inline"`
+	Labels            rawJSON `json:"labels,omitempty"`
+}
+
+type podSpecWire struct {
+	corev1.PodSpec `json:",inline"`
+	// These shadow PodSpec's fields of the same JSON names.
+	InitContainers rawJSON `json:"initContainers,omitempty"`
+	Containers     rawJSON `json:"containers"`
+}
+
+// decodePod reads a pod as json.Unmarshal into corev1.Pod does, sharing
+// containers with the previous pod of the same owner. Any error, or a
+// container list given twice, is left to corev1.Pod's decoding, so the
+// error message is that one.
+func (c *collector) decodePod(js []byte) (*corev1.Pod, error) {
+	full := func() (*corev1.Pod, error) {
+		p := &corev1.Pod{}
+		if err := unmarshal(js, "Pod", p); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	var w podWire
+	if err := json.Unmarshal(js, &w); err != nil || w.Spec.InitContainers.n > 1 || w.Spec.Containers.n > 1 || w.Metadata.Labels.n > 1 {
+		return full()
+	}
+	p := &corev1.Pod{TypeMeta: w.TypeMeta, ObjectMeta: w.Metadata.ObjectMeta, Spec: w.Spec.PodSpec, Status: w.Status}
+	var owner types.UID
+	if r := controllerRef(p.OwnerReferences); r != nil {
+		owner = r.UID
+	}
+	var err error
+	if p.Labels, err = c.labels(owner, w.Metadata.Labels.b); err != nil {
+		return full()
+	}
+	if p.Spec.InitContainers, err = c.containerList(owner, true, w.Spec.InitContainers.b); err != nil {
+		return full()
+	}
+	if p.Spec.Containers, err = c.containerList(owner, false, w.Spec.Containers.b); err != nil {
+		return full()
+	}
+	return p, nil
+}
+
+// containerList decodes raw (nil when absent), or returns the list
+// decoded last for that owner when its text was the same.
+func (c *collector) containerList(owner types.UID, init bool, raw []byte) ([]corev1.Container, error) {
+	if raw == nil || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	k := sharedKey{owner: owner, init: init}
+	if owner != "" {
+		if e := c.shared[k]; e != nil && bytes.Equal(e.raw, raw) {
+			return e.cs, nil
+		}
+	}
+	var cs []corev1.Container
+	if err := json.Unmarshal(raw, &cs); err != nil {
+		return nil, err
+	}
+	cs = cs[:len(cs):len(cs)]
+	if owner != "" {
+		c.shared[k] = &sharedContainers{raw: bytes.Clone(raw), cs: cs}
+	}
+	return cs, nil
+}
+
+// labels decodes a pod's labels (raw, nil when absent), or returns the map
+// of the last pod of that owner when its text was the same. The pods of a
+// ReplicaSet carry the same labels (pod-template-hash included); nothing
+// in archfit writes to a pod's labels.
+func (c *collector) labels(owner types.UID, raw []byte) (map[string]string, error) {
+	if raw == nil || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	if owner != "" {
+		if e := c.sharedLabels[owner]; e != nil && bytes.Equal(e.raw, raw) {
+			return e.labels, nil
+		}
+	}
+	var m map[string]string
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	if owner != "" {
+		c.sharedLabels[owner] = &sharedLabels{raw: bytes.Clone(raw), labels: m}
+	}
+	return m, nil
+}
