@@ -166,8 +166,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 	if d.desc.MediaType == "" || d.desc.MediaType == "application/json" || d.desc.MediaType == "text/plain" {
 		d.desc.MediaType = sniffMediaType(d.raw)
 	}
-	r.cache.putBlob(d.desc.Digest, d.raw)
-	r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
+	r.putManifest(d)
 	if r.src.remote() {
 		r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now()})
 	}
@@ -213,14 +212,24 @@ func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, d
 		if mtHint != "" && d.desc.MediaType == "" {
 			d.desc.MediaType = mtHint
 		}
-		r.cache.putBlob(dgst, d.raw)
-		r.cache.putJSON("mediatypes", dgst, d.desc.MediaType)
+		r.putManifest(doc{raw: d.raw, desc: registry.Descriptor{MediaType: d.desc.MediaType, Digest: dgst}})
 		return d, nil
 	})
 	if err != nil {
 		return doc{}, err
 	}
 	return v.(doc), nil
+}
+
+// putManifest caches a manifest read by its digest, and its media type
+// when the body does not say it (sniffMediaType is what a read without a
+// cached media type falls back on): a cold run writes one file per
+// manifest, not two.
+func (r *Resolver) putManifest(d doc) {
+	r.cache.putBlob(d.desc.Digest, d.raw)
+	if sniffMediaType(d.raw) != d.desc.MediaType {
+		r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
+	}
 }
 
 func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, st *statsMu) ([]byte, error) {

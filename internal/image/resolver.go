@@ -36,6 +36,7 @@ const (
 	annotationBaseDigest   = "org.opencontainers.image.base.digest"
 	maxNestedIndexDepth    = 4
 	defaultConcurrency     = 16
+	imagesInFlight         = 32 // per concurrency slot, in InspectAll
 	defaultTagTTL          = time.Minute
 	attestationManifestRef = "attestation-manifest"
 )
@@ -276,7 +277,10 @@ func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 		defer r.progress.Finish()
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4 * r.concurrency)
+	// Enough images under way that the concurrency slots never wait for
+	// an image to start: each image's requests form a chain (tag, index,
+	// manifest, config, layer), and an image that waits on one holds none.
+	g.SetLimit(imagesInFlight * r.concurrency)
 	for i, q := range reqs {
 		g.Go(func() error {
 			out[i] = r.Inspect(gctx, q)

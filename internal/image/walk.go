@@ -166,14 +166,17 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		e.GoVersion = ep.GoSettings["GOVERSION"]
 	} else {
 		v, err, _ := r.flight.Do("verify "+vkey, func() (any, error) {
-			img, err := toV1Image(ctx, r.source(st), ref.Context(), raw, e.MediaType, cfgRaw, r.origin(ref, st.layout()))
+			// The verification holds a concurrency slot only while it
+			// streams a layer (streamSlot), not while it waits for one
+			// another verification is reading or works on what it read.
+			slot := &streamSlot{r: r}
+			defer slot.done()
+			img, err := toV1Image(ctx, slot, r.source(st), ref.Context(), raw, e.MediaType, cfgRaw, r.origin(ref, st.layout()))
 			if err != nil {
 				return nil, err
 			}
 			var res *Entrypoint
-			err = r.callSt(ctx, st, func() error {
-				return recovered(func() (err error) { res, err = r.verifier(ctx, img, want, q.Override); return })
-			})
+			err = recovered(func() (err error) { res, err = r.verifier(ctx, img, want, q.Override); return })
 			if err != nil {
 				return nil, err
 			}
