@@ -24,15 +24,36 @@ import (
 // directories are created 0700 and files 0600, and a file (or its
 // directory) that is not owned by the user or is open to group or others is
 // ignored (blobs are checked against their digest in any case).
+//
+// Files are written behind the inspection, by one goroutine, in the order
+// put (what is put is in memory at once, so the run never waits for them):
+// a cold run writes thousands of small files, and creating them one at a
+// time costs the file system far less CPU than creating them from every
+// goroutine at once (they contend for the directory). flush waits for
+// them; Inspect and InspectAll return only after it.
 type cache struct {
 	dir  string
 	mu   sync.Mutex
 	mem  map[string][]byte
 	once sync.Once
 	dirs sync.Map // directory -> private (bool), checked once per run
+
+	wmu     sync.Mutex
+	queue   []pendingWrite
+	writing bool
+	idle    *sync.Cond // on wmu: the writer stopped with the queue empty
 }
 
-func newCache(dir string) *cache { return &cache{dir: dir, mem: map[string][]byte{}} }
+type pendingWrite struct {
+	path string
+	b    []byte
+}
+
+func newCache(dir string) *cache {
+	c := &cache{dir: dir, mem: map[string][]byte{}}
+	c.idle = sync.NewCond(&c.wmu)
+	return c
+}
 
 // DefaultCacheDir is $XDG_CACHE_HOME/archfit or ~/.cache/archfit.
 func DefaultCacheDir() string {
@@ -192,9 +213,49 @@ func privateInfo(fi fs.FileInfo) bool {
 	return ownedByUser(fi) && fi.Mode().Perm()&0o077 == 0
 }
 
-// write writes via a temporary file (0600) and rename; cache write errors
-// are not fatal to an inspection, so they are dropped.
+// write queues b to be written at path (see cache); b is not written to
+// afterwards by anyone.
 func (c *cache) write(path string, b []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.queue = append(c.queue, pendingWrite{path, b})
+	if !c.writing {
+		c.writing = true
+		go c.writer()
+	}
+}
+
+// writer writes the queue out, in order, and stops when it is empty.
+func (c *cache) writer() {
+	for {
+		c.wmu.Lock()
+		if len(c.queue) == 0 {
+			c.queue = nil
+			c.writing = false
+			c.idle.Broadcast()
+			c.wmu.Unlock()
+			return
+		}
+		w := c.queue[0]
+		c.queue[0] = pendingWrite{}
+		c.queue = c.queue[1:]
+		c.wmu.Unlock()
+		c.writeFile(w.path, w.b)
+	}
+}
+
+// flush waits until every file queued so far is written.
+func (c *cache) flush() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for c.writing {
+		c.idle.Wait()
+	}
+}
+
+// writeFile writes via a temporary file (0600) and rename; cache write
+// errors are not fatal to an inspection, so they are dropped.
+func (c *cache) writeFile(path string, b []byte) {
 	c.tighten()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return
