@@ -413,9 +413,9 @@ func TestBenchAB(t *testing.T) {
 		defer func() { env.reg.h = h }()
 	}
 	fmt.Printf("%d pods, %d workloads, %d images, %v per request, %d in flight\n", len(env.snap.Pods), len(env.snap.Workloads), len(env.refs), benchLatency, benchConcurrency)
-	fmt.Println("| round | run | wall | CPU | requests | peak RSS | load |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
-	row := func(round int, what string, st procStats, reqs int64, load string) {
+	fmt.Println("| round | run | wall | CPU | requests | peak RSS | cache files | load |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	row := func(round int, what string, st procStats, reqs int64, files int, load string) {
 		cpu, rss := "", ""
 		if st.cpu > 0 {
 			cpu = st.cpu.Round(10 * time.Millisecond).String()
@@ -423,7 +423,7 @@ func TestBenchAB(t *testing.T) {
 		if st.rssKiB > 0 {
 			rss = fmt.Sprintf("%.0f MB", float64(st.rssKiB)/1024)
 		}
-		fmt.Printf("| %d | %s | %v | %s | %d | %s | %s |\n", round, what, st.wall.Round(10*time.Millisecond), cpu, reqs, rss, load)
+		fmt.Printf("| %d | %s | %v | %s | %d | %s | %d | %s |\n", round, what, st.wall.Round(10*time.Millisecond), cpu, reqs, rss, files, load)
 	}
 	for round := 1; round <= runs; round++ {
 		load := loadAvg()
@@ -432,7 +432,7 @@ func TestBenchAB(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		row(round, "ideal client", procStats{wall: ideal}, env.reg.requests.Load(), load)
+		row(round, "ideal client", procStats{wall: ideal}, env.reg.requests.Load(), 0, load)
 		for k := range bins {
 			b := bins[(k+round-1)%len(bins)]
 			cache := filepath.Join(dir, fmt.Sprintf("cache-%s-%d", b.name, round))
@@ -447,7 +447,14 @@ func TestBenchAB(t *testing.T) {
 					penv = []string{"ARCHFIT_CPUPROFILE=" + filepath.Join(pdir, fmt.Sprintf("cpu-%s-%s-%d.pprof", b.name, phase, round))}
 				}
 				st := runProcessTo(t, out, penv, b.path, args...)
-				row(round, b.name+" "+phase, st, env.reg.requests.Load(), load)
+				files := 0
+				_ = filepath.WalkDir(cache, func(_ string, d os.DirEntry, err error) error {
+					if err == nil && !d.IsDir() {
+						files++
+					}
+					return nil
+				})
+				row(round, b.name+" "+phase, st, env.reg.requests.Load(), files, load)
 			}
 		}
 	}

@@ -38,6 +38,11 @@ type cache struct {
 	once sync.Once
 	dirs sync.Map // directory -> private (bool), checked once per run
 
+	// verdicts are the entrypoint verdicts known this run by manifest
+	// digest, for its entryFile; loaded: the entryFiles read.
+	verdicts map[string]map[string]json.RawMessage
+	loaded   sync.Map
+
 	wmu     sync.Mutex
 	queue   []pendingWrite
 	writing bool
@@ -50,7 +55,7 @@ type pendingWrite struct {
 }
 
 func newCache(dir string) *cache {
-	c := &cache{dir: dir, mem: map[string][]byte{}}
+	c := &cache{dir: dir, mem: map[string][]byte{}, verdicts: map[string]map[string]json.RawMessage{}}
 	c.idle = sync.NewCond(&c.wmu)
 	return c
 }
@@ -116,6 +121,113 @@ func (c *cache) putBlob(digest string, b []byte) {
 	if c.dir != "" && registry.CheckDigest(digest) == nil {
 		c.write(c.blobPath(digest), b)
 	}
+}
+
+// putMemBlob keeps b, which the caller verified against digest, for this
+// run only: an entry's manifest and config go to disk in its entryFile.
+func (c *cache) putMemBlob(digest string, b []byte) {
+	c.mu.Lock()
+	c.mem["blob "+digest] = b
+	c.mu.Unlock()
+}
+
+// entryFile is what the inspection of one image manifest (an index entry,
+// or a single manifest) read and found, in one file instead of one per
+// object (a cold run of 300 images wrote ~1,400 files for them, and
+// creating a file costs more than writing it): the manifest, its config,
+// and the verdicts of its entrypoint. Everything in it is checked as the
+// single files are: the manifest and the config against their digests,
+// verdicts only for this manifest's digest.
+type entryFile struct {
+	Manifest     []byte                     `json:"manifest"`
+	MediaType    string                     `json:"mediaType,omitempty"`
+	ConfigDigest string                     `json:"configDigest,omitempty"`
+	Config       []byte                     `json:"config,omitempty"`
+	Verify       map[string]json.RawMessage `json:"verify,omitempty"`
+}
+
+func (c *cache) entryPath(digest string) string {
+	return filepath.Join(c.dir, "v1", "entries", keyHash(digest)+".json")
+}
+
+// putVerdict keeps the verdict v (JSON) of the entry digest under key,
+// in memory and in the entry's next entryFile.
+func (c *cache) putVerdict(digest, key string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mem["verify "+key] = b
+	if c.verdicts[digest] == nil {
+		c.verdicts[digest] = map[string]json.RawMessage{}
+	}
+	c.verdicts[digest][key] = b
+}
+
+// putEntry writes what an entry's inspection read (see entryFile), with
+// every verdict of it known this run.
+func (c *cache) putEntry(digest string, e entryFile) {
+	if c.dir == "" || registry.CheckDigest(digest) != nil {
+		return
+	}
+	c.mu.Lock()
+	if v := c.verdicts[digest]; len(v) > 0 {
+		e.Verify = make(map[string]json.RawMessage, len(v))
+		for k, b := range v {
+			e.Verify[k] = b
+		}
+	}
+	c.mu.Unlock()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	c.write(c.entryPath(digest), b)
+}
+
+// loadEntry reads the entryFile of a manifest digest into memory, once a
+// run: its manifest (and media type), its config and its verdicts. It
+// reports whether it read the manifest now.
+func (c *cache) loadEntry(digest string) bool {
+	if c.dir == "" || registry.CheckDigest(digest) != nil {
+		return false
+	}
+	if _, done := c.loaded.LoadOrStore(digest, true); done {
+		return false
+	}
+	b, ok := c.read(c.entryPath(digest))
+	if !ok {
+		return false
+	}
+	var e entryFile
+	if json.Unmarshal(b, &e) != nil || registry.VerifyDigest(digest, e.Manifest) != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mem["blob "+digest] = e.Manifest
+	if e.MediaType != "" {
+		if mt, err := json.Marshal(e.MediaType); err == nil {
+			c.mem["mediatypes "+digest] = mt
+		}
+	}
+	if registry.CheckDigest(e.ConfigDigest) == nil && registry.VerifyDigest(e.ConfigDigest, e.Config) == nil {
+		c.mem["blob "+e.ConfigDigest] = e.Config
+	}
+	for k, v := range e.Verify {
+		if strings.HasPrefix(k, digest+"|") {
+			c.mem["verify "+k] = v
+			if c.verdicts[digest] == nil {
+				c.verdicts[digest] = map[string]json.RawMessage{}
+			}
+			if _, ok := c.verdicts[digest][k]; !ok {
+				c.verdicts[digest][k] = v
+			}
+		}
+	}
+	return true
 }
 
 func (c *cache) tag(ref string) (tagEntry, bool) {

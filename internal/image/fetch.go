@@ -127,7 +127,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 				return doc{}, err
 			}
 		}
-		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", st)
+		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", false, st)
 	}
 	key := ref.Name()
 	// Tags are remembered for registries only: an OCI layout answers a tag
@@ -153,7 +153,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 					r.cache.putTag(key, tagEntry{Digest: hd.Digest, MediaType: mt, Seen: time.Now()})
 					return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: hd.Digest, Size: int64(len(b))}}, nil
 				}
-				return r.manifestByDigest(ctx, ref.Context(), hd.Digest, hd.MediaType, st)
+				return r.manifestByDigest(ctx, ref.Context(), hd.Digest, hd.MediaType, false, st)
 			}
 			// A failed HEAD (some registries refuse it) falls back to GET.
 		}
@@ -183,9 +183,15 @@ func (r *Resolver) callSt(ctx context.Context, st *statsMu, fn func() error) err
 }
 
 // manifestByDigest returns a manifest from the cache or fetches it once,
-// however many reports need it at the same time.
-func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, dgst, mtHint string, st *statsMu) (doc, error) {
-	if b, ok := r.cache.blob(dgst); ok {
+// however many reports need it at the same time. An image manifest (entry
+// set) is looked for in its entryFile too, and is written to disk in it by
+// entry, not on its own.
+func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, dgst, mtHint string, entry bool, st *statsMu) (doc, error) {
+	b, ok := r.cache.blob(dgst)
+	if !ok && r.cache.loadEntry(dgst) {
+		b, ok = r.cache.blob(dgst)
+	}
+	if ok {
 		r.hit(st)
 		mt := mtHint
 		if mt == "" {
@@ -212,7 +218,11 @@ func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, d
 		if mtHint != "" && d.desc.MediaType == "" {
 			d.desc.MediaType = mtHint
 		}
-		r.putManifest(doc{raw: d.raw, desc: registry.Descriptor{MediaType: d.desc.MediaType, Digest: dgst}})
+		if entry {
+			r.cache.putMemBlob(dgst, d.raw)
+		} else {
+			r.putManifest(doc{raw: d.raw, desc: registry.Descriptor{MediaType: d.desc.MediaType, Digest: dgst}})
+		}
 		return d, nil
 	})
 	if err != nil {
@@ -232,6 +242,8 @@ func (r *Resolver) putManifest(d doc) {
 	}
 }
 
+// blob returns a config from the cache or fetches it once; what it
+// fetches is kept in memory: entry writes it to disk in its entryFile.
 func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, st *statsMu) ([]byte, error) {
 	if b, ok := r.cache.blob(dgst); ok {
 		r.hit(st)
@@ -243,7 +255,7 @@ func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, 
 		if err != nil {
 			return nil, err
 		}
-		r.cache.putBlob(dgst, b)
+		r.cache.putMemBlob(dgst, b)
 		return b, nil
 	})
 	if err != nil {

@@ -36,7 +36,7 @@ const (
 	annotationBaseDigest   = "org.opencontainers.image.base.digest"
 	maxNestedIndexDepth    = 4
 	defaultConcurrency     = 16
-	imagesInFlight         = 32 // per concurrency slot, in InspectAll
+	imagesInFlight         = 8 // per concurrency slot, in InspectAll
 	defaultTagTTL          = time.Minute
 	attestationManifestRef = "attestation-manifest"
 )
