@@ -72,6 +72,9 @@ type tagEntry struct {
 	Digest    string    `json:"digest"`
 	MediaType string    `json:"mediaType"`
 	Seen      time.Time `json:"seen"`
+	// Manifest is the manifest or index the tag named (checked against
+	// Digest when read): one file per tag, not two.
+	Manifest []byte `json:"manifest,omitempty"`
 }
 
 // fresh reports whether an answer seen at seen is younger than ttl. One
@@ -233,6 +236,10 @@ func (c *cache) loadEntry(digest string) bool {
 func (c *cache) tag(ref string) (tagEntry, bool) {
 	var e tagEntry
 	ok := c.getJSON("tags", ref, &e)
+	if ok && len(e.Manifest) > 0 && registry.CheckDigest(e.Digest) == nil && registry.VerifyDigest(e.Digest, e.Manifest) == nil {
+		c.putMemBlob(e.Digest, e.Manifest)
+	}
+	e.Manifest = nil
 	return e, ok && e.Digest != ""
 }
 

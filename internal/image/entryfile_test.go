@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/archfit/archfit/internal/platform"
+	regclient "github.com/archfit/archfit/internal/registry"
 	"github.com/archfit/archfit/internal/testimage"
 )
 
@@ -102,5 +105,48 @@ func TestEntryFileIsChecked(t *testing.T) {
 		if strings.HasPrefix(k, "verify "+other) {
 			t.Errorf("a verdict filed under another digest was loaded: %s", k)
 		}
+	}
+}
+
+// A tag's file keeps the manifest it named; one that is not the content of
+// the tag's digest is not used.
+func TestTagFileManifestIsChecked(t *testing.T) {
+	reg := newCountingRegistry(t)
+	ref := reg.host() + "/tf:1"
+	push(t, ref, testimage.App("linux/amd64", "amd64"))
+	other := reg.host() + "/tf:arm"
+	push(t, other, testimage.App("linux/arm64/v8", "arm64"))
+	dir := t.TempDir()
+	ctx := context.Background()
+	first := newResolver(t, dir).Inspect(ctx, Request{Ref: ref})
+	planted := newResolver(t, t.TempDir()).Inspect(ctx, Request{Ref: other})
+	if first.Error != nil || planted.Error != nil {
+		t.Fatal(first.Error, planted.Error)
+	}
+	c := newCache(dir)
+	var te tagEntry
+	if !c.getJSON("tags", first.Reference, &te) {
+		t.Fatal("no tag file")
+	}
+	if len(te.Manifest) == 0 {
+		t.Fatal("the tag file keeps no manifest")
+	}
+	// The arm64 image's manifest under the amd64 one's digest.
+	r, err := name.ParseReference(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	armRaw, _, err := regclient.New().Manifest(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.Manifest = armRaw
+	c.putJSON("tags", first.Reference, te)
+	c.flush()
+	// Other nodes: the report is not cached; the manifest must come from
+	// the registry, not from the planted tag file.
+	got := newResolver(t, dir, WithTagTTL(time.Hour), WithNodes(platform.Node("linux", "arm"))).Inspect(ctx, Request{Ref: ref})
+	if got.Error != nil || len(got.Entries) != 1 || got.Entries[0].ConfigPlatform == nil || got.Entries[0].ConfigPlatform.Architecture != "amd64" {
+		t.Fatalf("a planted manifest was used: %+v", got.Entries)
 	}
 }

@@ -150,7 +150,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 					if mt == "" {
 						mt = te.MediaType
 					}
-					r.cache.putTag(key, tagEntry{Digest: hd.Digest, MediaType: mt, Seen: time.Now()})
+					r.cache.putTag(key, tagEntry{Digest: hd.Digest, MediaType: mt, Seen: time.Now(), Manifest: b})
 					return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: hd.Digest, Size: int64(len(b))}}, nil
 				}
 				return r.manifestByDigest(ctx, ref.Context(), hd.Digest, hd.MediaType, false, st)
@@ -166,9 +166,15 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 	if d.desc.MediaType == "" || d.desc.MediaType == "application/json" || d.desc.MediaType == "text/plain" {
 		d.desc.MediaType = sniffMediaType(d.raw)
 	}
-	r.putManifest(d)
 	if r.src.remote() {
-		r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now()})
+		// The manifest is kept in the tag's file.
+		r.cache.putMemBlob(d.desc.Digest, d.raw)
+		if sniffMediaType(d.raw) != d.desc.MediaType {
+			r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
+		}
+		r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now(), Manifest: d.raw})
+	} else {
+		r.putManifest(d)
 	}
 	return d, nil
 }
