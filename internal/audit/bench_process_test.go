@@ -363,7 +363,8 @@ func loadAvg() string {
 // round), and the ideal client; it prints wall, CPU, requests and peak RSS
 // with the load average, and fails when a binary's warm JSON differs from
 // the base's. ARCHFIT_BENCH_PROFILES=DIR keeps a CPU profile of every run
-// there; ARCHFIT_BENCH_LOG=FILE logs every request the registry answers.
+// there; ARCHFIT_BENCH_LOG=FILE logs every request the registry answers;
+// ARCHFIT_BENCH_SHARED_CACHE=1 gives all binaries of a round one cache.
 func TestBenchAB(t *testing.T) {
 	spec := os.Getenv("ARCHFIT_BENCH_AB")
 	if spec == "" {
@@ -436,6 +437,12 @@ func TestBenchAB(t *testing.T) {
 		for k := range bins {
 			b := bins[(k+round-1)%len(bins)]
 			cache := filepath.Join(dir, fmt.Sprintf("cache-%s-%d", b.name, round))
+			if os.Getenv("ARCHFIT_BENCH_SHARED_CACHE") != "" {
+				// One cache per round for every binary: the first binary's
+				// cold run fills it, the others' runs read what it wrote
+				// (cache format compatibility).
+				cache = filepath.Join(dir, fmt.Sprintf("cache-%d", round))
+			}
 			args := []string{"audit", "-f", dump, "-o", "json", "--verify", "--cache-dir", cache, "--concurrency", fmt.Sprint(benchConcurrency), "--tag-ttl", "1h"}
 			args = append(args, b.extra...)
 			for _, phase := range []string{"cold", "warm"} {
