@@ -364,7 +364,8 @@ func loadAvg() string {
 // with the load average, and fails when a binary's warm JSON differs from
 // the base's. ARCHFIT_BENCH_PROFILES=DIR keeps a CPU profile of every run
 // there; ARCHFIT_BENCH_LOG=FILE logs every request the registry answers;
-// ARCHFIT_BENCH_SHARED_CACHE=1 gives all binaries of a round one cache.
+// ARCHFIT_BENCH_SHARED_CACHE=1 gives all binaries of a round one cache;
+// ARCHFIT_BENCH_LARGE=1 compares on the 100,000-pod fleet instead.
 func TestBenchAB(t *testing.T) {
 	spec := os.Getenv("ARCHFIT_BENCH_AB")
 	if spec == "" {
@@ -387,7 +388,11 @@ func TestBenchAB(t *testing.T) {
 	if v := os.Getenv("ARCHFIT_BENCH_RUNS"); v != "" {
 		fmt.Sscan(v, &runs)
 	}
-	env := setupBenchScale(benchSmall)
+	sc := benchSmall
+	if os.Getenv("ARCHFIT_BENCH_LARGE") == "1" {
+		sc = benchLarge
+	}
+	env := setupBenchScale(sc)
 	dir := t.TempDir()
 	dump := filepath.Join(dir, "dump.json")
 	writeDump(t, env.snap, dump)
