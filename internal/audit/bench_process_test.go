@@ -1,14 +1,24 @@
 package audit
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -73,9 +83,15 @@ type procStats struct {
 // runProcess runs bin with args and measures it.
 func runProcess(t *testing.T, env []string, bin string, args ...string) procStats {
 	t.Helper()
+	return runProcessTo(t, filepath.Join(t.TempDir(), "out"), env, bin, args...)
+}
+
+// runProcessTo is runProcess writing the process's stdout to outPath.
+func runProcessTo(t *testing.T, outPath string, env []string, bin string, args ...string) procStats {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out, err := os.CreateTemp(t.TempDir(), "out")
+	out, err := os.Create(outPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +151,9 @@ func printTable(rows []benchRow) {
 // binary at ARCHFIT_BENCH_BIN audits a kubectl dump of the fleet of sc
 // against its slow registry, cold (empty cache) then warm, as a user runs
 // it: `archfit audit -f dump.json -o json --verify`. Beside them: the
-// lower bound of the cold run's requests (an ideal client making the same
-// requests, 16 in flight). With profile, one more warm run is profiled.
+// ideal client of issue 13 (idealClient: what verification needs, 16 in
+// flight, nothing else), and the time the cold run's own requests take at
+// 16 in flight. With profile, one more warm run is profiled.
 func processReport(t *testing.T, sc benchScale, bin string, profile bool) []benchRow {
 	env := setupBenchScale(sc)
 	dir := t.TempDir()
@@ -157,14 +174,22 @@ func processReport(t *testing.T, sc benchScale, bin string, profile bool) []benc
 	env.reg.requests.Store(0)
 	warm := runProcess(t, nil, bin, args...)
 	warmReqs := env.reg.requests.Load()
+	// The ideal client of issue 13, run against the same registry right
+	// after (see idealClient).
+	env.reg.requests.Store(0)
+	ideal, err := idealClient(context.Background(), strings.TrimPrefix(env.srv.URL, "http://"), env.refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idealReqs := env.reg.requests.Load()
 	lower := time.Duration((coldReqs+benchConcurrency-1)/benchConcurrency) * benchLatency
 	rows := []benchRow{
 		{what: "archfit audit, cold", pods: pods, st: cold, requests: coldReqs,
-			note: fmt.Sprintf("dump %.1f MB, %d workloads, %d images", float64(fi.Size())/1e6, len(env.snap.Workloads), len(env.refs))},
+			note: fmt.Sprintf("dump %.1f MB, %d workloads, %d images; cold / ideal client = %.2f; its %d requests take %v at 16 in flight", float64(fi.Size())/1e6, len(env.snap.Workloads), len(env.refs), float64(cold.wall)/float64(ideal), coldReqs, lower)},
 		{what: "archfit audit, warm", pods: pods, st: warm, requests: warmReqs,
 			note: fmt.Sprintf("%.0f%% of cold wall, %.0f%% of cold CPU", 100*float64(warm.wall)/float64(cold.wall), 100*float64(warm.cpu)/float64(cold.cpu))},
-		{what: "ideal client: the cold run's requests, 16 in flight", pods: pods, st: procStats{wall: lower}, requests: coldReqs,
-			note: fmt.Sprintf("cold / ideal = %.2f", float64(cold.wall)/float64(lower))},
+		{what: "ideal client: manifest, config and top layer per entry, 16 in flight (in process)", pods: pods, st: procStats{wall: ideal}, requests: idealReqs,
+			note: fmt.Sprintf("load average %s", loadAvg())},
 	}
 	if !profile {
 		return rows
@@ -224,4 +249,265 @@ func TestBenchServe(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// idealClient is the yardstick of issue 13's cold goal: a client that
+// reads exactly what verifying the bench's images needs — each reference's
+// manifest or index (by tag), each runnable entry's manifest, then per entry
+// its config and its top layer (read whole; the bench's entrypoint is
+// there) — with at most benchConcurrency requests in flight and every
+// image's chain started at once, so that a request waits only for the one
+// it depends on and for a free slot. It knows nothing archfit knows (no
+// cache, no layer shared between entries): its requests are counted by the
+// registry like archfit's.
+func idealClient(ctx context.Context, host string, refs []string) (time.Duration, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4 * benchConcurrency}}
+	defer client.CloseIdleConnections()
+	sem := make(chan struct{}, benchConcurrency)
+	get := func(path, accept string) ([]byte, string, error) {
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+path, nil)
+		if err != nil {
+			return nil, "", err
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return b, resp.Header.Get("Content-Type"), err
+	}
+	const accept = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, " +
+		"application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+	// entry reads one image manifest's config and top layer (in parallel:
+	// neither needs the other).
+	entry := func(repo string, raw []byte) error {
+		var m v1.Manifest
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		if len(m.Layers) == 0 {
+			return fmt.Errorf("%s: no layers", repo)
+		}
+		var g errgroup.Group
+		for _, d := range []v1.Hash{m.Config.Digest, m.Layers[len(m.Layers)-1].Digest} {
+			g.Go(func() error { _, _, err := get("/v2/"+repo+"/blobs/"+d.String(), ""); return err })
+		}
+		return g.Wait()
+	}
+	start := time.Now()
+	var g errgroup.Group
+	for _, ref := range refs {
+		g.Go(func() error {
+			r, err := name.ParseReference(ref, name.Insecure)
+			if err != nil {
+				return err
+			}
+			repo := r.Context().RepositoryStr()
+			raw, mt, err := get("/v2/"+repo+"/manifests/"+r.Identifier(), accept)
+			if err != nil {
+				return err
+			}
+			if mt != "application/vnd.oci.image.index.v1+json" && mt != "application/vnd.docker.distribution.manifest.list.v2+json" {
+				return entry(repo, raw)
+			}
+			var idx v1.IndexManifest
+			if err := json.Unmarshal(raw, &idx); err != nil {
+				return err
+			}
+			var eg errgroup.Group
+			for _, d := range idx.Manifests {
+				if d.Platform == nil || d.Platform.OS == "unknown" || d.Annotations["vnd.docker.reference.type"] != "" {
+					continue // attestations: nothing to verify
+				}
+				eg.Go(func() error {
+					b, _, err := get("/v2/"+repo+"/manifests/"+d.Digest.String(), accept)
+					if err != nil {
+						return err
+					}
+					return entry(repo, b)
+				})
+			}
+			return eg.Wait()
+		})
+	}
+	err := g.Wait()
+	return time.Since(start), err
+}
+
+// loadAvg is the 1-minute load average, for the numbers beside it.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+// TestBenchAB compares archfit binaries on the 5,000-pod fleet as users
+// run them, alternating: ARCHFIT_BENCH_AB=NAME=BIN,NAME=BIN (the first is
+// the base; "NAME=BIN ARG..." adds arguments), ARCHFIT_BENCH_RUNS rounds (default 3). Each round runs every
+// binary cold (empty cache) then warm, in turn (the order rotating each
+// round), and the ideal client; it prints wall, CPU, requests and peak RSS
+// with the load average, and fails when a binary's warm JSON differs from
+// the base's. ARCHFIT_BENCH_PROFILES=DIR keeps a CPU profile of every run
+// there; ARCHFIT_BENCH_LOG=FILE logs every request the registry answers;
+// ARCHFIT_BENCH_SHARED_CACHE=1 gives all binaries of a round one cache;
+// ARCHFIT_BENCH_LARGE=1 compares on the 100,000-pod fleet instead.
+func TestBenchAB(t *testing.T) {
+	spec := os.Getenv("ARCHFIT_BENCH_AB")
+	if spec == "" {
+		t.Skip("set ARCHFIT_BENCH_AB=base=BIN,new=BIN")
+	}
+	type bin struct {
+		name, path string
+		extra      []string
+	}
+	var bins []bin
+	for _, kv := range strings.Split(spec, ",") {
+		n, p, ok := strings.Cut(kv, "=")
+		if !ok {
+			t.Fatalf("ARCHFIT_BENCH_AB: %q is not NAME=BIN", kv)
+		}
+		f := strings.Fields(p)
+		bins = append(bins, bin{n, f[0], f[1:]})
+	}
+	runs := 3
+	if v := os.Getenv("ARCHFIT_BENCH_RUNS"); v != "" {
+		fmt.Sscan(v, &runs)
+	}
+	sc := benchSmall
+	if os.Getenv("ARCHFIT_BENCH_LARGE") == "1" {
+		sc = benchLarge
+	}
+	env := setupBenchScale(sc)
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "dump.json")
+	writeDump(t, env.snap, dump)
+	host := strings.TrimPrefix(env.srv.URL, "http://")
+	if logPath := os.Getenv("ARCHFIT_BENCH_LOG"); logPath != "" {
+		// Every request the registry answers, as "START END METHOD PATH"
+		// lines (µs since the test's start, after the 20 ms): where and
+		// when a run's requests go. Set while no request is in flight.
+		f, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var mu sync.Mutex
+		h := env.reg.h
+		t0 := time.Now()
+		env.reg.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Since(t0)
+			h.ServeHTTP(w, r)
+			mu.Lock()
+			fmt.Fprintf(f, "%d %d %s %s\n", start.Microseconds(), time.Since(t0).Microseconds(), r.Method, r.URL.Path)
+			mu.Unlock()
+		})
+		defer func() { env.reg.h = h }()
+	}
+	fmt.Printf("%d pods, %d workloads, %d images, %v per request, %d in flight\n", len(env.snap.Pods), len(env.snap.Workloads), len(env.refs), benchLatency, benchConcurrency)
+	fmt.Println("| round | run | wall | CPU | requests | peak RSS | cache files | load |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	row := func(round int, what string, st procStats, reqs int64, files int, load string) {
+		cpu, rss := "", ""
+		if st.cpu > 0 {
+			cpu = st.cpu.Round(10 * time.Millisecond).String()
+		}
+		if st.rssKiB > 0 {
+			rss = fmt.Sprintf("%.0f MB", float64(st.rssKiB)/1024)
+		}
+		fmt.Printf("| %d | %s | %v | %s | %d | %s | %d | %s |\n", round, what, st.wall.Round(10*time.Millisecond), cpu, reqs, rss, files, load)
+	}
+	for round := 1; round <= runs; round++ {
+		load := loadAvg()
+		env.reg.requests.Store(0)
+		ideal, err := idealClient(context.Background(), host, env.refs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row(round, "ideal client", procStats{wall: ideal}, env.reg.requests.Load(), 0, load)
+		for k := range bins {
+			b := bins[(k+round-1)%len(bins)]
+			cache := filepath.Join(dir, fmt.Sprintf("cache-%s-%d", b.name, round))
+			if os.Getenv("ARCHFIT_BENCH_SHARED_CACHE") != "" {
+				// One cache per round for every binary: the first binary's
+				// cold run fills it, the others' runs read what it wrote
+				// (cache format compatibility).
+				cache = filepath.Join(dir, fmt.Sprintf("cache-%d", round))
+			}
+			args := []string{"audit", "-f", dump, "-o", "json", "--verify", "--cache-dir", cache, "--concurrency", fmt.Sprint(benchConcurrency), "--tag-ttl", "1h"}
+			args = append(args, b.extra...)
+			for _, phase := range []string{"cold", "warm"} {
+				load := loadAvg()
+				env.reg.requests.Store(0)
+				out := filepath.Join(dir, fmt.Sprintf("out-%s-%s-%d.json", b.name, phase, round))
+				var penv []string
+				if pdir := os.Getenv("ARCHFIT_BENCH_PROFILES"); pdir != "" {
+					penv = []string{"ARCHFIT_CPUPROFILE=" + filepath.Join(pdir, fmt.Sprintf("cpu-%s-%s-%d.pprof", b.name, phase, round))}
+				}
+				st := runProcessTo(t, out, penv, b.path, args...)
+				files := 0
+				_ = filepath.WalkDir(cache, func(_ string, d os.DirEntry, err error) error {
+					if err == nil && !d.IsDir() {
+						files++
+					}
+					return nil
+				})
+				row(round, b.name+" "+phase, st, env.reg.requests.Load(), files, load)
+			}
+		}
+	}
+	// Which verification of a shared layer reads it (and so which entry
+	// reports bytesRead/layersRead) depends on timing: it differs between
+	// two runs of one binary too. Everything else must be byte-identical.
+	base, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("out-%s-warm-1.json", bins[0].name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bins {
+		for round := 1; round <= runs; round++ {
+			got, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("out-%s-warm-%d.json", b.name, round)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case bytes.Equal(got, base):
+				fmt.Printf("%s round %d: warm JSON identical to %s round 1's\n", b.name, round, bins[0].name)
+			case bytes.Equal(withoutReadCounts(got), withoutReadCounts(base)):
+				fmt.Printf("%s round %d: warm JSON identical to %s round 1's but for which entries read a shared layer (bytesRead, layersRead)\n", b.name, round, bins[0].name)
+			default:
+				keep := filepath.Join(os.TempDir(), "archfit-ab-"+b.name+".json")
+				_ = os.WriteFile(keep, got, 0o644)
+				_ = os.WriteFile(filepath.Join(os.TempDir(), "archfit-ab-"+bins[0].name+".json"), base, 0o644)
+				t.Errorf("%s: warm JSON of round %d differs from %s's (kept in %s)", b.name, round, bins[0].name, keep)
+			}
+		}
+	}
+}
+
+// withoutReadCounts drops the bytesRead and layersRead lines of an
+// indented JSON document.
+func withoutReadCounts(b []byte) []byte {
+	var out [][]byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		t := bytes.TrimSpace(l)
+		if bytes.HasPrefix(t, []byte(`"bytesRead":`)) || bytes.HasPrefix(t, []byte(`"layersRead":`)) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return bytes.Join(out, []byte("\n"))
 }

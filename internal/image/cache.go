@@ -24,15 +24,41 @@ import (
 // directories are created 0700 and files 0600, and a file (or its
 // directory) that is not owned by the user or is open to group or others is
 // ignored (blobs are checked against their digest in any case).
+//
+// Files are written behind the inspection, by one goroutine, in the order
+// put (what is put is in memory at once, so the run never waits for them):
+// a cold run writes thousands of small files, and creating them one at a
+// time costs the file system far less CPU than creating them from every
+// goroutine at once (they contend for the directory). flush waits for
+// them; Inspect and InspectAll return only after it.
 type cache struct {
 	dir  string
 	mu   sync.Mutex
 	mem  map[string][]byte
 	once sync.Once
 	dirs sync.Map // directory -> private (bool), checked once per run
+
+	// verdicts are the entrypoint verdicts known this run by manifest
+	// digest, for its entryFile; loaded: the entryFiles read.
+	verdicts map[string]map[string]json.RawMessage
+	loaded   sync.Map
+
+	wmu     sync.Mutex
+	queue   []pendingWrite
+	writing bool
+	idle    *sync.Cond // on wmu: the writer stopped with the queue empty
 }
 
-func newCache(dir string) *cache { return &cache{dir: dir, mem: map[string][]byte{}} }
+type pendingWrite struct {
+	path string
+	b    []byte
+}
+
+func newCache(dir string) *cache {
+	c := &cache{dir: dir, mem: map[string][]byte{}, verdicts: map[string]map[string]json.RawMessage{}}
+	c.idle = sync.NewCond(&c.wmu)
+	return c
+}
 
 // DefaultCacheDir is $XDG_CACHE_HOME/archfit or ~/.cache/archfit.
 func DefaultCacheDir() string {
@@ -46,6 +72,9 @@ type tagEntry struct {
 	Digest    string    `json:"digest"`
 	MediaType string    `json:"mediaType"`
 	Seen      time.Time `json:"seen"`
+	// Manifest is the manifest or index the tag named (checked against
+	// Digest when read): one file per tag, not two.
+	Manifest []byte `json:"manifest,omitempty"`
 }
 
 // fresh reports whether an answer seen at seen is younger than ttl. One
@@ -97,9 +126,120 @@ func (c *cache) putBlob(digest string, b []byte) {
 	}
 }
 
+// putMemBlob keeps b, which the caller verified against digest, for this
+// run only: an entry's manifest and config go to disk in its entryFile.
+func (c *cache) putMemBlob(digest string, b []byte) {
+	c.mu.Lock()
+	c.mem["blob "+digest] = b
+	c.mu.Unlock()
+}
+
+// entryFile is what the inspection of one image manifest (an index entry,
+// or a single manifest) read and found, in one file instead of one per
+// object (a cold run of 300 images wrote ~1,400 files for them, and
+// creating a file costs more than writing it): the manifest, its config,
+// and the verdicts of its entrypoint. Everything in it is checked as the
+// single files are: the manifest and the config against their digests,
+// verdicts only for this manifest's digest.
+type entryFile struct {
+	Manifest     []byte                     `json:"manifest"`
+	MediaType    string                     `json:"mediaType,omitempty"`
+	ConfigDigest string                     `json:"configDigest,omitempty"`
+	Config       []byte                     `json:"config,omitempty"`
+	Verify       map[string]json.RawMessage `json:"verify,omitempty"`
+}
+
+func (c *cache) entryPath(digest string) string {
+	return filepath.Join(c.dir, "v1", "entries", keyHash(digest)+".json")
+}
+
+// putVerdict keeps the verdict v (JSON) of the entry digest under key,
+// in memory and in the entry's next entryFile.
+func (c *cache) putVerdict(digest, key string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mem["verify "+key] = b
+	if c.verdicts[digest] == nil {
+		c.verdicts[digest] = map[string]json.RawMessage{}
+	}
+	c.verdicts[digest][key] = b
+}
+
+// putEntry writes what an entry's inspection read (see entryFile), with
+// every verdict of it known this run.
+func (c *cache) putEntry(digest string, e entryFile) {
+	if c.dir == "" || registry.CheckDigest(digest) != nil {
+		return
+	}
+	c.mu.Lock()
+	if v := c.verdicts[digest]; len(v) > 0 {
+		e.Verify = make(map[string]json.RawMessage, len(v))
+		for k, b := range v {
+			e.Verify[k] = b
+		}
+	}
+	c.mu.Unlock()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	c.write(c.entryPath(digest), b)
+}
+
+// loadEntry reads the entryFile of a manifest digest into memory, once a
+// run: its manifest (and media type), its config and its verdicts. It
+// reports whether it read the manifest now.
+func (c *cache) loadEntry(digest string) bool {
+	if c.dir == "" || registry.CheckDigest(digest) != nil {
+		return false
+	}
+	if _, done := c.loaded.LoadOrStore(digest, true); done {
+		return false
+	}
+	b, ok := c.read(c.entryPath(digest))
+	if !ok {
+		return false
+	}
+	var e entryFile
+	if json.Unmarshal(b, &e) != nil || registry.VerifyDigest(digest, e.Manifest) != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mem["blob "+digest] = e.Manifest
+	if e.MediaType != "" {
+		if mt, err := json.Marshal(e.MediaType); err == nil {
+			c.mem["mediatypes "+digest] = mt
+		}
+	}
+	if registry.CheckDigest(e.ConfigDigest) == nil && registry.VerifyDigest(e.ConfigDigest, e.Config) == nil {
+		c.mem["blob "+e.ConfigDigest] = e.Config
+	}
+	for k, v := range e.Verify {
+		if strings.HasPrefix(k, digest+"|") {
+			c.mem["verify "+k] = v
+			if c.verdicts[digest] == nil {
+				c.verdicts[digest] = map[string]json.RawMessage{}
+			}
+			if _, ok := c.verdicts[digest][k]; !ok {
+				c.verdicts[digest][k] = v
+			}
+		}
+	}
+	return true
+}
+
 func (c *cache) tag(ref string) (tagEntry, bool) {
 	var e tagEntry
 	ok := c.getJSON("tags", ref, &e)
+	if ok && len(e.Manifest) > 0 && registry.CheckDigest(e.Digest) == nil && registry.VerifyDigest(e.Digest, e.Manifest) == nil {
+		c.putMemBlob(e.Digest, e.Manifest)
+	}
+	e.Manifest = nil
 	return e, ok && e.Digest != ""
 }
 
@@ -192,9 +332,49 @@ func privateInfo(fi fs.FileInfo) bool {
 	return ownedByUser(fi) && fi.Mode().Perm()&0o077 == 0
 }
 
-// write writes via a temporary file (0600) and rename; cache write errors
-// are not fatal to an inspection, so they are dropped.
+// write queues b to be written at path (see cache); b is not written to
+// afterwards by anyone.
 func (c *cache) write(path string, b []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.queue = append(c.queue, pendingWrite{path, b})
+	if !c.writing {
+		c.writing = true
+		go c.writer()
+	}
+}
+
+// writer writes the queue out, in order, and stops when it is empty.
+func (c *cache) writer() {
+	for {
+		c.wmu.Lock()
+		if len(c.queue) == 0 {
+			c.queue = nil
+			c.writing = false
+			c.idle.Broadcast()
+			c.wmu.Unlock()
+			return
+		}
+		w := c.queue[0]
+		c.queue[0] = pendingWrite{}
+		c.queue = c.queue[1:]
+		c.wmu.Unlock()
+		c.writeFile(w.path, w.b)
+	}
+}
+
+// flush waits until every file queued so far is written.
+func (c *cache) flush() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for c.writing {
+		c.idle.Wait()
+	}
+}
+
+// writeFile writes via a temporary file (0600) and rename; cache write
+// errors are not fatal to an inspection, so they are dropped.
+func (c *cache) writeFile(path string, b []byte) {
 	c.tighten()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return

@@ -26,6 +26,7 @@ func TestCacheFutureTagIsStale(t *testing.T) {
 	}
 	te.Seen = time.Now().Add(24 * 365 * time.Hour)
 	c.putTag(ref, te)
+	c.flush()
 	reg.take()
 	newResolver(t, dir, WithTagTTL(time.Hour)).Inspect(context.Background(), Request{Ref: ref})
 	if got := reg.take(); len(got) == 0 || got[0] != "HEAD manifest-by-tag" {

@@ -127,7 +127,7 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 				return doc{}, err
 			}
 		}
-		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", st)
+		return r.manifestByDigest(ctx, ref.Context(), d.DigestStr(), "", false, st)
 	}
 	key := ref.Name()
 	// Tags are remembered for registries only: an OCI layout answers a tag
@@ -150,10 +150,10 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 					if mt == "" {
 						mt = te.MediaType
 					}
-					r.cache.putTag(key, tagEntry{Digest: hd.Digest, MediaType: mt, Seen: time.Now()})
+					r.cache.putTag(key, tagEntry{Digest: hd.Digest, MediaType: mt, Seen: time.Now(), Manifest: b})
 					return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: hd.Digest, Size: int64(len(b))}}, nil
 				}
-				return r.manifestByDigest(ctx, ref.Context(), hd.Digest, hd.MediaType, st)
+				return r.manifestByDigest(ctx, ref.Context(), hd.Digest, hd.MediaType, false, st)
 			}
 			// A failed HEAD (some registries refuse it) falls back to GET.
 		}
@@ -166,10 +166,15 @@ func (r *Resolver) top(ctx context.Context, ref name.Reference, st *statsMu) (do
 	if d.desc.MediaType == "" || d.desc.MediaType == "application/json" || d.desc.MediaType == "text/plain" {
 		d.desc.MediaType = sniffMediaType(d.raw)
 	}
-	r.cache.putBlob(d.desc.Digest, d.raw)
-	r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
 	if r.src.remote() {
-		r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now()})
+		// The manifest is kept in the tag's file.
+		r.cache.putMemBlob(d.desc.Digest, d.raw)
+		if sniffMediaType(d.raw) != d.desc.MediaType {
+			r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
+		}
+		r.cache.putTag(key, tagEntry{Digest: d.desc.Digest, MediaType: d.desc.MediaType, Seen: time.Now(), Manifest: d.raw})
+	} else {
+		r.putManifest(d)
 	}
 	return d, nil
 }
@@ -184,9 +189,15 @@ func (r *Resolver) callSt(ctx context.Context, st *statsMu, fn func() error) err
 }
 
 // manifestByDigest returns a manifest from the cache or fetches it once,
-// however many reports need it at the same time.
-func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, dgst, mtHint string, st *statsMu) (doc, error) {
-	if b, ok := r.cache.blob(dgst); ok {
+// however many reports need it at the same time. An image manifest (entry
+// set) is looked for in its entryFile too, and is written to disk in it by
+// entry, not on its own.
+func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, dgst, mtHint string, entry bool, st *statsMu) (doc, error) {
+	b, ok := r.cache.blob(dgst)
+	if !ok && r.cache.loadEntry(dgst) {
+		b, ok = r.cache.blob(dgst)
+	}
+	if ok {
 		r.hit(st)
 		mt := mtHint
 		if mt == "" {
@@ -213,8 +224,11 @@ func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, d
 		if mtHint != "" && d.desc.MediaType == "" {
 			d.desc.MediaType = mtHint
 		}
-		r.cache.putBlob(dgst, d.raw)
-		r.cache.putJSON("mediatypes", dgst, d.desc.MediaType)
+		if entry {
+			r.cache.putMemBlob(dgst, d.raw)
+		} else {
+			r.putManifest(doc{raw: d.raw, desc: registry.Descriptor{MediaType: d.desc.MediaType, Digest: dgst}})
+		}
 		return d, nil
 	})
 	if err != nil {
@@ -223,6 +237,19 @@ func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, d
 	return v.(doc), nil
 }
 
+// putManifest caches a manifest read by its digest, and its media type
+// when the body does not say it (sniffMediaType is what a read without a
+// cached media type falls back on): a cold run writes one file per
+// manifest, not two.
+func (r *Resolver) putManifest(d doc) {
+	r.cache.putBlob(d.desc.Digest, d.raw)
+	if sniffMediaType(d.raw) != d.desc.MediaType {
+		r.cache.putJSON("mediatypes", d.desc.Digest, d.desc.MediaType)
+	}
+}
+
+// blob returns a config from the cache or fetches it once; what it
+// fetches is kept in memory: entry writes it to disk in its entryFile.
 func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, st *statsMu) ([]byte, error) {
 	if b, ok := r.cache.blob(dgst); ok {
 		r.hit(st)
@@ -234,7 +261,7 @@ func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, 
 		if err != nil {
 			return nil, err
 		}
-		r.cache.putBlob(dgst, b)
+		r.cache.putMemBlob(dgst, b)
 		return b, nil
 	})
 	if err != nil {

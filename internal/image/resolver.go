@@ -36,6 +36,7 @@ const (
 	annotationBaseDigest   = "org.opencontainers.image.base.digest"
 	maxNestedIndexDepth    = 4
 	defaultConcurrency     = 16
+	imagesInFlight         = 8 // per concurrency slot, in InspectAll
 	defaultTagTTL          = time.Minute
 	attestationManifestRef = "attestation-manifest"
 )
@@ -276,10 +277,14 @@ func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 		defer r.progress.Finish()
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4 * r.concurrency)
+	// Enough images under way that the concurrency slots never wait for
+	// an image to start: each image's requests form a chain (tag, index,
+	// manifest, config, layer), and an image that waits on one holds none.
+	g.SetLimit(imagesInFlight * r.concurrency)
+	defer r.cache.flush()
 	for i, q := range reqs {
 		g.Go(func() error {
-			out[i] = r.Inspect(gctx, q)
+			out[i] = r.inspectShared(gctx, q)
 			if r.progress != nil {
 				r.progress.Done(q, out[i])
 			}
@@ -291,8 +296,14 @@ func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 }
 
 // Inspect inspects one reference. Identical requests in one run share one
-// answer.
+// answer. What it learned is in the cache directory when it returns.
 func (r *Resolver) Inspect(ctx context.Context, q Request) *Report {
+	defer r.cache.flush()
+	return r.inspectShared(ctx, q)
+}
+
+// inspectShared is Inspect without waiting for the cache's files.
+func (r *Resolver) inspectShared(ctx context.Context, q Request) *Report {
 	key := fmt.Sprintf("%s|%t|%v", q.Ref, q.Verify, overrideKey(q.Override))
 	if q.Credentials != nil {
 		key += "|credentials " + q.Credentials.ID

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -16,6 +17,7 @@ import (
 // demand, so a verifier reads only the layers (and bytes) it needs.
 type sourceImage struct {
 	ctx    context.Context
+	slot   *streamSlot
 	src    source
 	repo   name.Repository
 	raw    []byte
@@ -52,13 +54,99 @@ func (l *sourceLayer) Digest() (v1.Hash, error)            { return l.desc.Diges
 func (l *sourceLayer) Size() (int64, error)                { return l.desc.Size, nil }
 func (l *sourceLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 func (l *sourceLayer) Compressed() (io.ReadCloser, error) {
-	return l.img.src.BlobStream(l.img.ctx, l.img.repo, l.desc.Digest.String())
+	if err := l.img.slot.acquire(l.img.ctx); err != nil {
+		return nil, err
+	}
+	rc, err := l.img.src.BlobStream(l.img.ctx, l.img.repo, l.desc.Digest.String())
+	if err != nil {
+		l.img.slot.release()
+		return nil, err
+	}
+	return &slotBody{ReadCloser: rc, slot: l.img.slot}, nil
+}
+
+// streamSlot is the one concurrency slot (Resolver.sem) a verification
+// holds while it has a layer stream open: taken when its first stream
+// opens, given back when its last open stream closes, and in any case when
+// the verification ends (done). A verification that waits for a layer
+// another one is streaming (verify.Cache), or works on what it has read,
+// holds none, so it never keeps the registry requests of other images
+// waiting; and it never holds two (a second stream of the same
+// verification, a reread, shares the slot), so verifications cannot wait
+// on each other for slots.
+type streamSlot struct {
+	r    *Resolver
+	take sync.Mutex // serializes acquire
+	mu   sync.Mutex
+	open int
+	held bool
+}
+
+func (s *streamSlot) acquire(ctx context.Context) error {
+	s.take.Lock()
+	defer s.take.Unlock()
+	s.mu.Lock()
+	if s.held {
+		s.open++
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	select {
+	case s.r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	s.held, s.open = true, 1
+	s.mu.Unlock()
+	return nil
+}
+
+// release ends one open stream; the last gives the slot back.
+func (s *streamSlot) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open > 0 {
+		s.open--
+	}
+	if s.open == 0 && s.held {
+		s.held = false
+		<-s.r.sem
+	}
+}
+
+// done gives the slot back whatever streams the verification left open
+// (they close with its context).
+func (s *streamSlot) done() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open = 0
+	if s.held {
+		s.held = false
+		<-s.r.sem
+	}
+}
+
+// slotBody is a layer stream that releases its slot once, when closed
+// (verify closes a stream from its context's AfterFunc too).
+type slotBody struct {
+	io.ReadCloser
+	slot *streamSlot
+	once sync.Once
+}
+
+func (b *slotBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.slot.release)
+	return err
 }
 
 // toV1Image presents a manifest read from src; origin names where its
-// layer bytes come from (see Resolver.origin and LayerOrigin).
-func toV1Image(ctx context.Context, src source, repo name.Repository, raw []byte, mt string, config []byte, origin string) (v1.Image, error) {
-	img, err := partial.CompressedToImage(&sourceImage{ctx: ctx, src: src, repo: repo, raw: raw, mt: types.MediaType(mt), config: config})
+// layer bytes come from (see Resolver.origin and LayerOrigin). Its layer
+// streams take slot (see streamSlot).
+func toV1Image(ctx context.Context, slot *streamSlot, src source, repo name.Repository, raw []byte, mt string, config []byte, origin string) (v1.Image, error) {
+	img, err := partial.CompressedToImage(&sourceImage{ctx: ctx, slot: slot, src: src, repo: repo, raw: raw, mt: types.MediaType(mt), config: config})
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 			}
 			w.seen[e.Digest] = true
 			w.indexes++
-			child, err := r.manifestByDigest(ctx, ref.Context(), e.Digest, m.MediaType, st)
+			child, err := r.manifestByDigest(ctx, ref.Context(), e.Digest, m.MediaType, false, st)
 			if err != nil {
 				e.skip(skipReasonOf(err), "nested index unreadable: "+err.Error())
 				break
@@ -103,7 +103,7 @@ func (r *Resolver) index(ctx context.Context, ref name.Reference, d doc, parents
 	for _, e := range jobs {
 		g.Go(func() error {
 			st.recordPanic(recovered(func() error {
-				md, err := r.manifestByDigest(gctx, ref.Context(), e.Digest, e.MediaType, st)
+				md, err := r.manifestByDigest(gctx, ref.Context(), e.Digest, e.MediaType, true, st)
 				if err != nil {
 					e.skip(skipReasonOf(err), "manifest unreadable: "+err.Error())
 					return nil
@@ -128,6 +128,9 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	if err != nil {
 		return definitive(fmt.Errorf("parsing manifest %s: %w", e.Digest, err))
 	}
+	// What an earlier run learned of this manifest (its config, its
+	// verdicts) is in its entryFile, when the manifest came from elsewhere.
+	r.cache.loadEntry(e.Digest)
 	cfgRaw, err := r.blob(ctx, ref.Context(), m.Config.Digest.String(), st)
 	if err != nil {
 		return fmt.Errorf("reading config %s: %w", m.Config.Digest, err)
@@ -136,6 +139,9 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 	if err != nil {
 		return definitive(fmt.Errorf("parsing config %s: %w", m.Config.Digest, err))
 	}
+	// One file for what this entry read: its manifest, config and (when
+	// verified) verdicts, written when the entry is done.
+	defer r.cache.putEntry(e.Digest, entryFile{Manifest: raw, MediaType: e.MediaType, ConfigDigest: m.Config.Digest.String(), Config: cfgRaw})
 	e.ConfigDigest = m.Config.Digest.String()
 	e.ConfigPlatform = &specs.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
 	e.Config = &Exec{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, WorkingDir: cf.Config.WorkingDir, Path: pathFromEnv(cf.Config.Env)}
@@ -166,19 +172,22 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		e.GoVersion = ep.GoSettings["GOVERSION"]
 	} else {
 		v, err, _ := r.flight.Do("verify "+vkey, func() (any, error) {
-			img, err := toV1Image(ctx, r.source(st), ref.Context(), raw, e.MediaType, cfgRaw, r.origin(ref, st.layout()))
+			// The verification holds a concurrency slot only while it
+			// streams a layer (streamSlot), not while it waits for one
+			// another verification is reading or works on what it read.
+			slot := &streamSlot{r: r}
+			defer slot.done()
+			img, err := toV1Image(ctx, slot, r.source(st), ref.Context(), raw, e.MediaType, cfgRaw, r.origin(ref, st.layout()))
 			if err != nil {
 				return nil, err
 			}
 			var res *Entrypoint
-			err = r.callSt(ctx, st, func() error {
-				return recovered(func() (err error) { res, err = r.verifier(ctx, img, want, q.Override); return })
-			})
+			err = recovered(func() (err error) { res, err = r.verifier(ctx, img, want, q.Override); return })
 			if err != nil {
 				return nil, err
 			}
 			if res.Verdict != VerdictUnverifiable {
-				r.cache.putJSON("verify", vkey, res)
+				r.cache.putVerdict(e.Digest, vkey, res)
 			}
 			return res, nil
 		})

@@ -25,7 +25,9 @@ import (
 // its index at most twice per run (more when the cache evicts it or a read
 // stops on a limit, an error or a cancel). Two verifications that need the
 // same layer at the same time take turns: the second waits, bounded only by
-// its context, for the first's whole stream.
+// its context, for the first's whole stream. A verification that panics
+// while it reads a layer (the resolver makes that its image's error)
+// publishes nothing of it and lets the waiters go: the next one reads it.
 //
 // Memory is bounded by CacheLimits, least recently used layers and files
 // first out. Safe for concurrent use; create one per run.

@@ -161,6 +161,19 @@ func (f *fsys) close() {
 	f.closeStream()
 }
 
+// abandon ends the verification after a panic: the layer held for the
+// cache is released unpublished (its waiters wake up; one of them reads
+// it), then the stream is closed.
+func (f *fsys) abandon() {
+	if f.held >= 0 {
+		f.cache.release(f.keys[f.held])
+		f.held = -1
+	}
+	if f.s != nil {
+		f.closeStream()
+	}
+}
+
 func (f *fsys) closeStream() {
 	f.s.close()
 	f.s = nil

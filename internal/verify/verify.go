@@ -51,6 +51,12 @@ const maxInterpDepth = 4
 // The error is for a canceled ctx or an image whose config or layer list
 // cannot be read. Safe for concurrent use: each call keeps its own state.
 func Entrypoint(ctx context.Context, img v1.Image, opts ...Option) (*image.Entrypoint, error) {
+	return entrypoint(ctx, img, layerKeys, opts...)
+}
+
+// entrypoint is Entrypoint with the rule that names img's layers for a
+// Cache (layerKeys; tests give images without an origin keys of their own).
+func entrypoint(ctx context.Context, img v1.Image, keysOf func(v1.Image, int) []layerKey, opts ...Option) (*image.Entrypoint, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -67,11 +73,21 @@ func Entrypoint(ctx context.Context, img v1.Image, opts ...Option) (*image.Entry
 	b := &budget{limits: o.limits}
 	v := &verifier{o: o, cfg: cf.Config, b: b, fs: newFS(layers, b), res: &image.Entrypoint{}}
 	if o.cache != nil {
-		if keys := layerKeys(img, len(layers)); keys != nil {
+		if keys := keysOf(img, len(layers)); keys != nil {
 			v.fs.useCache(o.cache, keys)
 		}
 	}
-	defer v.fs.close()
+	closed := false
+	defer func() {
+		if !closed {
+			// A panic (a bug reached through this image's bytes; the
+			// resolver makes it the image's error): what was indexed of the
+			// layer held for the cache may be half built. Publish nothing,
+			// and let verifications waiting for that layer go: the next
+			// one reads it again (and meets the same panic, if it is one).
+			v.fs.abandon()
+		}
+	}()
 	v.want = o.arch
 	if v.want == "" {
 		v.want = cf.Architecture
@@ -81,6 +97,8 @@ func Entrypoint(ctx context.Context, img v1.Image, opts ...Option) (*image.Entry
 	}
 	v.run(ctx)
 	v.fs.finish(ctx)
+	v.fs.close()
+	closed = true
 	v.res.BytesRead, v.res.LayersRead = b.compressed, b.opened
 	if err := ctx.Err(); err != nil {
 		return v.res, err
