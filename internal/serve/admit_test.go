@@ -437,3 +437,51 @@ waivers:
 		}
 	}
 }
+
+// TestServeAdmissionHTTP sends reviews as the API server does, over HTTP:
+// the one-pass decoding of a pod's review answers what Admit answers, and
+// a review whose object is not a pod archfit can read is allowed.
+func TestServeAdmissionHTTP(t *testing.T) {
+	f := newFixture(t, ModeEnforce, mixed(), map[string]any{"amd:1": testimage.App("linux/amd64", "amd64")})
+	p := podOf("shop", f.reg+"/amd:1")
+	p.Annotations = map[string]string{"team": "a/b"}
+	f.learn(t, p)
+	srv := httptest.NewServer(f.s.webhookMux())
+	defer srv.Close()
+	post := func(body []byte) (int, *admissionv1.AdmissionReview) {
+		t.Helper()
+		resp, err := srv.Client().Post(srv.URL+WebhookPath, "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out admissionv1.AdmissionReview
+		if resp.StatusCode == 200 {
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, &out
+	}
+	req := review(t, p)
+	body, _ := json.Marshal(admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}, Request: req})
+	code, got := post(body)
+	want := f.s.Admit(review(t, p))
+	if code != 200 || got.Response == nil || got.Response.UID != req.UID || !got.Response.Allowed {
+		t.Fatalf("HTTP %d, response %+v", code, got.Response)
+	}
+	if string(got.Response.Patch) != string(want.Patch) || string(want.Patch) == "" {
+		t.Errorf("patch over HTTP %s, Admit's %s", got.Response.Patch, want.Patch)
+	}
+	if got := archReq(admitted(t, p, got.Response)); !slices.EqualFunc(got, [][]string{{"amd64"}}, slices.Equal) {
+		t.Errorf("admitted pod's arch terms %v", got)
+	}
+	// An object that does not decode as a pod: allowed, unchanged.
+	bad := strings.Replace(string(body), `"containers":[`, `"containers":7,"x":[`, 1)
+	if code, got := post([]byte(bad)); code != 200 || got.Response == nil || !got.Response.Allowed || got.Response.Patch != nil {
+		t.Errorf("unreadable pod: HTTP %d, %+v", code, got.Response)
+	}
+	if code, _ := post([]byte(`{"kind":"AdmissionReview"}`)); code != 400 {
+		t.Errorf("review without a request: HTTP %d, want 400", code)
+	}
+}
