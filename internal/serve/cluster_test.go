@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -814,5 +815,55 @@ func TestDaemonSetAtRiskReported(t *testing.T) {
 		if len(p.Spec.SchedulingGates) > 0 || p.Annotations[serve.PinnedAnnotation] != "" {
 			t.Errorf("DaemonSet pod %s changed: gates %v annotations %v", p.Name, p.Spec.SchedulingGates, p.Annotations)
 		}
+	}
+}
+
+// The webhook's matchConditions keep the API server from calling archfit
+// for pods it leaves alone anyway (bound to a node, annotated
+// archfit.io/ignore: "true"); every other pod is still reviewed.
+func TestMatchConditionsSkipCalls(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-match")
+	srv := startServe(t, env, ns, nil)
+	reviews := func() int {
+		for _, line := range strings.Split(scrape(t, srv.metrics), "\n") {
+			if v, ok := strings.CutPrefix(line, "archfit_admission_duration_seconds_count "); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				return n
+			}
+		}
+		return 0
+	}
+	hold := []corev1.PodSchedulingGate{{Name: "archfit.io/test-hold"}}
+	mk := func(name string, edit func(*corev1.Pod)) {
+		t.Helper()
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.PodSpec{SchedulingGates: hold, Containers: []corev1.Container{{Name: "app", Image: env.Registry + "/serve/none:v1"}}}}
+		if edit != nil {
+			edit(p)
+		}
+		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The API server calls a newly registered webhook once its
+	// configuration cache has it: wait for one review.
+	i := 0
+	err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		i++
+		mk(fmt.Sprintf("first-%d", i), nil)
+		return reviews() > 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := reviews()
+	mk("bound", func(p *corev1.Pod) { p.Spec.SchedulingGates, p.Spec.NodeName = nil, "nowhere" })
+	mk("opted-out", func(p *corev1.Pod) { p.Annotations = map[string]string{serve.IgnoreKey: "true"} })
+	mk("waiver", func(p *corev1.Pod) { p.Annotations = map[string]string{serve.IgnoreKey: "single-arch-at-risk: reason"} })
+	mk("plain", nil)
+	if got := reviews() - before; got != 2 {
+		t.Errorf("%d reviews for a bound, an opted-out, a waived and a plain pod; want 2 (the waived and the plain)", got)
 	}
 }
