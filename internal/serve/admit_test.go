@@ -295,6 +295,38 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// When full, knowledge evicts the image used least recently, not the one
+// read first: an image every pod of a busy workload uses stays known.
+func TestKnowledgeEvictsLeastRecentlyUsed(t *testing.T) {
+	k := newKnowledge(time.Hour, 3)
+	now := time.Unix(1000, 0)
+	k.now = func() time.Time { now = now.Add(time.Second); return now }
+	rep := &image.Report{Architectures: []string{"amd64"}}
+	q := func(n string) image.Request { return image.Request{Ref: "r.example/" + n + ":1"} }
+	k.put(q("hot"), "", rep) // read first
+	k.put(q("b"), "", rep)
+	k.put(q("c"), "", rep)
+	if k.get(q("hot"), "") == nil { // and used since
+		t.Fatal("hot not known")
+	}
+	k.put(q("d"), "", rep)
+	if k.get(q("hot"), "") == nil {
+		t.Error("the most recently used image was evicted")
+	}
+	if k.get(q("b"), "") != nil {
+		t.Error("the least recently used image was kept")
+	}
+	if k.size() != 3 {
+		t.Errorf("size %d, want 3", k.size())
+	}
+	// Reading an image again refreshes it in place.
+	k.put(q("c"), "", rep)
+	k.put(q("e"), "", rep)
+	if k.get(q("c"), "") == nil || k.get(q("d"), "") != nil || k.size() != 3 {
+		t.Errorf("after refreshing c and adding e: c %v, d %v, size %d", k.get(q("c"), "") != nil, k.get(q("d"), "") != nil, k.size())
+	}
+}
+
 // A tag is trusted for ImageTTL; a digest for good.
 func TestKnowledgeExpiry(t *testing.T) {
 	k := newKnowledge(time.Minute, 2)
