@@ -49,9 +49,12 @@ const benchClients = 64
 // machine's load drifts over every side alike, benchPods per side:
 //
 //   - without: no webhook is called for the namespace;
+//   - without-preset: the same, the pods made as the webhooks leave them;
 //   - archfit: archfit's webhook pins every pod (image known);
 //   - archfit-no-patch: archfit's webhook is called and changes nothing
-//     (nodeName set: out of scope);
+//     (a multi-arch image);
+//   - archfit-skipped: plain pods annotated archfit.io/ignore: "true",
+//     which the webhook's matchConditions keep from archfit;
 //   - minimal: a minimal mutating webhook written here, which answers
 //     every review with the same patch archfit computes as a constant (what
 //     any webhook setting this affinity costs the API server);
@@ -69,6 +72,8 @@ func BenchmarkPodCreation(b *testing.B) {
 	ctx := b.Context()
 	img := env.Registry + "/serve/bench:v1"
 	testenv.Push(b, img, testimage.App("linux/amd64", "amd64"))
+	multi := env.Registry + "/serve/bench-multi:v1"
+	testenv.Push(b, multi, testimage.MultiArch("linux/amd64", "linux/arm64/v8"))
 	// The client's own rate limit (env.Config's 50/s) must not be what
 	// is measured.
 	rc := rest.CopyConfig(env.Config)
@@ -79,19 +84,29 @@ func BenchmarkPodCreation(b *testing.B) {
 	}
 	apiPID, etcdPID := findPID(b, env.Dir, "kube-apiserver"), findPID(b, env.Dir, "etcd")
 	hold := corev1.PodSchedulingGate{Name: "archfit.io/bench-hold"}
-	var preset corev1.Pod // the benchmark pod with minimalPatch applied
-	pod := func(ns string, i int, control, pinned bool) *corev1.Pod {
-		if pinned {
-			p := preset.DeepCopy()
+	var presetPod corev1.Pod // the benchmark pod with minimalPatch applied
+	pod := func(ns string, i int, kind podKind) *corev1.Pod {
+		switch kind {
+		case preset:
+			p := presetPod.DeepCopy()
 			p.Namespace, p.Name = ns, fmt.Sprintf("p-%04d", i)
 			return p
-		}
-		if control {
-			// A pod the webhook is called for and lets through unchanged
-			// (nodeName set: out of scope; no such node, so nothing runs it).
+		case noPatch:
+			// A pod the webhook is called for and lets through unchanged:
+			// its image runs on every architecture.
 			return &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("n-%04d", i), Labels: map[string]string{"app": "bench"}},
-				Spec:       corev1.PodSpec{NodeName: "archfit-bench-nowhere", Containers: []corev1.Container{{Name: "app", Image: img}}},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("n-%04d", i), Labels: map[string]string{"app": "bench", "bench": "no-patch"}},
+				Spec: corev1.PodSpec{SchedulingGates: []corev1.PodSchedulingGate{hold},
+					Containers: []corev1.Container{{Name: "app", Image: multi}}},
+			}
+		case optedOut:
+			// A plain pod annotated archfit.io/ignore: "true": the
+			// webhook's matchConditions skip it.
+			return &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("o-%04d", i), Labels: map[string]string{"app": "bench"},
+					Annotations: map[string]string{serve.IgnoreKey: "true"}},
+				Spec: corev1.PodSpec{SchedulingGates: []corev1.PodSchedulingGate{hold},
+					Containers: []corev1.Container{{Name: "app", Image: img}}},
 			}
 		}
 		return &corev1.Pod{
@@ -101,7 +116,7 @@ func BenchmarkPodCreation(b *testing.B) {
 		}
 	}
 	{
-		raw, err := json.Marshal(pod("", 0, false, false))
+		raw, err := json.Marshal(pod("", 0, plain))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -112,19 +127,18 @@ func BenchmarkPodCreation(b *testing.B) {
 		if raw, err = jp.Apply(raw); err != nil {
 			b.Fatal(err)
 		}
-		if err := json.Unmarshal(raw, &preset); err != nil {
+		if err := json.Unmarshal(raw, &presetPod); err != nil {
 			b.Fatal(err)
 		}
 	}
 	type side struct {
-		name    string
-		ns      string
-		control bool
-		preset  bool // pods made with minimalPatch applied already
-		pinned  bool // every pod must come back with the affinity
-		took    time.Duration
-		cpu     [3]time.Duration // API server, etcd, this process
-		n       int
+		name   string
+		ns     string
+		kind   podKind
+		pinned bool // every pod must come back with the affinity
+		took   time.Duration
+		cpu    [3]time.Duration // API server, etcd, this process
+		n      int
 	}
 	// create makes pods [from, to) of a side (until stop is closed when
 	// to < 0), benchClients at a time, and returns how many it made.
@@ -149,7 +163,7 @@ func BenchmarkPodCreation(b *testing.B) {
 						return
 					default:
 					}
-					got, err := cs.CoreV1().Pods(sd.ns).Create(ctx, pod(sd.ns, i, sd.control, sd.preset), metav1.CreateOptions{})
+					got, err := cs.CoreV1().Pods(sd.ns).Create(ctx, pod(sd.ns, i, sd.kind), metav1.CreateOptions{})
 					mu.Lock()
 					if err != nil && firstErr == nil {
 						firstErr = err
@@ -177,11 +191,14 @@ func BenchmarkPodCreation(b *testing.B) {
 			{name: "without", ns: namespace(b, env, "bench-plain")},
 			// The pods as the webhooks leave them, made so by the client:
 			// what storing the larger pod costs without any webhook.
-			{name: "without-preset", ns: namespace(b, env, "bench-preset"), preset: true, pinned: true},
+			{name: "without-preset", ns: namespace(b, env, "bench-preset"), kind: preset, pinned: true},
 			{name: "archfit", ns: archfitNS, pinned: true},
-			{name: "archfit-no-patch", ns: archfitNS, control: true},
+			{name: "archfit-no-patch", ns: archfitNS, kind: noPatch},
+			// Pods the matchConditions keep from the webhook: what their
+			// evaluation costs.
+			{name: "archfit-skipped", ns: archfitNS, kind: optedOut},
 			{name: "minimal", ns: minimalNS, pinned: true},
-			{name: "minimal-no-patch", ns: minimalNS, control: true},
+			{name: "minimal-no-patch", ns: minimalNS, kind: noPatch},
 		}
 		// The webhooks select their own namespace only: the API server
 		// does not call them for the others' pods.
@@ -190,16 +207,19 @@ func BenchmarkPodCreation(b *testing.B) {
 			srv = startServe(b, env, archfitNS, func(c *serve.Config) { c.Log = nil })
 		})
 		minimal := startMinimalWebhook(b, env, minimalNS)
-		// Warm up: one pod read through the gate, so the rest hit.
-		if _, err := env.Client.CoreV1().Pods(archfitNS).Create(ctx, pod(archfitNS, 1<<20, false, false), metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
-			p, err := env.Client.CoreV1().Pods(archfitNS).Get(ctx, fmt.Sprintf("p-%04d", 1<<20), metav1.GetOptions{})
-			return err == nil && len(p.Spec.SchedulingGates) == 1, nil
-		})
-		if err != nil {
-			b.Fatal(err)
+		// Warm up: one pod of each image read through the gate, so the
+		// rest hit.
+		for _, p := range []*corev1.Pod{pod(archfitNS, 1<<20, plain), pod(archfitNS, 1<<20, noPatch)} {
+			if _, err := env.Client.CoreV1().Pods(archfitNS).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+				p, err := env.Client.CoreV1().Pods(archfitNS).Get(ctx, p.Name, metav1.GetOptions{})
+				return err == nil && len(p.Spec.SchedulingGates) == 1, nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 		load0 := loadAvg()
 		for r := 0; r < benchPods; r += 100 {
@@ -250,6 +270,16 @@ func BenchmarkPodCreation(b *testing.B) {
 		}
 	}
 }
+
+// podKind is what BenchmarkPodCreation's pods are like.
+type podKind int
+
+const (
+	plain   podKind = iota // image for amd64 only, nothing else set
+	preset                 // plain with minimalPatch applied by the client
+	noPatch                // a multi-arch image: nothing to change
+	optedOut               // plain, annotated archfit.io/ignore: "true"
+)
 
 // profileSide profiles the API server (its /debug/pprof/profile) and this
 // process for 6 seconds while run creates pods, and writes both profiles
@@ -315,9 +345,9 @@ func startMinimalWebhook(b *testing.B, env *testenv.Env, ns string) *minimalWebh
 			Request struct {
 				UID    string `json:"uid"`
 				Object struct {
-					Spec struct {
-						NodeName string `json:"nodeName"`
-					} `json:"spec"`
+					Metadata struct {
+						Labels map[string]string `json:"labels"`
+					} `json:"metadata"`
 				} `json:"object"`
 			} `json:"request"`
 		}
@@ -326,7 +356,7 @@ func startMinimalWebhook(b *testing.B, env *testenv.Env, ns string) *minimalWebh
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if review.Request.Object.Spec.NodeName != "" {
+		if review.Request.Object.Metadata.Labels["bench"] == "no-patch" {
 			fmt.Fprintf(w, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":%q,"allowed":true}}`, review.Request.UID)
 			return
 		}
@@ -348,8 +378,8 @@ func startMinimalWebhook(b *testing.B, env *testenv.Env, ns string) *minimalWebh
 	// The API server calls a new webhook once its configuration informer
 	// has it: wait for the first call.
 	err := testenv.Poll(b.Context(), time.Minute, func(ctx context.Context) (bool, error) {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns},
-			Spec: corev1.PodSpec{NodeName: "archfit-bench-nowhere", Containers: []corev1.Container{{Name: "app", Image: "x"}}}}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns, Labels: map[string]string{"bench": "no-patch"}},
+			Spec: corev1.PodSpec{SchedulingGates: []corev1.PodSchedulingGate{{Name: "archfit.io/bench-hold"}}, Containers: []corev1.Container{{Name: "app", Image: "x"}}}}
 		_, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
 		return err == nil && m.calls.Load() > 0, nil
 	})

@@ -117,6 +117,11 @@ func (c *controller) lead(ctx context.Context, pods, dss cache.SharedIndexInform
 	dsReg, _ := dss.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.enqueue(itemDS, o) },
 		UpdateFunc: func(_, o any) { c.enqueue(itemDS, o) },
+		DeleteFunc: func(o any) {
+			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
+				c.queue.Add(itemDS + key)
+			}
+		},
 	})
 	defer func() { _ = dss.RemoveEventHandler(dsReg) }()
 	var wg sync.WaitGroup
@@ -425,16 +430,18 @@ func (c *controller) countGated() {
 // the at-risk metric names it either way.
 func (c *controller) syncDaemonSet(ctx context.Context, item, key string) error {
 	o, ok, err := c.dsIdx.GetByKey(key)
-	if err != nil || !ok {
-		return nil
-	}
 	ds, _ := o.(*appsv1.DaemonSet)
-	if ds == nil || ds.DeletionTimestamp != nil {
+	if err != nil || !ok || ds == nil || ds.DeletionTimestamp != nil {
+		// Gone: so is its at-risk series.
+		if ns, name, err := cache.SplitMetaNamespaceKey(key); err == nil {
+			c.s.metrics.drop(c.s.metrics.daemonSetsAtRisk, ns, name)
+		}
 		return nil
 	}
 	tp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ds.Namespace, Name: ds.Name,
 		Labels: ds.Spec.Template.Labels, Annotations: ds.Spec.Template.Annotations}, Spec: *ds.Spec.Template.Spec.DeepCopy()}
 	if c.s.outOfScope(tp) != "" || ignored(ds.Labels[IgnoreKey], true) {
+		c.s.metrics.drop(c.s.metrics.daemonSetsAtRisk, ds.Namespace, ds.Name)
 		return nil
 	}
 	if len(tp.Spec.ImagePullSecrets) == 0 {
@@ -465,10 +472,10 @@ func (c *controller) syncDaemonSet(ctx context.Context, item, key string) error 
 		}
 	}
 	if d.Outcome != OutcomePinned {
-		c.s.metrics.set(c.s.metrics.daemonSetsAtRisk, 0, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
+		c.s.metrics.replace(c.s.metrics.daemonSetsAtRisk, 0, 2, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
 		return nil
 	}
-	c.s.metrics.set(c.s.metrics.daemonSetsAtRisk, 1, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
+	c.s.metrics.replace(c.s.metrics.daemonSetsAtRisk, 1, 2, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
 	mark := fmt.Sprintf("%d %s", ds.Generation, strings.Join(d.Allowed, ","))
 	c.mu.Lock()
 	done := c.dsDone[ds.UID] == mark
