@@ -275,10 +275,10 @@ func BenchmarkPodCreation(b *testing.B) {
 type podKind int
 
 const (
-	plain   podKind = iota // image for amd64 only, nothing else set
-	preset                 // plain with minimalPatch applied by the client
-	noPatch                // a multi-arch image: nothing to change
-	optedOut               // plain, annotated archfit.io/ignore: "true"
+	plain    podKind = iota // image for amd64 only, nothing else set
+	preset                  // plain with minimalPatch applied by the client
+	noPatch                 // a multi-arch image: nothing to change
+	optedOut                // plain, annotated archfit.io/ignore: "true"
 )
 
 // profileSide profiles the API server (its /debug/pprof/profile) and this
