@@ -32,6 +32,7 @@ const maxReviewBytes = 3 << 20
 func (s *Server) webhookMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebhookPath, s.serveAdmission)
+	mux.HandleFunc("GET "+ReportPath, s.authorized(ReportPath, s.report.serve))
 	return mux
 }
 

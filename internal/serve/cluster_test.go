@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -23,7 +24,9 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -490,13 +493,12 @@ func TestObserveChangesNothing(t *testing.T) {
 	waitEvent(ctx, t, env, ns, "ArchWouldPin", "kubernetes.io/arch in (amd64)")
 	crash := waitEvent(ctx, t, env, ns, "ArchCrash", "wrong-arch-binary")
 	t.Logf("crash event: %s", crash.Message)
-	resp, err := http.Get("http://" + srv.metrics + "/report")
-	if err != nil {
-		t.Fatal(err)
+	code, body := getReport(t, srv.webhook, env.Config.BearerToken)
+	if code != http.StatusOK {
+		t.Fatalf("GET /report with an admin's token: %d %s", code, body)
 	}
-	defer resp.Body.Close()
 	var rep serve.Report
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+	if err := json.Unmarshal(body, &rep); err != nil {
 		t.Fatal(err)
 	}
 	pinned := 0
@@ -507,6 +509,91 @@ func TestObserveChangesNothing(t *testing.T) {
 	}
 	if pinned == 0 {
 		t.Errorf("the report has no would-pin entry: %+v", rep)
+	}
+}
+
+// getReport GETs /report from archfit's HTTPS port with a bearer token
+// ("": none).
+func getReport(t *testing.T, addr, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+serve.ReportPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	// The serving certificate is the test's ephemeral CA's; what is tested
+	// here is who may read the report.
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// /report names pods and images: it is served on the HTTPS port only, to
+// a token the cluster authenticates and authorizes for GET /report; never
+// on the plain metrics port.
+func TestReportNeedsAuthorization(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-report")
+	srv := startServe(t, env, ns, func(c *serve.Config) { c.Mode = serve.ModeObserve })
+	if code, _ := getReport(t, srv.webhook, ""); code != http.StatusUnauthorized {
+		t.Errorf("without a token: %d, want 401", code)
+	}
+	if code, _ := getReport(t, srv.webhook, "not-a-token"); code != http.StatusUnauthorized {
+		t.Errorf("with a bad token: %d, want 401", code)
+	}
+	// A service account nobody granted anything.
+	sa, err := env.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := env.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := getReport(t, srv.webhook, tok.Status.Token); code != http.StatusForbidden {
+		t.Errorf("with an unprivileged service account's token: %d, want 403", code)
+	}
+	// Granted get on /report, it reads it.
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "archfit-report-" + ns},
+		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{serve.ReportPath}, Verbs: []string{"get"}}}}
+	if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+	})
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: sa.Name}}}
+	if _, err := env.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	// The denial is remembered for 10 s.
+	err = testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		code, _ := getReport(t, srv.webhook, tok.Status.Token)
+		return code == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Errorf("granted get on /report, the service account still cannot read it: %v", err)
+	}
+	resp, err := http.Get("http://" + srv.metrics + serve.ReportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/report on the plain metrics port: %d, want 404", resp.StatusCode)
 	}
 }
 
