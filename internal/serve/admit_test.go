@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"maps"
 	"net/http/httptest"
 	"slices"
 	"sort"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/object"
 	"github.com/archfit/archfit/internal/testimage"
 	"github.com/archfit/archfit/internal/verify"
 )
@@ -515,5 +517,52 @@ func TestServeAdmissionHTTP(t *testing.T) {
 	}
 	if code, _ := post([]byte(`{"kind":"AdmissionReview"}`)); code != 400 {
 		t.Errorf("review without a request: HTTP %d, want 400", code)
+	}
+}
+
+// Waivers name workloads: a pod's owner is inferred as the cluster package
+// infers it, so waivers of Rollouts, CronJobs and StatefulSets match their
+// pods, not only Deployments'.
+func TestWaiversMatchInferredOwners(t *testing.T) {
+	f := newFixture(t, ModeEnforce, mixed(), map[string]any{"amd:1": testimage.App("linux/amd64", "amd64")})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "archfit", Name: "waivers"}, Data: map[string]string{".archfit.yaml": `
+waivers:
+- {code: single-arch-at-risk, kind: Rollout, name: canary, reason: r}
+- {code: single-arch-at-risk, kind: CronJob, name: nightly, reason: r}
+- {code: single-arch-at-risk, kind: StatefulSet, name: db, reason: r}
+- {code: single-arch-at-risk, kind: Deployment, name: web, reason: r}
+`}}
+	ws, err := parseWaivers(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s.waivers.Store(&ws)
+	ctl := ptr.To(true)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		owner  metav1.OwnerReference
+		want   object.Ref
+		out    Outcome
+	}{
+		{"rollout", map[string]string{"rollouts-pod-template-hash": "7f9c"}, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "canary-7f9c", Controller: ctl},
+			object.Ref{APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Namespace: "shop", Name: "canary"}, OutcomeWaived},
+		{"cronjob", nil, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "nightly-29400000", Controller: ctl},
+			object.Ref{APIVersion: "batch/v1", Kind: "CronJob", Namespace: "shop", Name: "nightly"}, OutcomeWaived},
+		{"statefulset", nil, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", Controller: ctl},
+			object.Ref{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "shop", Name: "db"}, OutcomeWaived},
+		{"deployment", map[string]string{"pod-template-hash": "abc12"}, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc12", Controller: ctl},
+			object.Ref{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"}, OutcomeWaived},
+		{"job named like a date, not a CronJob's", nil, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "nightly-20240101", Controller: ctl},
+			object.Ref{APIVersion: "batch/v1", Kind: "Job", Namespace: "shop", Name: "nightly-20240101"}, OutcomePinned},
+	} {
+		p := podOf("shop", f.reg+"/amd:1")
+		maps.Copy(p.Labels, c.labels)
+		p.OwnerReferences = []metav1.OwnerReference{c.owner}
+		f.learn(t, p)
+		d := f.s.decidePod(p, false)
+		if d.Owner != c.want || d.Outcome != c.out {
+			t.Errorf("%s: owner %+v outcome %s, want %+v %s", c.name, d.Owner, d.Outcome, c.want, c.out)
+		}
 	}
 }
