@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -368,7 +367,7 @@ func (s *Server) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Reques
 		g.Go(func() error {
 			start := time.Now()
 			rep := res.Inspect(ctx, q)
-			reg := registryOf(q.Ref)
+			reg := image.RegistryOf(q.Ref)
 			s.metrics.since(s.metrics.inspectionSeconds, start, reg)
 			if rep.Error != nil {
 				s.metrics.add(s.metrics.inspectionErrors, 1, reg, rep.Error.Reason)
@@ -390,14 +389,6 @@ func (s *Server) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Reques
 	_ = g.Wait()
 	slices.Sort(failures)
 	return failures
-}
-
-func registryOf(ref string) string {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "invalid"
-	}
-	return r.Context().RegistryStr()
 }
 
 // logWriter turns what shared code writes to errOut into log records.
