@@ -287,7 +287,7 @@ func annotationOps(p *corev1.Pod, key, value string) []remedy.Operation {
 	if len(p.Annotations) == 0 {
 		return []remedy.Operation{remedy.NewOp("add", "/metadata/annotations", map[string]string{key: value})}
 	}
-	return []remedy.Operation{remedy.NewOp("add", "/metadata/annotations/"+strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1"), value)}
+	return []remedy.Operation{remedy.NewOp("add", "/metadata/annotations/"+remedy.PointerToken(key), value)}
 }
 
 // credID names the pull secrets a pod's images are read with (what the
