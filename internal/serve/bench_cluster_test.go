@@ -234,7 +234,7 @@ func BenchmarkPodCreation(b *testing.B) {
 				}
 			}
 		}
-		b.Logf("load average %s before, %s after", load0, loadAvg())
+		fmt.Fprintf(os.Stderr, "load average %s before, %s after\n", load0, loadAvg())
 		// The control is honest only if it makes the pods archfit makes.
 		var made [2]*corev1.Pod
 		for k, ns := range []string{archfitNS, minimalNS} {
@@ -252,7 +252,7 @@ func BenchmarkPodCreation(b *testing.B) {
 		for _, sd := range sides {
 			rate := float64(sd.n) / sd.took.Seconds()
 			b.ReportMetric(rate, "pods/s-"+sd.name)
-			b.Logf("%-17s %4d pods %6.1f pods/s (%+5.1f %%)  CPU µs/pod: API server %5.0f  etcd %4.0f  this process %4.0f",
+			fmt.Fprintf(os.Stderr, "%-17s %4d pods %6.1f pods/s (%+5.1f %%)  CPU µs/pod: API server %5.0f  etcd %4.0f  this process %4.0f\n",
 				sd.name, sd.n, rate, 100*(rate-wo)/wo, perPod(sd.cpu[0], sd.n), perPod(sd.cpu[1], sd.n), perPod(sd.cpu[2], sd.n))
 		}
 		b.ReportMetric(100*(wo-float64(sides[1].n)/sides[1].took.Seconds())/wo, "%-slower")
@@ -310,7 +310,7 @@ func profileSide(b *testing.B, env *testenv.Env, dir, name string, run func(stop
 	if err := os.WriteFile(filepath.Join(dir, "apiserver-"+name+".pprof"), <-done, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("profiled %s: %d pods in %d s", name, n, seconds)
+	fmt.Fprintf(os.Stderr, "profiled %s: %d pods in %d s\n", name, n, seconds)
 }
 
 // minimalWebhook is the control: the least a mutating webhook can do,
