@@ -195,7 +195,7 @@ func guarded(before *unstructured.Unstructured, ops []remedy.Operation) ([]byte,
 			if s, ok := m[k]; ok {
 				v = s
 			}
-			if err := test("/metadata/"+f.field+"/"+escapePointer(k), v); err != nil {
+			if err := test("/metadata/"+f.field+"/"+remedy.PointerToken(k), v); err != nil {
 				return nil, err
 			}
 		}
@@ -208,11 +208,6 @@ func guarded(before *unstructured.Unstructured, ops []remedy.Operation) ([]byte,
 		return nil, err
 	}
 	return json.Marshal(append(tests, ops...))
-}
-
-// escapePointer escapes a key for a JSON pointer (RFC 6901).
-func escapePointer(k string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
 
 func (a *Applier) patch(ctx context.Context, before *unstructured.Unstructured, res *remedy.Result, dryRun []string) (*unstructured.Unstructured, error) {

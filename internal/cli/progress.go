@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/term"
 
 	"github.com/archfit/archfit/internal/image"
@@ -52,18 +51,6 @@ func newImageProgress(w io.Writer) *imageProgress {
 	return &imageProgress{w: w, now: time.Now, delay: time.Second, every: 200 * time.Millisecond}
 }
 
-// registryOf groups references by registry (host:port as pulled).
-func registryOf(ref string) string {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "invalid"
-	}
-	if reg := r.Context().RegistryStr(); reg != name.DefaultRegistry {
-		return reg
-	}
-	return "docker.io"
-}
-
 func (p *imageProgress) Start(reqs []image.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -73,7 +60,7 @@ func (p *imageProgress) Start(reqs []image.Request) {
 	p.regs, p.nImages, p.nDone = nil, 0, 0
 	for _, q := range reqs {
 		if p.left[q.Ref] == 0 {
-			reg := registryOf(q.Ref)
+			reg := image.RegistryOf(q.Ref)
 			if p.total[reg] == 0 {
 				p.regs = append(p.regs, reg)
 			}

@@ -78,7 +78,10 @@ failure get an event on the pod and its workload with the root cause and
 the remedy, judged as "archfit diagnose" judges them.
 
 --mode observe (the default) changes nothing: events, metrics and GET
-/report on --metrics-listen say what enforce would have done.`,
+/report say what enforce would have done. /report names pods and images:
+it is served on the HTTPS port (--listen) to a bearer token the cluster
+authenticates and authorizes for get on the non-resource URL /report;
+--metrics-listen serves /metrics, /healthz and /readyz.`,
 		Example: `  # development: run out of the cluster, register the webhook at this process
   archfit serve --kubeconfig ~/.kube/config --listen 127.0.0.1:8443 --install --leader-elect=false
   # remove the webhook and every archfit.io/arch scheduling gate
@@ -100,8 +103,8 @@ the remedy, judged as "archfit diagnose" judges them.
 		f.Usage = "archfit's own namespace: its Lease, certificate Secret and waivers ConfigMap (default $POD_NAMESPACE, else archfit)"
 	}
 	fs.StringVar(&o.mode, "mode", string(serve.ModeObserve), "observe (change nothing: events, metrics and /report say what enforce would do) or enforce")
-	fs.StringVar(&o.listen, "listen", ":8443", "the webhook's HTTPS address")
-	fs.StringVar(&o.metricsListen, "metrics-listen", ":8080", "plain HTTP address of /metrics, /healthz, /readyz and /report")
+	fs.StringVar(&o.listen, "listen", ":8443", "the webhook's HTTPS address (also GET /report, to tokens authorized for it)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", ":8080", "plain HTTP address of /metrics, /healthz and /readyz")
 	fs.StringVar(&o.certDir, "cert-dir", "", "serve DIR/tls.crt and DIR/tls.key (cert-manager or files, reloaded when they change); the CA bundle is left alone")
 	fs.StringVar(&o.certSecret, "cert-secret", "archfit-serving-cert", "without --cert-dir: the Secret in --namespace that holds archfit's own CA and serving certificate (created, renewed before expiry, its CA bundle written into the webhook configuration)")
 	fs.StringVar(&o.service, "service", "archfit", "the Service the webhook configuration points at (names in the serving certificate)")

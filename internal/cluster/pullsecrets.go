@@ -178,7 +178,9 @@ func (ps *PullSecrets) add(p *corev1.Pod, names []string) {
 }
 
 // Attach gives each request the credentials of the pods that run its
-// image: the user's keychain plus those pods' secrets. The requests come
+// image: those pods' secrets, then the user's keychain (as the kubelet
+// tries a pod's pull secrets before the node's own credentials: for a
+// registry both know, the pod's secret is what pulls its image). The requests come
 // deduplicated by image, so an image that pods with different secrets run
 // is read with the user's own credentials only, never with one namespace's
 // secrets for another's pod, and a warning says so. A nil ps attaches
@@ -192,12 +194,13 @@ func (ps *PullSecrets) Attach(reqs []image.Request, user authn.Keychain, errOut 
 		if c, ok := creds[id]; ok {
 			return c
 		}
-		kcs := []authn.Keychain{user}
+		var kcs []authn.Keychain
 		for _, r := range ps.sets[id] {
 			if kc := ps.keychains[r]; kc != nil {
 				kcs = append(kcs, kc)
 			}
 		}
+		kcs = append(kcs, user)
 		c := &image.Credentials{ID: id, Keychain: authn.NewMultiKeychain(kcs...)}
 		creds[id] = c
 		return c

@@ -40,7 +40,13 @@ func TestPullSecretsStayInTheirNamespace(t *testing.T) {
 
 	reqs := []image.Request{{Ref: "reg.example.com/shop/api:1"}, {Ref: "reg.example.com/shop/api:2"}, {Ref: "reg.example.com/base:1"}}
 	var errOut bytes.Buffer
-	ps.Attach(reqs, authn.NewMultiKeychain(), &errOut)
+	// The user's (archfit's own) keychain knows the registry too: the
+	// pod's secret wins for the pod's image, as the kubelet's would.
+	own, err := registry.DockerConfigKeychain([]byte(`{"auths":{"reg.example.com":{"username":"archfit","password":"own-pw"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.Attach(reqs, own, &errOut)
 
 	password := func(q image.Request) string {
 		t.Helper()
@@ -59,8 +65,8 @@ func TestPullSecretsStayInTheirNamespace(t *testing.T) {
 		t.Errorf("shop's own image: credentials %q, secret used %t", id, pw != "")
 	}
 	for _, q := range reqs[1:] {
-		if q.Credentials == nil || q.Credentials.ID != "" || password(q) != "" {
-			t.Errorf("%s: another namespace's secret is used", q.Ref)
+		if q.Credentials == nil || q.Credentials.ID != "" || password(q) != "own-pw" {
+			t.Errorf("%s: another namespace's secret is used, or not the user's own credentials", q.Ref)
 		}
 	}
 	if !strings.Contains(errOut.String(), "reg.example.com/base:1 runs in pods with different pull secrets") {

@@ -424,3 +424,14 @@ func TestPullsOSFeaturesVariant(t *testing.T) {
 		t.Errorf("PullRuntime unlisted variant: %s", rt)
 	}
 }
+
+func TestRegistryOf(t *testing.T) {
+	for ref, want := range map[string]string{
+		"nginx": "docker.io", "docker.io/library/nginx:1": "docker.io", "index.docker.io/foo/bar@sha256:" + strings.Repeat("a", 64): "docker.io",
+		"ghcr.io/o/r:v1": "ghcr.io", "127.0.0.1:5000/a/b": "127.0.0.1:5000", "UPPER/case": "invalid",
+	} {
+		if got := RegistryOf(ref); got != want {
+			t.Errorf("RegistryOf(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}

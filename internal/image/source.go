@@ -314,6 +314,21 @@ func (ls *layoutSet) find(ref name.Reference) (*layoutSource, *LayoutEntry, erro
 	return nil, nil, &registry.HTTPError{Method: "GET", URL: "oci-layout:" + ref.String(), StatusCode: http.StatusNotFound, Codes: []string{"MANIFEST_UNKNOWN"}, Message: msg}
 }
 
+// RegistryOf names the registry of an image reference or repository as
+// people write it: host[:port], "docker.io" for Docker Hub (whatever
+// spelling the reference used), "invalid" when it does not parse. For
+// grouping and labels (progress, metrics, CI recipes), never for a request.
+func RegistryOf(ref string) string {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return "invalid"
+	}
+	if reg := r.Context().RegistryStr(); reg != name.DefaultRegistry {
+		return reg
+	}
+	return "docker.io"
+}
+
 // shortRepository is repo as people write it: Docker Hub's without
 // index.docker.io/ and library/.
 func shortRepository(repo name.Repository) string {

@@ -150,7 +150,7 @@ func Build(r image.Report, opts ...BuildOption) BuildAdvice {
 		a.Recipes = append(a.Recipes, *join)
 	}
 
-	reg := registryOf(repo)
+	reg := image.RegistryOf(repo)
 	user, pass := "${{ secrets.REGISTRY_USERNAME }}", "${{ secrets.REGISTRY_PASSWORD }}"
 	if reg == "ghcr.io" {
 		user, pass = "${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}"
@@ -342,16 +342,4 @@ func tagOr(tag string) string {
 		return "latest"
 	}
 	return tag
-}
-
-func registryOf(repo string) string {
-	r, err := name.NewRepository(repo)
-	if err != nil {
-		return "docker.io"
-	}
-	reg := r.RegistryStr()
-	if reg == name.DefaultRegistry {
-		return "docker.io"
-	}
-	return reg
 }

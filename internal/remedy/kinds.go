@@ -154,8 +154,13 @@ func pointer(parts ...string) string {
 	var b strings.Builder
 	for _, p := range parts {
 		b.WriteByte('/')
-		p = strings.ReplaceAll(p, "~", "~0")
-		b.WriteString(strings.ReplaceAll(p, "/", "~1"))
+		b.WriteString(PointerToken(p))
 	}
 	return b.String()
+}
+
+// PointerToken escapes one reference token of an RFC 6901 JSON pointer (a
+// key such as "archfit.io/pinned"): "~" as "~0", then "/" as "~1".
+func PointerToken(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }

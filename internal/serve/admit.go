@@ -1,18 +1,22 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/archfit/archfit/internal/image"
@@ -28,7 +32,25 @@ const maxReviewBytes = 3 << 20
 func (s *Server) webhookMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebhookPath, s.serveAdmission)
+	mux.HandleFunc("GET "+ReportPath, s.authorized(ReportPath, s.report.serve))
 	return mux
+}
+
+// podReview is the part of an admission.k8s.io/v1 AdmissionReview archfit
+// reads, with the object decoded as a pod in the same pass: one decoding
+// of the body, not one of the review and another of its object. Fields
+// archfit does not read (oldObject, userInfo, options) are skipped.
+type podReview struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Request    *struct {
+		UID         types.UID               `json:"uid"`
+		Kind        metav1.GroupVersionKind `json:"kind"`
+		SubResource string                  `json:"subResource,omitempty"`
+		Namespace   string                  `json:"namespace,omitempty"`
+		Operation   admissionv1.Operation   `json:"operation"`
+		Object      *corev1.Pod             `json:"object,omitempty"`
+	} `json:"request"`
 }
 
 func (s *Server) serveAdmission(w http.ResponseWriter, r *http.Request) {
@@ -36,25 +58,67 @@ func (s *Server) serveAdmission(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxReviewBytes+1))
-	if err != nil || len(body) > maxReviewBytes {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBuffer(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxReviewBytes+1)); err != nil || buf.Len() > maxReviewBytes {
 		http.Error(w, "unreadable or too large admission review", http.StatusRequestEntityTooLarge)
 		return
 	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
-		http.Error(w, "not an admission.k8s.io/v1 AdmissionReview", http.StatusBadRequest)
+	var resp *admissionv1.AdmissionResponse
+	var review podReview
+	if err := json.Unmarshal(buf.Bytes(), &review); err == nil && review.Request != nil {
+		q := review.Request
+		resp = s.admitPod(&admissionv1.AdmissionRequest{UID: q.UID, Kind: q.Kind, SubResource: q.SubResource, Namespace: q.Namespace, Operation: q.Operation}, q.Object)
+	} else {
+		// Not a pod's review (or not one archfit can decode as such):
+		// the general path answers it, allowed.
+		var full admissionv1.AdmissionReview
+		if err := json.Unmarshal(buf.Bytes(), &full); err != nil || full.Request == nil {
+			http.Error(w, "not an admission.k8s.io/v1 AdmissionReview", http.StatusBadRequest)
+			return
+		}
+		resp = s.Admit(full.Request)
+	}
+	out := admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}, Response: resp}
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(out); err != nil {
+		http.Error(w, "encoding the review", http.StatusInternalServerError)
 		return
 	}
-	resp := s.Admit(review.Request)
-	out := admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}, Response: resp}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// bodyBuffers hold review bodies and answers between requests.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBuffer returns a buffer to the pool unless one large review grew it.
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 256<<10 {
+		bodyBuffers.Put(b)
+	}
 }
 
 // Admit answers one admission request. It always allows the pod: archfit
 // only adds constraints (or a gate) and never refuses a pod.
 func (s *Server) Admit(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	var pod *corev1.Pod
+	if req.Kind.Kind == "Pod" && req.Operation == admissionv1.Create && req.SubResource == "" {
+		pod = new(corev1.Pod)
+		if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+			s.cfg.Log.Warn("admission: unreadable pod", "namespace", req.Namespace, "error", err)
+			s.metrics.add(s.metrics.decisions, 1, string(s.cfg.Mode), string(OutcomeError))
+			return &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+		}
+	}
+	return s.admitPod(req, pod)
+}
+
+// admitPod answers a request whose object is decoded (nil when the
+// request is not a pod's creation).
+func (s *Server) admitPod(req *admissionv1.AdmissionRequest, pod *corev1.Pod) *admissionv1.AdmissionResponse {
 	start := time.Now()
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
 	outcome := OutcomeSkipped
@@ -62,41 +126,35 @@ func (s *Server) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admission
 		s.metrics.since(s.metrics.admissionSeconds, start)
 		s.metrics.add(s.metrics.decisions, 1, string(s.cfg.Mode), string(outcome))
 	}()
-	if req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create || req.SubResource != "" {
-		return resp
-	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		outcome = OutcomeError
-		s.cfg.Log.Warn("admission: unreadable pod", "namespace", req.Namespace, "error", err)
+	if req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create || req.SubResource != "" || pod == nil {
 		return resp
 	}
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
-	if why := s.outOfScope(&pod); why != "" {
+	if why := s.outOfScope(pod); why != "" {
 		return resp
 	}
-	d := s.decidePod(&pod, true)
+	d := s.decidePod(pod, true)
 	outcome = d.Outcome
 	if len(d.Unknown) > 0 {
 		// Mark the ones not known yet as misses (the hits were counted),
 		// and learn them: the controller runs in the leader only, and
 		// this replica's next admission should know them.
 		s.metrics.add(s.metrics.cacheLookups, float64(len(d.Unknown)), "miss")
-		s.learn(&pod, d.Unknown)
+		s.learn(pod, d.Unknown)
 	}
-	s.report.add(&pod, d, s.cfg.Mode)
+	s.report.add(pod, d, s.cfg.Mode)
 	if s.cfg.Mode != ModeEnforce {
 		return resp
 	}
 	var ops []remedy.Operation
 	switch d.Outcome {
 	case OutcomePinned:
-		ops = append(d.Ops, annotationOps(&pod, PinnedAnnotation, strings.Join(d.Allowed, ","))...)
+		ops = append(d.Ops, annotationOps(pod, PinnedAnnotation, strings.Join(d.Allowed, ","))...)
 	case OutcomeGated:
-		if !hasGate(&pod) {
-			ops = gateOps(&pod)
+		if !hasGate(pod) {
+			ops = gateOps(pod)
 		}
 	}
 	if len(ops) == 0 {
@@ -229,7 +287,7 @@ func annotationOps(p *corev1.Pod, key, value string) []remedy.Operation {
 	if len(p.Annotations) == 0 {
 		return []remedy.Operation{remedy.NewOp("add", "/metadata/annotations", map[string]string{key: value})}
 	}
-	return []remedy.Operation{remedy.NewOp("add", "/metadata/annotations/"+strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1"), value)}
+	return []remedy.Operation{remedy.NewOp("add", "/metadata/annotations/"+remedy.PointerToken(key), value)}
 }
 
 // credID names the pull secrets a pod's images are read with (what the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"maps"
 	"net/http/httptest"
 	"slices"
 	"sort"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/archfit/archfit/internal/cluster"
 	"github.com/archfit/archfit/internal/image"
+	"github.com/archfit/archfit/internal/object"
 	"github.com/archfit/archfit/internal/testimage"
 	"github.com/archfit/archfit/internal/verify"
 )
@@ -295,6 +297,38 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// When full, knowledge evicts the image used least recently, not the one
+// read first: an image every pod of a busy workload uses stays known.
+func TestKnowledgeEvictsLeastRecentlyUsed(t *testing.T) {
+	k := newKnowledge(time.Hour, 3)
+	now := time.Unix(1000, 0)
+	k.now = func() time.Time { now = now.Add(time.Second); return now }
+	rep := &image.Report{Architectures: []string{"amd64"}}
+	q := func(n string) image.Request { return image.Request{Ref: "r.example/" + n + ":1"} }
+	k.put(q("hot"), "", rep) // read first
+	k.put(q("b"), "", rep)
+	k.put(q("c"), "", rep)
+	if k.get(q("hot"), "") == nil { // and used since
+		t.Fatal("hot not known")
+	}
+	k.put(q("d"), "", rep)
+	if k.get(q("hot"), "") == nil {
+		t.Error("the most recently used image was evicted")
+	}
+	if k.get(q("b"), "") != nil {
+		t.Error("the least recently used image was kept")
+	}
+	if k.size() != 3 {
+		t.Errorf("size %d, want 3", k.size())
+	}
+	// Reading an image again refreshes it in place.
+	k.put(q("c"), "", rep)
+	k.put(q("e"), "", rep)
+	if k.get(q("c"), "") == nil || k.get(q("d"), "") != nil || k.size() != 3 {
+		t.Errorf("after refreshing c and adding e: c %v, d %v, size %d", k.get(q("c"), "") != nil, k.get(q("d"), "") != nil, k.size())
+	}
+}
+
 // A tag is trusted for ImageTTL; a digest for good.
 func TestKnowledgeExpiry(t *testing.T) {
 	k := newKnowledge(time.Minute, 2)
@@ -434,6 +468,101 @@ waivers:
 		cm.Data[".archfit.yaml"] = bad
 		if _, err := parseWaivers(cm); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestServeAdmissionHTTP sends reviews as the API server does, over HTTP:
+// the one-pass decoding of a pod's review answers what Admit answers, and
+// a review whose object is not a pod archfit can read is allowed.
+func TestServeAdmissionHTTP(t *testing.T) {
+	f := newFixture(t, ModeEnforce, mixed(), map[string]any{"amd:1": testimage.App("linux/amd64", "amd64")})
+	p := podOf("shop", f.reg+"/amd:1")
+	p.Annotations = map[string]string{"team": "a/b"}
+	f.learn(t, p)
+	srv := httptest.NewServer(f.s.webhookMux())
+	defer srv.Close()
+	post := func(body []byte) (int, *admissionv1.AdmissionReview) {
+		t.Helper()
+		resp, err := srv.Client().Post(srv.URL+WebhookPath, "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out admissionv1.AdmissionReview
+		if resp.StatusCode == 200 {
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, &out
+	}
+	req := review(t, p)
+	body, _ := json.Marshal(admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}, Request: req})
+	code, got := post(body)
+	want := f.s.Admit(review(t, p))
+	if code != 200 || got.Response == nil || got.Response.UID != req.UID || !got.Response.Allowed {
+		t.Fatalf("HTTP %d, response %+v", code, got.Response)
+	}
+	if string(got.Response.Patch) != string(want.Patch) || string(want.Patch) == "" {
+		t.Errorf("patch over HTTP %s, Admit's %s", got.Response.Patch, want.Patch)
+	}
+	if got := archReq(admitted(t, p, got.Response)); !slices.EqualFunc(got, [][]string{{"amd64"}}, slices.Equal) {
+		t.Errorf("admitted pod's arch terms %v", got)
+	}
+	// An object that does not decode as a pod: allowed, unchanged.
+	bad := strings.Replace(string(body), `"containers":[`, `"containers":7,"x":[`, 1)
+	if code, got := post([]byte(bad)); code != 200 || got.Response == nil || !got.Response.Allowed || got.Response.Patch != nil {
+		t.Errorf("unreadable pod: HTTP %d, %+v", code, got.Response)
+	}
+	if code, _ := post([]byte(`{"kind":"AdmissionReview"}`)); code != 400 {
+		t.Errorf("review without a request: HTTP %d, want 400", code)
+	}
+}
+
+// Waivers name workloads: a pod's owner is inferred as the cluster package
+// infers it, so waivers of Rollouts, CronJobs and StatefulSets match their
+// pods, not only Deployments'.
+func TestWaiversMatchInferredOwners(t *testing.T) {
+	f := newFixture(t, ModeEnforce, mixed(), map[string]any{"amd:1": testimage.App("linux/amd64", "amd64")})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "archfit", Name: "waivers"}, Data: map[string]string{".archfit.yaml": `
+waivers:
+- {code: single-arch-at-risk, kind: Rollout, name: canary, reason: r}
+- {code: single-arch-at-risk, kind: CronJob, name: nightly, reason: r}
+- {code: single-arch-at-risk, kind: StatefulSet, name: db, reason: r}
+- {code: single-arch-at-risk, kind: Deployment, name: web, reason: r}
+`}}
+	ws, err := parseWaivers(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s.waivers.Store(&ws)
+	ctl := ptr.To(true)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		owner  metav1.OwnerReference
+		want   object.Ref
+		out    Outcome
+	}{
+		{"rollout", map[string]string{"rollouts-pod-template-hash": "7f9c"}, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "canary-7f9c", Controller: ctl},
+			object.Ref{APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Namespace: "shop", Name: "canary"}, OutcomeWaived},
+		{"cronjob", nil, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "nightly-29400000", Controller: ctl},
+			object.Ref{APIVersion: "batch/v1", Kind: "CronJob", Namespace: "shop", Name: "nightly"}, OutcomeWaived},
+		{"statefulset", nil, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", Controller: ctl},
+			object.Ref{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "shop", Name: "db"}, OutcomeWaived},
+		{"deployment", map[string]string{"pod-template-hash": "abc12"}, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc12", Controller: ctl},
+			object.Ref{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"}, OutcomeWaived},
+		{"job named like a date, not a CronJob's", nil, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "nightly-20240101", Controller: ctl},
+			object.Ref{APIVersion: "batch/v1", Kind: "Job", Namespace: "shop", Name: "nightly-20240101"}, OutcomePinned},
+	} {
+		p := podOf("shop", f.reg+"/amd:1")
+		maps.Copy(p.Labels, c.labels)
+		p.OwnerReferences = []metav1.OwnerReference{c.owner}
+		f.learn(t, p)
+		d := f.s.decidePod(p, false)
+		if d.Owner != c.want || d.Outcome != c.out {
+			t.Errorf("%s: owner %+v outcome %s, want %+v %s", c.name, d.Owner, d.Outcome, c.want, c.out)
 		}
 	}
 }

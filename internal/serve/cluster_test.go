@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +24,9 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -489,13 +493,12 @@ func TestObserveChangesNothing(t *testing.T) {
 	waitEvent(ctx, t, env, ns, "ArchWouldPin", "kubernetes.io/arch in (amd64)")
 	crash := waitEvent(ctx, t, env, ns, "ArchCrash", "wrong-arch-binary")
 	t.Logf("crash event: %s", crash.Message)
-	resp, err := http.Get("http://" + srv.metrics + "/report")
-	if err != nil {
-		t.Fatal(err)
+	code, body := getReport(t, srv.webhook, env.Config.BearerToken)
+	if code != http.StatusOK {
+		t.Fatalf("GET /report with an admin's token: %d %s", code, body)
 	}
-	defer resp.Body.Close()
 	var rep serve.Report
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+	if err := json.Unmarshal(body, &rep); err != nil {
 		t.Fatal(err)
 	}
 	pinned := 0
@@ -506,6 +509,91 @@ func TestObserveChangesNothing(t *testing.T) {
 	}
 	if pinned == 0 {
 		t.Errorf("the report has no would-pin entry: %+v", rep)
+	}
+}
+
+// getReport GETs /report from archfit's HTTPS port with a bearer token
+// ("": none).
+func getReport(t *testing.T, addr, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+serve.ReportPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	// The serving certificate is the test's ephemeral CA's; what is tested
+	// here is who may read the report.
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// /report names pods and images: it is served on the HTTPS port only, to
+// a token the cluster authenticates and authorizes for GET /report; never
+// on the plain metrics port.
+func TestReportNeedsAuthorization(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-report")
+	srv := startServe(t, env, ns, func(c *serve.Config) { c.Mode = serve.ModeObserve })
+	if code, _ := getReport(t, srv.webhook, ""); code != http.StatusUnauthorized {
+		t.Errorf("without a token: %d, want 401", code)
+	}
+	if code, _ := getReport(t, srv.webhook, "not-a-token"); code != http.StatusUnauthorized {
+		t.Errorf("with a bad token: %d, want 401", code)
+	}
+	// A service account nobody granted anything.
+	sa, err := env.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := env.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := getReport(t, srv.webhook, tok.Status.Token); code != http.StatusForbidden {
+		t.Errorf("with an unprivileged service account's token: %d, want 403", code)
+	}
+	// Granted get on /report, it reads it.
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "archfit-report-" + ns},
+		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{serve.ReportPath}, Verbs: []string{"get"}}}}
+	if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+	})
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: sa.Name}}}
+	if _, err := env.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	// The denial is remembered for 10 s.
+	err = testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		code, _ := getReport(t, srv.webhook, tok.Status.Token)
+		return code == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Errorf("granted get on /report, the service account still cannot read it: %v", err)
+	}
+	resp, err := http.Get("http://" + srv.metrics + serve.ReportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/report on the plain metrics port: %d, want 404", resp.StatusCode)
 	}
 }
 
@@ -814,5 +902,55 @@ func TestDaemonSetAtRiskReported(t *testing.T) {
 		if len(p.Spec.SchedulingGates) > 0 || p.Annotations[serve.PinnedAnnotation] != "" {
 			t.Errorf("DaemonSet pod %s changed: gates %v annotations %v", p.Name, p.Spec.SchedulingGates, p.Annotations)
 		}
+	}
+}
+
+// The webhook's matchConditions keep the API server from calling archfit
+// for pods it leaves alone anyway (bound to a node, annotated
+// archfit.io/ignore: "true"); every other pod is still reviewed.
+func TestMatchConditionsSkipCalls(t *testing.T) {
+	env := cluster.Env(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t, "serve-match")
+	srv := startServe(t, env, ns, nil)
+	reviews := func() int {
+		for _, line := range strings.Split(scrape(t, srv.metrics), "\n") {
+			if v, ok := strings.CutPrefix(line, "archfit_admission_duration_seconds_count "); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				return n
+			}
+		}
+		return 0
+	}
+	hold := []corev1.PodSchedulingGate{{Name: "archfit.io/test-hold"}}
+	mk := func(name string, edit func(*corev1.Pod)) {
+		t.Helper()
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.PodSpec{SchedulingGates: hold, Containers: []corev1.Container{{Name: "app", Image: env.Registry + "/serve/none:v1"}}}}
+		if edit != nil {
+			edit(p)
+		}
+		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The API server calls a newly registered webhook once its
+	// configuration cache has it: wait for one review.
+	i := 0
+	err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		i++
+		mk(fmt.Sprintf("first-%d", i), nil)
+		return reviews() > 0, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := reviews()
+	mk("bound", func(p *corev1.Pod) { p.Spec.SchedulingGates, p.Spec.NodeName = nil, "nowhere" })
+	mk("opted-out", func(p *corev1.Pod) { p.Annotations = map[string]string{serve.IgnoreKey: "true"} })
+	mk("waiver", func(p *corev1.Pod) { p.Annotations = map[string]string{serve.IgnoreKey: "single-arch-at-risk: reason"} })
+	mk("plain", nil)
+	if got := reviews() - before; got != 2 {
+		t.Errorf("%d reviews for a bound, an opted-out, a waived and a plain pod; want 2 (the waived and the plain)", got)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -117,6 +116,11 @@ func (c *controller) lead(ctx context.Context, pods, dss cache.SharedIndexInform
 	dsReg, _ := dss.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.enqueue(itemDS, o) },
 		UpdateFunc: func(_, o any) { c.enqueue(itemDS, o) },
+		DeleteFunc: func(o any) {
+			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
+				c.queue.Add(itemDS + key)
+			}
+		},
 	})
 	defer func() { _ = dss.RemoveEventHandler(dsReg) }()
 	var wg sync.WaitGroup
@@ -363,7 +367,7 @@ func (s *Server) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Reques
 		g.Go(func() error {
 			start := time.Now()
 			rep := res.Inspect(ctx, q)
-			reg := registryOf(q.Ref)
+			reg := image.RegistryOf(q.Ref)
 			s.metrics.since(s.metrics.inspectionSeconds, start, reg)
 			if rep.Error != nil {
 				s.metrics.add(s.metrics.inspectionErrors, 1, reg, rep.Error.Reason)
@@ -385,14 +389,6 @@ func (s *Server) inspect(ctx context.Context, p *corev1.Pod, reqs []image.Reques
 	_ = g.Wait()
 	slices.Sort(failures)
 	return failures
-}
-
-func registryOf(ref string) string {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "invalid"
-	}
-	return r.Context().RegistryStr()
 }
 
 // logWriter turns what shared code writes to errOut into log records.
@@ -425,16 +421,18 @@ func (c *controller) countGated() {
 // the at-risk metric names it either way.
 func (c *controller) syncDaemonSet(ctx context.Context, item, key string) error {
 	o, ok, err := c.dsIdx.GetByKey(key)
-	if err != nil || !ok {
-		return nil
-	}
 	ds, _ := o.(*appsv1.DaemonSet)
-	if ds == nil || ds.DeletionTimestamp != nil {
+	if err != nil || !ok || ds == nil || ds.DeletionTimestamp != nil {
+		// Gone: so is its at-risk series.
+		if ns, name, err := cache.SplitMetaNamespaceKey(key); err == nil {
+			c.s.metrics.drop(c.s.metrics.daemonSetsAtRisk, ns, name)
+		}
 		return nil
 	}
 	tp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ds.Namespace, Name: ds.Name,
 		Labels: ds.Spec.Template.Labels, Annotations: ds.Spec.Template.Annotations}, Spec: *ds.Spec.Template.Spec.DeepCopy()}
 	if c.s.outOfScope(tp) != "" || ignored(ds.Labels[IgnoreKey], true) {
+		c.s.metrics.drop(c.s.metrics.daemonSetsAtRisk, ds.Namespace, ds.Name)
 		return nil
 	}
 	if len(tp.Spec.ImagePullSecrets) == 0 {
@@ -465,10 +463,10 @@ func (c *controller) syncDaemonSet(ctx context.Context, item, key string) error 
 		}
 	}
 	if d.Outcome != OutcomePinned {
-		c.s.metrics.set(c.s.metrics.daemonSetsAtRisk, 0, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
+		c.s.metrics.replace(c.s.metrics.daemonSetsAtRisk, 0, 2, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
 		return nil
 	}
-	c.s.metrics.set(c.s.metrics.daemonSetsAtRisk, 1, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
+	c.s.metrics.replace(c.s.metrics.daemonSetsAtRisk, 1, 2, ds.Namespace, ds.Name, strings.Join(d.Excluded, ","))
 	mark := fmt.Sprintf("%d %s", ds.Generation, strings.Join(d.Allowed, ","))
 	c.mu.Lock()
 	done := c.dsDone[ds.UID] == mark

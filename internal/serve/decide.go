@@ -219,22 +219,11 @@ func schedulableArchs(nodes []*cluster.Node) []string {
 	return out
 }
 
-// ownerOf names the pod's workload from its controller reference: the
-// Deployment of a ReplicaSet whose name is the Deployment's plus the
-// pod-template-hash, else the controller itself, else the pod.
+// ownerOf names the pod's workload from its own references, as the
+// cluster package infers it (Deployment or Argo Rollout of a ReplicaSet,
+// CronJob of a Job, else the controller itself, else the pod): waivers
+// name workloads, not ReplicaSets or Jobs.
 func ownerOf(p *corev1.Pod) object.Ref {
-	for _, or := range p.OwnerReferences {
-		if or.Controller == nil || !*or.Controller {
-			continue
-		}
-		if h := p.Labels["pod-template-hash"]; or.Kind == "ReplicaSet" && h != "" && strings.HasSuffix(or.Name, "-"+h) {
-			return object.Ref{Kind: "Deployment", Namespace: p.Namespace, Name: strings.TrimSuffix(or.Name, "-"+h)}
-		}
-		return object.Ref{APIVersion: or.APIVersion, Kind: or.Kind, Namespace: p.Namespace, Name: or.Name}
-	}
-	name := p.Name
-	if name == "" {
-		name = p.GenerateName
-	}
-	return object.Ref{Kind: "Pod", Namespace: p.Namespace, Name: name}
+	ref, apiVersion := cluster.OwnerOf(p)
+	return object.Ref{APIVersion: apiVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}
 }

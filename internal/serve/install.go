@@ -53,12 +53,26 @@ func Webhook(name, namespace string, sel *metav1.LabelSelector, cc admissionregi
 			NamespaceSelector: nsSel,
 			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 				Key: IgnoreKey, Operator: metav1.LabelSelectorOpDoesNotExist}}},
+			MatchConditions:         MatchConditions(),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			TimeoutSeconds:          ptr.To[int32](WebhookTimeout),
 			AdmissionReviewVersions: []string{"v1"},
 			// Reinvoked after webhooks that add containers (sidecars).
 			ReinvocationPolicy: ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
 		}},
+	}
+}
+
+// MatchConditions keep the API server from calling archfit for pods it
+// leaves alone whatever their images (a call costs the API server more CPU
+// than evaluating these): pods bound to a node already, and pods annotated
+// archfit.io/ignore: "true". They only ever skip pods the webhook would let
+// through unchanged; an expression that fails to evaluate skips the call
+// (failurePolicy Ignore), which is also what archfit would answer.
+func MatchConditions() []admissionregistrationv1.MatchCondition {
+	return []admissionregistrationv1.MatchCondition{
+		{Name: "not-bound", Expression: `!has(object.spec.nodeName) || object.spec.nodeName == ""`},
+		{Name: "not-opted-out", Expression: `!has(object.metadata.annotations) || !("` + IgnoreKey + `" in object.metadata.annotations) || object.metadata.annotations["` + IgnoreKey + `"] != "true"`},
 	}
 }
 

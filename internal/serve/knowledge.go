@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"container/list"
 	"strings"
 	"sync"
 	"time"
@@ -14,12 +15,15 @@ import (
 // digest reference never goes stale; one of a tag does after ttl (the tag
 // may move), and the pod is then gated and the image read again (a HEAD,
 // when archfit's on-disk cache holds the rest). Failures are not kept:
-// they are retried. At most max entries; the oldest goes first.
+// they are retried. At most max entries; the least recently used goes
+// first, in constant time.
 type knowledge struct {
-	mu      sync.RWMutex
-	ttl     time.Duration
-	max     int
-	entries map[string]knownImage
+	mu  sync.Mutex
+	ttl time.Duration
+	max int
+	// entries index lru, whose front is the most recently used.
+	entries map[string]*list.Element
+	lru     list.List
 	now     func() time.Time
 	// gen counts changes, so that decisions made from what was known can
 	// be reused until something changes.
@@ -27,32 +31,36 @@ type knowledge struct {
 }
 
 type knownImage struct {
+	key    string
 	report *image.Report
 	at     time.Time
 }
 
 func newKnowledge(ttl time.Duration, max int) *knowledge {
-	return &knowledge{ttl: ttl, max: max, entries: map[string]knownImage{}, now: time.Now}
+	return &knowledge{ttl: ttl, max: max, entries: map[string]*list.Element{}, now: time.Now}
 }
 
 func knowledgeKey(q image.Request, credID string) string { return q.Key() + "\x00" + credID }
 
 // get returns the report of q read with the credentials credID, if known
-// and fresh.
+// and fresh, and marks it used.
 func (k *knowledge) get(q image.Request, credID string) *image.Report {
-	k.mu.RLock()
-	e, ok := k.entries[knowledgeKey(q, credID)]
-	k.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	el, ok := k.entries[knowledgeKey(q, credID)]
 	if !ok {
 		return nil
 	}
+	e := el.Value.(*knownImage)
 	if !strings.Contains(q.Ref, "@") && k.now().Sub(e.at) > k.ttl {
 		return nil
 	}
+	k.lru.MoveToFront(el)
 	return e.report
 }
 
-// put keeps a successful report.
+// put keeps a successful report, evicting the least recently used one when
+// full.
 func (k *knowledge) put(q image.Request, credID string, rep *image.Report) {
 	if rep == nil || rep.Error != nil {
 		return
@@ -60,28 +68,31 @@ func (k *knowledge) put(q image.Request, credID string, rep *image.Report) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	key := knowledgeKey(q, credID)
-	if _, ok := k.entries[key]; !ok && len(k.entries) >= k.max {
-		oldest, first := "", true
-		var at time.Time
-		for kk, e := range k.entries {
-			if first || e.at.Before(at) {
-				oldest, at, first = kk, e.at, false
-			}
-		}
-		delete(k.entries, oldest)
+	if el, ok := k.entries[key]; ok {
+		e := el.Value.(*knownImage)
+		e.report, e.at = rep, k.now()
+		k.lru.MoveToFront(el)
+		k.gen++
+		return
 	}
-	k.entries[key] = knownImage{report: rep, at: k.now()}
+	if k.max > 0 && len(k.entries) >= k.max {
+		if last := k.lru.Back(); last != nil {
+			delete(k.entries, last.Value.(*knownImage).key)
+			k.lru.Remove(last)
+		}
+	}
+	k.entries[key] = k.lru.PushFront(&knownImage{key: key, report: rep, at: k.now()})
 	k.gen++
 }
 
 func (k *knowledge) generation() uint64 {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	return k.gen
 }
 
 func (k *knowledge) size() int {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	return len(k.entries)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -93,6 +94,32 @@ func (m *metrics) set(f *family, v float64, lv ...string) {
 	m.mu.Lock()
 	m.get(f, lv).value = v
 	m.mu.Unlock()
+}
+
+// replace sets a gauge's series lv and drops the family's other series
+// whose first n label values are lv's: one series per object whose other
+// labels describe it (a DaemonSet's excluded architectures), not one more
+// each time the description changes.
+func (m *metrics) replace(f *family, v float64, n int, lv ...string) {
+	m.mu.Lock()
+	m.dropLocked(f, lv[:n], strings.Join(lv, "\x00"))
+	m.get(f, lv).value = v
+	m.mu.Unlock()
+}
+
+// drop removes the family's series whose first label values are prefix.
+func (m *metrics) drop(f *family, prefix ...string) {
+	m.mu.Lock()
+	m.dropLocked(f, prefix, "")
+	m.mu.Unlock()
+}
+
+func (m *metrics) dropLocked(f *family, prefix []string, keep string) {
+	for key, s := range f.series {
+		if key != keep && len(s.labels) >= len(prefix) && slices.Equal(s.labels[:len(prefix)], prefix) {
+			delete(f.series, key)
+		}
+	}
 }
 
 // observe records v in a histogram.

@@ -73,8 +73,9 @@ const (
 type Config struct {
 	REST *rest.Config
 	Mode Mode
-	// Listen is the webhook's HTTPS address, MetricsListen the plain HTTP
-	// one of /metrics, /healthz, /readyz and /report.
+	// Listen is the webhook's HTTPS address (also GET /report, to callers
+	// the cluster authorizes), MetricsListen the plain HTTP one of
+	// /metrics, /healthz and /readyz.
 	Listen, MetricsListen string
 	// CertDir holds tls.crt and tls.key (cert-manager, files); when empty
 	// archfit keeps a CA and serving certificate in Secret CertSecret.
@@ -172,6 +173,7 @@ type Server struct {
 	waivers   atomic.Pointer[[]audit.Waiver]
 
 	certs  *certSource
+	auth   authCache
 	ready  atomic.Bool
 	leader atomic.Bool
 }
@@ -278,7 +280,15 @@ func (s *Server) Run(ctx context.Context) error {
 		WriteTimeout:      10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	metricsSrv := &http.Server{Handler: s.metricsMux(), ReadHeaderTimeout: 5 * time.Second}
+	webhook.IdleTimeout = 2 * time.Minute // the API server keeps one HTTP/2 connection
+	metricsSrv := &http.Server{
+		Handler:           s.metricsMux(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- webhook.ServeTLS(wl, "", "") }()
 	go func() { errc <- metricsSrv.Serve(ml) }()
@@ -366,6 +376,5 @@ func (s *Server) metricsMux() *http.ServeMux {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("/report", s.report.serve)
 	return mux
 }

@@ -291,7 +291,8 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 		"--kubelet-preferred-address-types=InternalIP",
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
-		"--profiling=false",
+		// ARCHFIT_TESTENV_PROFILING=1 serves /debug/pprof (benchmarks).
+		"--profiling="+strconv.FormatBool(os.Getenv("ARCHFIT_TESTENV_PROFILING") != ""),
 	)
 	if err != nil {
 		return err
