@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/archfit/archfit/internal/cluster"
+	"github.com/archfit/archfit/internal/testenv/proc"
 )
 
 // writeDump writes snap as a kubectl dump (`kubectl get deploy,rs,pods -A
@@ -73,8 +73,8 @@ func writeDump(t *testing.T, snap *cluster.Snapshot, path string) {
 }
 
 // procStats is one whole process as a user waits for it: wall time, CPU
-// (user+sys) and the peak RSS, from the child's rusage (what
-// /usr/bin/time -v reports).
+// (user+sys) and its own peak RSS (GNU time's, as `/usr/bin/time -v`
+// reports it: see internal/testenv/proc for why not the child's rusage).
 type procStats struct {
 	wall, cpu time.Duration
 	rssKiB    int64
@@ -99,19 +99,16 @@ func runProcessTo(t *testing.T, outPath string, env []string, bin string, args .
 	cmd.Stdout = out
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
-	start := time.Now()
-	err = cmd.Run()
-	st := procStats{wall: time.Since(start)}
+	u, err := proc.Run(cmd)
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 { // 3: findings, expected here
 			t.Fatalf("%s %v: %v\n%s", bin, args, err, stderr.b)
 		}
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		st.rssKiB = ru.Maxrss // KiB on Linux
-		st.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if u.RSSUpperBound {
+		t.Logf("%s is missing: peak RSS is wait4's, which includes this test process's own", proc.TimeBinary)
 	}
-	return st
+	return procStats{wall: u.Wall, cpu: u.CPU(), rssKiB: u.MaxRSSKiB}
 }
 
 type limitedBuffer struct{ b []byte }

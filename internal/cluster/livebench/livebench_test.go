@@ -21,7 +21,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/archfit/archfit/internal/testenv"
+	"github.com/archfit/archfit/internal/testenv/proc"
 	"github.com/archfit/archfit/internal/testenv/twin"
 	"github.com/archfit/archfit/internal/testimage"
 )
@@ -242,44 +242,19 @@ func clientRequest(key string) bool {
 func measure(ctx context.Context, t *testing.T, env *testenv.Env, what string, cmd *exec.Cmd) run {
 	t.Helper()
 	before := requestCounts(ctx, t, env.Client)
-	// The child's rusage as wait4 gives it here would count this process's
-	// memory: the child is forked from it (vfork, shared mm) and the kernel
-	// records the old address space's peak at exec. GNU time forks from a
-	// process of a few MB, so its %M is the child's own.
-	usage := filepath.Join(t.TempDir(), "usage")
-	timed := false
-	if _, err := os.Stat("/usr/bin/time"); err == nil {
-		cmd.Args = append([]string{"/usr/bin/time", "-f", "%U %S %M", "-o", usage}, cmd.Args...)
-		cmd.Path, timed = "/usr/bin/time", true
-	}
+	// proc.Run measures the child alone (GNU time), not with this
+	// process's memory as wait4's rusage would.
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
-	r := run{what: what, wall: wall, stdout: out.Bytes(), stderr: errOut.Bytes(), selfRequests: -1, byVerb: map[string]float64{}}
+	u, err := proc.Run(cmd)
+	r := run{what: what, wall: u.Wall, stdout: out.Bytes(), stderr: errOut.Bytes(), selfRequests: -1, byVerb: map[string]float64{},
+		user: u.User, sys: u.Sys, maxRSS: u.MaxRSSKiB}
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			r.exitCode = ee.ExitCode()
 		} else {
 			t.Fatalf("%s: %v", what, err)
 		}
-	}
-	if timed {
-		b, err := os.ReadFile(usage)
-		if err != nil {
-			t.Fatalf("%s: reading /usr/bin/time's output: %v", what, err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		var u, s float64
-		if _, err := fmt.Sscanf(lines[len(lines)-1], "%g %g %d", &u, &s, &r.maxRSS); err != nil {
-			t.Fatalf("%s: /usr/bin/time printed %q: %v", what, b, err)
-		}
-		r.user, r.sys = time.Duration(u*float64(time.Second)), time.Duration(s*float64(time.Second))
-	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.user = time.Duration(ru.Utime.Nano())
-		r.sys = time.Duration(ru.Stime.Nano())
-		r.maxRSS = ru.Maxrss // an upper bound: see above
 	}
 	after := requestCounts(ctx, t, env.Client)
 	for k, v := range after {
