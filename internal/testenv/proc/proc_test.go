@@ -58,6 +58,7 @@ func TestRunMeasuresTheChildAlone(t *testing.T) {
 	if u.CPU() <= 0 || u.Wall <= 0 {
 		t.Errorf("no time measured: %+v", u)
 	}
+	t.Logf("child peak %d KiB", u.MaxRSSKiB)
 	held[len(held)-1] = 2 // keep it alive until here
 	// A child that exits non-zero is measured, and its status returned.
 	cmd = exec.Command(exe)
