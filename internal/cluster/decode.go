@@ -360,53 +360,7 @@ func (c *collector) decodeJSONValue(j *jsonReader) error {
 		return err
 	}
 	obj := span{start, j.base + j.dec.InputOffset()}
-	line := j.lines.at(start)
-	var tm typeMeta
-	for _, f := range []struct {
-		sp  span
-		dst *string
-	}{{apiVersion, &tm.APIVersion}, {kind, &tm.Kind}} {
-		if f.sp.end == 0 {
-			continue
-		}
-		if err := json.Unmarshal(j.data[f.sp.start:f.sp.end], f.dst); err != nil {
-			c.fail(line, err)
-			return nil
-		}
-	}
-	if obj.end-obj.start > c.limits.document {
-		c.fail(line, tooLarge("document", c.limits.document))
-		return nil
-	}
-	if tm.Kind == "" || tm.APIVersion == "" {
-		c.fail(line, ErrNoKind)
-		return nil
-	}
-	itemKind, isList := strings.CutSuffix(tm.Kind, "List")
-	if !isList {
-		if obj.end-obj.start > c.limits.object {
-			c.fail(line, tooLarge("object", c.limits.object))
-			return nil
-		}
-		c.cur = srcText{line: line, text: j.data[obj.start:obj.end], json: true}
-		if err := c.add(tm.APIVersion, tm.Kind, j.data[obj.start:obj.end]); err != nil {
-			c.fail(line, err)
-		}
-		return nil
-	}
-	if itemsNotArray {
-		c.fail(line, fmt.Errorf("%s: items is not an array", tm.Kind))
-		return nil
-	}
-	for _, it := range items {
-		l := func() int { return j.lines.at(it.start) }
-		if it.end-it.start > c.limits.object {
-			c.fail(l(), tooLarge("object", c.limits.object))
-			continue
-		}
-		c.cur = srcText{line: l(), text: j.data[it.start:it.end], json: true}
-		c.decodeItem(j.data[it.start:it.end], tm.APIVersion, itemKind, l)
-	}
+	c.jsonTop(j.data, obj, apiVersion, kind, items, itemsNotArray, j.lines)
 	return nil
 }
 

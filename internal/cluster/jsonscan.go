@@ -395,6 +395,13 @@ func (c *collector) fastJSONValue(s0 *jsonScan, v span, lines *lineCounter) {
 			itemsNotArray = !bytes.Equal(data[val.start:val.end], []byte("null"))
 		}
 	})
+	c.jsonTop(data, v, apiVersion, kind, items, itemsNotArray, lines)
+}
+
+// jsonTop adds one top-level JSON value at v of data, whose apiVersion,
+// kind and items (their spans, unchecked) were found by either reader: an
+// object, or each item of a List (a bad item is that item's error).
+func (c *collector) jsonTop(data []byte, v, apiVersion, kind span, items []span, itemsNotArray bool, lines *lineCounter) {
 	line := lines.at(v.start)
 	var tm typeMeta
 	for _, f := range []struct {
