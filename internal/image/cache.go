@@ -41,13 +41,29 @@ type cache struct {
 	// verdicts are the entrypoint verdicts known this run by manifest
 	// digest, for its entryFile; loaded: the entryFiles read.
 	verdicts map[string]map[string]json.RawMessage
-	loaded   sync.Map
+	loaded   sync.Map // digest -> *entryLoad
 
 	wmu     sync.Mutex
 	queue   []pendingWrite
 	writing bool
 	idle    *sync.Cond // on wmu: the writer stopped with the queue empty
 }
+
+// entryLoad is the one read of an entryFile in a run: every caller waits
+// for it, so none misses what it holds while another goroutine reads it.
+type entryLoad struct {
+	once sync.Once
+	read bool
+}
+
+// maxEntryVerdicts bounds the verdicts an entryFile keeps: each key names
+// a command, a PATH and an origin, and a long-lived cache (archfit serve,
+// CI) would otherwise gather them without end. This run's come first.
+const maxEntryVerdicts = 256
+
+// maxCacheFile bounds what is read of one cache file (a manifest and a
+// config, each bounded when fetched, and verdicts).
+const maxCacheFile = 64 << 20
 
 type pendingWrite struct {
 	path string
@@ -170,36 +186,60 @@ func (c *cache) putVerdict(digest, key string, v any) {
 }
 
 // putEntry writes what an entry's inspection read (see entryFile), with
-// every verdict of it known this run.
+// every verdict of it known this run, and those another run sharing the
+// cache directory wrote since this one read the file (the file is
+// rewritten whole, so they would be lost), up to maxEntryVerdicts.
 func (c *cache) putEntry(digest string, e entryFile) {
 	if c.dir == "" || registry.CheckDigest(digest) != nil {
 		return
 	}
+	path := c.entryPath(digest)
+	var disk map[string]json.RawMessage
+	if b, ok := c.read(path); ok {
+		var old entryFile
+		if json.Unmarshal(b, &old) == nil && registry.VerifyDigest(digest, old.Manifest) == nil {
+			disk = old.Verify
+		}
+	}
 	c.mu.Lock()
-	if v := c.verdicts[digest]; len(v) > 0 {
-		e.Verify = make(map[string]json.RawMessage, len(v))
-		for k, b := range v {
+	v := c.verdicts[digest]
+	e.Verify = make(map[string]json.RawMessage, min(len(v)+len(disk), maxEntryVerdicts))
+	for k, b := range v {
+		if len(e.Verify) < maxEntryVerdicts {
 			e.Verify[k] = b
 		}
 	}
 	c.mu.Unlock()
+	for k, b := range disk {
+		if _, have := e.Verify[k]; !have && len(e.Verify) < maxEntryVerdicts && strings.HasPrefix(k, digest+"|") {
+			e.Verify[k] = b
+		}
+	}
+	if len(e.Verify) == 0 {
+		e.Verify = nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return
 	}
-	c.write(c.entryPath(digest), b)
+	c.write(path, b)
 }
 
 // loadEntry reads the entryFile of a manifest digest into memory, once a
-// run: its manifest (and media type), its config and its verdicts. It
-// reports whether it read the manifest now.
+// run: its manifest (and media type), its config and its verdicts. Every
+// caller waits for that one read; it reports whether the file was read (so
+// the caller looks in memory again).
 func (c *cache) loadEntry(digest string) bool {
 	if c.dir == "" || registry.CheckDigest(digest) != nil {
 		return false
 	}
-	if _, done := c.loaded.LoadOrStore(digest, true); done {
-		return false
-	}
+	l, _ := c.loaded.LoadOrStore(digest, &entryLoad{})
+	el := l.(*entryLoad)
+	el.once.Do(func() { el.read = c.readEntry(digest) })
+	return el.read
+}
+
+func (c *cache) readEntry(digest string) bool {
 	b, ok := c.read(c.entryPath(digest))
 	if !ok {
 		return false
@@ -220,14 +260,18 @@ func (c *cache) loadEntry(digest string) bool {
 		c.mem["blob "+e.ConfigDigest] = e.Config
 	}
 	for k, v := range e.Verify {
-		if strings.HasPrefix(k, digest+"|") {
+		if !strings.HasPrefix(k, digest+"|") {
+			continue
+		}
+		// What this run learned already is newer than the file.
+		if _, have := c.mem["verify "+k]; !have {
 			c.mem["verify "+k] = v
-			if c.verdicts[digest] == nil {
-				c.verdicts[digest] = map[string]json.RawMessage{}
-			}
-			if _, ok := c.verdicts[digest][k]; !ok {
-				c.verdicts[digest][k] = v
-			}
+		}
+		if c.verdicts[digest] == nil {
+			c.verdicts[digest] = map[string]json.RawMessage{}
+		}
+		if _, ok := c.verdicts[digest][k]; !ok {
+			c.verdicts[digest][k] = v
 		}
 	}
 	return true
@@ -284,17 +328,24 @@ func (c *cache) read(path string) ([]byte, bool) {
 	if err != nil || !fi.Mode().IsRegular() || !privateInfo(fi) {
 		return nil, false
 	}
-	b, err := io.ReadAll(f) // the file just checked, not the path again
+	if fi.Size() > maxCacheFile {
+		return nil, false
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxCacheFile)) // the file just checked, not the path again
 	return b, err == nil
 }
 
-// privateDir checks a cache directory once per run (every read used to
+// privateDir checks a cache directory once per run once it exists (every read used to
 // stat it again).
 func (c *cache) privateDir(dir string) bool {
 	if v, ok := c.dirs.Load(dir); ok {
 		return v.(bool)
 	}
-	ok := private(dir)
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return false // not there yet: another run (or this one) may make it
+	}
+	ok := privateInfo(fi)
 	c.dirs.Store(dir, ok)
 	return ok
 }
