@@ -21,11 +21,16 @@ import (
 const ReportPath = "/report"
 
 // authCache remembers verdicts on tokens briefly, so that a scraper does
-// not cost two API requests per GET. Keys are token hashes.
+// not cost two API requests per GET. Keys are token hashes. At most
+// authInFlight tokens are being checked at once: a caller beyond that is
+// answered 429 without asking the API server, so made-up tokens cannot
+// queue reviews without end.
 type authCache struct {
-	mu      sync.Mutex
-	entries map[[32]byte]authVerdict
-	now     func() time.Time
+	mu       sync.Mutex
+	entries  map[[32]byte]authVerdict
+	now      func() time.Time
+	inFlight chan struct{}
+	once     sync.Once
 }
 
 type authVerdict struct {
@@ -37,6 +42,7 @@ const (
 	authAllowTTL = time.Minute
 	authDenyTTL  = 10 * time.Second
 	authMax      = 1024
+	authInFlight = 4
 )
 
 // authorized serves next to callers allowed to GET path, and answers 401
@@ -60,6 +66,9 @@ func (s *Server) authorized(path string, next http.HandlerFunc) http.HandlerFunc
 			http.Error(w, "Unauthorized", status)
 		case http.StatusForbidden:
 			http.Error(w, "Forbidden: get on "+path+" is not allowed", status)
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many tokens being checked: retry", status)
 		default:
 			http.Error(w, "the API server could not check the token", http.StatusServiceUnavailable)
 		}
@@ -81,7 +90,14 @@ func (c *authCache) verdict(ctx context.Context, s *Server, token, path string) 
 		return v.status
 	}
 	c.mu.Unlock()
+	c.once.Do(func() { c.inFlight = make(chan struct{}, authInFlight) })
+	select {
+	case c.inFlight <- struct{}{}:
+	default:
+		return http.StatusTooManyRequests
+	}
 	status := s.checkToken(ctx, token, path)
+	<-c.inFlight
 	if status == http.StatusServiceUnavailable {
 		return status
 	}
@@ -90,12 +106,39 @@ func (c *authCache) verdict(ctx context.Context, s *Server, token, path string) 
 		ttl = authAllowTTL
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.entries) >= authMax {
-		clear(c.entries)
+		c.evict(now(), status == http.StatusOK)
 	}
-	c.entries[key] = authVerdict{status: status, until: now().Add(ttl)}
-	c.mu.Unlock()
+	if len(c.entries) < authMax {
+		c.entries[key] = authVerdict{status: status, until: now().Add(ttl)}
+	}
 	return status
+}
+
+// evict makes room when the cache is full: expired verdicts go, then
+// denials (a flood of made-up tokens must not push out the scrapers that
+// are allowed), then, to make room for an allowed token only, any.
+func (c *authCache) evict(now time.Time, forAllowed bool) {
+	for k, v := range c.entries {
+		if !now.Before(v.until) {
+			delete(c.entries, k)
+		}
+	}
+	for k, v := range c.entries {
+		if len(c.entries) < authMax {
+			return
+		}
+		if v.status != http.StatusOK {
+			delete(c.entries, k)
+		}
+	}
+	for k := range c.entries {
+		if !forAllowed || len(c.entries) < authMax {
+			return
+		}
+		delete(c.entries, k)
+	}
 }
 
 // checkToken asks the API server who the token is and whether they may
@@ -103,7 +146,11 @@ func (c *authCache) verdict(ctx context.Context, s *Server, token, path string) 
 func (s *Server) checkToken(ctx context.Context, token, path string) int {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tr, err := s.cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	cs := s.reviews
+	if cs == nil {
+		cs = s.cs
+	}
+	tr, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 	if err != nil {
 		s.cfg.Log.Warn("token review", "error", err)
 		return http.StatusServiceUnavailable
@@ -116,7 +163,7 @@ func (s *Server) checkToken(ctx context.Context, token, path string) int {
 	for k, v := range u.Extra {
 		extra[k] = authorizationv1.ExtraValue(v)
 	}
-	sar, err := s.cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+	sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User: u.Username, UID: u.UID, Groups: u.Groups, Extra: extra,
 		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: path, Verb: "get"},
 	}}, metav1.CreateOptions{})

@@ -158,6 +158,7 @@ func (c *Config) defaults() {
 type Server struct {
 	cfg       Config
 	cs        kubernetes.Interface
+	reviews   kubernetes.Interface // for /report's token and access reviews (nil: cs)
 	metrics   *serveMetrics
 	knowledge *knowledge
 	memo      decisions
@@ -206,7 +207,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	s := &Server{cfg: cfg, cs: cs, knowledge: newKnowledge(cfg.ImageTTL, cfg.MaxImages), report: newObserveReport(1000), learner: newLearner()}
+	// Token and access reviews for /report go through their own client and
+	// rate limit: callers with made-up tokens must not use up the budget
+	// the lease, ungating and events need.
+	arc := rest.CopyConfig(rc)
+	arc.QPS, arc.Burst, arc.UserAgent = 5, 10, "archfit-serve-authz"
+	reviews, err := kubernetes.NewForConfig(arc)
+	if err != nil {
+		return nil, fmt.Errorf("creating client: %w", err)
+	}
+	s := &Server{cfg: cfg, cs: cs, reviews: reviews, knowledge: newKnowledge(cfg.ImageTTL, cfg.MaxImages), report: newObserveReport(1000), learner: newLearner()}
 	s.cfg.REST = rc
 	s.metrics = newServeMetrics(func() float64 { return float64(s.knowledge.size()) })
 	s.nsSel = labels.Everything()
