@@ -1,9 +1,9 @@
 package image
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"testing"
 	"time"
 
