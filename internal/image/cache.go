@@ -373,12 +373,7 @@ func (c *cache) tighten() {
 	})
 }
 
-// private reports whether path is owned by the user and open to nobody else.
-func private(path string) bool {
-	fi, err := os.Lstat(path)
-	return err == nil && privateInfo(fi)
-}
-
+// privateInfo reports whether a file is owned by the user and open to nobody else.
 func privateInfo(fi fs.FileInfo) bool {
 	return ownedByUser(fi) && fi.Mode().Perm()&0o077 == 0
 }
