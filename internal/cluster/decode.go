@@ -19,7 +19,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
+	goruntime "runtime"
 	"sigs.k8s.io/yaml"
 )
 
@@ -52,16 +52,16 @@ type collector struct {
 	source string  // current file name, for errors
 	cur    srcText // the text of the object being decoded, for record
 	limits limits
-	// shared holds, per owner, the containers of the last pod read: the
-	// pods of one ReplicaSet, Job or StatefulSet revision have the same
-	// ones and share them (see decodePod).
-	shared       map[sharedKey]*sharedContainers
-	sharedLabels map[types.UID]*sharedLabels
-	noFast       bool // tests: read JSON the json.Decoder way only
+	dec    *itemDecoder // decodes what is read in order
+	noFast bool         // tests: read JSON the json.Decoder way only
+	// workers decode the items of a long List concurrently (decodeItems);
+	// 1 reads them in order. newCollector sets GOMAXPROCS.
+	workers int
+	decs    []*itemDecoder // theirs, kept from batch to batch
 }
 
 func newCollector() *collector {
-	return &collector{seen: map[string]int{}, limits: defaultLimits, shared: map[sharedKey]*sharedContainers{}, sharedLabels: map[types.UID]*sharedLabels{}}
+	return &collector{seen: map[string]int{}, limits: defaultLimits, dec: newItemDecoder(), workers: goruntime.GOMAXPROCS(0)}
 }
 
 func (c *collector) fail(line int, err error) {
@@ -727,8 +727,53 @@ func (c *collector) decodeItemAs(js []byte, apiVersion, kind, listAPIVersion, li
 	}
 }
 
-// add decodes an object of a kind archfit reads; other kinds are skipped.
+// decoded is one object decode read: at most one field is set (none for
+// a kind archfit does not read).
+type decoded struct {
+	pod   *corev1.Pod
+	node  *corev1.Node
+	event *corev1.Event
+	obj   *object
+}
+
+// add decodes an object of a kind archfit reads and keeps it; other kinds
+// are skipped.
 func (c *collector) add(apiVersion, kind string, js []byte) error {
+	v, err := c.dec.decode(apiVersion, kind, js)
+	if err != nil {
+		return err
+	}
+	c.commit(v)
+	return nil
+}
+
+// commit keeps what decode read, in the order objects were read (the last
+// of duplicates wins; where it was is recorded from c.cur).
+func (c *collector) commit(v decoded) {
+	switch {
+	case v.pod != nil:
+		p := v.pod
+		c.keep("Pod", p.Namespace, p.Name, func(i int) { c.in.pods[i] = p }, func() int { c.in.pods = append(c.in.pods, p); return len(c.in.pods) - 1 })
+		// Where a pod was matters only when it is its own workload (see
+		// Workload.locate): a bare pod or a static pod's mirror.
+		if r := controllerRef(p.OwnerReferences); r == nil || r.Kind == "Node" {
+			c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
+		}
+	case v.node != nil:
+		n := v.node
+		c.keep("Node", "", n.Name, func(i int) { c.in.nodes[i] = n }, func() int { c.in.nodes = append(c.in.nodes, n); return len(c.in.nodes) - 1 })
+	case v.event != nil:
+		c.addEvent(v.event)
+	case v.obj != nil:
+		c.addObject(v.obj)
+	}
+}
+
+// decode reads an object of a kind archfit reads; other kinds give an
+// empty decoded. It only reads js (which it does not keep: what it keeps
+// is copied) and d's own maps, so decoders on other goroutines may run
+// beside it.
+func (d *itemDecoder) decode(apiVersion, kind string, js []byte) (decoded, error) {
 	group, _, _ := strings.Cut(apiVersion, "/")
 	if !strings.Contains(apiVersion, "/") {
 		group = ""
@@ -736,38 +781,29 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 	var typed runtime.Object
 	switch {
 	case group == "" && kind == "Pod":
-		p, err := c.decodePod(js)
+		p, err := d.decodePod(js)
 		if err != nil {
-			return err
+			return decoded{}, err
 		}
-		c.keep("Pod", p.Namespace, p.Name, func(i int) { c.in.pods[i] = p }, func() int { c.in.pods = append(c.in.pods, p); return len(c.in.pods) - 1 })
-		// Where a pod was matters only when it is its own workload (see
-		// Workload.locate): a bare pod or a static pod's mirror.
-		if r := controllerRef(p.OwnerReferences); r == nil || r.Kind == "Node" {
-			c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
-		}
-		return nil
+		return decoded{pod: p}, nil
 	case group == "" && kind == "Node":
 		n := &corev1.Node{}
 		if err := unmarshal(js, kind, n); err != nil {
-			return err
+			return decoded{}, err
 		}
-		c.keep("Node", "", n.Name, func(i int) { c.in.nodes[i] = n }, func() int { c.in.nodes = append(c.in.nodes, n); return len(c.in.nodes) - 1 })
-		return nil
+		return decoded{node: n}, nil
 	case group == "" && kind == "Event":
 		e := &corev1.Event{}
 		if err := unmarshal(js, kind, e); err != nil {
-			return err
+			return decoded{}, err
 		}
-		c.addEvent(e)
-		return nil
+		return decoded{event: e}, nil
 	case group == "events.k8s.io" && kind == "Event":
 		e := &eventsv1.Event{}
 		if err := unmarshal(js, kind, e); err != nil {
-			return err
+			return decoded{}, err
 		}
-		c.addEvent(coreEvent(e))
-		return nil
+		return decoded{event: coreEvent(e)}, nil
 	case group == "" && kind == KindPodTemplate:
 		typed = &corev1.PodTemplate{}
 	case (group == "apps" || group == "extensions") && kind == KindDeployment:
@@ -785,45 +821,42 @@ func (c *collector) add(apiVersion, kind string, js []byte) error {
 	case group == "argoproj.io" && kind == KindRollout:
 		u := &unstructured.Unstructured{}
 		if err := u.UnmarshalJSON(js); err != nil {
-			return fmt.Errorf("reading %s: %w", kind, err)
+			return decoded{}, fmt.Errorf("reading %s: %w", kind, err)
 		}
 		o, err := newRollout(u)
 		if err != nil {
-			return err
+			return decoded{}, err
 		}
-		c.addObject(o)
-		return nil
+		return decoded{obj: o}, nil
 	case !strings.Contains(group, "."), strings.HasSuffix(group, ".k8s.io"):
 		// Kubernetes' own groups (core, apps, policy, rbac.authorization.k8s.io...):
 		// what runs containers among them is read above; a custom
 		// resource's group always has a dot.
-		return nil // not something archfit reads (Service, ConfigMap...)
+		return decoded{}, nil // not something archfit reads (Service, ConfigMap...)
 	default:
 		// A custom resource: an operator's kind archfit knows, or any
 		// object whose spec names images. No object that runs containers
 		// may vanish from the audit.
 		u := &unstructured.Unstructured{}
 		if err := u.UnmarshalJSON(js); err != nil {
-			return fmt.Errorf("reading %s: %w", kind, err)
+			return decoded{}, fmt.Errorf("reading %s: %w", kind, err)
 		}
 		o, err := newCustom(u)
 		if err != nil || o == nil {
-			return err
+			return decoded{}, err
 		}
-		c.addObject(o)
-		return nil
+		return decoded{obj: o}, nil
 	}
 	if err := unmarshal(js, kind, typed); err != nil {
-		return err
+		return decoded{}, err
 	}
 	// Its unstructured form is made only if it turns out to be a
 	// workload: keep the JSON (js may be a slice of the whole input).
 	o, err := newObject(typed, bytes.Clone(js))
 	if err != nil {
-		return err
+		return decoded{}, err
 	}
-	c.addObject(o)
-	return nil
+	return decoded{obj: o}, nil
 }
 
 func unmarshal(js []byte, kind string, v any) error {

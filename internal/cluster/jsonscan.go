@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // The fast path for JSON inputs. encoding/json scans every byte of a List
@@ -440,21 +441,99 @@ func (c *collector) jsonTop(data []byte, v, apiVersion, kind span, items []span,
 		c.fail(line, fmt.Errorf("%s: items is not an array", tm.Kind))
 		return
 	}
-	for _, it := range items {
-		l := func() int { return lines.at(it.start) }
-		if it.end-it.start > c.limits.object {
-			c.fail(l(), tooLarge("object", c.limits.object))
-			continue
+	for len(items) > 0 {
+		batch := items[:min(len(items), itemBatch)]
+		items = items[len(batch):]
+		done := c.decodeItems(data, batch, tm.APIVersion, itemKind)
+		for i, it := range batch {
+			l := func() int { return lines.at(it.start) }
+			if it.end-it.start > c.limits.object {
+				c.fail(l(), tooLarge("object", c.limits.object))
+				continue
+			}
+			js := data[it.start:it.end]
+			c.cur = srcText{line: l(), text: js, json: true}
+			if done != nil && done[i].ok {
+				if done[i].err != nil {
+					c.fail(l(), done[i].err)
+				} else {
+					c.commit(done[i].v)
+				}
+				continue
+			}
+			apiVersion, kind, ok := itemTypeMeta(js)
+			if !ok {
+				c.decodeItem(js, tm.APIVersion, itemKind, l)
+				continue
+			}
+			c.decodeItemAs(js, apiVersion, kind, tm.APIVersion, itemKind, l)
 		}
-		js := data[it.start:it.end]
-		c.cur = srcText{line: l(), text: js, json: true}
-		apiVersion, kind, ok := itemTypeMeta(js)
-		if !ok {
-			c.decodeItem(js, tm.APIVersion, itemKind, l)
-			continue
-		}
-		c.decodeItemAs(js, apiVersion, kind, tm.APIVersion, itemKind, l)
 	}
+}
+
+// itemBatch is how many items of a List are decoded concurrently before
+// they are kept in order: enough to keep every core busy, few enough that
+// what waits to be kept stays small.
+const itemBatch = 1024
+
+// itemDone is an item decoded by decodeItems: ok says it was (v or err is
+// its outcome); the others are read in order by jsonTop.
+type itemDone struct {
+	v   decoded
+	err error
+	ok  bool
+}
+
+// decodeItems decodes the plain items of a List (those whose apiVersion
+// and kind itemTypeMeta reads, not Lists themselves, within the object
+// cap) on c.workers goroutines, each with its own decoder, and returns
+// what each gave; nil when the batch is read in order (one worker, or too
+// few items to be worth it). Keeping them (commit) and reporting their
+// errors stays in order, so the outcome is what reading them one by one
+// gives.
+func (c *collector) decodeItems(data []byte, items []span, listAPIVersion, listItemKind string) []itemDone {
+	workers := min(c.workers, len(items)/64)
+	if workers < 2 {
+		return nil
+	}
+	out := make([]itemDone, len(items))
+	if len(c.decs) < workers {
+		for len(c.decs) < workers {
+			c.decs = append(c.decs, newItemDecoder())
+		}
+	}
+	var wg sync.WaitGroup
+	per := (len(items) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, len(items))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func(d *itemDecoder, items []span, out []itemDone) {
+			defer wg.Done()
+			for i, it := range items {
+				if it.end-it.start > c.limits.object {
+					continue
+				}
+				js := data[it.start:it.end]
+				apiVersion, kind, ok := itemTypeMeta(js)
+				if !ok {
+					continue
+				}
+				if kind == "" && listItemKind != "" {
+					kind, apiVersion = listItemKind, listAPIVersion
+				}
+				if kind == "" || apiVersion == "" || strings.HasSuffix(kind, "List") {
+					continue
+				}
+				v, err := d.decode(apiVersion, kind, js)
+				out[i] = itemDone{v: v, err: err, ok: true}
+			}
+		}(c.decs[w], items[lo:hi], out[lo:hi])
+	}
+	wg.Wait()
+	return out
 }
 
 // itemTypeMeta reads an item's apiVersion and kind as decodeItem's

@@ -18,6 +18,12 @@ func decodedAs(t *testing.T, data []byte, fast bool) string {
 	t.Helper()
 	c := newCollector()
 	c.noFast = !fast
+	return decodedBy(t, c, data)
+}
+
+// decodedBy is decodedAs with a collector set up by the caller.
+func decodedBy(t *testing.T, c *collector, data []byte) string {
+	t.Helper()
 	if err := c.decodeFile(context.Background(), "in.json", strings.NewReader(string(data))); err != nil {
 		return "fails: " + err.Error()
 	}
@@ -126,6 +132,72 @@ func TestFastJSONSameAsDecoder(t *testing.T) {
 				t.Errorf("nothing read")
 			}
 		})
+	}
+}
+
+// TestConcurrentItemsSameAsInOrder: a long List, whose items are decoded
+// on several goroutines (decodeItems), gives exactly what reading them one
+// by one gives: the same objects in the same order, the last of
+// duplicates, pods sharing containers per owner (runs of pods split
+// between workers), where each was, and each bad item's error at its line,
+// with the items only the in-order path reads (keys to fold, nested Lists,
+// kindless ones, over the cap) among them.
+func TestConcurrentItemsSameAsInOrder(t *testing.T) {
+	pod := func(name, owner, image string) string {
+		return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"` + name + `","namespace":"ns","labels":{"app":"` + owner + `"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"` + owner + `","uid":"` + owner + `","controller":true}]},"spec":{"nodeName":"n1","containers":[{"name":"app","image":"` + image + `"}]},"status":{"phase":"Running"}}`
+	}
+	odd := []string{
+		`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","namespace":"ns"},"spec":{"template":{"spec":{"containers":[{"name":"app","image":"r/d:1"}]}}}}`,
+		`{"apiVersion":"v1","Kind":"Pod","metadata":{"name":"a"}}`,
+		`{"apiVersion":"v1","kind":"Node","` + "\u212a" + `ind":"Pod","metadata":{"name":"k"}}`,
+		`{"apiVersion":"v1","kind":"Pod","kind":null,"metadata":{"name":"nullkind"}}`,
+		`{"apiVersion":"v1","kind":7,"metadata":{"name":"a"}}`,
+		`{"apiVersion":"v1","kind":"Pod","items":5,"metadata":{"name":"a"}}`,
+		`{"apiVersion":"v1","kind":"List","items":[` + pod("inner", "rs-inner", "r/i:1") + `]}`,
+		`{"metadata":{"name":"kindless"}}`,
+		`{"kind":"Pod","metadata":{"name":"noversion"}}`,
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bad"},"status":{"containerStatuses":[{"restartCount":"seven"}]}}`,
+		`{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"}}`,
+		`{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"kubernetes.io/arch":"arm64"}}}`,
+		`{"apiVersion":"v1","kind":"Event","metadata":{"name":"e","namespace":"ns"},"reason":"BackOff","involvedObject":{"kind":"Pod","name":"p-1-0","namespace":"ns"}}`,
+		`{"apiVersion":"example.com/v1","kind":"Thing","metadata":{"name":"t","namespace":"ns"},"spec":{"containers":[{"name":"c","image":"r/thing:1"}]}}`,
+		`{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"name":"ro","namespace":"ns"},"spec":{"template":{"spec":{"containers":[{"name":"app","image":"r/ro:1"}]}}}}`,
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"big","namespace":"ns","annotations":{"x":"` + strings.Repeat("x", 3000) + `"}},"spec":{"containers":[{"name":"c","image":"i"}]}}`,
+	}
+	var items []string
+	for i := 0; i < 700; i++ {
+		owner := fmt.Sprintf("rs-%d", i/7)
+		image := fmt.Sprintf("r/app:%d", i/7)
+		if i%11 == 0 {
+			image = "r/other:1" // a pod whose containers differ from its neighbours'
+		}
+		name := fmt.Sprintf("p-%d-%d", i/7, i%7)
+		if i%97 == 0 {
+			name = "p-1-0" // a duplicate: the last one read is kept
+		}
+		items = append(items, pod(name, owner, image))
+		if i%43 == 0 {
+			items = append(items, odd[(i/43)%len(odd)])
+		}
+	}
+	items = append(items, odd...)
+	data := []byte("{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n" + strings.Join(items, ",\n") + "\n]}\n")
+	read := func(workers int) string {
+		c := newCollector()
+		c.workers = workers
+		c.limits.object = 2048 // "big" is over it
+		return decodedBy(t, c, data)
+	}
+	want := read(1)
+	for _, n := range []string{`"p-1-0"`, "no apiVersion or kind", "restartCount", "Thing", "Rollout", "larger than", "inner", "nullkind"} {
+		if !strings.Contains(want, n) {
+			t.Fatalf("the in-order read lacks %s:\n%s", n, want)
+		}
+	}
+	for _, workers := range []int{2, 3, 8} {
+		if got := read(workers); got != want {
+			t.Errorf("%d workers read differently\nin order:\n%s\nconcurrently:\n%s", workers, want, got)
+		}
 	}
 }
 

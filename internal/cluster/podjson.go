@@ -19,6 +19,20 @@ import (
 // pod's own; labels are shared the same way. Dumps list a ReplicaSet's pods one after the other
 // (kubectl sorts by name), so one entry per owner finds them.
 
+// itemDecoder decodes the objects of a dump (decode). Its sharing maps
+// are its own: each goroutine decoding items has one.
+type itemDecoder struct {
+	// shared holds, per owner, the containers of the last pod read: the
+	// pods of one ReplicaSet, Job or StatefulSet revision have the same
+	// ones and share them (see decodePod).
+	shared       map[sharedKey]*sharedContainers
+	sharedLabels map[types.UID]*sharedLabels
+}
+
+func newItemDecoder() *itemDecoder {
+	return &itemDecoder{shared: map[sharedKey]*sharedContainers{}, sharedLabels: map[types.UID]*sharedLabels{}}
+}
+
 // sharedKey is an owner's UID and which list.
 type sharedKey struct {
 	owner types.UID
@@ -75,7 +89,7 @@ type podSpecWire struct {
 // containers with the previous pod of the same owner. Any error, or a
 // container list given twice, is left to corev1.Pod's decoding, so the
 // error message is that one.
-func (c *collector) decodePod(js []byte) (*corev1.Pod, error) {
+func (c *itemDecoder) decodePod(js []byte) (*corev1.Pod, error) {
 	full := func() (*corev1.Pod, error) {
 		p := &corev1.Pod{}
 		if err := unmarshal(js, "Pod", p); err != nil {
@@ -107,7 +121,7 @@ func (c *collector) decodePod(js []byte) (*corev1.Pod, error) {
 
 // containerList decodes raw (nil when absent), or returns the list
 // decoded last for that owner when its text was the same.
-func (c *collector) containerList(owner types.UID, init bool, raw []byte) ([]corev1.Container, error) {
+func (c *itemDecoder) containerList(owner types.UID, init bool, raw []byte) ([]corev1.Container, error) {
 	if raw == nil || bytes.Equal(raw, []byte("null")) {
 		return nil, nil
 	}
@@ -132,7 +146,7 @@ func (c *collector) containerList(owner types.UID, init bool, raw []byte) ([]cor
 // of the last pod of that owner when its text was the same. The pods of a
 // ReplicaSet carry the same labels (pod-template-hash included); nothing
 // in archfit writes to a pod's labels.
-func (c *collector) labels(owner types.UID, raw []byte) (map[string]string, error) {
+func (c *itemDecoder) labels(owner types.UID, raw []byte) (map[string]string, error) {
 	if raw == nil || bytes.Equal(raw, []byte("null")) {
 		return nil, nil
 	}

@@ -45,7 +45,7 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			want := &corev1.Pod{}
 			wantErr := unmarshal([]byte(js), "Pod", want)
-			got, err := c.decodePod([]byte(js))
+			got, err := c.dec.decodePod([]byte(js))
 			if fmt.Sprint(err) != fmt.Sprint(wantErr) {
 				t.Fatalf("error %v, want %v", err, wantErr)
 			}
