@@ -856,6 +856,12 @@ func (d *itemDecoder) decode(apiVersion, kind string, js []byte) (decoded, error
 	if err != nil {
 		return decoded{}, err
 	}
+	if controllerRef(o.meta.OwnerReferences) == nil {
+		// Nothing controls it: it is a workload, whose unstructured
+		// form build needs. Made here, it is made on the goroutine
+		// decoding it (decodeItems).
+		o.original()
+	}
 	return decoded{obj: o}, nil
 }
 

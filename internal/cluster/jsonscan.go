@@ -260,13 +260,13 @@ func (s *jsonScan) skip() span {
 func (s *jsonScan) skipString() {
 	s.i++
 	for {
-		k := bytes.IndexAny(s.data[s.i:], `"\`)
-		s.i += k
-		if s.data[s.i] == '"' {
-			s.i++
-			return
+		k := bytes.IndexByte(s.data[s.i:], '"')
+		if e := bytes.IndexByte(s.data[s.i:s.i+k], '\\'); e >= 0 {
+			s.i += e + 2 // an escape: its second byte is never the closing quote
+			continue
 		}
-		s.i += 2 // an escape: its second byte is never the closing quote
+		s.i += k + 1
+		return
 	}
 }
 
