@@ -734,6 +734,40 @@ type decoded struct {
 	node  *corev1.Node
 	event *corev1.Event
 	obj   *object
+	// place is where in its text the object and its images are, when the
+	// goroutine that decoded it found that (placed); nil otherwise.
+	place *placement
+}
+
+// recordKey says where, if anywhere, the object v
+// goes in the collector's locations: a workload object, or a pod that
+// is its own workload (a bare pod or a static pod's mirror; see
+// Workload.locate).
+func (v *decoded) recordKey() (string, []nameImage, bool) {
+	switch {
+	case v.pod != nil:
+		p := v.pod
+		if r := controllerRef(p.OwnerReferences); r == nil || r.Kind == "Node" {
+			return "Pod/" + p.Namespace + "/" + p.Name, podContainers(&p.Spec), true
+		}
+	case v.obj != nil:
+		o := v.obj
+		var cs []nameImage
+		if o.template != nil {
+			cs = podContainers(&o.template.Spec)
+		}
+		return o.ref.Kind + "/" + o.ref.Namespace + "/" + o.ref.Name, cs, true
+	}
+	return "", nil, false
+}
+
+// placed finds v's placement in text (what record would find), so that
+// it is found on the goroutine that decoded v.
+func (v *decoded) placed(text []byte) {
+	if _, cs, ok := v.recordKey(); ok {
+		p := placeIn(text, true, cs)
+		v.place = &p
+	}
 }
 
 // add decodes an object of a kind archfit reads and keeps it; other kinds
@@ -754,11 +788,6 @@ func (c *collector) commit(v decoded) {
 	case v.pod != nil:
 		p := v.pod
 		c.keep("Pod", p.Namespace, p.Name, func(i int) { c.in.pods[i] = p }, func() int { c.in.pods = append(c.in.pods, p); return len(c.in.pods) - 1 })
-		// Where a pod was matters only when it is its own workload (see
-		// Workload.locate): a bare pod or a static pod's mirror.
-		if r := controllerRef(p.OwnerReferences); r == nil || r.Kind == "Node" {
-			c.record("Pod/"+p.Namespace+"/"+p.Name, podContainers(&p.Spec))
-		}
 	case v.node != nil:
 		n := v.node
 		c.keep("Node", "", n.Name, func(i int) { c.in.nodes[i] = n }, func() int { c.in.nodes = append(c.in.nodes, n); return len(c.in.nodes) - 1 })
@@ -766,6 +795,9 @@ func (c *collector) commit(v decoded) {
 		c.addEvent(v.event)
 	case v.obj != nil:
 		c.addObject(v.obj)
+	}
+	if key, cs, ok := v.recordKey(); ok {
+		c.record(key, cs, v.place)
 	}
 }
 
@@ -893,11 +925,6 @@ func (c *collector) addObject(o *object) {
 	c.keep(o.ref.Kind, o.ref.Namespace, o.ref.Name,
 		func(i int) { c.in.objects[i] = o },
 		func() int { c.in.objects = append(c.in.objects, o); return len(c.in.objects) - 1 })
-	var cs []nameImage
-	if o.template != nil {
-		cs = podContainers(&o.template.Spec)
-	}
-	c.record(o.ref.Kind+"/"+o.ref.Namespace+"/"+o.ref.Name, cs)
 }
 
 func (c *collector) addEvent(e *corev1.Event) {

@@ -528,6 +528,9 @@ func (c *collector) decodeItems(data []byte, items []span, listAPIVersion, listI
 					continue
 				}
 				v, err := d.decode(apiVersion, kind, js)
+				if err == nil {
+					v.placed(js)
+				}
 				out[i] = itemDone{v: v, err: err, ok: true}
 			}
 		}(c.decs[w], items[lo:hi], out[lo:hi])

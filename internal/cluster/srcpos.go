@@ -39,75 +39,98 @@ type imageKey struct {
 	line  int
 }
 
-// record notes where the object kind/ns/name came from, with the lines of
-// the images of its containers.
-func (c *collector) record(key string, cs []nameImage) {
+// placement is where, in the text an object was read from, the object
+// and its containers' images are: lines relative to the text (1-based).
+type placement struct {
+	first  int            // the object's own line, when not the text's first (YAML comments)
+	images map[string]int // a container's name -> its image's line; nil without containers
+}
+
+// record notes where the object kind/ns/name came from (c.cur), with the
+// lines of the images of its containers. pre is its placement when found
+// already (by the goroutine that decoded it), else nil.
+func (c *collector) record(key string, cs []nameImage, pre *placement) {
 	if c.source == "" || c.cur.line == 0 {
 		return
 	}
-	l := &loc{file: c.source, line: c.cur.line}
-	var keys []imageKey
-	if c.cur.text != nil {
-		var first int
-		if c.cur.json {
-			keys = jsonImageKeys(c.cur.text)
-		} else {
-			keys, first = yamlImageKeys(c.cur.text)
-			if first > 0 {
-				l.line = c.cur.line + first - 1
-			}
-		}
+	var p placement
+	switch {
+	case pre != nil:
+		p = *pre
+	case c.cur.text != nil:
+		p = placeIn(c.cur.text, c.cur.json, cs)
 	}
-	if len(cs) > 0 && c.cur.text != nil {
-		l.images = make(map[string]int, len(cs))
-		var buf [4]int
-		var exact map[string]int // name+"\x00"+image -> line, parsed on demand
-		var lines [][]byte       // split on demand
-		var taken map[string]int // image -> lines given in order
-		for _, ct := range cs {
-			ls := buf[:0] // the lines setting this image
-			for _, k := range keys {
-				if string(k.value) == ct.Image {
-					ls = append(ls, k.line)
-				}
-			}
-			if len(ls) > 0 && (len(ls) == 1 || ls[0] == ls[len(ls)-1]) {
-				l.images[ct.Name] = c.cur.line + ls[0] - 1 // one line, or minified JSON
-				continue
-			}
-			if len(ls) > 1 {
-				if lines == nil {
-					lines = bytes.Split(c.cur.text, []byte("\n"))
-				}
-				if n := siblingMatch(lines, ls, ct.Name); n > 0 {
-					l.images[ct.Name] = c.cur.line + n - 1
-					continue
-				}
-			}
-			if exact == nil {
-				exact = nodeImageLines(c.cur.text)
-			}
-			if n := exact[ct.Name+"\x00"+ct.Image]; n > 0 {
-				l.images[ct.Name] = c.cur.line + n - 1
-				continue
-			}
-			// A custom resource's containers may have no name key
-			// (Argo Workflows' "TEMPLATE/script"): the k-th of them with
-			// this image is put on the k-th line setting it, as they are
-			// found in the order of the text.
-			if k := taken[ct.Image]; k < len(ls) {
-				l.images[ct.Name] = c.cur.line + ls[k] - 1
-			}
-			if taken == nil {
-				taken = map[string]int{}
-			}
-			taken[ct.Image]++
-		}
+	l := &loc{file: c.source, line: c.cur.line, images: p.images}
+	if p.first > 0 {
+		l.line = c.cur.line + p.first - 1
+	}
+	for name, n := range l.images {
+		l.images[name] = c.cur.line + n - 1
 	}
 	if c.in.locs == nil {
 		c.in.locs = map[string]*loc{}
 	}
 	c.in.locs[key] = l
+}
+
+// placeIn finds where text (JSON or a YAML document) sets the images of
+// the containers cs. It only reads text.
+func placeIn(text []byte, isJSON bool, cs []nameImage) placement {
+	var p placement
+	var keys []imageKey
+	if isJSON {
+		keys = jsonImageKeys(text)
+	} else {
+		keys, p.first = yamlImageKeys(text)
+	}
+	if len(cs) == 0 {
+		return p
+	}
+	p.images = make(map[string]int, len(cs))
+	var buf [4]int
+	var exact map[string]int // name+"\x00"+image -> line, parsed on demand
+	var lines [][]byte       // split on demand
+	var taken map[string]int // image -> lines given in order
+	for _, ct := range cs {
+		ls := buf[:0] // the lines setting this image
+		for _, k := range keys {
+			if string(k.value) == ct.Image {
+				ls = append(ls, k.line)
+			}
+		}
+		if len(ls) > 0 && (len(ls) == 1 || ls[0] == ls[len(ls)-1]) {
+			p.images[ct.Name] = ls[0] // one line, or minified JSON
+			continue
+		}
+		if len(ls) > 1 {
+			if lines == nil {
+				lines = bytes.Split(text, []byte("\n"))
+			}
+			if n := siblingMatch(lines, ls, ct.Name); n > 0 {
+				p.images[ct.Name] = n
+				continue
+			}
+		}
+		if exact == nil {
+			exact = nodeImageLines(text)
+		}
+		if n := exact[ct.Name+"\x00"+ct.Image]; n > 0 {
+			p.images[ct.Name] = n
+			continue
+		}
+		// A custom resource's containers may have no name key
+		// (Argo Workflows' "TEMPLATE/script"): the k-th of them with
+		// this image is put on the k-th line setting it, as they are
+		// found in the order of the text.
+		if k := taken[ct.Image]; k < len(ls) {
+			p.images[ct.Name] = ls[k]
+		}
+		if taken == nil {
+			taken = map[string]int{}
+		}
+		taken[ct.Image]++
+	}
+	return p
 }
 
 // nameImage is a container's name and image.
