@@ -391,6 +391,29 @@ func TestLiveScale(t *testing.T) {
 		sh := exec.CommandContext(ctx, "sh", "-c", `"$KUBECTL" get pods -A -o json > "$OUT"`)
 		sh.Env = append(os.Environ(), "KUBECTL="+kubectl, "KUBECONFIG="+env.Kubeconfig, "OUT="+filepath.Join(t.TempDir(), "pods.json"))
 		add(measure(ctx, t, env, "kubectl get pods -A -o json", sh))
+		// The same cluster as a file: what `audit -f` reads when a user
+		// dumps a real cluster (pods the API server and its controllers
+		// wrote, with managed fields, volumes, statuses), rather than the
+		// synthetic dumps of hack/bench-audit.sh. Warm image cache.
+		dump := filepath.Join(t.TempDir(), "dump.json")
+		get := exec.CommandContext(ctx, kubectl, "get", "nodes,pods,replicasets,deployments", "-A", "-o", "json")
+		get.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig)
+		out, err := get.Output()
+		if err != nil {
+			t.Fatalf("kubectl get: %v", err)
+		}
+		if err := os.WriteFile(dump, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			c := exec.CommandContext(ctx, bin, "audit", "-f", dump, "--cache-dir", cache, "-o", "json", "--fail-on", "never")
+			if profiles != "" && i == 1 {
+				base := filepath.Join(profiles, fmt.Sprintf("%d-audit-file", len(profiled)))
+				profiled = append(profiled, base)
+				c.Env = append(os.Environ(), "ARCHFIT_CPUPROFILE="+base+".cpu", "ARCHFIT_MEMPROFILE="+base+".heap")
+			}
+			add(measure(ctx, t, env, fmt.Sprintf("archfit audit -f (that dump: %.1f MB)", float64(len(out))/1e6), c))
+		}
 		add(measure(ctx, t, env, "kubectl logs --previous loop (failing pods)", scriptLoop(ctx, t, env, kubectl)))
 	}
 	add(measure(ctx, t, env, "script in client-go: list pods + one log per failing pod", child("script")))
