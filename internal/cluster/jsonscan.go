@@ -330,7 +330,7 @@ func (c *collector) fastJSONStream(ctx context.Context, data []byte) (bool, erro
 		return false, nil
 	}
 	s := &jsonScan{data: data}
-	var tops []int
+	var tops []span // each value, as the validation found it
 	for {
 		s.ws()
 		if s.i >= len(data) {
@@ -339,20 +339,21 @@ func (c *collector) fastJSONStream(ctx context.Context, data []byte) (bool, erro
 		if data[s.i] != '{' && data[s.i] != '[' {
 			return false, nil
 		}
-		tops = append(tops, s.i)
+		start := s.i
 		if !s.valid(0) {
 			return false, nil
 		}
+		tops = append(tops, span{int64(start), int64(s.i)})
 		// Values must be apart (encoding/json's stream reads "{}{}" too,
 		// but "1 2" style corner cases are left to it).
 	}
 	lines := &lineCounter{data: data, line: 1}
-	for _, at := range tops {
+	for _, top := range tops {
 		if err := ctx.Err(); err != nil {
 			return true, err
 		}
-		s.i = at
-		if data[at] == '[' {
+		s.i = int(top.start)
+		if data[top.start] == '[' {
 			var err error
 			s.elements(func(v span) {
 				if err == nil {
@@ -366,7 +367,7 @@ func (c *collector) fastJSONStream(ctx context.Context, data []byte) (bool, erro
 			}
 			continue
 		}
-		c.fastJSONValue(s, s.skip(), lines)
+		c.fastJSONValue(s, top, lines)
 	}
 	return true, nil
 }
