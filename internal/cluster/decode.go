@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -515,24 +516,93 @@ func (c *collector) decodeYAMLList(ctx context.Context, d, header yamlDoc, items
 		c.decodeYAMLObject(d)
 		return nil
 	}
-	for _, it := range items {
+	for len(items) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if int64(len(it.data)) > c.limits.object {
-			c.fail(it.line, tooLarge("object", c.limits.object))
-			continue
+		batch := items[:min(len(items), itemBatch)]
+		items = items[len(batch):]
+		done := c.decodeYAMLItems(batch, indent, tm.APIVersion, itemKind)
+		for i, it := range batch {
+			if int64(len(it.data)) > c.limits.object {
+				c.fail(it.line, tooLarge("object", c.limits.object))
+				continue
+			}
+			var js []byte
+			var err error
+			if done != nil {
+				js, err = done[i].js, done[i].yamlErr
+			} else {
+				it.data[indent] = ' ' // "- key: v" becomes "  key: v", a mapping of its own
+				js, err = yaml.YAMLToJSON(it.data)
+			}
+			if err != nil {
+				c.fail(yamlErrorLine(it, err), yamlError(err))
+				continue
+			}
+			c.cur = srcText{line: it.line, text: it.data}
+			if done != nil && done[i].ok {
+				if done[i].err != nil {
+					c.fail(it.line, done[i].err)
+				} else {
+					c.commit(done[i].v)
+				}
+				continue
+			}
+			c.decodeItem(js, tm.APIVersion, itemKind, func() int { return it.line })
 		}
-		it.data[indent] = ' ' // "- key: v" becomes "  key: v", a mapping of its own
-		js, err := yaml.YAMLToJSON(it.data)
-		if err != nil {
-			c.fail(yamlErrorLine(it, err), yamlError(err))
-			continue
-		}
-		c.cur = srcText{line: it.line, text: it.data}
-		c.decodeItem(js, tm.APIVersion, itemKind, func() int { return it.line })
 	}
 	return nil
+}
+
+// yamlItemDone is a YAML List item converted and maybe decoded by
+// decodeYAMLItems: its JSON or the conversion's error, and itemDone.
+type yamlItemDone struct {
+	js      []byte
+	yamlErr error
+	itemDone
+}
+
+// decodeYAMLItems is decodeItems for the items of a YAML List: each is
+// converted to JSON (the costly part of reading YAML) and, when plain,
+// decoded, on c.workers goroutines; nil when they are read in order.
+func (c *collector) decodeYAMLItems(items []yamlDoc, indent int, listAPIVersion, listItemKind string) []yamlItemDone {
+	workers := min(c.workers, len(items)/16)
+	if workers < 2 {
+		return nil
+	}
+	out := make([]yamlItemDone, len(items))
+	for len(c.decs) < workers {
+		c.decs = append(c.decs, newItemDecoder())
+	}
+	var wg sync.WaitGroup
+	per := (len(items) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, len(items))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func(d *itemDecoder, items []yamlDoc, out []yamlItemDone) {
+			defer wg.Done()
+			for i, it := range items {
+				if int64(len(it.data)) > c.limits.object {
+					continue
+				}
+				it.data[indent] = ' ' // as in decodeYAMLList; the items do not overlap
+				out[i].js, out[i].yamlErr = yaml.YAMLToJSON(it.data)
+				if out[i].yamlErr != nil {
+					continue
+				}
+				out[i].itemDone = d.decodeItem(out[i].js, listAPIVersion, listItemKind)
+				if out[i].ok && out[i].err == nil {
+					out[i].v.placeText(it.data, false)
+				}
+			}
+		}(c.decs[w], items[lo:hi], out[lo:hi])
+	}
+	wg.Wait()
+	return out
 }
 
 // splitYAMLList splits a document that has a top-level "items:" block
@@ -761,11 +831,11 @@ func (v *decoded) recordKey() (string, []nameImage, bool) {
 	return "", nil, false
 }
 
-// placed finds v's placement in text (what record would find), so that
-// it is found on the goroutine that decoded v.
-func (v *decoded) placed(text []byte) {
+// placeText finds v's placement in text, JSON or YAML (what record would
+// find), so that it is found on the goroutine that decoded v.
+func (v *decoded) placeText(text []byte, isJSON bool) {
 	if _, cs, ok := v.recordKey(); ok {
-		p := placeIn(text, true, cs)
+		p := placeIn(text, isJSON, cs)
 		v.place = &p
 	}
 }

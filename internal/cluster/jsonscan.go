@@ -477,6 +477,25 @@ func (c *collector) jsonTop(data []byte, v, apiVersion, kind span, items []span,
 // what waits to be kept stays small.
 const itemBatch = 1024
 
+// decodeItem decodes a List item off the main goroutine when that gives
+// what the in-order path (collector.decodeItem) would: its apiVersion and
+// kind are plain (itemTypeMeta) or the list's, and it is not a List. ok is
+// false for any other item, which is then read in order.
+func (d *itemDecoder) decodeItem(js []byte, listAPIVersion, listItemKind string) itemDone {
+	apiVersion, kind, ok := itemTypeMeta(js)
+	if !ok {
+		return itemDone{}
+	}
+	if kind == "" && listItemKind != "" {
+		kind, apiVersion = listItemKind, listAPIVersion
+	}
+	if kind == "" || apiVersion == "" || strings.HasSuffix(kind, "List") {
+		return itemDone{}
+	}
+	v, err := d.decode(apiVersion, kind, js)
+	return itemDone{v: v, err: err, ok: true}
+}
+
 // itemDone is an item decoded by decodeItems: ok says it was (v or err is
 // its outcome); the others are read in order by jsonTop.
 type itemDone struct {
@@ -518,21 +537,10 @@ func (c *collector) decodeItems(data []byte, items []span, listAPIVersion, listI
 					continue
 				}
 				js := data[it.start:it.end]
-				apiVersion, kind, ok := itemTypeMeta(js)
-				if !ok {
-					continue
+				out[i] = d.decodeItem(js, listAPIVersion, listItemKind)
+				if out[i].ok && out[i].err == nil {
+					out[i].v.placeText(js, true)
 				}
-				if kind == "" && listItemKind != "" {
-					kind, apiVersion = listItemKind, listAPIVersion
-				}
-				if kind == "" || apiVersion == "" || strings.HasSuffix(kind, "List") {
-					continue
-				}
-				v, err := d.decode(apiVersion, kind, js)
-				if err == nil {
-					v.placed(js)
-				}
-				out[i] = itemDone{v: v, err: err, ok: true}
 			}
 		}(c.decs[w], items[lo:hi], out[lo:hi])
 	}

@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"bytes"
+
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sigs.k8s.io/yaml"
 	"sort"
 	"strings"
 	"testing"
@@ -27,6 +30,12 @@ func decodedBy(t *testing.T, c *collector, data []byte) string {
 	if err := c.decodeFile(context.Background(), "in.json", strings.NewReader(string(data))); err != nil {
 		return "fails: " + err.Error()
 	}
+	return describe(t, c)
+}
+
+// describe lists what c read (see decodedAs).
+func describe(t *testing.T, c *collector) string {
+	t.Helper()
 	var b strings.Builder
 	dump := func(what string, v any) {
 		js, err := json.Marshal(v)
@@ -162,7 +171,7 @@ func TestConcurrentItemsSameAsInOrder(t *testing.T) {
 		`{"apiVersion":"v1","kind":"Event","metadata":{"name":"e","namespace":"ns"},"reason":"BackOff","involvedObject":{"kind":"Pod","name":"p-1-0","namespace":"ns"}}`,
 		`{"apiVersion":"example.com/v1","kind":"Thing","metadata":{"name":"t","namespace":"ns"},"spec":{"containers":[{"name":"c","image":"r/thing:1"}]}}`,
 		`{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"name":"ro","namespace":"ns"},"spec":{"template":{"spec":{"containers":[{"name":"app","image":"r/ro:1"}]}}}}`,
-		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"big","namespace":"ns","annotations":{"x":"` + strings.Repeat("x", 3000) + `"}},"spec":{"containers":[{"name":"c","image":"i"}]}}`,
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"big","namespace":"ns","annotations":{"x":"` + strings.Repeat("x", 12000) + `"}},"spec":{"containers":[{"name":"c","image":"i"}]}}`,
 	}
 	var items []string
 	for i := 0; i < 700; i++ {
@@ -197,6 +206,52 @@ func TestConcurrentItemsSameAsInOrder(t *testing.T) {
 	for _, workers := range []int{2, 3, 8} {
 		if got := read(workers); got != want {
 			t.Errorf("%d workers read differently\nin order:\n%s\nconcurrently:\n%s", workers, want, got)
+		}
+	}
+
+	// The same items as a YAML List (kubectl's layout: "- " at column
+	// 0), most pods as one-line flow mappings, every tenth pod and the
+	// other kinds in block style, and items that are not YAML.
+	var y strings.Builder
+	y.WriteString("apiVersion: v1\nkind: List\nitems:\n")
+	for i, it := range items {
+		switch {
+		case i%10 == 0 || !strings.Contains(it, `"kind":"Pod"`):
+			b, err := yaml.JSONToYAML([]byte(it))
+			if err != nil {
+				y.WriteString("- " + it + "\n")
+				continue
+			}
+			lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+			y.WriteString("- " + lines[0] + "\n")
+			for _, l := range lines[1:] {
+				y.WriteString("  " + l + "\n")
+			}
+		case i%97 == 5:
+			y.WriteString("- {apiVersion: v1, kind: Pod, metadata: [}\n")
+		default:
+			y.WriteString("- " + it + "\n")
+		}
+	}
+	yamlIn := []byte(y.String())
+	readYAML := func(workers int) string {
+		c := newCollector()
+		c.workers = workers
+		c.limits.object = 8192 // the List without its items (blank lines in their place) is under it
+		if err := c.decodeFile(context.Background(), "in.yaml", bytes.NewReader(bytes.Clone(yamlIn))); err != nil {
+			t.Fatal(err)
+		}
+		return describe(t, c)
+	}
+	want = readYAML(1)
+	for _, n := range []string{`"p-1-0"`, "did not find expected node content", "restartCount", "Thing", "Rollout", "larger than", "in.yaml:"} {
+		if !strings.Contains(want, n) {
+			t.Fatalf("the in-order YAML read lacks %s:\n%s", n, want)
+		}
+	}
+	for _, workers := range []int{2, 3, 8} {
+		if got := readYAML(workers); got != want {
+			t.Errorf("YAML, %d workers read differently\nin order:\n%s\nconcurrently:\n%s", workers, want, got)
 		}
 	}
 }
