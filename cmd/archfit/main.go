@@ -30,12 +30,19 @@ func main() {
 	// A one-shot command keeps nearly all it reads until it reports:
 	// collecting less often while its heap is small saves much of the
 	// collector's work (gctune). The server keeps Go's default pacing.
-	if c, _, err := root.Find(os.Args[1:]); err != nil || c.Name() != "serve" {
+	if oneShot(root, os.Args[1:]) {
 		gctune.Batch()
 	}
 	code := run(root, os.Stderr, grace)
 	stop()
 	os.Exit(code)
+}
+
+// oneShot says whether args run a command that reads, reports and exits:
+// any but the long-running `archfit serve`.
+func oneShot(root *cobra.Command, args []string) bool {
+	c, _, err := root.Find(args)
+	return err != nil || c.Name() != "serve"
 }
 
 // profile writes a CPU profile of the whole run to cpu and a heap profile

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/archfit/archfit/internal/cli"
 )
@@ -56,5 +57,27 @@ func TestInterrupt(t *testing.T) {
 				t.Errorf("stderr: %q", stderr.String())
 			}
 		})
+	}
+}
+
+// TestOneShot: every command but serve gets the batch GC pacing, whatever
+// flags come before it; an unknown command is one-shot too (it fails).
+func TestOneShot(t *testing.T) {
+	root := cli.NewCmdRoot(genericiooptions.NewTestIOStreamsDiscard())
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"audit", "-f", "x.yaml"}, true},
+		{[]string{"serve"}, false},
+		{[]string{"serve", "--mode", "enforce"}, false},
+		{[]string{"--kubeconfig", "k", "serve"}, false},
+		{[]string{"plan", "-A"}, true},
+		{[]string{"nonsense"}, true},
+		{nil, true},
+	} {
+		if got := oneShot(root, c.args); got != c.want {
+			t.Errorf("oneShot(%q) = %v, want %v", c.args, got, c.want)
+		}
 	}
 }
