@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -530,9 +529,9 @@ func (c *collector) decodeYAMLList(ctx context.Context, d, header yamlDoc, items
 			}
 			var js []byte
 			var err error
-			if done != nil {
+			if done != nil && (done[i].js != nil || done[i].yamlErr != nil) {
 				js, err = done[i].js, done[i].yamlErr
-			} else {
+			} else { // read in order, or its goroutine panicked
 				it.data[indent] = ' ' // "- key: v" becomes "  key: v", a mapping of its own
 				js, err = yaml.YAMLToJSON(it.data)
 			}
@@ -567,41 +566,27 @@ type yamlItemDone struct {
 // converted to JSON (the costly part of reading YAML) and, when plain,
 // decoded, on c.workers goroutines; nil when they are read in order.
 func (c *collector) decodeYAMLItems(items []yamlDoc, indent int, listAPIVersion, listItemKind string) []yamlItemDone {
-	workers := min(c.workers, len(items)/16)
-	if workers < 2 {
+	out := make([]yamlItemDone, len(items))
+	spread := c.spread(len(items), 16, func(d *itemDecoder, i int) {
+		it := items[i]
+		if int64(len(it.data)) > c.limits.object {
+			return
+		}
+		it.data[indent] = ' ' // as in decodeYAMLList; the items do not overlap
+		js, err := yaml.YAMLToJSON(it.data)
+		if err != nil {
+			out[i] = yamlItemDone{yamlErr: err}
+			return
+		}
+		done := d.decodeItem(js, listAPIVersion, listItemKind)
+		if done.ok && done.err == nil {
+			done.v.placeText(it.data, false)
+		}
+		out[i] = yamlItemDone{js: js, itemDone: done}
+	})
+	if !spread {
 		return nil
 	}
-	out := make([]yamlItemDone, len(items))
-	for len(c.decs) < workers {
-		c.decs = append(c.decs, newItemDecoder())
-	}
-	var wg sync.WaitGroup
-	per := (len(items) + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*per, min((w+1)*per, len(items))
-		if lo >= hi {
-			break
-		}
-		wg.Add(1)
-		go func(d *itemDecoder, items []yamlDoc, out []yamlItemDone) {
-			defer wg.Done()
-			for i, it := range items {
-				if int64(len(it.data)) > c.limits.object {
-					continue
-				}
-				it.data[indent] = ' ' // as in decodeYAMLList; the items do not overlap
-				out[i].js, out[i].yamlErr = yaml.YAMLToJSON(it.data)
-				if out[i].yamlErr != nil {
-					continue
-				}
-				out[i].itemDone = d.decodeItem(out[i].js, listAPIVersion, listItemKind)
-				if out[i].ok && out[i].err == nil {
-					out[i].v.placeText(it.data, false)
-				}
-			}
-		}(c.decs[w], items[lo:hi], out[lo:hi])
-	}
-	wg.Wait()
 	return out
 }
 

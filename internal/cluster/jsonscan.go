@@ -512,40 +512,60 @@ type itemDone struct {
 // errors stays in order, so the outcome is what reading them one by one
 // gives.
 func (c *collector) decodeItems(data []byte, items []span, listAPIVersion, listItemKind string) []itemDone {
-	workers := min(c.workers, len(items)/64)
-	if workers < 2 {
+	out := make([]itemDone, len(items))
+	spread := c.spread(len(items), 64, func(d *itemDecoder, i int) {
+		it := items[i]
+		if it.end-it.start > c.limits.object {
+			return
+		}
+		js := data[it.start:it.end]
+		out[i] = d.decodeItem(js, listAPIVersion, listItemKind)
+		if out[i].ok && out[i].err == nil {
+			out[i].v.placeText(js, true)
+		}
+	})
+	if !spread {
 		return nil
 	}
-	out := make([]itemDone, len(items))
-	if len(c.decs) < workers {
-		for len(c.decs) < workers {
-			c.decs = append(c.decs, newItemDecoder())
-		}
+	return out
+}
+
+// spread calls f(d, i) for every i in [0, n), on up to c.workers
+// goroutines, each over a contiguous range of at least minPer indexes with
+// its own decoder d, and returns once all are done; it returns false
+// having called nothing when that would be fewer than two goroutines. f
+// must leave what it writes for i unset if it panics: a panic is
+// recovered, so that the item is read again in order (where it panics as
+// it would have without spread).
+func (c *collector) spread(n, minPer int, f func(d *itemDecoder, i int)) bool {
+	workers := min(c.workers, n/minPer)
+	if workers < 2 {
+		return false
+	}
+	for len(c.decs) < workers {
+		c.decs = append(c.decs, newItemDecoder())
+	}
+	one := func(d *itemDecoder, i int) {
+		defer func() { _ = recover() }()
+		f(d, i)
 	}
 	var wg sync.WaitGroup
-	per := (len(items) + workers - 1) / workers
+	per := (n + workers - 1) / workers
 	for w := 0; w < workers; w++ {
-		lo, hi := w*per, min((w+1)*per, len(items))
+		lo, hi := w*per, min((w+1)*per, n)
 		if lo >= hi {
 			break
 		}
 		wg.Add(1)
-		go func(d *itemDecoder, items []span, out []itemDone) {
+		go func(d *itemDecoder) {
 			defer wg.Done()
-			for i, it := range items {
-				if it.end-it.start > c.limits.object {
-					continue
-				}
-				js := data[it.start:it.end]
-				out[i] = d.decodeItem(js, listAPIVersion, listItemKind)
-				if out[i].ok && out[i].err == nil {
-					out[i].v.placeText(js, true)
-				}
+			for i := lo; i < hi; i++ {
+				one(d, i)
 			}
-		}(c.decs[w], items[lo:hi], out[lo:hi])
+		}(c.decs[w])
 	}
 	wg.Wait()
-	return out
+	return true
 }
 
 // itemTypeMeta reads an item's apiVersion and kind as decodeItem's

@@ -287,3 +287,39 @@ func TestJSONScanValid(t *testing.T) {
 		t.Errorf("depth %d accepted", fastMaxDepth+1)
 	}
 }
+
+// TestSpreadRecoversPerItem: spread visits every index once, on its own
+// decoders, and a panic on one index leaves only that index undone (it is
+// then read in order, where it panics as it always did).
+func TestSpreadRecoversPerItem(t *testing.T) {
+	c := newCollector()
+	c.workers = 3
+	seen := make([]int, 300)
+	decs := make([]*itemDecoder, 300)
+	if !c.spread(len(seen), 64, func(d *itemDecoder, i int) {
+		decs[i] = d
+		if i%50 == 7 {
+			panic("hostile item")
+		}
+		seen[i]++
+	}) {
+		t.Fatal("300 items on 3 workers were not spread")
+	}
+	distinct := map[*itemDecoder]bool{}
+	for i, n := range seen {
+		want := 1
+		if i%50 == 7 {
+			want = 0
+		}
+		if n != want {
+			t.Errorf("item %d done %d times, want %d", i, n, want)
+		}
+		distinct[decs[i]] = true
+	}
+	if len(distinct) != 3 {
+		t.Errorf("%d decoders used, want one per worker (3)", len(distinct))
+	}
+	if c.spread(100, 64, func(*itemDecoder, int) { t.Error("called") }) {
+		t.Error("100 items at 64 each were spread over fewer than 2 workers")
+	}
+}
