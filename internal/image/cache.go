@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -319,20 +318,7 @@ func (c *cache) read(path string) ([]byte, bool) {
 	if !c.privateDir(filepath.Dir(path)) {
 		return nil, false
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || !privateInfo(fi) {
-		return nil, false
-	}
-	if fi.Size() > maxCacheFile {
-		return nil, false
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxCacheFile)) // the file just checked, not the path again
-	return b, err == nil
+	return readPrivateFile(path, maxCacheFile)
 }
 
 // privateDir checks a cache directory once per run once it exists (every read used to

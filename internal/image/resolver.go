@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -384,11 +385,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 	var cached Report
 	if r.cache.getJSON("reports", rkey, &cached) {
 		r.hit(&st)
-		// Runtime messages quote the reference pulled: make them this one's.
-		for i := range cached.Pulls {
-			e := strings.ReplaceAll(cached.Pulls[i].Error, fmt.Sprintf("%q", cached.Reference), fmt.Sprintf("%q", q.Ref))
-			cached.Pulls[i].Error = strings.ReplaceAll(e, "docker://"+platform.CRIORef(cached.Reference)+": ", "docker://"+platform.CRIORef(q.Ref)+": ")
-		}
+		requote(cached.Pulls, cached.Reference, q.Ref)
 		cached.Reference = q.Ref
 		cached.Layout = rep.Layout
 		cached.Stats = st.get()
@@ -426,6 +423,26 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 		r.cache.putJSON("reports", rkey, rep)
 	}
 	return rep
+}
+
+// requote makes the runtime messages of pulls, which quote the reference
+// pulled (from, in a cached report), quote to instead. Most pulls have no
+// message: the references are parsed only for those that do.
+func requote(pulls []Pull, from, to string) {
+	if from == to {
+		return
+	}
+	var oldQ, newQ, oldCRIO, newCRIO string
+	for i := range pulls {
+		if pulls[i].Error == "" {
+			continue
+		}
+		if oldQ == "" {
+			oldQ, newQ = strconv.Quote(from), strconv.Quote(to)
+			oldCRIO, newCRIO = "docker://"+platform.CRIORef(from)+": ", "docker://"+platform.CRIORef(to)+": "
+		}
+		pulls[i].Error = strings.ReplaceAll(strings.ReplaceAll(pulls[i].Error, oldQ, newQ), oldCRIO, newCRIO)
+	}
 }
 
 func (r *Resolver) reportKey(dgst, origin string, q Request) string {
