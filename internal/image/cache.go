@@ -278,7 +278,8 @@ func (c *cache) readEntry(digest string) bool {
 
 func (c *cache) tag(ref string) (tagEntry, bool) {
 	var e tagEntry
-	ok := c.getJSON("tags", ref, &e)
+	b, ok := c.get("tags", ref)
+	ok = ok && decodeTag(b, &e) == nil
 	if ok && len(e.Manifest) > 0 && registry.CheckDigest(e.Digest) == nil && registry.VerifyDigest(e.Digest, e.Manifest) == nil {
 		c.putMemBlob(e.Digest, e.Manifest)
 	}
@@ -289,13 +290,19 @@ func (c *cache) tag(ref string) (tagEntry, bool) {
 func (c *cache) putTag(ref string, e tagEntry) { c.putJSON("tags", ref, e) }
 
 func (c *cache) getJSON(kind, key string, v any) bool {
+	b, ok := c.get(kind, key)
+	return ok && json.Unmarshal(b, v) == nil
+}
+
+// get returns the JSON kept under kind and key, from memory or its file.
+func (c *cache) get(kind, key string) ([]byte, bool) {
 	c.mu.Lock()
 	b, ok := c.mem[kind+" "+key]
 	c.mu.Unlock()
 	if !ok && c.dir != "" {
 		b, ok = c.read(filepath.Join(c.dir, "v1", kind, keyHash(key)+".json"))
 	}
-	return ok && json.Unmarshal(b, v) == nil
+	return b, ok
 }
 
 func (c *cache) putJSON(kind, key string, v any) {

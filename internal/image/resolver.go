@@ -278,18 +278,26 @@ func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 		defer r.progress.Finish()
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	defer r.cache.flush()
 	// Enough images under way that the concurrency slots never wait for
 	// an image to start: each image's requests form a chain (tag, index,
 	// manifest, config, layer), and an image that waits on one holds none.
-	g.SetLimit(imagesInFlight * r.concurrency)
-	defer r.cache.flush()
-	for i, q := range reqs {
+	// Each worker takes the next request when done with one: a warm run
+	// answers from the cache, and a goroutine per request grew a new stack
+	// for each (decoding a cached report goes deep).
+	var next atomic.Int64
+	for range min(len(reqs), imagesInFlight*r.concurrency) {
 		g.Go(func() error {
-			out[i] = r.inspectShared(gctx, q)
-			if r.progress != nil {
-				r.progress.Done(q, out[i])
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(reqs) {
+					return nil
+				}
+				out[i] = r.inspectShared(gctx, reqs[i])
+				if r.progress != nil {
+					r.progress.Done(reqs[i], out[i])
+				}
 			}
-			return nil
 		})
 	}
 	_ = g.Wait()
