@@ -391,7 +391,7 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 	// the request and the node platforms: a warm run reads it in one piece.
 	rkey := r.reportKey(rep.Digest, r.origin(ref, lay), q)
 	var cached Report
-	if r.cache.getJSON("reports", rkey, &cached) {
+	if b, ok := r.cache.get("reports", rkey); ok && decodeReport(b, &cached) == nil {
 		r.hit(&st)
 		requote(cached.Pulls, cached.Reference, q.Ref)
 		cached.Reference = q.Ref
