@@ -333,12 +333,64 @@ func (r *Resolver) inspectShared(ctx context.Context, q Request) *Report {
 	return v.(*Report)
 }
 
+// overrideKey is o as json.Marshal writes it (it names cached reports on
+// disk, so it must not change). Audits look reports up by it for every
+// container: o is written here directly when its strings need no escape
+// (printable ASCII other than the quote, backslash and the <, > and & that
+// json.Marshal escapes), through json.Marshal otherwise.
 func overrideKey(o *Override) string {
 	if o == nil {
 		return ""
 	}
-	b, _ := json.Marshal(o)
-	return string(b)
+	escaped := func(s string) bool { return !plainKey(s) }
+	if escaped(o.Path) || slices.ContainsFunc(o.Command, escaped) || slices.ContainsFunc(o.Args, escaped) {
+		b, _ := json.Marshal(o)
+		return string(b)
+	}
+	var k strings.Builder
+	k.WriteByte('{')
+	list := func(name string, l []string) {
+		if len(l) == 0 {
+			return
+		}
+		if k.Len() > 1 {
+			k.WriteByte(',')
+		}
+		k.WriteString(`"` + name + `":[`)
+		for i, s := range l {
+			if i > 0 {
+				k.WriteByte(',')
+			}
+			k.WriteString(`"` + s + `"`)
+		}
+		k.WriteByte(']')
+	}
+	list("command", o.Command)
+	list("args", o.Args)
+	if o.Path != "" {
+		if k.Len() > 1 {
+			k.WriteByte(',')
+		}
+		k.WriteString(`"path":"` + o.Path + `"`)
+	}
+	if o.PathSet {
+		if k.Len() > 1 {
+			k.WriteByte(',')
+		}
+		k.WriteString(`"pathSet":true`)
+	}
+	k.WriteByte('}')
+	return k.String()
+}
+
+// plainKey reports whether json.Marshal writes s as it is, in quotes.
+func plainKey(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // call runs fn holding one of the concurrency slots.
