@@ -115,6 +115,17 @@ func (d *fastJSON) integer() int64 {
 	return n
 }
 
+// int reads an integer for an int field; one it cannot hold (on a 32-bit
+// platform) is left to encoding/json, which refuses it.
+func (d *fastJSON) int() int {
+	v := d.integer()
+	if int64(int(v)) != v {
+		d.bad = true
+		return 0
+	}
+	return int(v)
+}
+
 // object reads an object, calling field with each key (which reads the
 // value); field returns the key's number (< 64; untracked from 64 on), or
 // -1 for a key it does not know. An unknown key, or one seen twice, makes d
@@ -266,10 +277,10 @@ func (d *fastJSON) report(r *Report) {
 			d.object(func(k []byte) int {
 				switch string(k) {
 				case "requests":
-					r.Stats.Requests = int(d.integer())
+					r.Stats.Requests = d.int()
 					return 0
 				case "cacheHits":
-					r.Stats.CacheHits = int(d.integer())
+					r.Stats.CacheHits = d.int()
 					return 1
 				case "bytes":
 					r.Stats.Bytes = d.integer()
@@ -393,10 +404,10 @@ func (d *fastJSON) entrypoint(ep *Entrypoint) {
 			ep.Format = d.str()
 			return 2
 		case "elfMachine":
-			ep.ELFMachine = int(d.integer())
+			ep.ELFMachine = d.int()
 			return 3
 		case "elfClass":
-			ep.ELFClass = int(d.integer())
+			ep.ELFClass = d.int()
 			return 4
 		case "arch":
 			ep.Arch = d.str()
@@ -433,7 +444,7 @@ func (d *fastJSON) entrypoint(ep *Entrypoint) {
 			ep.BytesRead = d.integer()
 			return 13
 		case "layersRead":
-			ep.LayersRead = int(d.integer())
+			ep.LayersRead = d.int()
 			return 14
 		}
 		return -1

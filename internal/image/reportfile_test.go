@@ -71,6 +71,7 @@ func reportFiles(t testing.TB) [][]byte {
 		with(`"size":401`, `"size":0401`),                                  // refused
 		with(`"size":401`, `"size":-401`),                                  // negative
 		with(`"size":401`, `"size":99999999999999999999`),                  // overflows
+		with(`"elfMachine":62`, `"elfMachine":99999999999`),                // past a 32-bit int
 		with(`"size":401`, `"size":"401"`),                                 // refused
 		with(`"static":true`, `"static":1`),                                // refused
 		with(`"GOAMD64":"v3"`, `"GOAMD64":"v3","GOAMD64":"v4"`),            // a map key twice: the last wins
