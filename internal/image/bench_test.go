@@ -107,3 +107,64 @@ func BenchmarkInspect200(b *testing.B) {
 		b.ReportMetric(float64(reqs.Load()), "warm-requests")
 	}
 }
+
+// BenchmarkInspectWarm inspects 300 images (half two-platform indexes, half
+// single manifests, verified, each with a pod's command) from a warm disk
+// cache, as a warm `archfit audit` does: a new Resolver per iteration (one
+// per process), every answer from the cache, no registry request. Run with
+//
+//	go test -run '^$' -bench InspectWarm -benchmem ./internal/image/
+func BenchmarkInspectWarm(b *testing.B) {
+	const images = 300
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	reqs := make([]Request, images)
+	for i := range images {
+		ref := fmt.Sprintf("%s/team%02d/svc%03d:1.%d", host, i%20, i, i%7)
+		r, _ := name.ParseReference(ref)
+		app := func(arch string) []testimage.File {
+			return []testimage.File{{Path: "/app", Data: append(testimage.ELF(arch), byte(i), byte(i>>8))}}
+		}
+		var err error
+		if i%2 == 0 {
+			err = remote.WriteIndex(r, testimage.Index(
+				testimage.For(testimage.Must(testimage.Spec{Platform: "linux/amd64", Layers: [][]testimage.File{app("amd64")}, Entrypoint: []string{"/app"}}.Build()), "linux/amd64"),
+				testimage.For(testimage.Must(testimage.Spec{Platform: "linux/arm64/v8", Layers: [][]testimage.File{app("arm64")}, Entrypoint: []string{"/app"}}.Build()), "linux/arm64/v8")))
+		} else {
+			err = remote.Write(r, testimage.Must(testimage.Spec{Platform: "linux/amd64", Layers: [][]testimage.File{app("amd64")}, Entrypoint: []string{"/app"}}.Build()))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = Request{Ref: ref, Verify: true, Override: &Override{Args: []string{"--port", fmt.Sprint(8000 + i)}}}
+	}
+	dir := b.TempDir()
+	resolver := func() *Resolver {
+		res, err := NewResolver(WithRegistryClient(regclient.New()), WithCacheDir(dir), WithVerifier(headerVerifier), WithTagTTL(100*time.Hour))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return res
+	}
+	for _, rep := range resolver().InspectAll(context.Background(), reqs) {
+		if rep.Error != nil {
+			b.Fatalf("%s: %+v", rep.Reference, rep.Error)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	// The machine is shared: the CPU time the process spent (GC included)
+	// says more than the wall time.
+	cpu0 := processCPU()
+	for n := 0; n < b.N; n++ {
+		res := resolver()
+		res.InspectAll(context.Background(), reqs)
+		if res.Requests() != 0 || res.CacheHits() != 2*images {
+			b.Fatalf("warm run: %d request(s), %d cache hit(s), want 0 and %d", res.Requests(), res.CacheHits(), 2*images)
+		}
+	}
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	}
+}

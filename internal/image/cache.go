@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -279,8 +278,9 @@ func (c *cache) readEntry(digest string) bool {
 
 func (c *cache) tag(ref string) (tagEntry, bool) {
 	var e tagEntry
-	ok := c.getJSON("tags", ref, &e)
-	if ok && len(e.Manifest) > 0 && registry.CheckDigest(e.Digest) == nil && registry.VerifyDigest(e.Digest, e.Manifest) == nil {
+	b, ok := c.get("tags", ref)
+	ok = ok && decodeTag(b, &e) == nil
+	if ok && len(e.Manifest) > 0 && registry.VerifyDigest(e.Digest, e.Manifest) == nil { // it checks the digest's form first
 		c.putMemBlob(e.Digest, e.Manifest)
 	}
 	e.Manifest = nil
@@ -290,13 +290,19 @@ func (c *cache) tag(ref string) (tagEntry, bool) {
 func (c *cache) putTag(ref string, e tagEntry) { c.putJSON("tags", ref, e) }
 
 func (c *cache) getJSON(kind, key string, v any) bool {
+	b, ok := c.get(kind, key)
+	return ok && json.Unmarshal(b, v) == nil
+}
+
+// get returns the JSON kept under kind and key, from memory or its file.
+func (c *cache) get(kind, key string) ([]byte, bool) {
 	c.mu.Lock()
 	b, ok := c.mem[kind+" "+key]
 	c.mu.Unlock()
 	if !ok && c.dir != "" {
 		b, ok = c.read(filepath.Join(c.dir, "v1", kind, keyHash(key)+".json"))
 	}
-	return ok && json.Unmarshal(b, v) == nil
+	return b, ok
 }
 
 func (c *cache) putJSON(kind, key string, v any) {
@@ -319,20 +325,7 @@ func (c *cache) read(path string) ([]byte, bool) {
 	if !c.privateDir(filepath.Dir(path)) {
 		return nil, false
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || !privateInfo(fi) {
-		return nil, false
-	}
-	if fi.Size() > maxCacheFile {
-		return nil, false
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxCacheFile)) // the file just checked, not the path again
-	return b, err == nil
+	return readPrivateFile(path, maxCacheFile)
 }
 
 // privateDir checks a cache directory once per run once it exists (every read used to

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -277,18 +278,26 @@ func (r *Resolver) InspectAll(ctx context.Context, reqs []Request) []*Report {
 		defer r.progress.Finish()
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	defer r.cache.flush()
 	// Enough images under way that the concurrency slots never wait for
 	// an image to start: each image's requests form a chain (tag, index,
 	// manifest, config, layer), and an image that waits on one holds none.
-	g.SetLimit(imagesInFlight * r.concurrency)
-	defer r.cache.flush()
-	for i, q := range reqs {
+	// Each worker takes the next request when done with one: a warm run
+	// answers from the cache, and a goroutine per request grew a new stack
+	// for each (decoding a cached report goes deep).
+	var next atomic.Int64
+	for range min(len(reqs), imagesInFlight*r.concurrency) {
 		g.Go(func() error {
-			out[i] = r.inspectShared(gctx, q)
-			if r.progress != nil {
-				r.progress.Done(q, out[i])
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(reqs) {
+					return nil
+				}
+				out[i] = r.inspectShared(gctx, reqs[i])
+				if r.progress != nil {
+					r.progress.Done(reqs[i], out[i])
+				}
 			}
-			return nil
 		})
 	}
 	_ = g.Wait()
@@ -324,12 +333,64 @@ func (r *Resolver) inspectShared(ctx context.Context, q Request) *Report {
 	return v.(*Report)
 }
 
+// overrideKey is o as json.Marshal writes it (it names cached reports on
+// disk, so it must not change). Audits look reports up by it for every
+// container: o is written here directly when its strings need no escape
+// (printable ASCII other than the quote, backslash and the <, > and & that
+// json.Marshal escapes), through json.Marshal otherwise.
 func overrideKey(o *Override) string {
 	if o == nil {
 		return ""
 	}
-	b, _ := json.Marshal(o)
-	return string(b)
+	escaped := func(s string) bool { return !plainKey(s) }
+	if escaped(o.Path) || slices.ContainsFunc(o.Command, escaped) || slices.ContainsFunc(o.Args, escaped) {
+		b, _ := json.Marshal(o)
+		return string(b)
+	}
+	var k strings.Builder
+	k.WriteByte('{')
+	list := func(name string, l []string) {
+		if len(l) == 0 {
+			return
+		}
+		if k.Len() > 1 {
+			k.WriteByte(',')
+		}
+		k.WriteString(`"` + name + `":[`)
+		for i, s := range l {
+			if i > 0 {
+				k.WriteByte(',')
+			}
+			k.WriteString(`"` + s + `"`)
+		}
+		k.WriteByte(']')
+	}
+	list("command", o.Command)
+	list("args", o.Args)
+	if o.Path != "" {
+		if k.Len() > 1 {
+			k.WriteByte(',')
+		}
+		k.WriteString(`"path":"` + o.Path + `"`)
+	}
+	if o.PathSet {
+		if k.Len() > 1 {
+			k.WriteByte(',')
+		}
+		k.WriteString(`"pathSet":true`)
+	}
+	k.WriteByte('}')
+	return k.String()
+}
+
+// plainKey reports whether json.Marshal writes s as it is, in quotes.
+func plainKey(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // call runs fn holding one of the concurrency slots.
@@ -382,13 +443,9 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 	// the request and the node platforms: a warm run reads it in one piece.
 	rkey := r.reportKey(rep.Digest, r.origin(ref, lay), q)
 	var cached Report
-	if r.cache.getJSON("reports", rkey, &cached) {
+	if b, ok := r.cache.get("reports", rkey); ok && decodeReport(b, &cached) == nil {
 		r.hit(&st)
-		// Runtime messages quote the reference pulled: make them this one's.
-		for i := range cached.Pulls {
-			e := strings.ReplaceAll(cached.Pulls[i].Error, fmt.Sprintf("%q", cached.Reference), fmt.Sprintf("%q", q.Ref))
-			cached.Pulls[i].Error = strings.ReplaceAll(e, "docker://"+platform.CRIORef(cached.Reference)+": ", "docker://"+platform.CRIORef(q.Ref)+": ")
-		}
+		requote(cached.Pulls, cached.Reference, q.Ref)
 		cached.Reference = q.Ref
 		cached.Layout = rep.Layout
 		cached.Stats = st.get()
@@ -426,6 +483,26 @@ func (r *Resolver) inspect(ctx context.Context, q Request) (rep *Report) {
 		r.cache.putJSON("reports", rkey, rep)
 	}
 	return rep
+}
+
+// requote makes the runtime messages of pulls, which quote the reference
+// pulled (from, in a cached report), quote to instead. Most pulls have no
+// message: the references are parsed only for those that do.
+func requote(pulls []Pull, from, to string) {
+	if from == to {
+		return
+	}
+	var oldQ, newQ, oldCRIO, newCRIO string
+	for i := range pulls {
+		if pulls[i].Error == "" {
+			continue
+		}
+		if oldQ == "" {
+			oldQ, newQ = strconv.Quote(from), strconv.Quote(to)
+			oldCRIO, newCRIO = "docker://"+platform.CRIORef(from)+": ", "docker://"+platform.CRIORef(to)+": "
+		}
+		pulls[i].Error = strings.ReplaceAll(strings.ReplaceAll(pulls[i].Error, oldQ, newQ), oldCRIO, newCRIO)
+	}
 }
 
 func (r *Resolver) reportKey(dgst, origin string, q Request) string {
