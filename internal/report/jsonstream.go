@@ -368,17 +368,17 @@ func appendIndented(dst, src []byte, depth int) []byte {
 				continue
 			}
 			depth++
-			dst = append(append(dst, src[from:i+1]...), '\n')
-			dst = append(dst, indentation(depth)...)
+			dst = append(dst, src[from:i+1]...)
+			dst = append(dst, newline(depth)...)
 			from = i + 1
 		case '}', ']':
 			depth--
-			dst = append(append(dst, src[from:i]...), '\n')
-			dst = append(dst, indentation(depth)...)
+			dst = append(dst, src[from:i]...)
+			dst = append(dst, newline(depth)...)
 			from = i
 		case ',':
-			dst = append(append(dst, src[from:i+1]...), '\n')
-			dst = append(dst, indentation(depth)...)
+			dst = append(dst, src[from:i+1]...)
+			dst = append(dst, newline(depth)...)
 			from = i + 1
 		case ':':
 			dst = append(append(dst, src[from:i+1]...), ' ')
@@ -390,6 +390,16 @@ func appendIndented(dst, src []byte, depth int) []byte {
 	}
 	return append(dst, src[from:]...)
 }
+
+// newline is a line break and the indentation of depth.
+func newline(depth int) string {
+	if 2*depth < len(newlines) {
+		return newlines[:1+2*depth]
+	}
+	return "\n" + strings.Repeat("  ", depth)
+}
+
+const newlines = "\n" + spaces
 
 // stringEnd returns the index of the quote that closes the string opening
 // at src[open] (len(src)-1 if none does).
