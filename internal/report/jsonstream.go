@@ -141,10 +141,25 @@ type chunk struct {
 	depth  int
 	out    []byte
 	err    error
-	done   chan struct{}
+	// panicked is what a MarshalJSON panicked with on a worker: the
+	// writer panics with it, in the caller's goroutine (which may
+	// recover), as it would have without workers.
+	panicked any
+	done     chan struct{}
 }
 
 var chunkPool = sync.Pool{New: func() any { return &chunk{done: make(chan struct{}, 1)} }}
+
+// runRecovering is run on a worker.
+func (c *chunk) runRecovering(m *marshaler) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.panicked = p
+			*m = marshaler{} // its encoder's state is unknown
+		}
+	}()
+	c.run(m)
+}
 
 func (c *chunk) run(m *marshaler) {
 	in := indentation(c.depth)
@@ -161,6 +176,9 @@ func (c *chunk) run(m *marshaler) {
 
 // emit writes a finished chunk and recycles it.
 func (s *streamer) emit(c *chunk) {
+	if p := c.panicked; p != nil {
+		panic(p)
+	}
 	if s.err == nil {
 		_, s.err = s.w.Write(c.out)
 		if s.err == nil {
@@ -171,7 +189,7 @@ func (s *streamer) emit(c *chunk) {
 	if cap(c.out) > keep {
 		c.out = nil
 	}
-	c.v, c.out, c.err = reflect.Value{}, c.out[:0], nil
+	c.v, c.out, c.err, c.panicked = reflect.Value{}, c.out[:0], nil, nil
 	chunkPool.Put(c)
 }
 
@@ -225,7 +243,7 @@ func (s *streamer) startWorkers(n int) {
 			defer s.workers.Done()
 			var m marshaler
 			for c := range s.jobs {
-				c.run(&m)
+				c.runRecovering(&m)
 				c.done <- struct{}{}
 			}
 		}()

@@ -474,3 +474,29 @@ func BenchmarkAppendIndented(b *testing.B) {
 		dst = appendIndented(dst[:0], src, 0)
 	}
 }
+
+type panicking struct{ N, at int }
+
+func (p panicking) MarshalJSON() ([]byte, error) {
+	if p.N == p.at {
+		panic(fmt.Sprintf("element %d", p.N))
+	}
+	return []byte("1"), nil
+}
+
+// TestJSONStreamPanic: a MarshalJSON that panics on a worker panics in
+// the caller's goroutine, where it can be recovered, with its own value.
+func TestJSONStreamPanic(t *testing.T) {
+	elems := make([]panicking, 5000)
+	for i := range elems {
+		elems[i] = panicking{N: i, at: 4000}
+	}
+	got := func() (p any) {
+		defer func() { p = recover() }()
+		_ = JSON(io.Discard, &Document{Extra: map[string]any{"elems": elems}})
+		return nil
+	}()
+	if got != "element 4000" {
+		t.Errorf("recovered %v, want the element's panic", got)
+	}
+}
