@@ -281,14 +281,27 @@ func (s *streamer) value(v reflect.Value, depth int) {
 		return
 	}
 	if v.Kind() == reflect.Slice {
-		// At any depth: its elements are marshalled whole, each on its
-		// own.
 		if v.IsNil() || v.Len() == 0 || v.Type().Elem().Kind() == reflect.Uint8 { // []byte is base64
 			s.marshal(v, depth)
 			return
 		}
 		s.write("[\n")
-		s.elements(v, depth+1)
+		if n := v.Len(); n < parallelMin && depth+1 < maxStreamDepth {
+			// A few elements, which may be large (a SARIF run): walked
+			// like the rest of the top levels.
+			in := indentation(depth + 1)
+			for i := range n {
+				if i > 0 {
+					s.write(",\n")
+				}
+				s.write(in)
+				s.value(v.Index(i), depth+1)
+			}
+		} else {
+			// At any depth: the elements are marshalled whole, each on
+			// its own.
+			s.elements(v, depth+1)
+		}
 		s.write("\n" + indentation(depth) + "]")
 		return
 	}

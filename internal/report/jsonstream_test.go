@@ -230,7 +230,14 @@ func hostileDocument(r *rand.Rand, n int) *Document {
 		}
 		anys[i] = randomValue(r, 0)
 	}
-	return &Document{Kind: "Audit", Extra: map[string]any{
+	findings := make([]finding.Finding, n)
+	for i := range findings {
+		f := finding.New(finding.SingleArchAtRisk, hostile[i%len(hostile)])
+		f.Evidence = []string{hostile[(i+3)%len(hostile)], ""}
+		f.Line = i
+		findings[i] = f
+	}
+	return &Document{Kind: "Audit", Findings: findings, Extra: map[string]any{
 		"elems": elems, "ptrs": ptrs, "anys": anys, "short": elems[:min(3, n)],
 		"nested":   map[string]any{"deeper": map[string]any{"elems": elems, "<&>": anys}},
 		hostile[2]: hostile[3],
@@ -364,7 +371,14 @@ func failingDoc(n, failAt int, calls *atomic.Int64) *Document {
 	for i := range elems {
 		elems[i] = failing{N: i, fail: i == failAt, calls: calls}
 	}
-	return &Document{Kind: "Audit", Extra: map[string]any{"elems": elems}}
+	findings := make([]finding.Finding, n)
+	for i := range findings {
+		f := finding.New(finding.SingleArchAtRisk, hostile[i%len(hostile)])
+		f.Evidence = []string{hostile[(i+3)%len(hostile)], ""}
+		f.Line = i
+		findings[i] = f
+	}
+	return &Document{Kind: "Audit", Findings: findings, Extra: map[string]any{"elems": elems}}
 }
 
 // TestJSONStreamMarshalError: a failing element stops the stream; what
