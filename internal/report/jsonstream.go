@@ -14,9 +14,9 @@ import (
 )
 
 // jsonStream writes v as json.Encoder with SetIndent("", "  ") would, byte
-// for byte, without building the whole text in memory: structs and
-// string-keyed maps are walked, and the elements of a slice are marshalled
-// one by one. An audit of 100,000 pods is some 80 MB of JSON; the encoder
+// for byte, without building the whole text in memory: structs,
+// string-keyed maps and short slices near the top are walked, and the
+// elements of a longer slice are marshalled one by one. An audit of 100,000 pods is some 80 MB of JSON; the encoder
 // held it twice (compact, then indented) on top of the result it was made
 // from.
 //
@@ -27,7 +27,8 @@ import (
 // element (it alone decides escaping, field order, omitempty, floats,
 // marshalers), and appendIndented indents its compact text directly: the
 // scanner MarshalIndent runs over every byte a second time cost as much
-// as marshalling.
+// as marshalling. Elements' MarshalJSON methods may so run concurrently,
+// as they may under any concurrent use of encoding/json.
 //
 // Only the first maxStreamDepth levels of structs and maps are walked:
 // deeper values are small, and marshalled whole.
@@ -77,7 +78,6 @@ type streamer struct {
 	// them.
 	jobs    chan *chunk
 	workers sync.WaitGroup
-	n       int // workers started
 }
 
 func (s *streamer) write(str string) {
@@ -236,7 +236,6 @@ func (s *streamer) startWorkers(n int) {
 		return
 	}
 	s.jobs = make(chan *chunk, n*windowPerWorker)
-	s.n = n
 	s.workers.Add(n)
 	for range n {
 		go func() {
