@@ -38,15 +38,14 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 	}
 	var out []placed
 	if kind.sched == nil {
-		rawSpec, found, err := unstructured.NestedMap(obj.Object, kind.podSpec...)
-		if err != nil || !found {
+		if v, _, _ := unstructured.NestedFieldNoCopy(obj.Object, kind.podSpec...); !isMap(v) {
 			return nil, nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, strings.Join(kind.podSpec, "."))
 		}
-		var spec corev1.PodSpec
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rawSpec, &spec); err != nil {
+		spec, err := readScheduling(obj, locs[0])
+		if err != nil {
 			return nil, nil, fmt.Errorf("reading the pod spec of %s: %w", ref, err)
 		}
-		out = append(out, placed{loc: locs[0], spec: &spec})
+		out = append(out, placed{loc: locs[0], spec: spec})
 	} else {
 		for _, l := range locs {
 			spec, err := readScheduling(obj, l)
@@ -70,7 +69,7 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 		podSpec:     podSpec,
 		loc:         locs[0],
 		locs:        locs,
-		orig:        deepCopyUnless(o.judgeOnly, obj),
+		orig:        obj,
 		source:      o.source,
 		sourceNS:    o.sourceNS,
 		found:       o.found,
@@ -78,23 +77,42 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 	return res, out, nil
 }
 
-// readScheduling reads the fields at one location of an operator's kind
-// into a pod spec: only they are judged and patched.
+// scheduling is what Patch reads of a pod spec: the fields it judges and
+// writes (converting the whole spec would cost more than the rest of
+// Patch).
+type scheduling struct {
+	NodeSelector map[string]string   `json:"nodeSelector,omitempty"`
+	Affinity     *corev1.Affinity    `json:"affinity,omitempty"`
+	Tolerations  []corev1.Toleration `json:"tolerations,omitempty"`
+}
+
+// readScheduling reads the scheduling fields at one location into a pod
+// spec: only they are judged and patched.
 func readScheduling(obj *unstructured.Unstructured, l location) (*corev1.PodSpec, error) {
 	m := map[string]any{}
-	for f, path := range map[string][]string{"affinity": l.affinity, "nodeSelector": l.nodeSelector, "tolerations": l.tolerations} {
-		if path == nil {
+	for _, f := range []struct {
+		name string
+		path []string
+	}{{"nodeSelector", l.nodeSelector}, {"affinity", l.affinity}, {"tolerations", l.tolerations}} {
+		if f.path == nil {
 			continue
 		}
-		if v, ok := cluster.Get(obj.Object, path); ok {
-			m[f] = v
+		if v, ok := cluster.Get(obj.Object, f.path); ok {
+			m[f.name] = v
 		}
 	}
-	var spec corev1.PodSpec
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &spec); err != nil {
-		return nil, err
+	var s scheduling
+	if len(m) > 0 {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &s); err != nil {
+			return nil, err
+		}
 	}
-	return &spec, nil
+	return &corev1.PodSpec{NodeSelector: s.NodeSelector, Affinity: s.Affinity, Tolerations: s.Tolerations}, nil
+}
+
+func isMap(v any) bool {
+	_, ok := v.(map[string]any)
+	return ok
 }
 
 // ensure returns the operations that create the missing objects above
@@ -185,7 +203,7 @@ func (r *Result) judgeTerms(required *corev1.NodeSelector) []int {
 func (r *Result) block(obj *unstructured.Unstructured) {
 	r.retarget(TermBlocked)
 	r.Ops = []Operation{}
-	r.patched = obj.DeepCopy()
+	r.patched = obj
 	r.Notes = append(r.Notes, "the workload pins an architecture it cannot run on: fix the constraint by hand; archfit does not overwrite it")
 }
 
@@ -267,8 +285,10 @@ func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Tol
 	return ops
 }
 
-// finish records the operations and the patched object; when nothing
-// changes, a note says so and the patch is empty.
+// finish records the operations and the patched object (obj itself when
+// nothing changes, else a copy of the parts the ops change, sharing the
+// rest with obj); when nothing changes, a note says so and the patch is
+// empty.
 func (r *Result) finish(obj *unstructured.Unstructured, ops []Operation) error {
 	if ops == nil {
 		ops = []Operation{}
@@ -278,7 +298,7 @@ func (r *Result) finish(obj *unstructured.Unstructured, ops []Operation) error {
 	if !r.Changed {
 		r.Ops = []Operation{}
 		r.Notes = append(r.Notes, fmt.Sprintf("%s already admits only nodes of allowed architectures (%s): nothing to patch", r.Object, strings.Join(r.Allowed, ", ")))
-		r.patched = obj.DeepCopy()
+		r.patched = obj
 		return nil
 	}
 	var err error
@@ -315,13 +335,4 @@ func (r *Result) kindNotes() {
 	case r.kind.immutable:
 		r.Notes = append(r.Notes, "the Job is suspended and has never started, so the API server accepts new scheduling directives; apply before resuming it")
 	}
-}
-
-// deepCopyUnless copies obj, unless only a judgement is wanted (Patch
-// copies it once it knows it needs it).
-func deepCopyUnless(judgeOnly bool, obj *unstructured.Unstructured) *unstructured.Unstructured {
-	if judgeOnly {
-		return nil
-	}
-	return obj.DeepCopy()
 }
