@@ -19,7 +19,7 @@ import (
 var gpuTaint = corev1.Taint{Key: "kubernetes.io/arch", Value: "arm64", Effect: corev1.TaintEffectNoSchedule}
 
 // workloadDocs returns the patchable objects of a multi-document file.
-func workloadDocs(t *testing.T, src []byte) []*unstructured.Unstructured {
+func workloadDocs(t testing.TB, src []byte) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
 	dec := yaml3.NewDecoder(bytes.NewReader(src))
