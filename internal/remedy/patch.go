@@ -252,7 +252,7 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 	if o.judgeOnly {
 		return res, nil
 	}
-	var ops []Operation
+	var ops []step
 	for _, j := range js {
 		res.loc = j.loc
 		if j.pinned {
@@ -460,9 +460,20 @@ func op(kind, path string, value any) Operation {
 	return Operation{Op: kind, Path: path, Value: b}
 }
 
+// step is an operation Patch writes, with its value as the patched
+// object holds it (plain), so that applying it decodes nothing.
+type step struct {
+	Operation
+	val any
+}
+
+func newStep(kind, path string, value any) step {
+	return step{op(kind, path, value), plain(value)}
+}
+
 // testOp guards the value at path as it is now, so that the patch fails
 // rather than edits the wrong term after a concurrent change.
-func testOp(obj *unstructured.Unstructured, path []string) Operation {
+func testOp(obj *unstructured.Unstructured, path []string) step {
 	v, _, _ := unstructured.NestedFieldNoCopy(obj.Object, path...)
-	return op("test", pointer(path...), v)
+	return step{op("test", pointer(path...), v), v} // only compared, never written
 }

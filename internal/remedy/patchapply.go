@@ -6,6 +6,7 @@ package remedy
 // patch library cost more than everything else Patch does.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
@@ -31,13 +33,13 @@ var (
 // objects hold them (integers as int64). A failing op fails the whole
 // patch.
 func applyOps(obj *unstructured.Unstructured, ops []Operation) (*unstructured.Unstructured, error) {
-	p := patcher{root: obj.Object, owned: map[uintptr]bool{}}
+	p := newPatcher(obj)
 	for i, o := range ops {
-		if err := p.apply(o); err != nil {
+		if err := p.apply(o, nil, false); err != nil {
 			return nil, fmt.Errorf("operation %d (%s %s): %w", i, o.Op, o.Path, err)
 		}
 	}
-	return &unstructured.Unstructured{Object: p.root}, nil
+	return p.result(), nil
 }
 
 // patcher is one application of a patch: root is the document as patched
@@ -48,16 +50,29 @@ type patcher struct {
 	owned map[uintptr]bool
 }
 
-func (p *patcher) apply(o Operation) error {
+func newPatcher(obj *unstructured.Unstructured) *patcher {
+	return &patcher{root: obj.Object, owned: map[uintptr]bool{}}
+}
+
+func (p *patcher) result() *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: p.root}
+}
+
+// apply applies one operation. val is its value as an unstructured object
+// holds it, when known (a value only this patch holds, or for a test one
+// it only reads); otherwise the value is decoded.
+func (p *patcher) apply(o Operation, val any, known bool) error {
 	path, err := parsePointer(o.Path)
 	if err != nil {
 		return err
 	}
-	var val any
 	switch o.Op {
 	case "add", "replace", "test":
 		if len(o.Value) == 0 {
 			return errors.New("the operation has no value")
+		}
+		if known {
+			break
 		}
 		if err := utiljson.Unmarshal(o.Value, &val); err != nil {
 			return fmt.Errorf("decoding the value: %w", err)
@@ -334,4 +349,93 @@ func (a num) equal(b num) bool {
 	}
 	// a is a float, b an integer: equal when the float is that integer.
 	return a.f == math.Trunc(a.f) && a.f >= -(1<<63) && a.f < 1<<63 && int64(a.f) == b.i
+}
+
+// plain is v as an unstructured object holds it: what decoding v's JSON
+// gives (integers as int64). The values Patch writes (requirements,
+// tolerations, node selectors, maps of them) are converted directly,
+// others through JSON.
+func plain(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = plain(e)
+		}
+		return m
+	case *corev1.NodeSelector:
+		if x == nil {
+			return nil
+		}
+		return map[string]any{"nodeSelectorTerms": plainList(x.NodeSelectorTerms, plainTerm)}
+	case corev1.NodeSelectorRequirement:
+		return plainRequirement(x)
+	case []corev1.NodeSelectorRequirement:
+		return plainList(x, plainRequirement)
+	case corev1.Toleration:
+		return plainToleration(x)
+	case []corev1.Toleration:
+		return plainList(x, plainToleration)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("remedy: marshalling a patch value: %v", err)) // only our own types get here
+	}
+	var out any
+	if err := utiljson.Unmarshal(b, &out); err != nil {
+		panic(fmt.Sprintf("remedy: decoding a patch value: %v", err))
+	}
+	return out
+}
+
+// plainList is a list: null when nil, as encoding/json has it.
+func plainList[T any](xs []T, f func(T) map[string]any) any {
+	if xs == nil {
+		return nil
+	}
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
+	}
+	return out
+}
+
+func plainTerm(t corev1.NodeSelectorTerm) map[string]any {
+	m := map[string]any{} // both lists omitempty
+	if len(t.MatchExpressions) > 0 {
+		m["matchExpressions"] = plainList(t.MatchExpressions, plainRequirement)
+	}
+	if len(t.MatchFields) > 0 {
+		m["matchFields"] = plainList(t.MatchFields, plainRequirement)
+	}
+	return m
+}
+
+func plainRequirement(r corev1.NodeSelectorRequirement) map[string]any {
+	m := map[string]any{"key": r.Key, "operator": string(r.Operator)}
+	if len(r.Values) > 0 {
+		vs := make([]any, len(r.Values))
+		for i, v := range r.Values {
+			vs[i] = v
+		}
+		m["values"] = vs
+	}
+	return m
+}
+
+func plainToleration(t corev1.Toleration) map[string]any {
+	m := map[string]any{} // every field omitempty
+	set := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	set("key", t.Key)
+	set("operator", string(t.Operator))
+	set("value", t.Value)
+	set("effect", string(t.Effect))
+	if t.TolerationSeconds != nil {
+		m["tolerationSeconds"] = *t.TolerationSeconds
+	}
+	return m
 }

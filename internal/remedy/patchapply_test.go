@@ -16,6 +16,7 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
@@ -403,6 +404,83 @@ func TestPatchConcurrentlyOnOneObject(t *testing.T) {
 		}
 		if diff := cmp.Diff(before.Object, obj.Object); diff != "" {
 			t.Fatalf("%s: the input changed (-before +after):\n%s", obj.GetName(), diff)
+		}
+	}
+}
+
+// plain converts the values Patch writes exactly as decoding their JSON
+// would (the patched object must be what applying the printed patch
+// gives): random requirements, terms, node selectors and tolerations,
+// with empty and nil lists, alone, in lists and in maps.
+func TestPlainIsDecodedJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 2026))
+	toleration := func() corev1.Toleration {
+		tol := corev1.Toleration{}
+		if rng.IntN(2) == 0 {
+			tol.Key = pick(rng, []string{LabelArch, "gpu", "a/b"})
+		}
+		if rng.IntN(2) == 0 {
+			tol.Operator = corev1.TolerationOpExists
+		}
+		if rng.IntN(2) == 0 {
+			tol.Value = "arm64"
+		}
+		if rng.IntN(2) == 0 {
+			tol.Effect = propEffect[rng.IntN(3)]
+		}
+		if rng.IntN(3) == 0 {
+			s := int64(rng.IntN(3)) - 1
+			tol.TolerationSeconds = &s
+		}
+		return tol
+	}
+	selector := func() *corev1.NodeSelector {
+		switch rng.IntN(5) {
+		case 0:
+			return nil
+		case 1:
+			return &corev1.NodeSelector{}
+		case 2:
+			return &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{}}}}
+		}
+		ns := &corev1.NodeSelector{}
+		for range rng.IntN(3) {
+			ns.NodeSelectorTerms = append(ns.NodeSelectorTerms, randomTerm(rng))
+		}
+		return ns
+	}
+	for i := range 2000 {
+		var v any
+		switch rng.IntN(7) {
+		case 0:
+			v = randomRequirement(rng)
+		case 1:
+			r := randomRequirement(rng)
+			if rng.IntN(2) == 0 {
+				r.Values = []string{}
+			}
+			v = []corev1.NodeSelectorRequirement{r}
+		case 2:
+			v = toleration()
+		case 3:
+			var tols []corev1.Toleration
+			for range rng.IntN(3) {
+				tols = append(tols, toleration())
+			}
+			v = tols
+		case 4:
+			v = selector()
+		case 5:
+			v = map[string]any{"nodeAffinity": map[string]any{requiredField: selector()}}
+		default:
+			v = map[string]any{}
+		}
+		var want any
+		if err := utiljson.Unmarshal([]byte(mustJSON(v)), &want); err != nil {
+			t.Fatal(err)
+		}
+		if got := plain(v); !reflect.DeepEqual(got, want) {
+			t.Fatalf("case %d: %s: plain gives %#v\nwant %#v", i, mustJSON(v), got, want)
 		}
 	}
 }

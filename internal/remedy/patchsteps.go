@@ -117,8 +117,8 @@ func isMap(v any) bool {
 
 // ensure returns the operations that create the missing objects above
 // path (a Strimzi resource with no template.pod yet), once per patch.
-func (r *Result) ensure(obj *unstructured.Unstructured, path []string) []Operation {
-	var ops []Operation
+func (r *Result) ensure(obj *unstructured.Unstructured, path []string) []step {
+	var ops []step
 	for i := 1; i < len(path); i++ {
 		p := path[:i]
 		if _, ok := cluster.Get(obj.Object, p); ok {
@@ -130,7 +130,7 @@ func (r *Result) ensure(obj *unstructured.Unstructured, path []string) []Operati
 		}
 		if !r.created[k] {
 			r.created[k] = true
-			ops = append(ops, op("add", k, map[string]any{}))
+			ops = append(ops, newStep("add", k, map[string]any{}))
 		}
 	}
 	return ops
@@ -229,33 +229,33 @@ func (r *Result) retarget(a TermAction) {
 // affinityOps adds the arch requirement: a whole required node affinity
 // where there is none, else to each term of toAdd (with a test of what is
 // there, so a concurrent edit fails the patch instead of being overwritten).
-func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpec, toAdd []int) []Operation {
+func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpec, toAdd []int) []step {
 	req := archRequirement(r.Allowed)
 	required := requiredTerms(spec)
 	switch {
 	case spec.Affinity == nil:
-		return append(r.ensure(obj, r.loc.affinity), op("add", pointer(r.loc.affinity...), map[string]any{
+		return append(r.ensure(obj, r.loc.affinity), newStep("add", pointer(r.loc.affinity...), map[string]any{
 			"nodeAffinity": map[string]any{requiredField: newRequired(req)},
 		}))
 	case spec.Affinity.NodeAffinity == nil:
 		p := r.loc.affinity
-		return []Operation{testOp(obj, p), op("add", pointer(append(slices.Clone(p), "nodeAffinity")...), map[string]any{requiredField: newRequired(req)})}
+		return []step{testOp(obj, p), newStep("add", pointer(append(slices.Clone(p), "nodeAffinity")...), map[string]any{requiredField: newRequired(req)})}
 	case required == nil:
 		p := append(slices.Clone(r.loc.affinity), "nodeAffinity")
-		return []Operation{testOp(obj, p), op("add", pointer(append(p, requiredField)...), newRequired(req))}
+		return []step{testOp(obj, p), newStep("add", pointer(append(p, requiredField)...), newRequired(req))}
 	case len(required.NodeSelectorTerms) == 0:
 		r.Notes = append(r.Notes, "requiredDuringSchedulingIgnoredDuringExecution has no nodeSelectorTerms: the pod admits no node, and adding a term would change that")
 		return nil
 	case len(toAdd) == 0:
 		return nil
 	}
-	ops := []Operation{testOp(obj, r.termsPath())}
+	ops := []step{testOp(obj, r.termsPath())}
 	for _, i := range toAdd {
 		tp := append(r.termsPath(), strconv.Itoa(i))
 		if len(required.NodeSelectorTerms[i].MatchExpressions) > 0 {
-			ops = append(ops, op("add", pointer(append(tp, "matchExpressions", "-")...), req))
+			ops = append(ops, newStep("add", pointer(append(tp, "matchExpressions", "-")...), req))
 		} else {
-			ops = append(ops, op("add", pointer(append(tp, "matchExpressions")...), []corev1.NodeSelectorRequirement{req}))
+			ops = append(ops, newStep("add", pointer(append(tp, "matchExpressions")...), []corev1.NodeSelectorRequirement{req}))
 		}
 	}
 	return ops
@@ -263,7 +263,7 @@ func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpe
 
 // tolerationOps adds the tolerations for the tainted pools the workload may
 // now use (missingTolerations).
-func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Toleration, taints map[string][]corev1.Taint) []Operation {
+func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Toleration, taints map[string][]corev1.Taint) []step {
 	tols := missingTolerations(have, r.Allowed, taints)
 	r.AddedTolerations = append(r.AddedTolerations, tols...)
 	if len(tols) == 0 {
@@ -276,11 +276,11 @@ func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Tol
 		return nil
 	}
 	if len(have) == 0 {
-		return append(r.ensure(obj, p), op("add", pointer(p...), tols))
+		return append(r.ensure(obj, p), newStep("add", pointer(p...), tols))
 	}
-	var ops []Operation
+	var ops []step
 	for _, t := range tols {
-		ops = append(ops, op("add", pointer(append(p, "-")...), t))
+		ops = append(ops, newStep("add", pointer(append(p, "-")...), t))
 	}
 	return ops
 }
@@ -289,22 +289,25 @@ func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Tol
 // nothing changes, else a copy of the parts the ops change, sharing the
 // rest with obj); when nothing changes, a note says so and the patch is
 // empty.
-func (r *Result) finish(obj *unstructured.Unstructured, ops []Operation) error {
-	if ops == nil {
-		ops = []Operation{}
+func (r *Result) finish(obj *unstructured.Unstructured, steps []step) error {
+	r.Ops = make([]Operation, len(steps))
+	for i, s := range steps {
+		r.Ops[i] = s.Operation
 	}
-	r.Ops = ops
-	r.Changed = slices.ContainsFunc(ops, func(o Operation) bool { return o.Op != "test" })
+	r.Changed = slices.ContainsFunc(r.Ops, func(o Operation) bool { return o.Op != "test" })
 	if !r.Changed {
 		r.Ops = []Operation{}
 		r.Notes = append(r.Notes, fmt.Sprintf("%s already admits only nodes of allowed architectures (%s): nothing to patch", r.Object, strings.Join(r.Allowed, ", ")))
 		r.patched = obj
 		return nil
 	}
-	var err error
-	if r.patched, err = applyOps(obj, r.Ops); err != nil {
-		return fmt.Errorf("applying the patch of %s: %w", r.Object, err)
+	p := newPatcher(obj)
+	for i, s := range steps {
+		if err := p.apply(s.Operation, s.val, true); err != nil {
+			return fmt.Errorf("applying the patch of %s: operation %d (%s %s): %w", r.Object, i, s.Op, s.Path, err)
+		}
 	}
+	r.patched = p.result()
 	return nil
 }
 
