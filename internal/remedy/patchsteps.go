@@ -18,7 +18,7 @@ import (
 // placed is one location of the scheduling fields with what is there.
 type placed struct {
 	loc  location
-	spec *corev1.PodSpec // only its scheduling fields matter
+	spec *scheduling
 }
 
 // readPodSpec finds obj's kind and the scheduling fields of its pod
@@ -86,11 +86,11 @@ type scheduling struct {
 	Tolerations  []corev1.Toleration `json:"tolerations,omitempty"`
 }
 
-// readScheduling reads the scheduling fields at one location into a pod
-// spec: only they are judged and patched.
-func readScheduling(obj *unstructured.Unstructured, l location) (*corev1.PodSpec, error) {
-	m := map[string]any{}
-	for _, f := range []struct {
+// readScheduling reads the scheduling fields at one location: only they
+// are judged and patched.
+func readScheduling(obj *unstructured.Unstructured, l location) (*scheduling, error) {
+	var m map[string]any // most workloads have none of them
+	for _, f := range [...]struct {
 		name string
 		path []string
 	}{{"nodeSelector", l.nodeSelector}, {"affinity", l.affinity}, {"tolerations", l.tolerations}} {
@@ -98,16 +98,19 @@ func readScheduling(obj *unstructured.Unstructured, l location) (*corev1.PodSpec
 			continue
 		}
 		if v, ok := cluster.Get(obj.Object, f.path); ok {
+			if m == nil {
+				m = make(map[string]any, 3)
+			}
 			m[f.name] = v
 		}
 	}
-	var s scheduling
-	if len(m) > 0 {
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &s); err != nil {
+	s := &scheduling{}
+	if m != nil {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, s); err != nil {
 			return nil, err
 		}
 	}
-	return &corev1.PodSpec{NodeSelector: s.NodeSelector, Affinity: s.Affinity, Tolerations: s.Tolerations}, nil
+	return s, nil
 }
 
 func isMap(v any) bool {
@@ -158,7 +161,7 @@ func (r *Result) judgeNodeSelector(sel map[string]string) bool {
 }
 
 // requiredTerms is the pod's required node affinity, nil if none.
-func requiredTerms(spec *corev1.PodSpec) *corev1.NodeSelector {
+func requiredTerms(spec *scheduling) *corev1.NodeSelector {
 	if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil {
 		return nil
 	}
@@ -229,7 +232,7 @@ func (r *Result) retarget(a TermAction) {
 // affinityOps adds the arch requirement: a whole required node affinity
 // where there is none, else to each term of toAdd (with a test of what is
 // there, so a concurrent edit fails the patch instead of being overwritten).
-func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpec, toAdd []int) []step {
+func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *scheduling, toAdd []int) []step {
 	req := archRequirement(r.Allowed)
 	required := requiredTerms(spec)
 	switch {
@@ -280,7 +283,7 @@ func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Tol
 	}
 	var ops []step
 	for _, t := range tols {
-		ops = append(ops, newStep("add", pointer(append(p, "-")...), t))
+		ops = append(ops, newStep("add", pointer(append(slices.Clone(p), "-")...), t))
 	}
 	return ops
 }
