@@ -87,7 +87,14 @@ type location struct {
 // element of a list in the path (ECK's nodeSets).
 func (k kindInfo) locations(obj *unstructured.Unstructured, ref object.Ref) ([]location, error) {
 	if k.sched == nil {
-		at := func(f string) []string { return append(slices.Clone(k.podSpec), f) }
+		// One allocation for the three paths; each clipped, so that
+		// appending to one copies it.
+		n := len(k.podSpec) + 1
+		buf := make([]string, 0, 3*n)
+		at := func(f string) []string {
+			buf = append(append(buf, k.podSpec...), f)
+			return slices.Clip(buf[len(buf)-n:])
+		}
 		return []location{{affinity: at("affinity"), nodeSelector: at("nodeSelector"), tolerations: at("tolerations")}}, nil
 	}
 	// The scheduling fields sit beside each other under one parent per

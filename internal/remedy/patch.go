@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -176,7 +175,7 @@ type Result struct {
 func (r *Result) EditNote() string { return r.editNote }
 
 // Original returns the object the patch was computed against (the owner a
-// redirect led to, when there was one).
+// redirect led to, when there was one): the one given to Patch, not a copy.
 func (r *Result) Original() *unstructured.Unstructured { return r.orig }
 
 // Patched returns a copy of the object with the patch applied.
@@ -211,6 +210,10 @@ func (r *Result) Patched() *unstructured.Unstructured { return r.patched.DeepCop
 // Preferred terms, other tolerations and everything else stay as they are.
 // Patched pods admit exactly the nodes the original admitted whose arch is
 // allowed (the property test checks this against the scheduler's matcher).
+//
+// Patch does not modify obj. The Result refers to it (Original) and shares
+// the parts the patch leaves alone with it: obj must not be modified while
+// the Result is in use (Patched returns a copy to modify).
 func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*Result, error) {
 	var o options
 	for _, opt := range opts {
@@ -242,16 +245,14 @@ func Patch(obj *unstructured.Unstructured, allowed []string, opts ...Option) (*R
 		js = append(js, j)
 	}
 	if len(res.Conflicts) > 0 {
-		if res.orig == nil {
-			res.orig = obj.DeepCopy()
-		}
+		res.orig = obj
 		res.block(obj)
 		return res, nil
 	}
 	if o.judgeOnly {
 		return res, nil
 	}
-	var ops []Operation
+	var ops []step
 	for _, j := range js {
 		res.loc = j.loc
 		if j.pinned {
@@ -459,33 +460,20 @@ func op(kind, path string, value any) Operation {
 	return Operation{Op: kind, Path: path, Value: b}
 }
 
-// testOp guards the value at path as it is now, so that the patch fails
-// rather than edits the wrong term after a concurrent change.
-func testOp(obj *unstructured.Unstructured, path []string) Operation {
-	v, _, _ := unstructured.NestedFieldNoCopy(obj.Object, path...)
-	return op("test", pointer(path...), v)
+// step is an operation Patch writes, with its value as the patched
+// object holds it (plain), so that applying it decodes nothing.
+type step struct {
+	Operation
+	val any
 }
 
-func applyOps(obj *unstructured.Unstructured, ops []Operation) (*unstructured.Unstructured, error) {
-	doc, err := json.Marshal(obj.Object)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := json.Marshal(ops)
-	if err != nil {
-		return nil, err
-	}
-	p, err := jsonpatch.DecodePatch(raw)
-	if err != nil {
-		return nil, err
-	}
-	out, err := p.Apply(doc)
-	if err != nil {
-		return nil, err
-	}
-	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(out, &u.Object); err != nil {
-		return nil, err
-	}
-	return u, nil
+func newStep(kind, path string, value any) step {
+	return step{op(kind, path, value), plain(value)}
+}
+
+// testOp guards the value at path as it is now, so that the patch fails
+// rather than edits the wrong term after a concurrent change.
+func testOp(obj *unstructured.Unstructured, path []string) step {
+	v, _, _ := unstructured.NestedFieldNoCopy(obj.Object, path...)
+	return step{op("test", pointer(path...), v), v} // only compared, never written
 }

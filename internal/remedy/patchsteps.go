@@ -18,7 +18,7 @@ import (
 // placed is one location of the scheduling fields with what is there.
 type placed struct {
 	loc  location
-	spec *corev1.PodSpec // only its scheduling fields matter
+	spec *scheduling
 }
 
 // readPodSpec finds obj's kind and the scheduling fields of its pod
@@ -38,15 +38,14 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 	}
 	var out []placed
 	if kind.sched == nil {
-		rawSpec, found, err := unstructured.NestedMap(obj.Object, kind.podSpec...)
-		if err != nil || !found {
+		if v, _, _ := unstructured.NestedFieldNoCopy(obj.Object, kind.podSpec...); !isMap(v) {
 			return nil, nil, fmt.Errorf("%s: %w at %s", ref, ErrNoPodTemplate, strings.Join(kind.podSpec, "."))
 		}
-		var spec corev1.PodSpec
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(rawSpec, &spec); err != nil {
+		spec, err := readScheduling(obj, locs[0])
+		if err != nil {
 			return nil, nil, fmt.Errorf("reading the pod spec of %s: %w", ref, err)
 		}
-		out = append(out, placed{loc: locs[0], spec: &spec})
+		out = append(out, placed{loc: locs[0], spec: spec})
 	} else {
 		for _, l := range locs {
 			spec, err := readScheduling(obj, l)
@@ -70,7 +69,7 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 		podSpec:     podSpec,
 		loc:         locs[0],
 		locs:        locs,
-		orig:        deepCopyUnless(o.judgeOnly, obj),
+		orig:        obj,
 		source:      o.source,
 		sourceNS:    o.sourceNS,
 		found:       o.found,
@@ -78,29 +77,51 @@ func readPodSpec(obj *unstructured.Unstructured, allowed []string, o options) (*
 	return res, out, nil
 }
 
-// readScheduling reads the fields at one location of an operator's kind
-// into a pod spec: only they are judged and patched.
-func readScheduling(obj *unstructured.Unstructured, l location) (*corev1.PodSpec, error) {
-	m := map[string]any{}
-	for f, path := range map[string][]string{"affinity": l.affinity, "nodeSelector": l.nodeSelector, "tolerations": l.tolerations} {
-		if path == nil {
+// scheduling is what Patch reads of a pod spec: the fields it judges and
+// writes (converting the whole spec would cost more than the rest of
+// Patch).
+type scheduling struct {
+	NodeSelector map[string]string   `json:"nodeSelector,omitempty"`
+	Affinity     *corev1.Affinity    `json:"affinity,omitempty"`
+	Tolerations  []corev1.Toleration `json:"tolerations,omitempty"`
+}
+
+// readScheduling reads the scheduling fields at one location: only they
+// are judged and patched.
+func readScheduling(obj *unstructured.Unstructured, l location) (*scheduling, error) {
+	var m map[string]any // most workloads have none of them
+	for _, f := range [...]struct {
+		name string
+		path []string
+	}{{"nodeSelector", l.nodeSelector}, {"affinity", l.affinity}, {"tolerations", l.tolerations}} {
+		if f.path == nil {
 			continue
 		}
-		if v, ok := cluster.Get(obj.Object, path); ok {
-			m[f] = v
+		if v, ok := cluster.Get(obj.Object, f.path); ok {
+			if m == nil {
+				m = make(map[string]any, 3)
+			}
+			m[f.name] = v
 		}
 	}
-	var spec corev1.PodSpec
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &spec); err != nil {
-		return nil, err
+	s := &scheduling{}
+	if m != nil {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, s); err != nil {
+			return nil, err
+		}
 	}
-	return &spec, nil
+	return s, nil
+}
+
+func isMap(v any) bool {
+	_, ok := v.(map[string]any)
+	return ok
 }
 
 // ensure returns the operations that create the missing objects above
 // path (a Strimzi resource with no template.pod yet), once per patch.
-func (r *Result) ensure(obj *unstructured.Unstructured, path []string) []Operation {
-	var ops []Operation
+func (r *Result) ensure(obj *unstructured.Unstructured, path []string) []step {
+	var ops []step
 	for i := 1; i < len(path); i++ {
 		p := path[:i]
 		if _, ok := cluster.Get(obj.Object, p); ok {
@@ -112,7 +133,7 @@ func (r *Result) ensure(obj *unstructured.Unstructured, path []string) []Operati
 		}
 		if !r.created[k] {
 			r.created[k] = true
-			ops = append(ops, op("add", k, map[string]any{}))
+			ops = append(ops, newStep("add", k, map[string]any{}))
 		}
 	}
 	return ops
@@ -140,7 +161,7 @@ func (r *Result) judgeNodeSelector(sel map[string]string) bool {
 }
 
 // requiredTerms is the pod's required node affinity, nil if none.
-func requiredTerms(spec *corev1.PodSpec) *corev1.NodeSelector {
+func requiredTerms(spec *scheduling) *corev1.NodeSelector {
 	if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil {
 		return nil
 	}
@@ -185,7 +206,7 @@ func (r *Result) judgeTerms(required *corev1.NodeSelector) []int {
 func (r *Result) block(obj *unstructured.Unstructured) {
 	r.retarget(TermBlocked)
 	r.Ops = []Operation{}
-	r.patched = obj.DeepCopy()
+	r.patched = obj
 	r.Notes = append(r.Notes, "the workload pins an architecture it cannot run on: fix the constraint by hand; archfit does not overwrite it")
 }
 
@@ -211,33 +232,33 @@ func (r *Result) retarget(a TermAction) {
 // affinityOps adds the arch requirement: a whole required node affinity
 // where there is none, else to each term of toAdd (with a test of what is
 // there, so a concurrent edit fails the patch instead of being overwritten).
-func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpec, toAdd []int) []Operation {
+func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *scheduling, toAdd []int) []step {
 	req := archRequirement(r.Allowed)
 	required := requiredTerms(spec)
 	switch {
 	case spec.Affinity == nil:
-		return append(r.ensure(obj, r.loc.affinity), op("add", pointer(r.loc.affinity...), map[string]any{
+		return append(r.ensure(obj, r.loc.affinity), newStep("add", pointer(r.loc.affinity...), map[string]any{
 			"nodeAffinity": map[string]any{requiredField: newRequired(req)},
 		}))
 	case spec.Affinity.NodeAffinity == nil:
 		p := r.loc.affinity
-		return []Operation{testOp(obj, p), op("add", pointer(append(slices.Clone(p), "nodeAffinity")...), map[string]any{requiredField: newRequired(req)})}
+		return []step{testOp(obj, p), newStep("add", pointer(append(slices.Clone(p), "nodeAffinity")...), map[string]any{requiredField: newRequired(req)})}
 	case required == nil:
 		p := append(slices.Clone(r.loc.affinity), "nodeAffinity")
-		return []Operation{testOp(obj, p), op("add", pointer(append(p, requiredField)...), newRequired(req))}
+		return []step{testOp(obj, p), newStep("add", pointer(append(p, requiredField)...), newRequired(req))}
 	case len(required.NodeSelectorTerms) == 0:
 		r.Notes = append(r.Notes, "requiredDuringSchedulingIgnoredDuringExecution has no nodeSelectorTerms: the pod admits no node, and adding a term would change that")
 		return nil
 	case len(toAdd) == 0:
 		return nil
 	}
-	ops := []Operation{testOp(obj, r.termsPath())}
+	ops := []step{testOp(obj, r.termsPath())}
 	for _, i := range toAdd {
 		tp := append(r.termsPath(), strconv.Itoa(i))
 		if len(required.NodeSelectorTerms[i].MatchExpressions) > 0 {
-			ops = append(ops, op("add", pointer(append(tp, "matchExpressions", "-")...), req))
+			ops = append(ops, newStep("add", pointer(append(tp, "matchExpressions", "-")...), req))
 		} else {
-			ops = append(ops, op("add", pointer(append(tp, "matchExpressions")...), []corev1.NodeSelectorRequirement{req}))
+			ops = append(ops, newStep("add", pointer(append(tp, "matchExpressions")...), []corev1.NodeSelectorRequirement{req}))
 		}
 	}
 	return ops
@@ -245,7 +266,7 @@ func (r *Result) affinityOps(obj *unstructured.Unstructured, spec *corev1.PodSpe
 
 // tolerationOps adds the tolerations for the tainted pools the workload may
 // now use (missingTolerations).
-func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Toleration, taints map[string][]corev1.Taint) []Operation {
+func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Toleration, taints map[string][]corev1.Taint) []step {
 	tols := missingTolerations(have, r.Allowed, taints)
 	r.AddedTolerations = append(r.AddedTolerations, tols...)
 	if len(tols) == 0 {
@@ -258,33 +279,38 @@ func (r *Result) tolerationOps(obj *unstructured.Unstructured, have []corev1.Tol
 		return nil
 	}
 	if len(have) == 0 {
-		return append(r.ensure(obj, p), op("add", pointer(p...), tols))
+		return append(r.ensure(obj, p), newStep("add", pointer(p...), tols))
 	}
-	var ops []Operation
+	var ops []step
 	for _, t := range tols {
-		ops = append(ops, op("add", pointer(append(p, "-")...), t))
+		ops = append(ops, newStep("add", pointer(append(slices.Clone(p), "-")...), t))
 	}
 	return ops
 }
 
-// finish records the operations and the patched object; when nothing
-// changes, a note says so and the patch is empty.
-func (r *Result) finish(obj *unstructured.Unstructured, ops []Operation) error {
-	if ops == nil {
-		ops = []Operation{}
+// finish records the operations and the patched object (obj itself when
+// nothing changes, else a copy of the parts the ops change, sharing the
+// rest with obj); when nothing changes, a note says so and the patch is
+// empty.
+func (r *Result) finish(obj *unstructured.Unstructured, steps []step) error {
+	r.Ops = make([]Operation, len(steps))
+	for i, s := range steps {
+		r.Ops[i] = s.Operation
 	}
-	r.Ops = ops
-	r.Changed = slices.ContainsFunc(ops, func(o Operation) bool { return o.Op != "test" })
+	r.Changed = slices.ContainsFunc(r.Ops, func(o Operation) bool { return o.Op != "test" })
 	if !r.Changed {
 		r.Ops = []Operation{}
 		r.Notes = append(r.Notes, fmt.Sprintf("%s already admits only nodes of allowed architectures (%s): nothing to patch", r.Object, strings.Join(r.Allowed, ", ")))
-		r.patched = obj.DeepCopy()
+		r.patched = obj
 		return nil
 	}
-	var err error
-	if r.patched, err = applyOps(obj, r.Ops); err != nil {
-		return fmt.Errorf("applying the patch of %s: %w", r.Object, err)
+	p := newPatcher(obj)
+	for i, s := range steps {
+		if err := p.apply(s.Operation, s.val, true); err != nil {
+			return fmt.Errorf("applying the patch of %s: operation %d (%s %s): %w", r.Object, i, s.Op, s.Path, err)
+		}
 	}
+	r.patched = p.result()
 	return nil
 }
 
@@ -315,13 +341,4 @@ func (r *Result) kindNotes() {
 	case r.kind.immutable:
 		r.Notes = append(r.Notes, "the Job is suspended and has never started, so the API server accepts new scheduling directives; apply before resuming it")
 	}
-}
-
-// deepCopyUnless copies obj, unless only a judgement is wanted (Patch
-// copies it once it knows it needs it).
-func deepCopyUnless(judgeOnly bool, obj *unstructured.Unstructured) *unstructured.Unstructured {
-	if judgeOnly {
-		return nil
-	}
-	return obj.DeepCopy()
 }

@@ -13,12 +13,13 @@ import (
 	yaml3 "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
 
 var gpuTaint = corev1.Taint{Key: "kubernetes.io/arch", Value: "arm64", Effect: corev1.TaintEffectNoSchedule}
 
 // workloadDocs returns the patchable objects of a multi-document file.
-func workloadDocs(t *testing.T, src []byte) []*unstructured.Unstructured {
+func workloadDocs(t testing.TB, src []byte) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
 	dec := yaml3.NewDecoder(bytes.NewReader(src))
@@ -95,9 +96,10 @@ func docOf(t *testing.T, src []byte, index int) map[string]any {
 			t.Fatalf("no document %d: %v", index, err)
 		}
 		if i == index {
+			// Read as an unstructured object holds it (integers as int64).
 			b, _ := json.Marshal(v)
 			var out map[string]any
-			_ = json.Unmarshal(b, &out)
+			_ = utiljson.Unmarshal(b, &out)
 			return out
 		}
 	}
