@@ -6,9 +6,10 @@
 // (GOGC=100: collect whenever the heap doubles) a 5,000-pod audit collects
 // eight times on a heap of 4 to 50 MB, re-marking everything it keeps each
 // time; that was 10-15 % of its CPU. Batch lets a small heap grow to
-// Budget before collecting, and paces a heap whose live part is past half
-// of Budget exactly as the default does: memory stays bounded by
-// max(Budget, what GOGC=100 would use).
+// Budget before collecting; past that, a collection starts once the heap
+// has grown by what the last one kept or by Headroom, whichever is less
+// (a 100,000-pod audit keeps ~450 MB, and the default pacing let its heap
+// reach twice that).
 //
 // A user's own GOGC or GOMEMLIMIT is left in charge. The long-running
 // `archfit serve` keeps the default pacing.
@@ -24,6 +25,11 @@ import (
 // Budget is the heap a collection is not started below (unless the live
 // heap past half of it makes GOGC=100 pace later anyway).
 const Budget = 192 << 20
+
+// Headroom is the most the heap may grow past what the last collection
+// kept before the next one starts, once that is past Budget/2 (GOGC=100
+// lets it grow by all it kept).
+const Headroom = 320 << 20
 
 // maxPercent bounds GOGC while the live heap is tiny (at start): a
 // collection then happens once the heap is 11 times what it keeps.
@@ -61,16 +67,17 @@ func liveHeap() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// percentFor is the GOGC that makes the next collection start when the
-// heap reaches Budget, given live bytes kept: between 100 (the default,
-// once live is half of Budget or more) and maxPercent (live unknown, or
-// tiny).
+// percentFor is the GOGC for the next collection, given the live bytes
+// the last one kept: one that starts it when the heap reaches Budget
+// (at most maxPercent; maxPercent too when live is unknown), or once live
+// is half of Budget or more, when the heap has grown by live or by
+// Headroom, whichever is less (at least 25).
 func percentFor(live uint64) int {
 	switch {
 	case live == 0:
 		return maxPercent
-	case live >= Budget/2:
-		return 100
+	case live < Budget/2:
+		return min(int(100*(Budget-live)/live), maxPercent)
 	}
-	return min(int(100*(Budget-live)/live), maxPercent)
+	return max(min(int(100*Headroom/live), 100), 25)
 }

@@ -16,10 +16,13 @@ func TestPercentFor(t *testing.T) {
 		{1 << 20, maxPercent}, // goal would be 192 MiB: capped at 11x
 		{Budget / 8, 700},     // 24 MiB live: goal 192 MiB
 		{Budget / 4, 300},     // 48 MiB: goal 192 MiB
-		{Budget/2 - 1, 100},   // just under half: goal = Budget
-		{Budget / 2, 100},     // half and more: the default
-		{4 * Budget, 100},     // large heaps: the default
-		{Budget / 3, int(100 * 2 * Budget / 3 / (Budget / 3))}, // 200
+		{Budget / 3, 200},
+		{Budget/2 - 1, 100}, // just under half: goal = Budget
+		{Budget / 2, 100},   // half and more: the default...
+		{Headroom, 100},     // ...up to Headroom live
+		{2 * Headroom, 50},  // then the heap grows by Headroom
+		{4 * Headroom, 25},  // and by at least a quarter
+		{40 * Headroom, 25},
 	} {
 		if got := percentFor(c.live); got != c.want {
 			t.Errorf("percentFor(%d) = %d, want %d", c.live, got, c.want)
