@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -68,6 +69,9 @@ func profile(cpu, mem string) (stop func()) {
 			f.Close()
 		}
 		if mem != "" {
+			// The profile holds what the last collection saw, and a
+			// one-shot command collects seldom (gctune): collect now.
+			runtime.GC()
 			m, err := os.Create(mem)
 			if err == nil {
 				err = pprof.Lookup("allocs").WriteTo(m, 0)
