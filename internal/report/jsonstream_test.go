@@ -230,13 +230,7 @@ func hostileDocument(r *rand.Rand, n int) *Document {
 		}
 		anys[i] = randomValue(r, 0)
 	}
-	findings := make([]finding.Finding, n)
-	for i := range findings {
-		f := finding.New(finding.SingleArchAtRisk, hostile[i%len(hostile)])
-		f.Evidence = []string{hostile[(i+3)%len(hostile)], ""}
-		f.Line = i
-		findings[i] = f
-	}
+	findings := hostileFindings(n)
 	return &Document{Kind: "Audit", Findings: findings, Extra: map[string]any{
 		"elems": elems, "ptrs": ptrs, "anys": anys, "short": elems[:min(3, n)],
 		"nested":   map[string]any{"deeper": map[string]any{"elems": elems, "<&>": anys}},
@@ -371,13 +365,7 @@ func failingDoc(n, failAt int, calls *atomic.Int64) *Document {
 	for i := range elems {
 		elems[i] = failing{N: i, fail: i == failAt, calls: calls}
 	}
-	findings := make([]finding.Finding, n)
-	for i := range findings {
-		f := finding.New(finding.SingleArchAtRisk, hostile[i%len(hostile)])
-		f.Evidence = []string{hostile[(i+3)%len(hostile)], ""}
-		f.Line = i
-		findings[i] = f
-	}
+	findings := hostileFindings(n)
 	return &Document{Kind: "Audit", Findings: findings, Extra: map[string]any{"elems": elems}}
 }
 
@@ -513,4 +501,17 @@ func TestJSONStreamPanic(t *testing.T) {
 	if got != "element 4000" {
 		t.Errorf("recovered %v, want the element's panic", got)
 	}
+}
+
+// hostileFindings is n findings whose message and evidence are the
+// hostile strings.
+func hostileFindings(n int) []finding.Finding {
+	findings := make([]finding.Finding, n)
+	for i := range findings {
+		f := finding.New(finding.SingleArchAtRisk, hostile[i%len(hostile)])
+		f.Evidence = []string{hostile[(i+3)%len(hostile)], ""}
+		f.Line = i
+		findings[i] = f
+	}
+	return findings
 }
