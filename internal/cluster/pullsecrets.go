@@ -178,9 +178,9 @@ func (ps *PullSecrets) add(p *corev1.Pod, names []string) {
 }
 
 // Attach gives each request the credentials of the pods that run its
-// image: those pods' secrets, then the user's keychain (as the kubelet
-// tries a pod's pull secrets before the node's own credentials: for a
-// registry both know, the pod's secret is what pulls its image). The requests come
+// image: those pods' secrets, then the user's keychain, tried in turn
+// (registry.InOrder), as the kubelet tries a pod's pull secrets before
+// the node's own credentials and moves on when one is refused. The requests come
 // deduplicated by image, so an image that pods with different secrets run
 // is read with the user's own credentials only, never with one namespace's
 // secrets for another's pod, and a warning says so. A nil ps attaches
@@ -201,7 +201,7 @@ func (ps *PullSecrets) Attach(reqs []image.Request, user authn.Keychain, errOut 
 			}
 		}
 		kcs = append(kcs, user)
-		c := &image.Credentials{ID: id, Keychain: authn.NewMultiKeychain(kcs...)}
+		c := &image.Credentials{ID: id, Keychain: registry.InOrder(kcs...)}
 		creds[id] = c
 		return c
 	}

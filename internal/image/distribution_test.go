@@ -187,3 +187,62 @@ func TestAgainstDistributionWithAuth(t *testing.T) {
 func headerVerifier(ctx context.Context, img v1Image, want string, _ *Override) (*Entrypoint, error) {
 	return readAppArch(img, want)
 }
+
+// TestStalePullSecretFallsBackToUserCredentials: a pod's pull secret comes
+// first (the kubelet tries it first), but when the registry refuses it
+// (a rotated password), the next credentials that know the registry are
+// tried, as the kubelet tries each: the user's own. Before, the first
+// keychain with anything for the registry was the only one ever sent, and
+// the image was unreadable. With only refused credentials the registry's
+// refusal is the error. Debian's docker-registry with htpasswd (Basic).
+func TestStalePullSecretFallsBackToUserCredentials(t *testing.T) {
+	addr := distribution(t, "ci", "p4ss")
+	ref := addr + "/team/app:1"
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, testimage.App("linux/amd64", "amd64"), remote.WithAuth(&authn.Basic{Username: "ci", Password: "p4ss"})); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	keychain := func(pass string) authn.Keychain {
+		kc, err := regclient.DockerConfigKeychain([]byte(`{"auths":{"` + addr + `":{"username":"ci","password":"` + pass + `"}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kc
+	}
+	stale, other, good := keychain("rotated-away"), keychain("also-wrong"), keychain("p4ss")
+	for _, c := range []struct {
+		name string
+		kc   authn.Keychain
+		ok   bool
+	}{
+		{"stale secret, then the user's", regclient.InOrder(stale, good), true},
+		{"two stale secrets, then the user's", regclient.InOrder(stale, other, stale, good), true},
+		{"the user's first", regclient.InOrder(good, stale), true},
+		{"only stale ones", regclient.InOrder(stale, other), false},
+		{"nothing for the registry", regclient.InOrder(authn.NewMultiKeychain()), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			client := regclient.New(regclient.WithInsecureRegistries(addr))
+			res, err := NewResolver(WithRegistryClient(client), WithVerifier(headerVerifier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := res.InspectAll(context.Background(), []Request{{Ref: ref, Credentials: &Credentials{ID: c.name, Keychain: c.kc}}})[0]
+			if c.ok {
+				if rep.Error != nil {
+					t.Fatalf("%+v", rep.Error)
+				}
+				if diff := cmp.Diff([]string{"amd64"}, rep.Architectures); diff != "" {
+					t.Errorf("architectures (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if rep.Error == nil || rep.Error.Reason != "auth" || rep.Error.Status != 401 {
+				t.Fatalf("error %+v, want the registry's 401", rep.Error)
+			}
+			if n := client.Requests(); n > 8 {
+				t.Errorf("%d requests for two refused credentials", n)
+			}
+		})
+	}
+}

@@ -75,6 +75,11 @@ type Client struct {
 	basic  map[string]bool       // registries that asked for Basic auth
 	bearer map[string]*challenge // registry -> its bearer challenge
 	flight singleflight.Group
+	// With an InOrder keychain: the credentials it has per repository,
+	// and per registry which of them are in use (the next once a
+	// registry refused the ones before).
+	creds map[string][]*authn.AuthConfig
+	alt   map[string]int
 }
 
 type token struct {
@@ -167,6 +172,8 @@ func New(opts ...Option) *Client {
 		requests:    &atomic.Int64{},
 		schemes:     &sync.Map{},
 		tokens:      map[string]token{},
+		creds:       map[string][]*authn.AuthConfig{},
+		alt:         map[string]int{},
 		basic:       map[string]bool{},
 		bearer:      map[string]*challenge{},
 	}
@@ -196,6 +203,7 @@ func (c *Client) ForKeychain(k authn.Keychain) *Client {
 		timeout: c.timeout, threshold: c.threshold, cooldown: c.cooldown,
 		requests: c.requests, schemes: c.schemes, breaker: c.breaker,
 		tokens: map[string]token{}, basic: map[string]bool{}, bearer: map[string]*challenge{},
+		creds: map[string][]*authn.AuthConfig{}, alt: map[string]int{},
 	}
 }
 
@@ -442,6 +450,7 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 		}
 		scheme := c.scheme(reg)
 		url := scheme + "://" + reg + path
+		from := c.inUse(reg)
 		resp, err := c.send(ctx, method, url, accept, repo, reg, scope)
 		var ae authorizeError
 		if errors.As(err, &ae) {
@@ -503,6 +512,13 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 			}
 			authed = true
 			continue
+		case authed && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
+			c.refused(ctx, repo, from):
+			// The credentials sent were refused and there are others to
+			// try (InOrder): the next ones, from a new challenge.
+			drain(resp)
+			authed = false
+			continue
 		case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500) && attempt < c.retries:
 			wait := backoff
 			if resp.StatusCode == http.StatusTooManyRequests {
@@ -524,6 +540,13 @@ func (c *Client) do(ctx context.Context, method string, repo name.Repository, pa
 		resp.Body.Close()
 		return nil, newHTTPError(resp, body)
 	}
+}
+
+// refusedCredentials says whether err is a token service's refusal of
+// the credentials it was sent (401 or 403).
+func refusedCredentials(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && (he.StatusCode == http.StatusUnauthorized || he.StatusCode == http.StatusForbidden)
 }
 
 // failedOn reports whether a transport error is reg's own, not that of a
@@ -676,6 +699,19 @@ func (c *Client) authorize(ctx context.Context, req *http.Request, repo name.Rep
 }
 
 func (c *Client) credentials(ctx context.Context, repo name.Repository) (*authn.AuthConfig, error) {
+	if o, ok := c.keychain.(orderedKeychain); ok {
+		all, err := c.allCredentials(ctx, o, repo)
+		if err != nil {
+			return nil, err
+		}
+		if len(all) == 0 {
+			return &authn.AuthConfig{}, nil
+		}
+		c.mu.Lock()
+		i := c.alt[repo.RegistryStr()]
+		c.mu.Unlock()
+		return all[min(i, len(all)-1)], nil
+	}
 	a, err := authn.Resolve(ctx, c.keychain, repo)
 	if err != nil {
 		return nil, fmt.Errorf("resolving credentials for %s: %w", repo.RegistryStr(), err)
@@ -685,6 +721,65 @@ func (c *Client) credentials(ctx context.Context, repo name.Repository) (*authn.
 		return nil, fmt.Errorf("resolving credentials for %s: %w", repo.RegistryStr(), err)
 	}
 	return cfg, nil
+}
+
+// allCredentials is o's credentials for repo, resolved once per client.
+func (c *Client) allCredentials(ctx context.Context, o orderedKeychain, repo name.Repository) ([]*authn.AuthConfig, error) {
+	key := repo.String()
+	c.mu.Lock()
+	all, ok := c.creds[key]
+	c.mu.Unlock()
+	if ok {
+		return all, nil
+	}
+	all, err := o.all(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("resolving credentials for %s: %w", repo.RegistryStr(), err)
+	}
+	c.mu.Lock()
+	c.creds[key] = all
+	c.mu.Unlock()
+	return all, nil
+}
+
+// inUse is which of an InOrder keychain's credentials reg is sent.
+func (c *Client) inUse(reg string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.alt[reg]
+}
+
+// refused is called when reg (or its token service) refused the
+// credentials that were in use (from, inUse's answer before the request):
+// with an InOrder keychain that has more for repo, reg is sent the next
+// ones from now on (its tokens, got with the refused ones, are dropped)
+// and refused reports true, as it does when another request moved on
+// already; otherwise false, and the refusal stands.
+func (c *Client) refused(ctx context.Context, repo name.Repository, from int) bool {
+	o, ok := c.keychain.(orderedKeychain)
+	if !ok {
+		return false
+	}
+	all, err := c.allCredentials(ctx, o, repo)
+	if err != nil {
+		return false
+	}
+	reg := repo.RegistryStr()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.alt[reg] > from {
+		return true
+	}
+	if from+1 >= len(all) {
+		return false
+	}
+	c.alt[reg] = from + 1
+	for k := range c.tokens {
+		if strings.HasPrefix(k, reg+" ") {
+			delete(c.tokens, k)
+		}
+	}
+	return true
 }
 
 // login answers a challenge: remember Basic, or fetch a bearer token for
@@ -707,7 +802,12 @@ func (c *Client) login(ctx context.Context, repo name.Repository, reg, scope str
 		if ok && time.Now().Before(tok.expires) {
 			return nil, nil
 		}
+		from := c.inUse(reg)
 		tok, err := c.fetchToken(ctx, repo, ch, scope)
+		for err != nil && refusedCredentials(err) && c.refused(ctx, repo, from) {
+			from = c.inUse(reg)
+			tok, err = c.fetchToken(ctx, repo, ch, scope)
+		}
 		if err != nil {
 			return nil, err
 		}

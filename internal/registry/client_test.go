@@ -179,6 +179,25 @@ func TestBearerAuth(t *testing.T) {
 	if !errors.As(err, &he) || he.Reason() != "auth" || strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("bad credentials: got %v", err)
 	}
+	// A stale pod secret first, then working credentials (InOrder): the
+	// token service refuses the first, the second get the token, and
+	// later requests keep them (one refused token call, then as above).
+	wrong := staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "wrong"})}
+	tokenCalls.Store(0)
+	fallback := New(WithKeychain(InOrder(wrong, kc)), insecure)
+	if _, _, err := fallback.Manifest(ctx, r); err != nil {
+		t.Fatalf("stale secret, then working credentials: %v", err)
+	}
+	if _, err := fallback.Head(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, calls := fallback.Requests(), tokenCalls.Load(); got != 5 || calls != 1 {
+		t.Errorf("requests %d (want 5: 401, refused token, token, GET, HEAD), token calls granted %d (want 1)", got, calls)
+	}
+	onlyWrong := New(WithKeychain(InOrder(wrong, wrong)), insecure)
+	if _, _, err := onlyWrong.Manifest(ctx, r); !errors.As(err, &he) || he.Reason() != "auth" {
+		t.Fatalf("only refused credentials: got %v", err)
+	}
 }
 
 type staticKeychain struct{ a authn.Authenticator }

@@ -2,8 +2,10 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
@@ -78,4 +80,49 @@ func Keychain(path string) (authn.Keychain, error) {
 		return DockerConfigFileKeychain(path)
 	}
 	return authn.DefaultKeychain, nil
+}
+
+// InOrder is a keychain of keychains tried in turn, as the kubelet tries
+// a pod's pull secrets and then the node's own credentials: a client
+// using it sends the first credentials any of them has for a registry,
+// and when the registry (or its token service) refuses them (401 or 403),
+// the next different ones, and so on. Resolve alone gives the first
+// (authn.NewMultiKeychain's answer).
+func InOrder(kcs ...authn.Keychain) authn.Keychain { return orderedKeychain(kcs) }
+
+type orderedKeychain []authn.Keychain
+
+func (o orderedKeychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	return authn.NewMultiKeychain(o...).Resolve(target)
+}
+
+// maxCredentials bounds how many different credentials one registry is
+// tried with (a pod names at most a few pull secrets).
+const maxCredentials = 8
+
+// all resolves every keychain for target and returns their credentials
+// that are not anonymous, in order, each once (at most maxCredentials).
+func (o orderedKeychain) all(ctx context.Context, target authn.Resource) ([]*authn.AuthConfig, error) {
+	var out []*authn.AuthConfig
+	for _, kc := range o {
+		a, err := authn.Resolve(ctx, kc, target)
+		if err != nil {
+			return nil, err
+		}
+		if a == authn.Anonymous {
+			continue
+		}
+		cfg, err := authn.Authorization(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if *cfg == (authn.AuthConfig{}) || slices.ContainsFunc(out, func(c *authn.AuthConfig) bool { return *c == *cfg }) {
+			continue
+		}
+		out = append(out, cfg)
+		if len(out) == maxCredentials {
+			break
+		}
+	}
+	return out, nil
 }
