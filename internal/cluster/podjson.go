@@ -76,6 +76,10 @@ type podWire struct {
 type objectMetaWire struct {
 	metav1.ObjectMeta `json:",inline"`
 	Labels            rawJSON `json:"labels,omitempty"`
+	// A real pod's managed fields are a third of its JSON and archfit
+	// reads none: they are skipped, not built (pods read live drop them
+	// too).
+	ManagedFields skipJSON `json:"managedFields,omitempty"`
 }
 
 type podSpecWire struct {
@@ -95,6 +99,7 @@ func (c *itemDecoder) decodePod(js []byte) (*corev1.Pod, error) {
 		if err := unmarshal(js, "Pod", p); err != nil {
 			return nil, err
 		}
+		p.ManagedFields = nil
 		return p, nil
 	}
 	var w podWire

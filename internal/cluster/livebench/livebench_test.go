@@ -396,6 +396,9 @@ func TestLiveScale(t *testing.T) {
 		// wrote, with managed fields, volumes, statuses), rather than the
 		// synthetic dumps of hack/bench-audit.sh. Warm image cache.
 		dump := filepath.Join(t.TempDir(), "dump.json")
+		if profiles != "" {
+			dump = filepath.Join(profiles, "dump.json") // kept, to profile by hand
+		}
 		get := exec.CommandContext(ctx, kubectl, "get", "nodes,pods,replicasets,deployments", "-A", "-o", "json")
 		get.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig)
 		out, err := get.Output()
