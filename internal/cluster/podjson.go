@@ -76,9 +76,10 @@ type podWire struct {
 type objectMetaWire struct {
 	metav1.ObjectMeta `json:",inline"`
 	Labels            rawJSON `json:"labels,omitempty"`
-	// A real pod's managed fields are a third of its JSON and archfit
-	// reads none: they are skipped, not built (pods read live drop them
-	// too).
+	// archfit reads no managed fields: they are skipped, not built (pods
+	// read live drop them too). kubectl get leaves them out unless
+	// --show-managed-fields; a dump taken from the API itself has them,
+	// often a third of a pod's JSON.
 	ManagedFields skipJSON `json:"managedFields,omitempty"`
 }
 
