@@ -273,6 +273,13 @@ func (s *jsonScan) skipString() {
 // members calls f for each key and value of the valid object at s.i. The
 // key is its raw text between the quotes (escapes not undone).
 func (s *jsonScan) members(f func(key []byte, val span)) {
+	s.eachMember(func(key []byte) { f(key, s.skip()) })
+}
+
+// eachMember calls f for each key of the valid object at s.i, with s on
+// the first byte of the key's value: f must move s past that value (skip,
+// or a walk of its own).
+func (s *jsonScan) eachMember(f func(key []byte)) {
 	s.ws()
 	s.i++ // {
 	for {
@@ -288,8 +295,8 @@ func (s *jsonScan) members(f func(key []byte, val span)) {
 		k := s.skip()
 		s.ws()
 		s.i++ // :
-		v := s.skip()
-		f(s.data[k.start+1:k.end-1], v)
+		s.ws()
+		f(s.data[k.start+1 : k.end-1])
 	}
 }
 
@@ -383,12 +390,15 @@ func (c *collector) fastJSONValue(s0 *jsonScan, v span, lines *lineCounter) {
 	var apiVersion, kind span
 	var items []span
 	itemsNotArray := false
-	s.members(func(raw []byte, val span) {
+	s.eachMember(func(raw []byte) {
 		k := keyString(raw)
+		if k == "items" && data[s.i] == '[' {
+			// The items are found in the one walk over the array.
+			s.elements(func(it span) { items = append(items, it) })
+			return
+		}
+		val := s.skip()
 		switch {
-		case k == "items" && data[val.start] == '[':
-			e := &jsonScan{data: data, i: int(val.start)}
-			e.elements(func(it span) { items = append(items, it) })
 		case k == "apiVersion":
 			apiVersion = val
 		case k == "kind":
@@ -492,8 +502,55 @@ func (d *itemDecoder) decodeItem(js []byte, listAPIVersion, listItemKind string)
 	if kind == "" || apiVersion == "" || strings.HasSuffix(kind, "List") {
 		return itemDone{}
 	}
+	if indented(js) {
+		// encoding/json scans every byte twice (it validates, then
+		// decodes), and kubectl's indentation is half of a dump: give
+		// it the item without it. What decode keeps, it copies.
+		d.buf = compactValid(d.buf[:0], js)
+		js = d.buf
+	}
 	v, err := d.decode(apiVersion, kind, js)
 	return itemDone{v: v, err: err, ok: true}
+}
+
+// indented says whether a JSON value is laid out over lines (kubectl's
+// -o json), judged by its first bytes.
+func indented(js []byte) bool {
+	return bytes.Contains(js[:min(len(js), 64)], []byte("\n "))
+}
+
+// compactValid appends js, a valid JSON value, to dst without the white
+// space outside its strings (what json.Compact writes, without its
+// validating scan).
+func compactValid(dst, js []byte) []byte {
+	for i := 0; i < len(js); {
+		c := js[i]
+		switch {
+		case isSpace(c):
+			i++
+		case c == '"':
+			j := i + 1
+			for {
+				k := bytes.IndexByte(js[j:], '"')
+				if e := bytes.IndexByte(js[j:j+k], '\\'); e >= 0 {
+					j += e + 2 // an escape: its second byte is never the closing quote
+					continue
+				}
+				j += k + 1
+				break
+			}
+			dst = append(dst, js[i:j]...)
+			i = j
+		default:
+			j := i + 1
+			for j < len(js) && !isSpace(js[j]) && js[j] != '"' {
+				j++
+			}
+			dst = append(dst, js[i:j]...)
+			i = j
+		}
+	}
+	return dst
 }
 
 // itemDone is an item decoded by decodeItems: ok says it was (v or err is

@@ -55,7 +55,13 @@ func describe(t *testing.T, c *collector) string {
 	}
 	for _, o := range c.in.objects {
 		dump("object "+o.ref.String(), o.typed)
-		fmt.Fprintf(&b, "raw %s\n", o.raw)
+		// Its unstructured form, not the text it is made from (an
+		// indented item may be kept without its indentation).
+		orig, err := json.Marshal(o.original())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "original %s\n", orig)
 	}
 	var locs []string
 	for k, l := range c.in.locs {
@@ -208,6 +214,28 @@ func TestConcurrentItemsSameAsInOrder(t *testing.T) {
 			t.Errorf("%d workers read differently\nin order:\n%s\nconcurrently:\n%s", workers, want, got)
 		}
 	}
+	// Indented as kubectl writes it: the goroutines decode the items
+	// without their indentation (compactValid), lines stay the file's.
+	var ind bytes.Buffer
+	if err := json.Indent(&ind, data, "", "    "); err != nil {
+		t.Fatal(err)
+	}
+	indentedData := ind.Bytes()
+	readIndented := func(workers int) string {
+		c := newCollector()
+		c.workers = workers
+		c.limits.object = 4 * 2048 // "big" stays over it
+		return decodedBy(t, c, indentedData)
+	}
+	wantIndented := readIndented(1)
+	if !strings.Contains(wantIndented, "in.json:1") {
+		t.Fatalf("no item placed on the lines of the indented file:\n%s", wantIndented)
+	}
+	for _, workers := range []int{2, 8} {
+		if got := readIndented(workers); got != wantIndented {
+			t.Errorf("indented, %d workers read differently\nin order:\n%s\nconcurrently:\n%s", workers, wantIndented, got)
+		}
+	}
 
 	// The same items as a YAML List (kubectl's layout: "- " at column
 	// 0), most pods as one-line flow mappings, every tenth pod and the
@@ -321,5 +349,41 @@ func TestSpreadRecoversPerItem(t *testing.T) {
 	}
 	if c.spread(100, 64, func(*itemDecoder, int) { t.Error("called") }) {
 		t.Error("100 items at 64 each were spread over fewer than 2 workers")
+	}
+}
+
+// TestCompactValid: compactValid writes what json.Compact writes, for valid
+// JSON with white space in and around strings, escapes and nesting.
+func TestCompactValid(t *testing.T) {
+	for _, in := range []string{
+		`{}`, ` [ ] `, `{"a": 1, "b" : [ true , false, null ], "c":{ }}`,
+		"{\n    \"s\": \" spaced  string \\\" with \\\\ escapes \\n \",\n    \"n\": -1.5e+3\n}",
+		`"\\"`, `"a\"b"`, "[\"\u00e9 \u2028\", \"\\u0041\" ,\t\r\n 7]",
+		`{"k":"v\\","k2":"\\\\","k3":[{"x":"}"},"]"]}`,
+	} {
+		if !json.Valid([]byte(in)) {
+			t.Fatalf("not valid: %q", in)
+		}
+		var want bytes.Buffer
+		if err := json.Compact(&want, []byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		if got := compactValid(nil, []byte(in)); string(got) != want.String() {
+			t.Errorf("compactValid(%q) = %q, want %q", in, got, want.String())
+		}
+	}
+	// Real dumps: every test input, indented the way kubectl does.
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil || !json.Valid(b) {
+			continue
+		}
+		var ind, want bytes.Buffer
+		_ = json.Indent(&ind, b, "", "    ")
+		_ = json.Compact(&want, b)
+		if got := compactValid(nil, ind.Bytes()); !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%s: compactValid differs from json.Compact", f)
+		}
 	}
 }

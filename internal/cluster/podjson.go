@@ -27,6 +27,7 @@ type itemDecoder struct {
 	// ones and share them (see decodePod).
 	shared       map[sharedKey]*sharedContainers
 	sharedLabels map[types.UID]*sharedLabels
+	buf          []byte // an item without its indentation (decodeItem)
 }
 
 func newItemDecoder() *itemDecoder {
