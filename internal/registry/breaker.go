@@ -49,11 +49,16 @@ func (e *TimeoutError) Timeout() bool { return true }
 // Temporary is part of net.Error.
 func (e *TimeoutError) Temporary() bool { return true }
 
-// UnreachableError: the request was not sent, because the last Failures
+// UnreachableError: the request was not sent, because at least Failures
 // requests to Host in a row failed to reach it (connection refused or reset,
 // timeouts). It unwraps to the last of those errors, so it is classified
 // (and reported) with the same reason. It is transient: never an answer
 // about an image.
+//
+// Failures is the breaker's threshold, not the count of failures so far:
+// how many requests were in flight when the host went away is a race (3 in
+// one run, 16 in the next), and a report of the same input should read the
+// same in every run.
 type UnreachableError struct {
 	Host     string
 	Failures int
@@ -69,7 +74,7 @@ func (e *UnreachableError) Error() string {
 	if errors.As(cause, &ue) && ue.Err != nil {
 		cause = ue.Err
 	}
-	return fmt.Sprintf("not sent: the last %d requests to %s failed, the last with: %v", e.Failures, e.Host, cause)
+	return fmt.Sprintf("not sent: %d requests in a row to %s failed, the last with: %v", e.Failures, e.Host, cause)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -123,7 +128,7 @@ func (b *breaker) allow(ctx context.Context, host string) error {
 		h := b.state(host)
 		switch {
 		case h.failures >= b.threshold && (b.now().Before(h.openUntil) || h.probing):
-			err := &UnreachableError{Host: host, Failures: h.failures, Err: h.last}
+			err := &UnreachableError{Host: host, Failures: b.threshold, Err: h.last}
 			b.mu.Unlock()
 			return err
 		case h.failures >= b.threshold:
@@ -156,7 +161,7 @@ func (b *breaker) check(host string) error {
 	defer b.mu.Unlock()
 	h := b.state(host)
 	if h.failures >= b.threshold && b.now().Before(h.openUntil) {
-		return &UnreachableError{Host: host, Failures: h.failures, Err: h.last}
+		return &UnreachableError{Host: host, Failures: b.threshold, Err: h.last}
 	}
 	return nil
 }

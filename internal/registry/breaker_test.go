@@ -84,6 +84,10 @@ func TestBlackHoleRegistryFailsFast(t *testing.T) {
 		t.Errorf("20 images on a black hole took %s with a %s timeout", took, timeout)
 	}
 	unreachable := 0
+	// Four requests were in flight when the host stopped answering: the
+	// breaker's message names its threshold, not that racy count, so every
+	// image stopped by it (and every run of the same input) reads the same.
+	want := fmt.Sprintf("not sent: %d requests in a row to %s failed", DefaultBreakerThreshold, addr)
 	for i, err := range errs {
 		if err == nil {
 			t.Fatalf("image %d: no error from a black hole", i)
@@ -97,6 +101,9 @@ func TestBlackHoleRegistryFailsFast(t *testing.T) {
 			var te *TimeoutError
 			if !errors.As(err, &te) || ue.Host != addr {
 				t.Errorf("image %d: the breaker's error %v does not carry the host's timeout", i, err)
+			}
+			if !strings.HasPrefix(ue.Error(), want) {
+				t.Errorf("image %d: %q; want it to start %q", i, ue.Error(), want)
 			}
 		}
 	}
