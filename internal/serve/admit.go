@@ -144,7 +144,11 @@ func (s *Server) admitPod(req *admissionv1.AdmissionRequest, pod *corev1.Pod) *a
 		s.metrics.add(s.metrics.cacheLookups, float64(len(d.Unknown)), "miss")
 		s.learn(pod, d.Unknown)
 	}
-	s.report.add(pod, d, s.cfg.Mode)
+	if req.DryRun == nil || !*req.DryRun {
+		// A dry run (kubectl --dry-run=server) is answered in full but
+		// leaves no pod behind, so it leaves no row in /report either.
+		s.report.add(pod, d, s.cfg.Mode)
+	}
 	if s.cfg.Mode != ModeEnforce {
 		return resp
 	}

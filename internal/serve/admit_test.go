@@ -297,6 +297,30 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// A server-side dry run (kubectl create --dry-run=server) gets the same
+// answer as the real create, and leaves no row in /report: no pod is made.
+func TestAdmitDryRunLeavesNoReport(t *testing.T) {
+	f := newFixture(t, ModeEnforce, mixed(), map[string]any{"amd:1": testimage.App("linux/amd64", "amd64")})
+	p := podOf("shop", f.reg+"/amd:1")
+	f.learn(t, p)
+	dry := review(t, p)
+	dry.DryRun = ptr.To(true)
+	dresp := f.s.Admit(dry)
+	if n := len(f.s.report.snapshot().Entries); n != 0 {
+		t.Fatalf("a dry run left %d report entries", n)
+	}
+	resp := f.s.Admit(review(t, p))
+	if string(dresp.Patch) != string(resp.Patch) || dresp.Allowed != resp.Allowed {
+		t.Errorf("dry run answered %s (allowed %v), the create %s (allowed %v)", dresp.Patch, dresp.Allowed, resp.Patch, resp.Allowed)
+	}
+	if got := archReq(admitted(t, p, dresp)); len(got) != 1 || len(got[0]) != 1 || got[0][0] != "amd64" {
+		t.Errorf("dry run pinned to %v, want amd64", got)
+	}
+	if n := len(f.s.report.snapshot().Entries); n != 1 {
+		t.Errorf("the create left %d report entries, want 1", n)
+	}
+}
+
 // When full, knowledge evicts the image used least recently, not the one
 // read first: an image every pod of a busy workload uses stays known.
 func TestKnowledgeEvictsLeastRecentlyUsed(t *testing.T) {

@@ -102,7 +102,42 @@ func startServe(t testing.TB, env *testenv.Env, ns string, edit func(*serve.Conf
 	case <-time.After(time.Minute):
 		t.Fatal("serve not ready within a minute")
 	}
+	if cfg.Install {
+		waitWebhookCalled(t, env, ns, r.metrics)
+	}
 	return r
+}
+
+// waitWebhookCalled waits until the API server sends pod reviews of ns to
+// the webhook just registered: it calls a webhook once its configuration
+// cache has it, which may be after the first pod a test creates (a pod
+// created 7 ms after registration was admitted unreviewed). The probes are
+// server-side dry runs: no pod is made, and none appears in /report.
+func waitWebhookCalled(t testing.TB, env *testenv.Env, ns, metrics string) {
+	t.Helper()
+	ctx := t.Context()
+	err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "webhook-probe-"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "probe", Image: env.Registry + "/serve/webhook-probe:v1"}}}}
+		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			return false, err
+		}
+		return admissionReviews(t, metrics) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("the API server never called the webhook for a pod in %s: %v", ns, err)
+	}
+}
+
+// admissionReviews is how many pod reviews the server has answered.
+func admissionReviews(t testing.TB, metrics string) int {
+	for _, line := range strings.Split(scrape(t, metrics), "\n") {
+		if v, ok := strings.CutPrefix(line, "archfit_admission_duration_seconds_count "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }
 
 type testWriter struct{ t testing.TB }
@@ -286,7 +321,7 @@ func TestEnforceKeepsSingleArchDeploymentOnAmd64(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, addr string) string {
+func scrape(t testing.TB, addr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -913,15 +948,7 @@ func TestMatchConditionsSkipCalls(t *testing.T) {
 	ctx := t.Context()
 	ns := env.Namespace(ctx, t, "serve-match")
 	srv := startServe(t, env, ns, nil)
-	reviews := func() int {
-		for _, line := range strings.Split(scrape(t, srv.metrics), "\n") {
-			if v, ok := strings.CutPrefix(line, "archfit_admission_duration_seconds_count "); ok {
-				n, _ := strconv.Atoi(strings.TrimSpace(v))
-				return n
-			}
-		}
-		return 0
-	}
+	reviews := func() int { return admissionReviews(t, srv.metrics) }
 	hold := []corev1.PodSchedulingGate{{Name: "archfit.io/test-hold"}}
 	mk := func(name string, edit func(*corev1.Pod)) {
 		t.Helper()
@@ -933,17 +960,6 @@ func TestMatchConditionsSkipCalls(t *testing.T) {
 		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	// The API server calls a newly registered webhook once its
-	// configuration cache has it: wait for one review.
-	i := 0
-	err := testenv.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
-		i++
-		mk(fmt.Sprintf("first-%d", i), nil)
-		return reviews() > 0, nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	before := reviews()
 	mk("bound", func(p *corev1.Pod) { p.Spec.SchedulingGates, p.Spec.NodeName = nil, "nowhere" })
