@@ -119,8 +119,11 @@ func (s *Server) Admit(req *admissionv1.AdmissionRequest) *admissionv1.Admission
 // admitPod answers a request whose object is decoded (nil when the
 // request is not a pod's creation).
 func (s *Server) admitPod(req *admissionv1.AdmissionRequest, pod *corev1.Pod) *admissionv1.AdmissionResponse {
-	start := time.Now()
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	if pod != nil && s.isProbe(pod) {
+		return resp // --install's own check that the webhook is called
+	}
+	start := time.Now()
 	outcome := OutcomeSkipped
 	defer func() {
 		s.metrics.since(s.metrics.admissionSeconds, start)

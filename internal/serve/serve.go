@@ -177,6 +177,7 @@ type Server struct {
 	auth   authCache
 	ready  atomic.Bool
 	leader atomic.Bool
+	probe  atomic.Pointer[webhookProbe]
 }
 
 // nodeView is the nodes as admission reads them, rebuilt on change.
@@ -322,6 +323,13 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		log.Info("webhook registered", "name", s.cfg.WebhookName, "url", "https://"+wl.Addr().String()+WebhookPath)
+		// The API server calls a new webhook once its configuration
+		// cache has it: until then pods are admitted without archfit.
+		if took, ok, why := s.awaitWebhook(ctx); ok {
+			log.Info("webhook called by the API server", "after", took.Round(time.Millisecond))
+		} else if ctx.Err() == nil {
+			log.Warn("not shown that the API server calls the webhook: pods created now may be admitted without archfit", "why", why)
+		}
 		defer s.ungateAll(context.WithoutCancel(ctx), "archfit serve stopped")
 	} else if s.cfg.CertDir == "" {
 		// Self-managed certificate: the configuration made by the chart
