@@ -32,8 +32,10 @@ const (
 	// MaxInputBytes is the most read from one file or from stdin.
 	MaxInputBytes = 1 << 30
 	// MaxDocumentBytes is the most one YAML document or one top-level JSON
-	// value may hold (a List of a whole cluster's pods is one document).
-	MaxDocumentBytes = 256 << 20
+	// value may hold. A List of a whole cluster's pods is one document: a
+	// kubectl dump of 100,000 pods is 350-900 MB, so it is as large as an
+	// input may be (an input is held whole while it is read anyway).
+	MaxDocumentBytes = MaxInputBytes
 	// MaxObjectBytes is the most one object, or one item of a List, may hold.
 	MaxObjectBytes = 16 << 20
 )

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -12,12 +14,14 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -413,6 +417,42 @@ func (l *liveLoader) listKind(ctx context.Context, kind string, lo metav1.ListOp
 	return fmt.Errorf("listing %s: not a workload kind", kind)
 }
 
+// podSharer makes the pods of one owner (ReplicaSet, Job, StatefulSet)
+// share their container lists and labels when they are equal, as the
+// pods read from files do (decodePod): every pod is held until the report
+// is written, and a page's own copies are then dropped with the page.
+// Nothing in archfit writes to a pod's containers or labels. Such pods
+// keep no volumes or volume mounts (see dropMounts).
+type podSharer map[types.UID]*corev1.Pod
+
+func (s podSharer) share(p *corev1.Pod) {
+	r := controllerRef(p.OwnerReferences)
+	if r == nil {
+		return
+	}
+	dropVolumes(p)
+	dropMounts(p.Spec.InitContainers)
+	dropMounts(p.Spec.Containers)
+	if r.UID == "" {
+		return
+	}
+	if prev := s[r.UID]; prev != nil {
+		if len(p.Spec.Containers) > 0 && equality.Semantic.DeepEqual(p.Spec.Containers, prev.Spec.Containers) {
+			p.Spec.Containers = prev.Spec.Containers
+		}
+		if len(p.Spec.InitContainers) > 0 && equality.Semantic.DeepEqual(p.Spec.InitContainers, prev.Spec.InitContainers) {
+			p.Spec.InitContainers = prev.Spec.InitContainers
+		}
+		if len(p.Labels) > 0 && maps.Equal(p.Labels, prev.Labels) {
+			p.Labels = prev.Labels
+		}
+	} else {
+		// Capacity capped, so an append to one pod's list copies.
+		p.Spec.Containers, p.Spec.InitContainers = slices.Clip(p.Spec.Containers), slices.Clip(p.Spec.InitContainers)
+	}
+	s[r.UID] = p
+}
+
 // stripManaged drops managedFields: large, and of no use to archfit.
 func stripManaged(obj runtime.Object) {
 	if m, ok := obj.(metav1.Object); ok {
@@ -452,9 +492,11 @@ func (l *liveLoader) collect(ctx context.Context) (*input, error) {
 			return l.cs.CoreV1().Pods(l.ns).List(ctx, o)
 		}
 		var pods []*corev1.Pod
+		share := podSharer{}
 		err := l.each(gctx, "pods", list, p.podSel, func(obj runtime.Object) error {
 			pod := obj.(*corev1.Pod)
 			pod.ManagedFields = nil
+			share.share(pod)
 			pods = append(pods, pod)
 			return nil
 		})

@@ -206,7 +206,23 @@ func TestLoadLive(t *testing.T) {
 		if diff := cmp.Diff(wantLogs, sortedCopy(logs)); diff != "" {
 			t.Errorf("logs (-want +got):\n%s", diff)
 		}
-		for _, p := range s.Workload(Ref{Kind: KindDeployment, Namespace: ns, Name: "api"}).Pods {
+		// The pods of one ReplicaSet, read on pages of their own, share
+		// one container list (and labels); another workload's do not.
+		api := s.Workload(Ref{Kind: KindDeployment, Namespace: ns, Name: "api"}).Pods
+		web := s.Workload(Ref{Kind: KindDeployment, Namespace: ns, Name: "web"}).Pods
+		if len(api) != 2 || &api[0].Spec.Containers[0] != &api[1].Spec.Containers[0] || &api[0].Spec.Containers[0] == &web[0].Spec.Containers[0] {
+			t.Errorf("the api pods do not share their containers, or share web's")
+		}
+		for _, p := range api {
+			if p.Spec.Containers[0].Name != "app" || p.Labels["app"] != "api" || len(p.Spec.Volumes) != 0 || len(p.Spec.Containers[0].VolumeMounts) != 0 {
+				t.Errorf("pod %s: containers %+v labels %v volumes %v", p.Name, p.Spec.Containers, p.Labels, p.Spec.Volumes)
+			}
+		}
+		// A pod of its own keeps the token volume the API server gave it.
+		if bare := s.Workload(Ref{Kind: KindPod, Namespace: ns, Name: "pinned"}).Pods[0]; len(bare.Spec.Volumes) == 0 || len(bare.Spec.Containers[0].VolumeMounts) == 0 {
+			t.Errorf("pod pinned lost its volumes: %v", bare.Spec.Volumes)
+		}
+		for _, p := range api {
 			if p.PreviousLog("app") == nil {
 				t.Errorf("pod %s: previous log not attached", p.Name)
 			}

@@ -89,6 +89,7 @@ type podSpecWire struct {
 	// These shadow PodSpec's fields of the same JSON names.
 	InitContainers rawJSON `json:"initContainers,omitempty"`
 	Containers     rawJSON `json:"containers"`
+	Volumes        rawJSON `json:"volumes,omitempty"`
 }
 
 // decodePod reads a pod as json.Unmarshal into corev1.Pod does, sharing
@@ -102,18 +103,34 @@ func (c *itemDecoder) decodePod(js []byte) (*corev1.Pod, error) {
 			return nil, err
 		}
 		p.ManagedFields = nil
+		if controllerRef(p.OwnerReferences) != nil {
+			dropVolumes(p)
+			dropMounts(p.Spec.InitContainers)
+			dropMounts(p.Spec.Containers)
+		}
 		return p, nil
 	}
 	var w podWire
-	if err := json.Unmarshal(js, &w); err != nil || w.Spec.InitContainers.n > 1 || w.Spec.Containers.n > 1 || w.Metadata.Labels.n > 1 {
+	if err := json.Unmarshal(js, &w); err != nil || w.Spec.InitContainers.n > 1 || w.Spec.Containers.n > 1 || w.Metadata.Labels.n > 1 || w.Spec.Volumes.n > 1 {
 		return full()
 	}
 	p := &corev1.Pod{TypeMeta: w.TypeMeta, ObjectMeta: w.Metadata.ObjectMeta, Spec: w.Spec.PodSpec, Status: w.Status}
 	var owner types.UID
-	if r := controllerRef(p.OwnerReferences); r != nil {
-		owner = r.UID
+	ctl := controllerRef(p.OwnerReferences)
+	if ctl != nil {
+		owner = ctl.UID
 	}
 	var err error
+	if ctl == nil {
+		// A pod of its own is its own workload: kept whole.
+		if raw := w.Spec.Volumes.b; raw != nil && !bytes.Equal(raw, []byte("null")) {
+			if err := json.Unmarshal(raw, &p.Spec.Volumes); err != nil {
+				return full()
+			}
+		}
+	} else {
+		dropVolumes(p)
+	}
 	if p.Labels, err = c.labels(owner, w.Metadata.Labels.b); err != nil {
 		return full()
 	}
@@ -122,6 +139,10 @@ func (c *itemDecoder) decodePod(js []byte) (*corev1.Pod, error) {
 	}
 	if p.Spec.Containers, err = c.containerList(owner, false, w.Spec.Containers.b); err != nil {
 		return full()
+	}
+	if ctl != nil && owner == "" { // a controller without a UID: not shared, not kept either
+		dropMounts(p.Spec.InitContainers)
+		dropMounts(p.Spec.Containers)
 	}
 	return p, nil
 }
@@ -134,7 +155,7 @@ func (c *itemDecoder) containerList(owner types.UID, init bool, raw []byte) ([]c
 	}
 	k := sharedKey{owner: owner, init: init}
 	if owner != "" {
-		if e := c.shared[k]; e != nil && bytes.Equal(e.raw, raw) {
+		if e := c.shared[k]; e != nil && sameButTokenVolume(e.raw, raw) {
 			return e.cs, nil
 		}
 	}
@@ -144,9 +165,54 @@ func (c *itemDecoder) containerList(owner types.UID, init bool, raw []byte) ([]c
 	}
 	cs = cs[:len(cs):len(cs)]
 	if owner != "" {
+		dropMounts(cs)
 		c.shared[k] = &sharedContainers{raw: bytes.Clone(raw), cs: cs}
 	}
 	return cs, nil
+}
+
+// The pods of a workload (a pod with a controller) keep no volumes and no
+// volume mounts: archfit reads neither, the workload's template has them,
+// and the ServiceAccount admission plugin names every pod's token volume
+// at random (kube-api-access-xxxxx), which would keep the pods of one
+// ReplicaSet from sharing their containers. A pod of its own keeps them.
+func dropMounts(cs []corev1.Container) {
+	for i := range cs {
+		cs[i].VolumeMounts = nil
+	}
+}
+
+func dropVolumes(p *corev1.Pod) {
+	p.Spec.Volumes = nil
+	for _, ss := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
+		for i := range ss {
+			ss[i].VolumeMounts = nil
+		}
+	}
+}
+
+// tokenVolume is how the API server names the service-account token volume
+// it adds to a pod, followed by five random characters.
+const tokenVolume = "kube-api-access-"
+
+// sameButTokenVolume says whether a and b are the same text but for the
+// five characters after each "kube-api-access-": the container lists of
+// two pods of one ReplicaSet, which mount their own token volumes.
+func sameButTokenVolume(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for {
+		i := bytes.Index(a, []byte(tokenVolume))
+		if i < 0 {
+			return bytes.Equal(a, b)
+		}
+		n := i + len(tokenVolume)
+		if n+5 > len(a) || !bytes.Equal(a[:n], b[:n]) {
+			return false
+		}
+		a, b = a[n+5:], b[n+5:]
+	}
 }
 
 // labels decodes a pod's labels (raw, nil when absent), or returns the map

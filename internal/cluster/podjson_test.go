@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,17 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p14","ownerReferences":[{"kind":"Node","name":"n","uid":"n"}]},"spec":{` + init + `}}`,
 		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p19","managedFields":[{"manager":"kube-controller-manager","operation":"Update","apiVersion":"v1","time":"2026-12-01T00:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:labels":{}}}}]},"spec":{` + main + `}}`,
 		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p20","managedFields":[{"manager":"x"}],"labels":{"app":"a"}},"spec":{"containers":[{"name":"app","image":"r/app:1","ports":[{"containerPort":"eighty"}]}]}}`,
+		// The token volume the API server adds, named at random per pod:
+		// p22 shares p21's containers, and neither keeps the volume or the
+		// mounts; p23, which mounts another volume, does not share; p24's
+		// controller has no UID; p25 gives its volumes twice; p26, a pod of
+		// its own, keeps them.
+		pod("p21", "u3", tokenSpec("kube-api-access-2pc8v", "kube-api-access-2pc8v")),
+		pod("p22", "u3", tokenSpec("kube-api-access-hfd9m", "kube-api-access-hfd9m")),
+		pod("p23", "u3", tokenSpec("kube-api-access-hfd9m", "data-volume-x")),
+		pod("p24", "", tokenSpec("kube-api-access-q7w2x", "kube-api-access-q7w2x")),
+		pod("p25", "u3", `{"volumes":[{"name":"a","emptyDir":{}}],`+main+`,"volumes":[{"name":"b","emptyDir":{}}]}`),
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p26","namespace":"ns"},"spec":` + tokenSpec("kube-api-access-q7w2x", "kube-api-access-q7w2x") + `}`,
 	}
 	c := newCollector()
 	var shared int
@@ -48,6 +60,20 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 			want := &corev1.Pod{}
 			wantErr := unmarshal([]byte(js), "Pod", want)
 			want.ManagedFields = nil // not read (see objectMetaWire)
+			if controllerRef(want.OwnerReferences) != nil {
+				// not kept for a workload's pods (see dropMounts)
+				want.Spec.Volumes = nil
+				for _, cs := range [][]corev1.Container{want.Spec.InitContainers, want.Spec.Containers} {
+					for i := range cs {
+						cs[i].VolumeMounts = nil
+					}
+				}
+				for i := range want.Status.ContainerStatuses {
+					want.Status.ContainerStatuses[i].VolumeMounts = nil
+				}
+			} else if wantErr == nil && strings.Contains(js, "kube-api-access") && (len(want.Spec.Volumes) == 0 || len(want.Spec.Containers[0].VolumeMounts) == 0) {
+				t.Fatalf("test pod lost its volumes")
+			}
 			got, err := c.dec.decodePod([]byte(js))
 			if fmt.Sprint(err) != fmt.Sprint(wantErr) {
 				t.Fatalf("error %v, want %v", err, wantErr)
@@ -67,8 +93,37 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 		})
 	}
 	// p2 and p3 share p1's containers (p2 its init containers too); p11
-	// does not share p8's empty list. p6 has no owner UID.
-	if shared != 2 {
-		t.Errorf("%d pods share their predecessor's containers, want 2", shared)
+	// does not share p8's empty list. p6 has no owner UID. p22 shares p21's.
+	if shared != 3 {
+		t.Errorf("%d pods share their predecessor's containers, want 3", shared)
+	}
+}
+
+// tokenSpec is a pod spec as the API server stores it: a projected token
+// volume named vol, mounted as mount by the one container.
+func tokenSpec(vol, mount string) string {
+	return `{"volumes":[{"name":"` + vol + `","projected":{"defaultMode":420,"sources":[{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}}]}}],` +
+		`"containers":[{"name":"app","image":"r/app:1","volumeMounts":[{"name":"` + mount + `","readOnly":true,"mountPath":"/var/run/secrets/kubernetes.io/serviceaccount"}]}]}`
+}
+
+func TestSameButTokenVolume(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{`"kube-api-access-2pc8v"`, `"kube-api-access-hfd9m"`, true},
+		{`[{"name":"kube-api-access-2pc8v"},{"name":"kube-api-access-abcde"}]`, `[{"name":"kube-api-access-hfd9m"},{"name":"kube-api-access-vwxyz"}]`, true},
+		{`"kube-api-access-2pc8v","x"`, `"kube-api-access-hfd9m","y"`, false},
+		{`"kube-api-access-2pc8v"`, `"kube-api-access-hfd9mm"`, false},
+		{`"kube-api-access-2pc8v" `, `"other-access-abcdefg"`, false},
+		{`"kube-api-access-2p"`, `"kube-api-access-hf"`, false}, // too short for a name: compared whole
+		{`same`, `same`, true},
+		{`same`, `sane`, false},
+		{``, ``, true},
+	}
+	for _, c := range cases {
+		if got := sameButTokenVolume([]byte(c.a), []byte(c.b)); got != c.want {
+			t.Errorf("sameButTokenVolume(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
+		}
 	}
 }
