@@ -54,8 +54,15 @@ type collector struct {
 	source string  // current file name, for errors
 	cur    srcText // the text of the object being decoded, for record
 	limits limits
-	dec    *itemDecoder // decodes what is read in order
-	noFast bool         // tests: read JSON the json.Decoder way only
+	mapped *mapped // the input being read, when it is mapped (decodeMapped)
+	noMap  bool    // tests: read every input into memory
+	// mapMin and releaseEvery are mmapMinBytes and releaseEvery (tests
+	// lower them).
+	mapMin       int64
+	releaseEvery int
+	mappedInputs int          // how many inputs were mapped (tests)
+	dec          *itemDecoder // decodes what is read in order
+	noFast       bool         // tests: read JSON the json.Decoder way only
 	// workers decode the items of a long List concurrently (decodeItems);
 	// 1 reads them in order. newCollector sets GOMAXPROCS.
 	workers int
@@ -63,7 +70,8 @@ type collector struct {
 }
 
 func newCollector() *collector {
-	return &collector{seen: map[string]int{}, limits: defaultLimits, dec: newItemDecoder(), workers: goruntime.GOMAXPROCS(0)}
+	return &collector{seen: map[string]int{}, limits: defaultLimits, dec: newItemDecoder(), workers: goruntime.GOMAXPROCS(0),
+		mapMin: mmapMinBytes, releaseEvery: releaseEvery}
 }
 
 func (c *collector) fail(line int, err error) {
@@ -112,6 +120,11 @@ func (c *collector) decodeFile(ctx context.Context, name string, r io.Reader) er
 	c.source = name
 	// The input is dropped once read: what is kept was copied out of it.
 	defer func() { c.cur = srcText{} }()
+	if f, ok := r.(*os.File); ok {
+		if m, ok := c.mapInput(f); ok {
+			return c.decodeMapped(ctx, name, m)
+		}
+	}
 	br := bufio.NewReaderSize(&capReader{r: r, n: c.limits.input}, 64<<10)
 	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\ufeff")) {
 		_, _ = br.Discard(3) // a BOM from an editor on Windows

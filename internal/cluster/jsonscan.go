@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 )
@@ -30,6 +31,18 @@ const fastMaxDepth = 1000
 type jsonScan struct {
 	data []byte
 	i    int
+	// m, when the input is mapped, is given back the pages behind the
+	// elements of arrays already walked, every releaseEvery bytes.
+	m     *mapped
+	relAt int
+}
+
+// moved gives back the pages behind s.i, every releaseEvery bytes.
+func (s *jsonScan) moved() {
+	if s.m != nil && s.i-s.relAt >= s.m.every {
+		s.m.release(int64(s.i))
+		s.relAt = s.i
+	}
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
@@ -97,6 +110,7 @@ func (s *jsonScan) valid(depth int) bool {
 			if !s.valid(depth + 1) {
 				return false
 			}
+			s.moved()
 			s.ws()
 			if s.i >= len(s.data) {
 				return false
@@ -314,6 +328,7 @@ func (s *jsonScan) elements(f func(val span)) {
 			s.i++
 		}
 		f(s.skip())
+		s.moved()
 	}
 }
 
@@ -336,7 +351,8 @@ func (c *collector) fastJSONStream(ctx context.Context, data []byte) (bool, erro
 	if c.noFast {
 		return false, nil
 	}
-	s := &jsonScan{data: data}
+	s := &jsonScan{data: data, m: c.mapped}
+	c.mapped.restart()
 	var tops []span // each value, as the validation found it
 	for {
 		s.ws()
@@ -386,7 +402,8 @@ func (c *collector) fastJSONValue(s0 *jsonScan, v span, lines *lineCounter) {
 		c.fail(lines.at(v.start), fmt.Errorf("not an object: %.20s", data[v.start:v.end]))
 		return
 	}
-	s := &jsonScan{data: data, i: int(v.start)}
+	s := &jsonScan{data: data, i: int(v.start), m: c.mapped, relAt: int(v.start)}
+	c.mapped.restart()
 	var apiVersion, kind span
 	var items []span
 	itemsNotArray := false
@@ -452,6 +469,7 @@ func (c *collector) jsonTop(data []byte, v, apiVersion, kind span, items []span,
 		c.fail(line, fmt.Errorf("%s: items is not an array", tm.Kind))
 		return
 	}
+	c.mapped.restart()
 	for len(items) > 0 {
 		batch := items[:min(len(items), itemBatch)]
 		items = items[len(batch):]
@@ -479,6 +497,7 @@ func (c *collector) jsonTop(data []byte, v, apiVersion, kind span, items []span,
 			}
 			c.decodeItemAs(js, apiVersion, kind, tm.APIVersion, itemKind, l)
 		}
+		c.mapped.release(batch[len(batch)-1].end)
 	}
 }
 
@@ -616,6 +635,11 @@ func (c *collector) spread(n, minPer int, f func(d *itemDecoder, i int)) bool {
 		wg.Add(1)
 		go func(d *itemDecoder) {
 			defer wg.Done()
+			if c.mapped != nil {
+				// A page of a file that shrank faults: a panic, recovered
+				// (one), and the item is read again in order.
+				debug.SetPanicOnFault(true)
+			}
 			for i := lo; i < hi; i++ {
 				one(d, i)
 			}

@@ -33,6 +33,25 @@ func decodedBy(t *testing.T, c *collector, data []byte) string {
 	return describe(t, c)
 }
 
+// decodedMapped is decodedAs the way a large file is read: from a file,
+// mapped into memory (where this system maps files), its pages given back
+// after every element. The mapping is gone when describe reads what was
+// kept: a value still pointing into it would crash the test.
+func decodedMapped(t *testing.T, data []byte) string {
+	t.Helper()
+	f := openWritten(t, filepath.Join(t.TempDir(), "in.json"), data)
+	c := newCollector()
+	c.mapMin, c.releaseEvery = 1, 1
+	if err := c.decodeFile(context.Background(), "in.json", f); err != nil {
+		return "fails: " + err.Error()
+	}
+	body := bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\ufeff")), " \t\r\n")
+	if canMap && len(body) > 0 && (body[0] == '{' || body[0] == '[') && c.mappedInputs != 1 {
+		t.Errorf("a JSON file was not mapped")
+	}
+	return describe(t, c)
+}
+
 // describe lists what c read (see decodedAs).
 func describe(t *testing.T, c *collector) string {
 	t.Helper()
@@ -117,6 +136,15 @@ func TestFastJSONSameAsDecoder(t *testing.T) {
 		"control char":    `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a` + "\t" + `"}}`,
 		"invalid utf8":    `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a` + "\xff" + `"}}`,
 	}
+	var long strings.Builder
+	for i := range 3000 {
+		if i > 0 {
+			long.WriteString(",\n    ")
+		}
+		long.WriteString(pod(fmt.Sprintf("p%d", i), ""))
+	}
+	inputs["long list"] = "{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n    " + long.String() + "\n  ],\n  \"kind\": \"List\"\n}\n"
+	inputs["long list, syntax at its end"] = strings.Replace(inputs["long list"], `"p2999"`, `"p2999" 5`, 1)
 	files, _ := filepath.Glob("testdata/*.json")
 	more, _ := filepath.Glob("testdata/*/*.json")
 	for _, f := range append(files, more...) {
@@ -142,6 +170,9 @@ func TestFastJSONSameAsDecoder(t *testing.T) {
 			slow, fast := decodedAs(t, []byte(in), false), decodedAs(t, []byte(in), true)
 			if slow != fast {
 				t.Errorf("fast path reads differently\nslow:\n%s\nfast:\n%s", slow, fast)
+			}
+			if mapped := decodedMapped(t, []byte(in)); mapped != fast {
+				t.Errorf("a mapped input reads differently\nread:\n%s\nmapped:\n%s", fast, mapped)
 			}
 			if slow == "" {
 				t.Errorf("nothing read")

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -182,6 +183,10 @@ func dropMounts(cs []corev1.Container) {
 	}
 }
 
+// dropVolumes drops a workload's pod's volumes and the mounts in its
+// container statuses, and keeps only its conditions that are not True:
+// archfit reads why a pod is not scheduled, initialized or ready, never
+// that it is, and a running pod's five conditions are a fifth of it.
 func dropVolumes(p *corev1.Pod) {
 	p.Spec.Volumes = nil
 	for _, ss := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
@@ -189,6 +194,26 @@ func dropVolumes(p *corev1.Pod) {
 			ss[i].VolumeMounts = nil
 		}
 	}
+	n := 0
+	for _, c := range p.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			n++
+		}
+	}
+	if n == len(p.Status.Conditions) {
+		p.Status.Conditions = slices.Clip(p.Status.Conditions)
+		return
+	}
+	var keep []corev1.PodCondition
+	if n > 0 {
+		keep = make([]corev1.PodCondition, 0, n)
+		for _, c := range p.Status.Conditions {
+			if c.Status != corev1.ConditionTrue {
+				keep = append(keep, c)
+			}
+		}
+	}
+	p.Status.Conditions = keep
 }
 
 // tokenVolume is how the API server names the service-account token volume

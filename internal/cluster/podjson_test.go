@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 	}
 	main := `"containers":[{"name":"app","image":"r/app:1","command":["/app"],"env":[{"name":"A","value":"1"}],"ports":[{"containerPort":80}]}]`
 	init := `"initContainers":[{"name":"init","image":"r/init:1","restartPolicy":"Always"}]`
+	conds := `[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/6 nodes"},{"type":"Initialized","status":"True"},{"type":"Ready","status":"Unknown"}]`
 	pods := []string{
 		pod("p1", "u1", `{"nodeName":"n1",`+init+`,`+main+`}`),
 		pod("p2", "u1", `{"nodeName":"n2",`+init+`,`+main+`}`),
@@ -50,10 +52,13 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 		pod("p23", "u3", tokenSpec("kube-api-access-hfd9m", "data-volume-x")),
 		pod("p24", "", tokenSpec("kube-api-access-q7w2x", "kube-api-access-q7w2x")),
 		pod("p25", "u3", `{"volumes":[{"name":"a","emptyDir":{}}],`+main+`,"volumes":[{"name":"b","emptyDir":{}}]}`),
-		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p26","namespace":"ns"},"spec":` + tokenSpec("kube-api-access-q7w2x", "kube-api-access-q7w2x") + `}`,
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p26","namespace":"ns"},"spec":` + tokenSpec("kube-api-access-q7w2x", "kube-api-access-q7w2x") + `,"status":{"conditions":` + conds + `}}`,
+		// A workload's pod keeps only its conditions that are not True.
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p27","ownerReferences":[{"kind":"ReplicaSet","name":"rs","uid":"u4","controller":true}]},"status":{"phase":"Pending","conditions":` + conds + `}}`,
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p28","ownerReferences":[{"kind":"ReplicaSet","name":"rs","uid":"u4","controller":true}]},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}`,
 	}
 	c := newCollector()
-	var shared int
+	var shared, conditions int
 	var prev *corev1.Pod
 	for i, js := range pods {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -71,6 +76,10 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 				for i := range want.Status.ContainerStatuses {
 					want.Status.ContainerStatuses[i].VolumeMounts = nil
 				}
+				want.Status.Conditions = slices.DeleteFunc(want.Status.Conditions, func(c corev1.PodCondition) bool { return c.Status == corev1.ConditionTrue })
+				if len(want.Status.Conditions) == 0 {
+					want.Status.Conditions = nil
+				}
 			} else if wantErr == nil && strings.Contains(js, "kube-api-access") && (len(want.Spec.Volumes) == 0 || len(want.Spec.Containers[0].VolumeMounts) == 0) {
 				t.Fatalf("test pod lost its volumes")
 			}
@@ -86,6 +95,7 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 			if string(a) != string(b) {
 				t.Errorf("decodePod:\n%s\nwant:\n%s", a, b)
 			}
+			conditions += len(got.Status.Conditions)
 			if prev != nil && len(got.Spec.Containers) > 0 && len(prev.Spec.Containers) > 0 && &got.Spec.Containers[0] == &prev.Spec.Containers[0] {
 				shared++
 			}
@@ -96,6 +106,10 @@ func TestDecodePodSameAsUnmarshal(t *testing.T) {
 	// does not share p8's empty list. p6 has no owner UID. p22 shares p21's.
 	if shared != 3 {
 		t.Errorf("%d pods share their predecessor's containers, want 3", shared)
+	}
+	// p26 keeps its three, p27 the two that are not True, p28 none.
+	if conditions != 5 {
+		t.Errorf("%d conditions kept, want 5", conditions)
 	}
 }
 
