@@ -172,6 +172,13 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		e.GoVersion = ep.GoSettings["GOVERSION"]
 	} else {
 		v, err, _ := r.flight.Do("verify "+vkey, func() (any, error) {
+			// Another request may have verified this and left the
+			// flight between the look above and this one: a second
+			// look, so that a program is verified once per run.
+			var done Entrypoint
+			if r.cache.getJSON("verify", vkey, &done) {
+				return verified{ep: &done, cached: true}, nil
+			}
 			// The verification holds a concurrency slot only while it
 			// streams a layer (streamSlot), not while it waits for one
 			// another verification is reading or works on what it read.
@@ -189,15 +196,20 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 			if res.Verdict != VerdictUnverifiable {
 				r.cache.putVerdict(e.Digest, vkey, res)
 			}
-			return res, nil
+			return verified{ep: res}, nil
 		})
 		if errors.As(err, new(panicError)) {
 			return err
 		}
-		if err != nil {
+		switch res, _ := v.(verified); {
+		case err != nil:
 			e.Entrypoint = &Entrypoint{Verdict: VerdictUnverifiable, Detail: err.Error()}
-		} else {
-			e.Entrypoint = v.(*Entrypoint)
+		case res.cached:
+			r.hit(st)
+			e.Entrypoint = res.ep
+			e.GoVersion = res.ep.GoSettings["GOVERSION"]
+		default:
+			e.Entrypoint = res.ep
 			e.GoVersion = e.Entrypoint.GoSettings["GOVERSION"]
 			st.add(func(s *Stats) { s.Bytes += e.Entrypoint.BytesRead })
 		}
@@ -206,6 +218,13 @@ func (r *Resolver) entry(ctx context.Context, ref name.Reference, e *Entry, raw 
 		e.Mismatch = fmt.Sprintf("entry claims %s, entrypoint %s is %s", want, e.Entrypoint.Path, e.Entrypoint.Arch)
 	}
 	return nil
+}
+
+// verified is what one verification gave: cached when it was found done
+// by the time its flight began.
+type verified struct {
+	ep     *Entrypoint
+	cached bool
 }
 
 // argv0 is the program a container runs: the pod's command, else the
