@@ -199,19 +199,16 @@ func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, d
 	}
 	if ok {
 		r.hit(st)
-		mt := mtHint
-		if mt == "" {
-			var cached string
-			if r.cache.getJSON("mediatypes", dgst, &cached) {
-				mt = cached
-			}
-		}
-		if mt == "" {
-			mt = sniffMediaType(b)
-		}
-		return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(b))}}, nil
+		return r.cachedDoc(dgst, mtHint, b), nil
 	}
 	v, err, _ := r.flight.Do("manifest "+dgst, func() (any, error) {
+		// Another request may have read it and left the flight since
+		// the look above (singleflight forgets a key once its flight
+		// ends): a second look, so that it is read once per run.
+		if b, ok := r.cache.blob(dgst); ok {
+			r.hit(st)
+			return r.cachedDoc(dgst, mtHint, b), nil
+		}
 		ref := repo.Digest(dgst)
 		var d doc
 		err := r.callSt(ctx, st, func() (err error) { d.raw, d.desc, err = r.source(st).Manifest(ctx, ref); return })
@@ -237,6 +234,22 @@ func (r *Resolver) manifestByDigest(ctx context.Context, repo name.Repository, d
 	return v.(doc), nil
 }
 
+// cachedDoc is the manifest b, found in the cache under dgst, with its
+// media type: the hint, else the one cached beside it, else sniffed.
+func (r *Resolver) cachedDoc(dgst, mtHint string, b []byte) doc {
+	mt := mtHint
+	if mt == "" {
+		var cached string
+		if r.cache.getJSON("mediatypes", dgst, &cached) {
+			mt = cached
+		}
+	}
+	if mt == "" {
+		mt = sniffMediaType(b)
+	}
+	return doc{raw: b, desc: registry.Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(b))}}
+}
+
 // putManifest caches a manifest read by its digest, and its media type
 // when the body does not say it (sniffMediaType is what a read without a
 // cached media type falls back on): a cold run writes one file per
@@ -256,6 +269,10 @@ func (r *Resolver) blob(ctx context.Context, repo name.Repository, dgst string, 
 		return b, nil
 	}
 	v, err, _ := r.flight.Do("blob "+dgst, func() (any, error) {
+		if b, ok := r.cache.blob(dgst); ok { // see manifestByDigest
+			r.hit(st)
+			return b, nil
+		}
 		var b []byte
 		err := r.callSt(ctx, st, func() (err error) { b, err = r.source(st).Blob(ctx, repo, dgst); return })
 		if err != nil {
