@@ -430,6 +430,7 @@ func TestLoadLive(t *testing.T) {
 		}
 		cfg := rest.CopyConfig(env.Config)
 		cfg.Impersonate = rest.ImpersonationConfig{UserName: "viewer"}
+		testenv.WaitAllowed(ctx, t, env.Client, "viewer", ns, "", "pods", "list")
 		s, err := LoadConfig(ctx, cfg, ns, LiveOptions{})
 		if err != nil {
 			t.Fatal(err)

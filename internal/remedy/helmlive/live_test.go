@@ -198,6 +198,7 @@ func TestPatchLiveHelmRelease(t *testing.T) {
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	testenv.WaitAllowed(ctx, t, env.Client, "system:serviceaccount:"+ns+":"+sa, ns, "apps", "deployments", "list")
 	out, errOut, code = archfit(ctx, t, env, "patch", "deployment/"+rel+"-ingress-nginx-controller", "-n", ns, "--as", "system:serviceaccount:"+ns+":"+sa)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
