@@ -80,14 +80,8 @@ func (c *collector) mapInput(f *os.File) (m *mapped, ok bool) {
 	if len(data) >= 3 && string(data[:3]) == "\ufeff" {
 		m.base = 3 // a BOM from an editor on Windows
 	}
-	for _, b := range data[m.base:min(len(data), int(m.base)+64<<10)] {
-		switch b {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{', '[':
-			return m, true
-		}
-		break
+	if looksJSONText(data[m.base:min(len(data), int(m.base)+64<<10)]) {
+		return m, true
 	}
 	unmapFile(data) // YAML, or white space only: read as a stream
 	return nil, false
@@ -117,4 +111,19 @@ func (c *collector) decodeMapped(ctx context.Context, name string, m *mapped) (e
 		return fmt.Errorf("reading %s: %w", name, err)
 	}
 	return err
+}
+
+// looksJSONText says whether the first byte of b that is not white space
+// opens a JSON object or array (looksJSON's test, on text in memory).
+func looksJSONText(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		case '{', '[':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
 }

@@ -59,3 +59,38 @@ func openWritten(t *testing.T, p string, data []byte) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// Only JSON is mapped: a YAML file, even one with a JSON array in it, or
+// one that starts with a scalar, is read as a stream, as it would be.
+func TestMapOnlyJSON(t *testing.T) {
+	inputs := map[string]string{
+		"flow list": "apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: Pod, metadata: {name: a}}]\n",
+		"scalar":    "5\n{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"a\"}}\n",
+		"comment":   "# {\"not\": \"json\"}\napiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n",
+	}
+	files, _ := filepath.Glob("testdata/*.yaml")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[f] = string(b)
+	}
+	for name, in := range inputs {
+		t.Run(name, func(t *testing.T) {
+			read := decodedBy(t, newCollector(), []byte(in))
+			c := newCollector()
+			c.mapMin = 1
+			f := openWritten(t, filepath.Join(t.TempDir(), "in.json"), []byte(in))
+			if err := c.decodeFile(context.Background(), "in.json", f); err != nil {
+				t.Fatal(err)
+			}
+			if c.mappedInputs != 0 {
+				t.Errorf("mapped")
+			}
+			if got := describe(t, c); got != read {
+				t.Errorf("read differently from a file\nstream:\n%s\nfile:\n%s", read, got)
+			}
+		})
+	}
+}
