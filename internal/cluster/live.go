@@ -422,7 +422,8 @@ func (l *liveLoader) listKind(ctx context.Context, kind string, lo metav1.ListOp
 // pods read from files do (decodePod): every pod is held until the report
 // is written, and a page's own copies are then dropped with the page.
 // Nothing in archfit writes to a pod's containers or labels. Such pods
-// keep no volumes or volume mounts (see dropMounts).
+// keep no volumes, no volume mounts and no True conditions (dropMounts,
+// dropVolumes).
 type podSharer map[types.UID]*corev1.Pod
 
 func (s podSharer) share(p *corev1.Pod) {

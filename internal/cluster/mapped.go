@@ -17,8 +17,9 @@ import (
 // file is read.
 //
 // A file that shrinks while it is mapped makes reading a page fault; a file
-// that changes can break what validation found. Either is recovered and
-// reported as that file's error, the run going on with the files before it.
+// that changes can break what validation found. Either is recovered (any
+// panic while reading a mapped file is) and is that file's error: the run
+// stops as for a file that cannot be read, instead of crashing.
 
 // mmapMinBytes is the smallest input that is mapped: below it reading it
 // costs less than mapping it.
