@@ -422,8 +422,8 @@ func (l *liveLoader) listKind(ctx context.Context, kind string, lo metav1.ListOp
 // pods read from files do (decodePod): every pod is held until the report
 // is written, and a page's own copies are then dropped with the page.
 // Nothing in archfit writes to a pod's containers or labels. Such pods
-// keep no volumes, no volume mounts and no True conditions (dropMounts,
-// dropVolumes).
+// keep no volumes, no volume mounts and no True conditions
+// (slimWorkloadPod).
 type podSharer map[types.UID]*corev1.Pod
 
 func (s podSharer) share(p *corev1.Pod) {
@@ -431,9 +431,7 @@ func (s podSharer) share(p *corev1.Pod) {
 	if r == nil {
 		return
 	}
-	dropVolumes(p)
-	dropMounts(p.Spec.InitContainers)
-	dropMounts(p.Spec.Containers)
+	slimWorkloadPod(p)
 	if r.UID == "" {
 		return
 	}

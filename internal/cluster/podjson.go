@@ -105,9 +105,7 @@ func (c *itemDecoder) decodePod(js []byte) (*corev1.Pod, error) {
 		}
 		p.ManagedFields = nil
 		if controllerRef(p.OwnerReferences) != nil {
-			dropVolumes(p)
-			dropMounts(p.Spec.InitContainers)
-			dropMounts(p.Spec.Containers)
+			slimWorkloadPod(p)
 		}
 		return p, nil
 	}
@@ -194,26 +192,23 @@ func dropVolumes(p *corev1.Pod) {
 			ss[i].VolumeMounts = nil
 		}
 	}
-	n := 0
+	// A new slice of what is kept, so that the decoded one (capacity 8
+	// for five) is garbage.
+	var keep []corev1.PodCondition
 	for _, c := range p.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
-			n++
+			keep = append(keep, c)
 		}
 	}
-	if n == len(p.Status.Conditions) {
-		p.Status.Conditions = slices.Clip(p.Status.Conditions)
-		return
-	}
-	var keep []corev1.PodCondition
-	if n > 0 {
-		keep = make([]corev1.PodCondition, 0, n)
-		for _, c := range p.Status.Conditions {
-			if c.Status != corev1.ConditionTrue {
-				keep = append(keep, c)
-			}
-		}
-	}
-	p.Status.Conditions = keep
+	p.Status.Conditions = slices.Clip(keep)
+}
+
+// slimWorkloadPod drops from a workload's pod, decoded whole, what such a
+// pod keeps no copy of (dropMounts, dropVolumes).
+func slimWorkloadPod(p *corev1.Pod) {
+	dropVolumes(p)
+	dropMounts(p.Spec.InitContainers)
+	dropMounts(p.Spec.Containers)
 }
 
 // tokenVolume is how the API server names the service-account token volume
